@@ -1,0 +1,104 @@
+// tokensign::hsm::Hsm — the one facade the rest of tokensign uses to reach the HSM.
+//
+// Contract: opens a PKCS#11 module, finds one token, logs in once, keeps a pool of
+// sessions, and offers key generation / lookup / destruction, public-key export, signing
+// (messages and pre-hashed digests) and small CKO_DATA records (the keyset records).
+// Private keys are generated non-extractable and always sensitive; they never leave the HSM.
+// Every failure is an absl::Status whose message names the PKCS#11 function and the CKR_
+// constant where one is involved. Never crashes on bad input.
+//
+// Thread-safety: all methods are safe to call from many threads at once. Key generation
+// and destruction are serialized internally (SoftHSM 2.6.1 races there); signing is
+// concurrent, one pooled session per call.
+#ifndef TOKENSIGN_HSM_HSM_H_
+#define TOKENSIGN_HSM_HSM_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "hsm/algorithm.h"
+#include "hsm/openssl_util.h"
+
+namespace tokensign::hsm {
+
+// How to reach the token. Exactly one of token_label / token_serial is set.
+// The PIN comes from an environment variable or a file, never from argv.
+struct HsmConfig {
+  std::string module_path;   // e.g. /usr/lib/softhsm/libsofthsm2.so
+  std::string token_label;   // find the token by CKA label (SoftHSM moves slot ids)
+  std::string token_serial;  // or by serial number
+  std::string pin_env;       // name of an environment variable holding the user PIN
+  std::string pin_file;      // or a file holding it (trailing newline stripped)
+  int pool_size = 0;         // sessions; 0 = 2 x hardware threads, capped by the token
+};
+
+// A key as the HSM holds it. `id` is CKA_ID as lowercase hex; both halves share it and
+// the label.
+struct KeyInfo {
+  std::string id;         // hex of CKA_ID
+  std::string label;      // CKA_LABEL
+  KeyType type;           // EC P-256 / P-384, Ed25519, RSA
+  int bits = 0;           // curve or modulus size
+};
+
+// Forward-declared implementation pieces (hsm/module.h, hsm/session_pool.h, ...).
+class HsmImpl;
+
+class Hsm {
+ public:
+  // Loads the module, C_Initialize (CKF_OS_LOCKING_OK), finds the token, reads the PIN,
+  // logs in and fills the session pool.
+  static absl::StatusOr<std::unique_ptr<Hsm>> Open(const HsmConfig& config);
+  ~Hsm();
+  Hsm(const Hsm&) = delete;
+  Hsm& operator=(const Hsm&) = delete;
+
+  // Generates a key pair for `type` (rsa: bits 2048/3072/4096) with a fresh unique CKA_ID
+  // and the given label on both halves. Reads the attributes back and refuses (destroying
+  // it) a key that is not CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE.
+  absl::StatusOr<KeyInfo> GenerateKey(KeyType type, std::string_view label, int rsa_bits = 0);
+  absl::StatusOr<KeyInfo> FindKey(std::string_view id_hex);
+  absl::StatusOr<std::vector<KeyInfo>> ListKeys();
+  absl::Status DestroyKey(std::string_view id_hex);
+
+  // Public half as an OpenSSL key (default library context).
+  absl::StatusOr<UniquePkey> PublicKey(std::string_view id_hex);
+
+  // Signs `message` with JOSE semantics for `alg` (ES256/ES384: SHA-2 + ECDSA, raw r||s of
+  // exact length; EdDSA: Ed25519 over the message; RS256: PKCS#1 v1.5 SHA-256; PS256: PSS
+  // SHA-256, MGF1-SHA-256, salt 32). Refuses an alg that does not fit the key's type.
+  absl::StatusOr<std::string> Sign(std::string_view id_hex, SignAlgorithm alg,
+                                   std::string_view message);
+  // Signs a digest already computed by the caller (ECDSA raw r||s; RSA PKCS#1 v1.5 with
+  // DigestInfo for `digest_nid`, or PSS with salt `pss_salt_len`). Not for Ed25519.
+  absl::StatusOr<std::string> SignDigest(std::string_view id_hex, SignAlgorithm alg,
+                                         std::string_view digest);
+
+  // Small named records kept on the token as CKO_DATA objects (CKA_PRIVATE, CKA_TOKEN).
+  // PutData replaces an existing record of that name atomically enough for our use
+  // (create new, then destroy old). GetData returns nullopt when absent.
+  absl::Status PutData(std::string_view name, std::string_view value);
+  absl::StatusOr<std::optional<std::string>> GetData(std::string_view name);
+
+  // True while the pool holds a logged-in session (used by /readyz).
+  bool Healthy();
+  // Token label actually opened (for logs and URIs).
+  const std::string& token_label() const;
+
+  // Internal access for hsm/provider and the benchmark's raw-C_Sign ceiling.
+  HsmImpl& impl() { return *impl_; }
+
+ private:
+  explicit Hsm(std::unique_ptr<HsmImpl> impl);
+  std::unique_ptr<HsmImpl> impl_;
+};
+
+}  // namespace tokensign::hsm
+
+#endif  // TOKENSIGN_HSM_HSM_H_
