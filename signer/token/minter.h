@@ -1,0 +1,46 @@
+// Mints a delegated token: policy check -> claims -> compact JWS signed with an EVP_PKEY
+// (HSM-backed through hsm/provider in production, a software key in unit tests) ->
+// verify with the public key (unless the issuer turned it off) -> result.
+// Thread-safety: Mint is safe to call concurrently (no shared mutable state; the key's
+// EVP_PKEY must itself be usable from many threads, which OpenSSL guarantees for signing).
+#ifndef TOKENSIGN_SIGNER_TOKEN_MINTER_H_
+#define TOKENSIGN_SIGNER_TOKEN_MINTER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "hsm/algorithm.h"
+#include "hsm/openssl_util.h"
+#include "nlohmann/json.hpp"
+#include "signer/token/policy.h"
+#include "signer/token/token_request.h"
+
+namespace tokensign::token {
+
+// A signing key as the token layer sees it. `private_key` signs (provider-backed or
+// software); `public_key` verifies and feeds the JWK. kid = RFC 7638 thumbprint.
+struct SigningKey {
+  std::shared_ptr<EVP_PKEY> private_key;
+  std::shared_ptr<EVP_PKEY> public_key;
+  hsm::SignAlgorithm alg;
+  std::string kid;
+};
+
+struct MintedToken {
+  std::string token;   // compact JWS
+  std::string jti;
+  std::string kid;
+  int64_t iat = 0;
+  int64_t exp = 0;
+  nlohmann::json claims;  // the payload as signed (for audit and --decode)
+};
+
+// Policy-checks, builds, signs and (per policy) verifies one token.
+absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy, const SigningKey& key,
+                                 const TokenRequest& req, absl::Time now);
+
+}  // namespace tokensign::token
+
+#endif  // TOKENSIGN_SIGNER_TOKEN_MINTER_H_

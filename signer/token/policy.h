@@ -1,0 +1,47 @@
+// Issuer delegation policy and the check of a TokenRequest against it.
+// Every rejection is InvalidArgument (or PermissionDenied for actor/client/kind rules) whose
+// message names the field and the rule, e.g. "act.act.sub: chain depth 5 exceeds max 4".
+// Thread-safety: IssuerPolicy is a value type; CheckRequest is a pure function.
+#ifndef TOKENSIGN_SIGNER_TOKEN_POLICY_H_
+#define TOKENSIGN_SIGNER_TOKEN_POLICY_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "signer/token/token_request.h"
+
+namespace tokensign::token {
+
+// Who may act, and for which clients (empty clients = any client).
+struct ActorRule {
+  std::string sub;
+  std::string iss;  // empty = any iss
+  std::vector<std::string> clients;
+};
+
+struct IssuerPolicy {
+  std::string iss;  // value of the iss claim
+  std::vector<TokenKind> allowed_kinds = {TokenKind::kAccessToken,
+                                          TokenKind::kTransactionToken};
+  int64_t max_ttl_access = 3600;
+  int64_t max_ttl_transaction = 300;
+  int64_t default_ttl_access = 600;
+  int64_t default_ttl_transaction = 60;
+  std::vector<std::string> allowed_audiences;
+  std::vector<std::string> allowed_scopes;
+  bool any_actor = false;             // true: any actor may act for any client
+  std::vector<ActorRule> allowed_actors;
+  int max_chain_depth = 4;
+  bool require_cnf = false;
+  int64_t max_extra_claims_bytes = 4096;
+  bool verify_before_release = true;  // verify each token with the public key
+};
+
+// Checks `req` against `policy`. OK or the first rule broken.
+absl::Status CheckRequest(const IssuerPolicy& policy, const TokenRequest& req);
+
+}  // namespace tokensign::token
+
+#endif  // TOKENSIGN_SIGNER_TOKEN_POLICY_H_
