@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -38,8 +39,22 @@ struct MintedToken {
 };
 
 // Policy-checks, builds, signs and (per policy) verifies one token.
+// Errors: CheckRequest's InvalidArgument / PermissionDenied; FailedPrecondition for an
+// unusable issuer config or key (no iss, no kid, key/alg mismatch, no public key while
+// verify_before_release is on); Internal when the fresh signature does not verify (the
+// token is withheld).
 absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy, const SigningKey& key,
                                  const TokenRequest& req, absl::Time now);
+
+// A fresh jti: 128 random bits (RAND_bytes), base64url (22 characters).
+absl::StatusOr<std::string> NewJti();
+
+// The claims Mint signs, for an already checked request: iss, sub, client_id, aud
+// (string if one, array if many), scope (space-joined, omitted if none), iat, nbf = iat,
+// exp = iat + ttl, jti, act (nested; outermost = actor_chain[0]), cnf, and for
+// transaction tokens txn, req_wl, rctx, tctx; then the extra claims.
+nlohmann::json BuildClaims(const IssuerPolicy& policy, const TokenRequest& req, int64_t iat,
+                           int64_t exp, std::string_view jti);
 
 }  // namespace tokensign::token
 

@@ -5,8 +5,10 @@
 #ifndef TOKENSIGN_SIGNER_TOKEN_POLICY_H_
 #define TOKENSIGN_SIGNER_TOKEN_POLICY_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -39,8 +41,27 @@ struct IssuerPolicy {
   bool verify_before_release = true;  // verify each token with the public key
 };
 
-// Checks `req` against `policy`. OK or the first rule broken.
+// Bounds against huge input, whatever the policy says.
+inline constexpr size_t kMaxStringBytes = 1024;   // sub, client_id, aud, actor sub/iss, txn...
+inline constexpr size_t kMaxAudiences = 16;
+inline constexpr size_t kMaxScopes = 64;
+inline constexpr size_t kMaxScopeBytes = 256;
+inline constexpr size_t kMaxContextBytes = 8192;  // rctx, tctx (each, serialized)
+inline constexpr size_t kMaxHardChainDepth = 64;  // even if a policy allows more
+
+// Checks `req` against `policy`. OK or the first rule broken. Messages read
+// "<field>: <what is wrong>; <what is allowed>". InvalidArgument for malformed input,
+// PermissionDenied for what the policy does not allow (kind, audience, scope, actor,
+// actor for this client).
 absl::Status CheckRequest(const IssuerPolicy& policy, const TokenRequest& req);
+
+// True for registered / service-set claim names that extra_claims may not carry
+// (iss, sub, aud, exp, nbf, iat, jti, client_id, scope, act, cnf, txn, ...).
+bool IsReservedClaim(std::string_view name);
+
+// The token lifetime in seconds: the request's ttl, or the policy default for the kind
+// when it is 0. Meaningful after CheckRequest succeeded.
+int64_t EffectiveTtl(const IssuerPolicy& policy, const TokenRequest& req);
 
 }  // namespace tokensign::token
 
