@@ -1,0 +1,87 @@
+#include "hsm/data_objects.h"
+
+#include <algorithm>
+
+#include "hsm/strcat.h"
+#include "hsm/objects.h"
+
+namespace tokensign::hsm {
+namespace {
+
+constexpr std::string_view kApplication = "tokensign";
+constexpr size_t kMaxName = 128;
+constexpr size_t kMaxValue = 64 * 1024;
+
+absl::Status CheckName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxName) {
+    return absl::InvalidArgumentError(
+        Cat("data record name: must be 1..", kMaxName, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRecords(
+    const P11& p11, SessionPool::Lease& lease, std::string_view name) {
+  CK_OBJECT_CLASS cls = CKO_DATA;
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+      FindObjects(p11, lease.session(),
+                  {Attr(CKA_CLASS, &cls), Attr(CKA_APPLICATION, kApplication),
+                   Attr(CKA_LABEL, name)});
+  if (!found.ok()) return lease.Check(found.status());
+  std::sort(found->begin(), found->end());
+  return found;
+}
+
+}  // namespace
+
+absl::Status DataStore::Put(std::string_view name, std::string_view value) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  if (value.size() > kMaxValue) {
+    return absl::InvalidArgumentError(Cat(
+        "data record '", name, "': value of ", value.size(),
+        " bytes exceeds ", kMaxValue));
+  }
+  std::lock_guard<std::mutex> lock(put_mu_);
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  const P11& p11 = pool_->p11();
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> old =
+      FindRecords(p11, *lease, name);
+  if (!old.ok()) return old.status();
+  CK_OBJECT_CLASS cls = CKO_DATA;
+  CK_BBOOL yes = CK_TRUE;
+  CK_ATTRIBUTE tmpl[] = {
+      Attr(CKA_CLASS, &cls),      Attr(CKA_TOKEN, &yes),
+      Attr(CKA_PRIVATE, &yes),    Attr(CKA_APPLICATION, kApplication),
+      Attr(CKA_LABEL, name),      Attr(CKA_VALUE, value),
+  };
+  CK_OBJECT_HANDLE created = CK_INVALID_HANDLE;
+  absl::Status status = lease->Check(TS_P11(p11, C_CreateObject, lease->session(),
+                                            tmpl, 6, &created));
+  if (!status.ok()) {
+    return absl::Status(status.code(), Cat("PutData('", name, "'): ",
+                                                    status.message()));
+  }
+  for (CK_OBJECT_HANDLE handle : *old) {
+    status = lease->Check(TS_P11(p11, C_DestroyObject, lease->session(), handle));
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> DataStore::Get(std::string_view name) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  const P11& p11 = pool_->p11();
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+      FindRecords(p11, *lease, name);
+  if (!found.ok()) return found.status();
+  if (found->empty()) return std::optional<std::string>();
+  absl::StatusOr<std::string> value =
+      GetAttribute(p11, lease->session(), found->back(), CKA_VALUE);
+  if (!value.ok()) return lease->Check(value.status());
+  return std::optional<std::string>(std::move(*value));
+}
+
+}  // namespace tokensign::hsm

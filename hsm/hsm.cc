@@ -1,0 +1,152 @@
+#include "hsm/hsm.h"
+
+#include "absl/strings/ascii.h"
+#include "hsm/strcat.h"
+#include "hsm/hsm_impl.h"
+#include "hsm/pin.h"
+#include "hsm/public_key.h"
+
+namespace tokensign::hsm {
+
+// ---- HsmImpl ----
+
+absl::StatusOr<std::unique_ptr<HsmImpl>> HsmImpl::Open(const HsmConfig& config) {
+  if (config.token_label.empty() == config.token_serial.empty()) {
+    return absl::InvalidArgumentError(
+        "HsmConfig.token_label/token_serial: exactly one must be set");
+  }
+  if (config.pool_size < 0) {
+    return absl::InvalidArgumentError("HsmConfig.pool_size: must be >= 0");
+  }
+  absl::StatusOr<std::string> pin = ReadPin(config);
+  if (!pin.ok()) return pin.status();
+  std::unique_ptr<HsmImpl> impl(new HsmImpl());
+  absl::StatusOr<std::unique_ptr<Module>> module = Module::Load(config.module_path);
+  if (!module.ok()) return module.status();
+  impl->module_ = std::move(*module);
+  SessionPool::Options options;
+  options.token_label = config.token_label;
+  options.token_serial = config.token_serial;
+  options.pin = std::move(*pin);
+  options.size = config.pool_size;
+  absl::StatusOr<std::unique_ptr<SessionPool>> pool =
+      SessionPool::Create(impl->module_.get(), std::move(options));
+  if (!pool.ok()) return pool.status();
+  impl->pool_ = std::move(*pool);
+  absl::StatusOr<std::vector<CK_MECHANISM_TYPE>> mechs =
+      impl->module_->Mechanisms(impl->pool_->slot());
+  if (!mechs.ok()) return mechs.status();
+  impl->mechanisms_ = Mechanisms::From(*mechs);
+  absl::StatusOr<CK_TOKEN_INFO> info = impl->module_->TokenInfo(impl->pool_->slot());
+  if (!info.ok()) return info.status();
+  impl->token_label_ = TrimPadded(info->label, sizeof(info->label));
+  impl->keys_ = std::make_unique<KeyStore>(impl->pool_.get());
+  impl->data_ = std::make_unique<DataStore>(impl->pool_.get());
+  return impl;
+}
+
+HsmImpl::~HsmImpl() {
+  data_.reset();
+  keys_.reset();
+  pool_.reset();
+  module_.reset();
+}
+
+absl::StatusOr<std::string> HsmImpl::Sign(std::string_view id_hex,
+                                          SignAlgorithm alg,
+                                          std::string_view data, bool digest) {
+  absl::Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    absl::StatusOr<KeyHandles> key = keys_->Resolve(id_hex);
+    if (!key.ok()) return key.status();
+    SignInput input;
+    absl::Status prepared =
+        digest ? PrepareDigest(mechanisms_, *key, alg, data, input)
+               : PrepareMessage(mechanisms_, *key, alg, data, input);
+    if (!prepared.ok()) return prepared;
+    absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+    if (!lease.ok()) return lease.status();
+    absl::StatusOr<std::string> signature =
+        SignOnce(pool_->p11(), lease->session(), *key, input);
+    if (signature.ok()) return signature;
+    last = lease->Check(signature.status());
+    CK_RV rv = RvOf(last);
+    if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
+      keys_->Invalidate(id_hex);  // destroyed or re-created behind our back
+      continue;
+    }
+    if (!lease->broken()) return last;  // a real answer (bad data, wrong key, ...)
+    // Broken session: the lease goes back broken and is re-established on Acquire.
+  }
+  return absl::Status(last.code(), Cat("Sign(", id_hex, "): ",
+                                                last.message(), " (after retry)"));
+}
+
+// ---- Hsm ----
+
+absl::StatusOr<std::unique_ptr<Hsm>> Hsm::Open(const HsmConfig& config) {
+  absl::StatusOr<std::unique_ptr<HsmImpl>> impl = HsmImpl::Open(config);
+  if (!impl.ok()) return impl.status();
+  return std::unique_ptr<Hsm>(new Hsm(std::move(*impl)));
+}
+
+Hsm::Hsm(std::unique_ptr<HsmImpl> impl) : impl_(std::move(impl)) {}
+Hsm::~Hsm() = default;
+
+absl::StatusOr<KeyInfo> Hsm::GenerateKey(KeyType type, std::string_view label,
+                                         int rsa_bits) {
+  return impl_->keys().Generate(type, label, rsa_bits);
+}
+
+absl::StatusOr<KeyInfo> Hsm::FindKey(std::string_view id_hex) {
+  return impl_->keys().Find(id_hex);
+}
+
+absl::StatusOr<std::vector<KeyInfo>> Hsm::ListKeys() {
+  return impl_->keys().List();
+}
+
+absl::Status Hsm::DestroyKey(std::string_view id_hex) {
+  return impl_->keys().Destroy(id_hex);
+}
+
+absl::StatusOr<UniquePkey> Hsm::PublicKey(std::string_view id_hex) {
+  absl::StatusOr<KeyHandles> key = impl_->keys().Resolve(id_hex);
+  if (!key.ok()) return key.status();
+  absl::StatusOr<SessionPool::Lease> lease = impl_->pool().Acquire();
+  if (!lease.ok()) return lease.status();
+  absl::StatusOr<UniquePkey> pkey = ExportPublicKey(
+      impl_->pool().p11(), lease->session(), key->public_key, key->type);
+  if (!pkey.ok()) {
+    lease->Check(pkey.status());
+    if (RvOf(pkey.status()) == CKR_OBJECT_HANDLE_INVALID) {
+      impl_->keys().Invalidate(id_hex);
+    }
+  }
+  return pkey;
+}
+
+absl::StatusOr<std::string> Hsm::Sign(std::string_view id_hex, SignAlgorithm alg,
+                                      std::string_view message) {
+  return impl_->Sign(id_hex, alg, message, /*digest=*/false);
+}
+
+absl::StatusOr<std::string> Hsm::SignDigest(std::string_view id_hex,
+                                            SignAlgorithm alg,
+                                            std::string_view digest) {
+  return impl_->Sign(id_hex, alg, digest, /*digest=*/true);
+}
+
+absl::Status Hsm::PutData(std::string_view name, std::string_view value) {
+  return impl_->data().Put(name, value);
+}
+
+absl::StatusOr<std::optional<std::string>> Hsm::GetData(std::string_view name) {
+  return impl_->data().Get(name);
+}
+
+bool Hsm::Healthy() { return impl_->pool().Healthy(); }
+
+const std::string& Hsm::token_label() const { return impl_->token_label(); }
+
+}  // namespace tokensign::hsm

@@ -1,0 +1,62 @@
+// tokensign::hsm::HsmImpl — the pieces behind the Hsm facade, for hsm/provider and the
+// benchmark. Owns the module, the session pool, the key store and the data store.
+// Thread-safety: as Hsm (all methods thread-safe).
+#ifndef TOKENSIGN_HSM_HSM_IMPL_H_
+#define TOKENSIGN_HSM_HSM_IMPL_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "hsm/data_objects.h"
+#include "hsm/hsm.h"
+#include "hsm/key_store.h"
+#include "hsm/module.h"
+#include "hsm/session_pool.h"
+#include "hsm/signing.h"
+
+namespace tokensign::hsm {
+
+class HsmImpl {
+ public:
+  static absl::StatusOr<std::unique_ptr<HsmImpl>> Open(const HsmConfig& config);
+
+  // Signs through the pool with one retry after a broken session or a stale handle.
+  // `digest` = true: `data` is a digest (SignDigest semantics).
+  absl::StatusOr<std::string> Sign(std::string_view id_hex, SignAlgorithm alg,
+                                   std::string_view data, bool digest);
+
+  Module& module() { return *module_; }
+  SessionPool& pool() { return *pool_; }
+  KeyStore& keys() { return *keys_; }
+  DataStore& data() { return *data_; }
+  const Mechanisms& mechanisms() const { return mechanisms_; }
+  const std::string& token_label() const { return token_label_; }
+
+  // For the benchmark's raw ceiling only: the module's function list, the token's slot
+  // and a key's cached private handle. Everything else goes through P11.
+  CK_FUNCTION_LIST_PTR RawFunctionList() const { return module_->p11().functions(); }
+  CK_SLOT_ID slot() const { return pool_->slot(); }
+  absl::StatusOr<KeyHandles> Handles(std::string_view id_hex) {
+    return keys_->Resolve(id_hex);
+  }
+
+  ~HsmImpl();
+
+ private:
+  HsmImpl() = default;
+
+  // Declared in destruction order reversed: the pool closes sessions before the module
+  // finalizes.
+  std::unique_ptr<Module> module_;
+  std::unique_ptr<SessionPool> pool_;
+  std::unique_ptr<KeyStore> keys_;
+  std::unique_ptr<DataStore> data_;
+  Mechanisms mechanisms_;
+  std::string token_label_;
+};
+
+}  // namespace tokensign::hsm
+
+#endif  // TOKENSIGN_HSM_HSM_IMPL_H_

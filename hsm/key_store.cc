@@ -1,0 +1,317 @@
+#include "hsm/key_store.h"
+
+#include <openssl/rand.h>
+
+#include "absl/strings/ascii.h"
+#include "hsm/strcat.h"
+#include "hsm/objects.h"
+
+namespace tokensign::hsm {
+namespace {
+
+// DER of the curve identifiers used in CKA_EC_PARAMS.
+constexpr unsigned char kP256Oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                                      0xce, 0x3d, 0x03, 0x01, 0x07};
+constexpr unsigned char kP384Oid[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+// PrintableString "edwards25519" (what SoftHSM 2.6.1 accepts for Ed25519).
+constexpr unsigned char kEd25519Name[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
+                                          'd', 's', '2', '5', '5', '1', '9'};
+// OID 1.3.101.112 (id-Ed25519), accepted as an alternative when reading.
+constexpr unsigned char kEd25519Oid[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
+
+std::string_view AsView(const unsigned char* data, size_t size) {
+  return std::string_view(reinterpret_cast<const char*>(data), size);
+}
+
+}  // namespace
+
+absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
+                                           int rsa_bits) {
+  if (label.empty() || label.size() > 128) {
+    return absl::InvalidArgumentError(
+        "GenerateKey: label must be 1..128 bytes");
+  }
+  if (type == KeyType::kRsa) {
+    if (rsa_bits != 2048 && rsa_bits != 3072 && rsa_bits != 4096) {
+      return absl::InvalidArgumentError(Cat(
+          "GenerateKey: rsa_bits ", rsa_bits, " not one of 2048/3072/4096"));
+    }
+  } else if (rsa_bits != 0) {
+    return absl::InvalidArgumentError(Cat(
+        "GenerateKey: rsa_bits is only for RSA keys, not ",
+        KeyTypeName(type)));
+  }
+  unsigned char id[16];
+  if (RAND_bytes(id, sizeof(id)) != 1) {
+    return absl::InternalError("GenerateKey: RAND_bytes failed");
+  }
+  std::string id_bytes(reinterpret_cast<const char*>(id), sizeof(id));
+
+  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+  CK_ULONG modulus_bits = static_cast<CK_ULONG>(rsa_bits);
+  static constexpr unsigned char kExponent[] = {0x01, 0x00, 0x01};
+  CK_MECHANISM mech{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  std::vector<CK_ATTRIBUTE> pub = {
+      Attr(CKA_TOKEN, &yes),     Attr(CKA_PRIVATE, &no),
+      Attr(CKA_VERIFY, &yes),    Attr(CKA_ENCRYPT, &no),
+      Attr(CKA_WRAP, &no),       Attr(CKA_ID, id_bytes),
+      Attr(CKA_LABEL, label),
+  };
+  switch (type) {
+    case KeyType::kEcP256:
+      pub.push_back(Attr(CKA_EC_PARAMS, kP256Oid, sizeof(kP256Oid)));
+      break;
+    case KeyType::kEcP384:
+      pub.push_back(Attr(CKA_EC_PARAMS, kP384Oid, sizeof(kP384Oid)));
+      break;
+    case KeyType::kEd25519:
+      mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
+      pub.push_back(Attr(CKA_EC_PARAMS, kEd25519Name, sizeof(kEd25519Name)));
+      break;
+    case KeyType::kRsa:
+      mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+      pub.push_back(Attr(CKA_MODULUS_BITS, &modulus_bits));
+      pub.push_back(
+          Attr(CKA_PUBLIC_EXPONENT, kExponent, sizeof(kExponent)));
+      break;
+  }
+  std::vector<CK_ATTRIBUTE> priv = {
+      Attr(CKA_TOKEN, &yes),        Attr(CKA_PRIVATE, &yes),
+      Attr(CKA_SENSITIVE, &yes),    Attr(CKA_SIGN, &yes),
+      Attr(CKA_EXTRACTABLE, &no),   Attr(CKA_UNWRAP, &no),
+      Attr(CKA_DERIVE, &no),        Attr(CKA_COPYABLE, &no),
+      Attr(CKA_ID, id_bytes),       Attr(CKA_LABEL, label),
+  };
+  // CKA_DECRYPT exists only on keys that can decrypt at all; SoftHSM rejects it on EC.
+  if (type == KeyType::kRsa) priv.push_back(Attr(CKA_DECRYPT, &no));
+
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  const P11& p11 = pool_->p11();
+  CK_OBJECT_HANDLE pub_handle = CK_INVALID_HANDLE, priv_handle = CK_INVALID_HANDLE;
+  absl::Status status = lease->Check(TS_P11(
+      p11, C_GenerateKeyPair, lease->session(), &mech, pub.data(),
+      static_cast<CK_ULONG>(pub.size()), priv.data(),
+      static_cast<CK_ULONG>(priv.size()), &pub_handle, &priv_handle));
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        Cat("GenerateKey(", KeyTypeName(type),
+                                     "): ", status.message()));
+  }
+  auto destroy_both = [&] {
+    (void)TS_P11(p11, C_DestroyObject, lease->session(), priv_handle);
+    (void)TS_P11(p11, C_DestroyObject, lease->session(), pub_handle);
+  };
+  // Read back what the token actually made.
+  struct Expect {
+    CK_ATTRIBUTE_TYPE type;
+    bool value;
+    const char* name;
+  };
+  static constexpr Expect kExpect[] = {
+      {CKA_ALWAYS_SENSITIVE, true, "CKA_ALWAYS_SENSITIVE"},
+      {CKA_NEVER_EXTRACTABLE, true, "CKA_NEVER_EXTRACTABLE"},
+      {CKA_SENSITIVE, true, "CKA_SENSITIVE"},
+      {CKA_EXTRACTABLE, false, "CKA_EXTRACTABLE"},
+      {CKA_PRIVATE, true, "CKA_PRIVATE"},
+      {CKA_TOKEN, true, "CKA_TOKEN"},
+  };
+  for (const Expect& expect : kExpect) {
+    absl::StatusOr<bool> got =
+        GetBoolAttribute(p11, lease->session(), priv_handle, expect.type);
+    if (!got.ok() || *got != expect.value) {
+      destroy_both();
+      return absl::FailedPreconditionError(Cat(
+          "GenerateKey: token made a private key with ", expect.name, " = ",
+          got.ok() ? (*got ? "true" : "false") : std::string(got.status().message()),
+          " (want ", expect.value ? "true" : "false", "); key destroyed"));
+    }
+  }
+  absl::StatusOr<KeyHandles> handles = Describe(*lease, priv_handle);
+  if (!handles.ok()) {
+    destroy_both();
+    return handles.status();
+  }
+  handles->public_key = pub_handle;
+  std::string id_hex = HexEncode(id_bytes);
+  {
+    std::unique_lock<std::shared_mutex> lock(cache_mu_);
+    if (cache_epoch_ == pool_->epoch()) cache_[id_hex] = *handles;
+  }
+  return KeyInfo{id_hex, std::string(label), handles->type, handles->bits};
+}
+
+absl::StatusOr<KeyHandles> KeyStore::Describe(SessionPool::Lease& lease,
+                                              CK_OBJECT_HANDLE private_key) {
+  const P11& p11 = pool_->p11();
+  absl::StatusOr<CK_ULONG> key_type =
+      GetUlongAttribute(p11, lease.session(), private_key, CKA_KEY_TYPE);
+  if (!key_type.ok()) return lease.Check(key_type.status());
+  KeyHandles handles;
+  handles.private_key = private_key;
+  if (*key_type == CKK_RSA) {
+    absl::StatusOr<std::string> modulus =
+        GetAttribute(p11, lease.session(), private_key, CKA_MODULUS);
+    if (!modulus.ok()) return lease.Check(modulus.status());
+    size_t size = modulus->size();
+    size_t skip = 0;
+    while (skip < size && (*modulus)[skip] == '\0') ++skip;
+    handles.type = KeyType::kRsa;
+    handles.bits = static_cast<int>((size - skip) * 8);
+    handles.signature_size = size - skip;
+    return handles;
+  }
+  if (*key_type != CKK_EC && *key_type != CKK_EC_EDWARDS) {
+    return absl::UnimplementedError(Cat(
+        "key: CKA_KEY_TYPE 0x", absl::Hex(*key_type), " is not supported"));
+  }
+  absl::StatusOr<std::string> params =
+      GetAttribute(p11, lease.session(), private_key, CKA_EC_PARAMS);
+  if (!params.ok()) return lease.Check(params.status());
+  if (*params == AsView(kP256Oid, sizeof(kP256Oid))) {
+    handles.type = KeyType::kEcP256;
+    handles.bits = 256;
+    handles.signature_size = 64;
+  } else if (*params == AsView(kP384Oid, sizeof(kP384Oid))) {
+    handles.type = KeyType::kEcP384;
+    handles.bits = 384;
+    handles.signature_size = 96;
+  } else if (*params == AsView(kEd25519Name, sizeof(kEd25519Name)) ||
+             *params == AsView(kEd25519Oid, sizeof(kEd25519Oid))) {
+    handles.type = KeyType::kEd25519;
+    handles.bits = 256;
+    handles.signature_size = 64;
+  } else {
+    return absl::UnimplementedError(
+        "key: CKA_EC_PARAMS names a curve tokensign does not support");
+  }
+  return handles;
+}
+
+absl::StatusOr<KeyHandles> KeyStore::Search(SessionPool::Lease& lease,
+                                            std::string_view id_bytes,
+                                            std::string_view id_hex) {
+  const P11& p11 = pool_->p11();
+  CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY, pub_class = CKO_PUBLIC_KEY;
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> privs = FindObjects(
+      p11, lease.session(),
+      {Attr(CKA_CLASS, &priv_class), Attr(CKA_ID, id_bytes)});
+  if (!privs.ok()) return lease.Check(privs.status());
+  if (privs->empty()) {
+    return absl::NotFoundError(
+        Cat("key id ", id_hex, ": no private key with this CKA_ID"));
+  }
+  if (privs->size() > 1) {
+    return absl::FailedPreconditionError(Cat(
+        "key id ", id_hex, ": ", privs->size(),
+        " private keys share this CKA_ID; refusing to guess"));
+  }
+  absl::StatusOr<KeyHandles> handles = Describe(lease, privs->front());
+  if (!handles.ok()) return handles.status();
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> pubs = FindObjects(
+      p11, lease.session(), {Attr(CKA_CLASS, &pub_class), Attr(CKA_ID, id_bytes)});
+  if (!pubs.ok()) return lease.Check(pubs.status());
+  if (pubs->size() == 1) handles->public_key = pubs->front();
+  return handles;
+}
+
+absl::StatusOr<KeyHandles> KeyStore::Resolve(std::string_view id_hex) {
+  uint64_t epoch = pool_->epoch();
+  {
+    std::shared_lock<std::shared_mutex> lock(cache_mu_);
+    if (cache_epoch_ == epoch) {
+      auto it = cache_.find(AbslView(id_hex));
+      if (it != cache_.end()) return it->second;
+    }
+  }
+  absl::StatusOr<std::string> id_bytes = ParseKeyId(id_hex);
+  if (!id_bytes.ok()) return id_bytes.status();
+  std::string key = AsciiLower(id_hex);
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  absl::StatusOr<KeyHandles> handles = Search(*lease, *id_bytes, key);
+  if (!handles.ok()) return handles.status();
+  std::unique_lock<std::shared_mutex> lock(cache_mu_);
+  if (cache_epoch_ != epoch) {
+    cache_.clear();
+    cache_epoch_ = epoch;
+  }
+  cache_[key] = *handles;
+  if (key != id_hex) cache_[std::string(id_hex)] = *handles;
+  return handles;
+}
+
+void KeyStore::Invalidate(std::string_view id_hex) {
+  std::unique_lock<std::shared_mutex> lock(cache_mu_);
+  cache_.erase(AbslView(id_hex));
+  cache_.erase(AsciiLower(id_hex));
+}
+
+absl::StatusOr<KeyInfo> KeyStore::ToInfo(SessionPool::Lease& lease,
+                                         std::string_view id_hex,
+                                         const KeyHandles& handles) {
+  absl::StatusOr<std::string> label = GetAttribute(
+      pool_->p11(), lease.session(), handles.private_key, CKA_LABEL);
+  if (!label.ok()) return lease.Check(label.status());
+  return KeyInfo{std::string(id_hex), *label, handles.type, handles.bits};
+}
+
+absl::StatusOr<KeyInfo> KeyStore::Find(std::string_view id_hex) {
+  Invalidate(id_hex);  // Find is the explicit lookup: always ask the token
+  absl::StatusOr<KeyHandles> handles = Resolve(id_hex);
+  if (!handles.ok()) return handles.status();
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  return ToInfo(*lease, AsciiLower(id_hex), *handles);
+}
+
+absl::StatusOr<std::vector<KeyInfo>> KeyStore::List() {
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> privs =
+      FindObjects(pool_->p11(), lease->session(), {Attr(CKA_CLASS, &priv_class)});
+  if (!privs.ok()) return lease->Check(privs.status());
+  std::vector<KeyInfo> out;
+  for (CK_OBJECT_HANDLE handle : *privs) {
+    absl::StatusOr<std::string> id =
+        GetAttribute(pool_->p11(), lease->session(), handle, CKA_ID);
+    if (!id.ok() || id->empty()) continue;
+    absl::StatusOr<KeyHandles> handles = Describe(*lease, handle);
+    if (!handles.ok()) continue;  // a key type tokensign does not use
+    absl::StatusOr<KeyInfo> info = ToInfo(*lease, HexEncode(*id), *handles);
+    if (!info.ok()) return info.status();
+    out.push_back(std::move(*info));
+  }
+  return out;
+}
+
+absl::Status KeyStore::Destroy(std::string_view id_hex) {
+  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  Invalidate(id_hex);
+  absl::StatusOr<std::string> id_bytes = ParseKeyId(id_hex);
+  if (!id_bytes.ok()) return id_bytes.status();
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
+  int destroyed = 0;
+  for (CK_OBJECT_CLASS& cls : classes) {
+    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found = FindObjects(
+        pool_->p11(), lease->session(), {Attr(CKA_CLASS, &cls), Attr(CKA_ID, *id_bytes)});
+    if (!found.ok()) return lease->Check(found.status());
+    for (CK_OBJECT_HANDLE handle : *found) {
+      absl::Status status = lease->Check(
+          TS_P11(pool_->p11(), C_DestroyObject, lease->session(), handle));
+      if (!status.ok()) return status;
+      ++destroyed;
+    }
+  }
+  if (destroyed == 0) {
+    return absl::NotFoundError(
+        Cat("DestroyKey: no key with id ", id_hex));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tokensign::hsm

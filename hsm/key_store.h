@@ -1,0 +1,74 @@
+// Key pairs on the token: generation with tokensign's template, lookup by CKA_ID through a
+// handle cache (no C_FindObjects on the signing path), listing and destruction.
+//
+// Contract: both halves of a key share a random 16-byte CKA_ID and the caller's CKA_LABEL.
+// Generated private keys are CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_SIGN and not
+// CKA_EXTRACTABLE/CKA_DECRYPT/CKA_UNWRAP/CKA_DERIVE/CKA_COPYABLE; after generation the
+// attributes are read back and a key that is not CKA_ALWAYS_SENSITIVE and
+// CKA_NEVER_EXTRACTABLE (or that came back extractable) is destroyed and refused.
+//
+// Thread-safety: all methods are thread-safe. Generate and Destroy are serialized by an
+// internal mutex (SoftHSM 2.6.1 races there); Resolve takes a shared lock on the cache.
+#ifndef TOKENSIGN_HSM_KEY_STORE_H_
+#define TOKENSIGN_HSM_KEY_STORE_H_
+
+#include <cstdint>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "hsm/hsm.h"
+#include "hsm/pkcs11.h"
+#include "hsm/session_pool.h"
+
+namespace tokensign::hsm {
+
+// What the signing path needs about a key; small and copied by value.
+struct KeyHandles {
+  CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
+  CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
+  KeyType type = KeyType::kEcP256;
+  int bits = 0;
+  CK_ULONG signature_size = 0;  // exact bytes of a signature by this key
+};
+
+class KeyStore {
+ public:
+  explicit KeyStore(SessionPool* pool) : pool_(pool) {}
+
+  absl::StatusOr<KeyInfo> Generate(KeyType type, std::string_view label,
+                                   int rsa_bits);
+  // Cached; searches the token only on a miss (or after the pool's epoch changed).
+  absl::StatusOr<KeyHandles> Resolve(std::string_view id_hex);
+  absl::StatusOr<KeyInfo> Find(std::string_view id_hex);
+  absl::StatusOr<std::vector<KeyInfo>> List();
+  absl::Status Destroy(std::string_view id_hex);
+  // Drops a cache entry (after CKR_KEY_HANDLE_INVALID).
+  void Invalidate(std::string_view id_hex);
+
+ private:
+  // Reads type/bits of a private key object.
+  absl::StatusOr<KeyHandles> Describe(SessionPool::Lease& lease,
+                                      CK_OBJECT_HANDLE private_key);
+  absl::StatusOr<KeyHandles> Search(SessionPool::Lease& lease,
+                                    std::string_view id_bytes,
+                                    std::string_view id_hex);
+  absl::StatusOr<KeyInfo> ToInfo(SessionPool::Lease& lease,
+                                 std::string_view id_hex,
+                                 const KeyHandles& handles);
+
+  SessionPool* pool_;
+  std::mutex lifecycle_mu_;  // serializes generation and destruction
+  std::shared_mutex cache_mu_;
+  uint64_t cache_epoch_ = 0;  // pool epoch the cache belongs to
+  absl::flat_hash_map<std::string, KeyHandles> cache_;  // lowercase hex id -> handles
+};
+
+}  // namespace tokensign::hsm
+
+#endif  // TOKENSIGN_HSM_KEY_STORE_H_

@@ -1,0 +1,247 @@
+#include "hsm/session_pool.h"
+
+#include <pthread.h>
+
+#include <chrono>
+#include <thread>
+
+#include "hsm/strcat.h"
+
+namespace tokensign::hsm {
+namespace {
+
+// Bumped in every child after fork(); a pool that sees a new value re-initializes.
+std::atomic<uint64_t> g_fork_generation{0};
+std::once_flag g_atfork_once;
+
+void OnForkChild() { g_fork_generation.fetch_add(1); }
+
+constexpr int kEstablishAttempts = 4;
+constexpr std::chrono::milliseconds kFirstBackoff{10};
+constexpr std::chrono::seconds kReinitDrainTimeout{2};
+
+}  // namespace
+
+SessionPool::Lease& SessionPool::Lease::operator=(Lease&& other) noexcept {
+  if (this != &other) {
+    if (pool_ != nullptr) pool_->Release(index_, broken_rv_);
+    pool_ = other.pool_;
+    index_ = other.index_;
+    session_ = other.session_;
+    broken_rv_ = other.broken_rv_;
+    other.pool_ = nullptr;
+  }
+  return *this;
+}
+
+SessionPool::Lease::~Lease() {
+  if (pool_ != nullptr) pool_->Release(index_, broken_rv_);
+}
+
+const absl::Status& SessionPool::Lease::Check(const absl::Status& status) {
+  if (!status.ok()) {
+    CK_RV rv = RvOf(status);
+    if (IsBrokenSessionRv(rv)) MarkBroken(rv);
+  }
+  return status;
+}
+
+void SessionPool::Lease::MarkBroken(CK_RV rv) {
+  broken_rv_ = rv == CKR_OK ? CKR_GENERAL_ERROR : rv;
+}
+
+absl::StatusOr<std::unique_ptr<SessionPool>> SessionPool::Create(
+    Module* module, Options options) {
+  std::call_once(g_atfork_once,
+                 [] { pthread_atfork(nullptr, nullptr, &OnForkChild); });
+  absl::StatusOr<CK_SLOT_ID> slot =
+      module->FindSlot(options.token_label, options.token_serial);
+  if (!slot.ok()) return slot.status();
+  absl::StatusOr<CK_TOKEN_INFO> info = module->TokenInfo(*slot);
+  if (!info.ok()) return info.status();
+  if ((info->flags & CKF_USER_PIN_INITIALIZED) == 0) {
+    return absl::FailedPreconditionError(
+        "token: user PIN not initialized (CKF_USER_PIN_INITIALIZED unset)");
+  }
+  int size = options.size;
+  if (size <= 0) {
+    size = 2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  for (CK_ULONG cap : {info->ulMaxSessionCount, info->ulMaxRwSessionCount}) {
+    if (cap != CK_EFFECTIVELY_INFINITE && cap != CK_UNAVAILABLE_INFORMATION &&
+        static_cast<CK_ULONG>(size) > cap) {
+      size = static_cast<int>(cap);
+    }
+  }
+  if (size <= 0) size = 1;
+  std::unique_ptr<SessionPool> pool(
+      new SessionPool(module, std::move(options), *slot, size));
+  // Fill the pool now so a wrong PIN or a full token fails Open, not the first Sign.
+  std::vector<Lease> leases;
+  for (int i = 0; i < size; ++i) {
+    absl::StatusOr<Lease> lease = pool->Acquire();
+    if (!lease.ok()) return lease.status();
+    leases.push_back(std::move(*lease));
+  }
+  return pool;
+}
+
+SessionPool::SessionPool(Module* module, Options options, CK_SLOT_ID slot,
+                         int size)
+    : module_(module),
+      options_(std::move(options)),
+      slot_(slot),
+      fork_generation_(g_fork_generation.load()),
+      entries_(size) {
+  for (int i = size - 1; i >= 0; --i) free_.push_back(i);
+}
+
+SessionPool::~SessionPool() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, kReinitDrainTimeout, [&] { return active_ == 0; });
+  if (needs_reinit_.load()) return;  // handles are stale; nothing to close
+  for (Entry& entry : entries_) {
+    if (entry.open && entry.epoch == epoch()) {
+      (void)TS_P11(p11(), C_CloseSession, entry.session);
+    }
+  }
+}
+
+absl::Status SessionPool::CheckFork() {
+  uint64_t generation = g_fork_generation.load(std::memory_order_relaxed);
+  if (generation != fork_generation_.load(std::memory_order_relaxed)) {
+    fork_generation_.store(generation);
+    needs_reinit_.store(true);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SessionPool::Lease> SessionPool::Acquire() {
+  (void)CheckFork();
+  int index;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !free_.empty(); });
+    index = free_.back();
+    free_.pop_back();
+  }
+  Entry& entry = entries_[index];  // owned by this thread until released
+  if (!entry.open || entry.epoch != epoch() || needs_reinit_.load()) {
+    absl::Status status = Establish(index);
+    if (!status.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      free_.push_back(index);
+      cv_.notify_one();
+      return status;
+    }
+  }
+  Lease lease;
+  lease.pool_ = this;
+  lease.index_ = index;
+  lease.session_ = entry.session;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++active_;
+  }
+  return lease;
+}
+
+void SessionPool::Release(int index, CK_RV broken_rv) {
+  Entry& entry = entries_[index];
+  if (broken_rv != CKR_OK) {
+    if (NeedsModuleReinitRv(broken_rv)) needs_reinit_.store(true);
+    if (entry.open && entry.epoch == epoch() && !needs_reinit_.load()) {
+      (void)TS_P11(p11(), C_CloseSession, entry.session);
+    }
+    entry.open = false;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  free_.push_back(index);
+  --active_;
+  cv_.notify_all();
+}
+
+absl::Status SessionPool::Establish(int index) {
+  Entry& entry = entries_[index];
+  absl::Status last;
+  std::chrono::milliseconds backoff = kFirstBackoff;
+  for (int attempt = 0; attempt < kEstablishAttempts; ++attempt) {
+    if (attempt > 0) {
+      std::this_thread::sleep_for(backoff);
+      backoff *= 4;
+    }
+    if (needs_reinit_.load()) {
+      last = ReinitializeModule(epoch());
+      if (!last.ok()) continue;
+    }
+    if (entry.open && entry.epoch == epoch()) {
+      (void)TS_P11(p11(), C_CloseSession, entry.session);
+    }
+    entry.open = false;
+    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+    last = TS_P11(p11(), C_OpenSession, slot(), CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                  nullptr, nullptr, &session);
+    if (!last.ok()) {
+      if (RvOf(last) != CKR_SESSION_COUNT) needs_reinit_.store(true);
+      continue;
+    }
+    last = TS_P11(p11(), C_Login, session, CKU_USER,
+                  reinterpret_cast<CK_UTF8CHAR_PTR>(options_.pin.data()),
+                  static_cast<CK_ULONG>(options_.pin.size()));
+    CK_RV rv = RvOf(last);
+    if (rv == CKR_USER_ALREADY_LOGGED_IN) last = absl::OkStatus();
+    if (!last.ok()) {
+      (void)TS_P11(p11(), C_CloseSession, session);
+      if (absl::IsPermissionDenied(last) && rv != CKR_USER_NOT_LOGGED_IN) {
+        healthy_.store(false);
+        return last;  // wrong or locked PIN: retrying would only lock the token
+      }
+      needs_reinit_.store(IsBrokenSessionRv(rv));
+      continue;
+    }
+    entry.session = session;
+    entry.epoch = epoch();
+    entry.open = true;
+    healthy_.store(true);
+    return absl::OkStatus();
+  }
+  healthy_.store(false);
+  return absl::UnavailableError(Cat(
+      "SessionPool: no usable session after ", kEstablishAttempts,
+      " attempts with backoff; last error: ", last.message()));
+}
+
+absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch) {
+  std::lock_guard<std::mutex> recover(recover_mu_);
+  if (epoch() != seen_epoch) return absl::OkStatus();  // another thread did it
+  {
+    // Let leased sessions finish their call before the module goes away under them.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, kReinitDrainTimeout, [&] { return active_ == 0; });
+  }
+  absl::Status status = module_->Reinitialize();
+  if (!status.ok()) return status;
+  absl::StatusOr<CK_SLOT_ID> slot =
+      module_->FindSlot(options_.token_label, options_.token_serial);
+  if (!slot.ok()) return slot.status();
+  slot_.store(*slot, std::memory_order_release);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  needs_reinit_.store(false);
+  return absl::OkStatus();
+}
+
+bool SessionPool::Healthy() {
+  absl::StatusOr<Lease> lease = Acquire();
+  if (!lease.ok()) return false;
+  CK_SESSION_INFO info = {};
+  absl::Status status =
+      lease->Check(TS_P11(p11(), C_GetSessionInfo, lease->session(), &info));
+  if (!status.ok()) return false;
+  if (info.state != CKS_RW_USER_FUNCTIONS) {
+    lease->MarkBroken(CKR_USER_NOT_LOGGED_IN);
+    return false;
+  }
+  return healthy_.load();
+}
+
+}  // namespace tokensign::hsm

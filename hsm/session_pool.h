@@ -1,0 +1,110 @@
+// A fixed pool of logged-in R/W sessions on one token, handed out as RAII leases.
+//
+// Contract: Create() opens `size` sessions (capped by the token's ulMaxSessionCount) and
+// logs the user in once (the login is per token; CKR_USER_ALREADY_LOGGED_IN is fine).
+// A lease whose call returned a broken-session CK_RV (see IsBrokenSessionRv) is marked
+// broken; its session is re-opened and re-logged-in on the next Acquire, and when the rv
+// says so (device error, token gone, not initialized) the module is re-initialized and
+// every session re-opened. Recovery retries with exponential backoff. After fork() the
+// child re-initializes the module on its first Acquire (pthread_atfork generation).
+// epoch() changes whenever object handles may have become invalid (module re-init).
+//
+// Thread-safety: all methods are thread-safe. A Lease is owned by one thread at a time.
+#ifndef TOKENSIGN_HSM_SESSION_POOL_H_
+#define TOKENSIGN_HSM_SESSION_POOL_H_
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "hsm/module.h"
+#include "hsm/pkcs11.h"
+
+namespace tokensign::hsm {
+
+class SessionPool {
+ public:
+  struct Options {
+    std::string token_label;  // used to find the slot again after re-init
+    std::string token_serial;
+    std::string pin;
+    int size = 0;  // 0 = 2 x hardware threads
+  };
+
+  class Lease {
+   public:
+    Lease() = default;
+    Lease(Lease&& other) noexcept { *this = std::move(other); }
+    Lease& operator=(Lease&& other) noexcept;
+    ~Lease();
+
+    CK_SESSION_HANDLE session() const { return session_; }
+    // Records the outcome of a call on this session; a broken-session rv marks it
+    // broken so it is re-established before reuse. Returns `status` unchanged.
+    const absl::Status& Check(const absl::Status& status);
+    void MarkBroken(CK_RV rv);
+    bool broken() const { return broken_rv_ != CKR_OK; }
+
+   private:
+    friend class SessionPool;
+    SessionPool* pool_ = nullptr;
+    int index_ = -1;
+    CK_SESSION_HANDLE session_ = CK_INVALID_HANDLE;
+    CK_RV broken_rv_ = CKR_OK;
+  };
+
+  // `module` must outlive the pool.
+  static absl::StatusOr<std::unique_ptr<SessionPool>> Create(Module* module,
+                                                             Options options);
+  ~SessionPool();
+
+  // Blocks until a session is free; re-establishes it if needed.
+  absl::StatusOr<Lease> Acquire();
+
+  const P11& p11() const { return module_->p11(); }
+  CK_SLOT_ID slot() const { return slot_.load(std::memory_order_acquire); }
+  uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+  int size() const { return static_cast<int>(entries_.size()); }
+  // True when the last recovery succeeded and a session is logged in.
+  bool Healthy();
+
+ private:
+  struct Entry {
+    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+    uint64_t epoch = 0;  // pool epoch the session was opened in
+    bool open = false;
+  };
+
+  SessionPool(Module* module, Options options, CK_SLOT_ID slot, int size);
+  void Release(int index, CK_RV broken_rv);
+  absl::Status Establish(int index);                // open + login
+  absl::Status ReinitializeModule(uint64_t seen_epoch);
+  absl::Status CheckFork();
+
+  Module* module_;
+  Options options_;
+  std::atomic<CK_SLOT_ID> slot_;
+  std::atomic<uint64_t> epoch_{1};
+  std::atomic<bool> healthy_{true};
+  std::atomic<bool> needs_reinit_{false};
+  std::atomic<uint64_t> fork_generation_;
+
+  std::mutex mu_;  // guards entries_ and free_
+  std::condition_variable cv_;
+  std::vector<Entry> entries_;
+  std::vector<int> free_;
+  int active_ = 0;  // leases handed out and not yet released
+
+  std::mutex recover_mu_;  // serializes module re-initialization
+};
+
+}  // namespace tokensign::hsm
+
+#endif  // TOKENSIGN_HSM_SESSION_POOL_H_
