@@ -3,6 +3,15 @@
 // the hash of a genesis record naming the log). Append blocks until the record is durable
 // (group-committed by a writer thread with fdatasync) unless durability is kNone.
 // Thread-safety: AuditLog is safe for concurrent Append from many threads.
+//
+// Line format: see signer/audit/audit_format.h. Group commit: Append formats its record,
+// chains it (seq, prev) under a short lock and enqueues it; one writer thread takes ALL
+// queued lines, writes them with one write() and one fdatasync() (none with kNone), then
+// wakes the waiters. A write/sync/rotate error fails every waiting Append and every later
+// one with the same Status (the log stops accepting: no silent gap in the chain).
+// Rotation: when the active file exceeds rotate_bytes, the next line goes to a fresh file:
+// path -> path.1 (path.1 -> path.2, ...; nothing is deleted), and the new file begins with a
+// continuation record whose prev is the hash of the previous file's last line.
 #ifndef TOKENSIGN_SIGNER_AUDIT_AUDIT_LOG_H_
 #define TOKENSIGN_SIGNER_AUDIT_AUDIT_LOG_H_
 
@@ -32,6 +41,7 @@ struct AuditRecord {
   std::string jti;
   std::string sub;
   std::string client_id;
+  // time: absl::UnixEpoch() (the default) means "stamp with absl::Now() at Append".
   std::vector<AuditActor> actor_chain;  // [0] = current actor
   std::vector<std::string> aud;
   std::vector<std::string> scope;
@@ -51,16 +61,40 @@ struct AuditLogOptions {
   int64_t rotate_bytes = 64 << 20;     // rotate when the active file exceeds this; 0 = never
 };
 
+// Counters for metrics (records per fsync = records / commits).
+struct AuditLogStats {
+  int64_t records = 0;    // decision records made durable since Open
+  int64_t commits = 0;    // write()+fdatasync() rounds
+  int64_t bytes = 0;      // bytes written since Open
+  int64_t rotations = 0;  // files rotated since Open
+};
+
 class AuditLog {
  public:
-  // Opens (0600, O_APPEND) or creates the log; resumes the chain from the last complete
-  // line, truncating a torn last line (reported via torn_tail_repaired()).
+  // Opens (0600, O_APPEND|O_CLOEXEC|O_NOFOLLOW; a regular file only; group/other
+  // permission bits on an existing file are removed) or creates the log; resumes the chain
+  // from the last complete line after checking that it links to the line before it
+  // (DataLoss if not, or if that line is unparsable: run VerifyAuditChain). A torn last
+  // line (no trailing newline) is truncated away, reported via torn_tail_repaired(), and
+  // recorded in the chain as a "repair" record. A new file starts with a genesis record,
+  // or with a continuation record when rotated files path.N exist. Returns after those
+  // records are durable.
   static absl::StatusOr<std::unique_ptr<AuditLog>> Open(const AuditLogOptions& options);
+  // Drains the queue (every accepted Append completes) and stops the writer thread.
   virtual ~AuditLog() = default;
   // Appends and waits until durable. Fails (and the caller must not release a token) if
   // the record could not be written.
   virtual absl::Status Append(const AuditRecord& record) = 0;
   virtual bool torn_tail_repaired() const = 0;
+
+  // Extensions (defaults so test fakes need not implement them).
+  // OK while the log accepts appends; otherwise the error that stopped it (for /readyz).
+  virtual absl::Status health() const { return absl::OkStatus(); }
+  // Bytes dropped by the torn-tail repair at Open (0 if none).
+  virtual int64_t torn_tail_bytes() const { return 0; }
+  // seq of the last line made durable (0 = genesis only).
+  virtual int64_t last_durable_seq() const { return 0; }
+  virtual AuditLogStats stats() const { return {}; }
 };
 
 }  // namespace tokensign::audit
