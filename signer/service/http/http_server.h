@@ -1,0 +1,106 @@
+// HttpServer: the daemon's small HTTP/1.1 listener (Boost.Beast) for JWKS,
+// health, readiness and Prometheus metrics. HTTP only; no gRPC here.
+//
+// Contract
+// - Routes (GET and HEAD; HEAD answers the same headers without a body):
+//     /issuers/{name}/jwks.json  200 application/json from handlers.jwks(name)
+//                                with "Cache-Control: public, max-age=N"
+//                                (N = options.jwks_max_age_seconds);
+//                                404 JSON {"error","message"} when the handler
+//                                returns NotFound or the name is not
+//                                [A-Za-z0-9._-]{1,128}; 503 JSON for any other
+//                                error status.
+//     /healthz                   200 "ok" while the listener runs.
+//     /readyz                    200 "ok" when handlers.ready() is OK, else
+//                                503 with the status message as the body.
+//     /metrics                   200 "text/plain; version=0.0.4" with
+//                                handlers.metrics() (e.g. Metrics::Serialize).
+//   A query string is ignored. Other paths: 404. Other methods on a known
+//   path: 405 with "Allow: GET, HEAD". A missing handler makes its route 404.
+// - Limits: request header bytes <= max_header_bytes (else 431 and close),
+//   body bytes <= max_body_bytes (else 413 and close), any other parse error
+//   is 400 and close. Keep-alive per HTTP/1.1 rules; a connection idle (or
+//   stuck mid-request) for idle_timeout is closed. At most max_connections
+//   open connections: a connection accepted over the cap is closed at once.
+//   A malformed request never affects other connections or the listener.
+// - Start() binds and listens synchronously (so errors, e.g. port in use,
+//   come back as a Status), then accepts on the caller's io_context; nothing
+//   happens until that io_context runs. Port 0 binds an ephemeral port; port()
+//   tells which.
+// - Stop() closes the acceptor and every open connection (in-flight responses
+//   are abandoned) and cancels their timers, so once the io_context has run
+//   the posted closes it has no work left from this server. Stop() is
+//   idempotent; the destructor calls it.
+// - Handlers run on an io_context thread. After Stop() returns, no handler is
+//   running and none will be called again, so the objects they reference may
+//   be destroyed. A handler must therefore not call Stop() itself.
+//
+// Thread-safety: Start() once; port() and Stop() may be called from any
+// thread, concurrently with the io_context running on any number of threads
+// (each connection runs on its own strand). Handlers may be invoked
+// concurrently from several io_context threads and must be thread-safe.
+#ifndef TOKENSIGN_SIGNER_SERVICE_HTTP_HTTP_SERVER_H_
+#define TOKENSIGN_SIGNER_SERVICE_HTTP_HTTP_SERVER_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "boost/asio/io_context.hpp"
+
+namespace tokensign::service {
+
+struct HttpServerOptions {
+  // "IPv4:port", "[IPv6]:port" or "localhost:port"; port 0 = ephemeral.
+  std::string listen = "127.0.0.1:8080";
+  int jwks_max_age_seconds = 300;
+  std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_body_bytes = 16 * 1024;
+  std::size_t max_connections = 256;
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(30);
+};
+
+struct HttpHandlers {
+  // JWKS JSON of the named issuer; NotFound for an unknown issuer.
+  std::function<absl::StatusOr<std::string>(std::string_view issuer)> jwks;
+  // OK when ready; otherwise the status message says why not.
+  std::function<absl::Status()> ready;
+  // Prometheus text exposition.
+  std::function<std::string()> metrics;
+};
+
+// Parses "host:port" as described in HttpServerOptions::listen.
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseListenAddress(
+    std::string_view listen);
+
+class HttpServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
+      boost::asio::io_context& io, HttpServerOptions options,
+      HttpHandlers handlers);
+
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // The bound port (the ephemeral one when options.listen asked for 0).
+  uint16_t port() const;
+
+  void Stop();
+
+  struct State;  // Shared with connections; defined in http_server.cc.
+
+ private:
+  explicit HttpServer(std::shared_ptr<State> state);
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace tokensign::service
+
+#endif  // TOKENSIGN_SIGNER_SERVICE_HTTP_HTTP_SERVER_H_

@@ -1,0 +1,148 @@
+#include "signer/service/http/metrics.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "prometheus/text_serializer.h"
+
+namespace tokensign::service {
+namespace {
+
+// Separator between label values in a cache key; label values never hold it
+// in practice and a collision would only merge two series' cache entries
+// if both also matched every other value, which a control byte rules out.
+constexpr char kSep = '\x1f';
+
+std::string JoinKey(std::initializer_list<std::string_view> values) {
+  std::string key;
+  for (std::string_view v : values) {
+    key.append(v);
+    key.push_back(kSep);
+  }
+  return key;
+}
+
+const prometheus::Histogram::BucketBoundaries& SignLatencyBuckets() {
+  static const auto* const kBuckets =
+      new prometheus::Histogram::BucketBoundaries{
+          0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
+  return *kBuckets;
+}
+
+}  // namespace
+
+template <typename T>
+T& LabelCache<T>::Get(std::initializer_list<std::string_view> values) {
+  std::string key = JoinKey(values);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return *it->second;
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return *it->second;
+  prometheus::Labels labels;
+  size_t i = 0;
+  for (std::string_view v : values) {
+    labels.emplace(keys_.at(i++), std::string(v));
+  }
+  T& metric = family_.Add(labels);
+  cache_.emplace(std::move(key), &metric);
+  return metric;
+}
+
+template class LabelCache<prometheus::Counter>;
+
+Metrics::Metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      requests_family_(prometheus::BuildCounter()
+                           .Name("tokensign_requests_total")
+                           .Help("Finished RPCs by method and status code.")
+                           .Register(*registry_)),
+      latency_family_(prometheus::BuildHistogram()
+                          .Name("tokensign_sign_latency_seconds")
+                          .Help("Time to sign and verify one token.")
+                          .Register(*registry_)),
+      hsm_errors_family_(prometheus::BuildCounter()
+                             .Name("tokensign_hsm_errors_total")
+                             .Help("Failed PKCS#11 calls by function.")
+                             .Register(*registry_)),
+      queue_family_(prometheus::BuildGauge()
+                        .Name("tokensign_queue_depth")
+                        .Help("Requests waiting for a worker.")
+                        .Register(*registry_)),
+      key_age_family_(prometheus::BuildGauge()
+                          .Name("tokensign_key_age_seconds")
+                          .Help("Age of each published key by state.")
+                          .Register(*registry_)),
+      signed_family_(prometheus::BuildCounter()
+                         .Name("tokensign_tokens_signed_total")
+                         .Help("Tokens signed by issuer and kind.")
+                         .Register(*registry_)),
+      denied_family_(prometheus::BuildCounter()
+                         .Name("tokensign_denied_total")
+                         .Help("Denied requests by issuer and rejected field.")
+                         .Register(*registry_)),
+      sign_latency_(latency_family_.Add({}, SignLatencyBuckets())),
+      queue_depth_(queue_family_.Add({})),
+      requests_(requests_family_, {"method", "code"}),
+      hsm_errors_(hsm_errors_family_, {"function"}),
+      signed_(signed_family_, {"issuer", "kind"}),
+      denied_(denied_family_, {"issuer", "reason_field"}) {}
+
+void Metrics::CountRequest(std::string_view method, std::string_view code) {
+  requests_.Get({method, code}).Increment();
+}
+
+void Metrics::ObserveSignLatency(double seconds) {
+  sign_latency_.Observe(seconds);
+}
+
+void Metrics::CountHsmError(std::string_view function) {
+  hsm_errors_.Get({function}).Increment();
+}
+
+void Metrics::SetQueueDepth(int64_t depth) {
+  queue_depth_.Set(static_cast<double>(depth));
+}
+
+void Metrics::AddQueueDepth(int64_t delta) {
+  queue_depth_.Increment(static_cast<double>(delta));
+}
+
+void Metrics::CountTokenSigned(std::string_view issuer, std::string_view kind) {
+  signed_.Get({issuer, kind}).Increment();
+}
+
+void Metrics::CountDenied(std::string_view issuer,
+                          std::string_view reason_field) {
+  denied_.Get({issuer, reason_field}).Increment();
+}
+
+void Metrics::SetKeyAges(const std::vector<KeyAge>& ages) {
+  absl::MutexLock lock(&key_age_mu_);
+  // Add (or find) every current series first, then drop the stale ones, so a
+  // concurrent scrape never sees a live key missing.
+  std::vector<prometheus::Gauge*> current;
+  current.reserve(ages.size());
+  for (const KeyAge& a : ages) {
+    prometheus::Gauge& g = key_age_family_.Add(
+        {{"issuer", a.issuer}, {"kid", a.kid}, {"state", a.state}});
+    g.Set(a.age_seconds);
+    current.push_back(&g);
+  }
+  for (prometheus::Gauge* old : key_age_series_) {
+    if (std::find(current.begin(), current.end(), old) == current.end()) {
+      key_age_family_.Remove(old);
+    }
+  }
+  key_age_series_ = std::move(current);
+}
+
+std::string Metrics::Serialize() const {
+  prometheus::TextSerializer serializer;
+  return serializer.Serialize(registry_->Collect());
+}
+
+}  // namespace tokensign::service
