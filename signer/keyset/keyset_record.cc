@@ -1,0 +1,119 @@
+#include "signer/keyset/keyset_record.h"
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace tokensign::keyset {
+namespace {
+
+absl::Status Bad(const std::string& field, const std::string& rule) {
+  return absl::InvalidArgumentError("keyset record " + field + ": " + rule);
+}
+
+}  // namespace
+
+const char* KeyStateName(KeyState state) {
+  switch (state) {
+    case KeyState::kPending:
+      return "pending";
+    case KeyState::kActive:
+      return "active";
+    case KeyState::kRetired:
+      return "retired";
+    case KeyState::kDestroyed:
+      return "destroyed";
+  }
+  return "?";
+}
+
+std::optional<KeyState> ParseKeyState(std::string_view name) {
+  for (KeyState s : {KeyState::kPending, KeyState::kActive, KeyState::kRetired,
+                     KeyState::kDestroyed}) {
+    if (name == KeyStateName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+const KeyRecord* KeysetRecord::Active() const {
+  for (const KeyRecord& k : keys) {
+    if (k.state == KeyState::kActive) return &k;
+  }
+  return nullptr;
+}
+
+KeyRecord* KeysetRecord::FindByKid(std::string_view kid) {
+  for (KeyRecord& k : keys) {
+    if (k.kid == kid) return &k;
+  }
+  return nullptr;
+}
+
+std::string KeysetObjectName(std::string_view issuer) {
+  return "keyset/" + std::string(issuer);
+}
+
+std::string SerializeKeysetRecord(const KeysetRecord& record) {
+  nlohmann::json keys = nlohmann::json::array();
+  for (const KeyRecord& k : record.keys) {
+    keys.push_back({{"id", k.id},
+                    {"kid", k.kid},
+                    {"alg", std::string(hsm::SignAlgorithmName(k.alg))},
+                    {"state", KeyStateName(k.state)},
+                    {"created_at", k.created_at},
+                    {"activated_at", k.activated_at},
+                    {"retired_at", k.retired_at}});
+  }
+  nlohmann::json j = {{"issuer", record.issuer}, {"keys", std::move(keys)}};
+  return j.dump();
+}
+
+absl::StatusOr<KeysetRecord> ParseKeysetRecord(std::string_view json_text) {
+  nlohmann::json j =
+      nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Bad("", "not a JSON object");
+  KeysetRecord rec;
+  if (!j.contains("issuer") || !j["issuer"].is_string())
+    return Bad("issuer", "must be a string");
+  rec.issuer = j["issuer"].get<std::string>();
+  if (!j.contains("keys") || !j["keys"].is_array())
+    return Bad("keys", "must be an array");
+  int active = 0;
+  for (size_t i = 0; i < j["keys"].size(); ++i) {
+    const nlohmann::json& e = j["keys"][i];
+    std::string f = absl::StrCat("keys[", i, "]");
+    if (!e.is_object()) return Bad(f, "must be an object");
+    KeyRecord k;
+    for (const char* name : {"id", "kid", "alg", "state"}) {
+      if (!e.contains(name) || !e[name].is_string() ||
+          e[name].get<std::string>().empty()) {
+        return Bad(absl::StrCat(f, ".", name), "must be a non-empty string");
+      }
+    }
+    k.id = e["id"].get<std::string>();
+    k.kid = e["kid"].get<std::string>();
+    auto alg = hsm::ParseSignAlgorithm(e["alg"].get<std::string>());
+    if (!alg) return Bad(absl::StrCat(f, ".alg"), "unknown algorithm");
+    k.alg = *alg;
+    auto state = ParseKeyState(e["state"].get<std::string>());
+    if (!state)
+      return Bad(absl::StrCat(f, ".state"),
+                 "must be pending|active|retired|destroyed");
+    k.state = *state;
+    if (k.state == KeyState::kActive) ++active;
+    for (auto [name, out] : {std::pair{"created_at", &k.created_at},
+                             std::pair{"activated_at", &k.activated_at},
+                             std::pair{"retired_at", &k.retired_at}}) {
+      if (!e.contains(name)) continue;
+      if (!e[name].is_number_integer())
+        return Bad(absl::StrCat(f, ".", name), "must be an integer");
+      *out = e[name].get<int64_t>();
+    }
+    rec.keys.push_back(std::move(k));
+  }
+  if (active > 1)
+    return Bad("keys",
+               absl::StrCat(active, " active keys; at most one allowed"));
+  return rec;
+}
+
+}  // namespace tokensign::keyset

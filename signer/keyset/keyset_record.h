@@ -1,0 +1,60 @@
+// The per-issuer keyset record: which HSM keys an issuer has and their
+// lifecycle state.
+//
+// Contract: a KeysetRecord serializes to JSON
+//   {"issuer":"dev","keys":[{"id":"<hex
+//   CKA_ID>","kid":"<thumbprint>","alg":"ES256",
+//     "state":"pending|active|retired|destroyed","created_at":<unix s>,
+//     "activated_at":<unix s|0>,"retired_at":<unix s|0>}]}
+// and is stored on the token as the CKO_DATA object named
+// KeysetObjectName(issuer). ParseKeysetRecord rejects malformed records naming
+// the field (keys[1].state: ...), and a record with more than one active key.
+// Thread-safety: value types and pure functions.
+#ifndef TOKENSIGN_SIGNER_KEYSET_KEYSET_RECORD_H_
+#define TOKENSIGN_SIGNER_KEYSET_KEYSET_RECORD_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "hsm/algorithm.h"
+
+namespace tokensign::keyset {
+
+enum class KeyState { kPending, kActive, kRetired, kDestroyed };
+// "pending" / "active" / "retired" / "destroyed".
+const char* KeyStateName(KeyState state);
+std::optional<KeyState> ParseKeyState(std::string_view name);
+
+struct KeyRecord {
+  std::string id;   // CKA_ID, lowercase hex
+  std::string kid;  // RFC 7638 thumbprint of the public key
+  hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256;
+  KeyState state = KeyState::kPending;
+  int64_t created_at = 0;    // unix seconds
+  int64_t activated_at = 0;  // 0 = never
+  int64_t retired_at = 0;    // 0 = not retired
+};
+
+struct KeysetRecord {
+  std::string issuer;
+  std::vector<KeyRecord> keys;  // oldest first
+
+  // The active key, or nullptr.
+  const KeyRecord* Active() const;
+  // The key with this kid, or nullptr.
+  KeyRecord* FindByKid(std::string_view kid);
+};
+
+// "keyset/<issuer>".
+std::string KeysetObjectName(std::string_view issuer);
+
+std::string SerializeKeysetRecord(const KeysetRecord& record);
+absl::StatusOr<KeysetRecord> ParseKeysetRecord(std::string_view json_text);
+
+}  // namespace tokensign::keyset
+
+#endif  // TOKENSIGN_SIGNER_KEYSET_KEYSET_RECORD_H_

@@ -1,0 +1,415 @@
+#include "signer/service/config.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace tokensign::service {
+namespace {
+
+absl::Status Bad(const std::string& path, const std::string& rule) {
+  return absl::InvalidArgumentError(path + ": " + rule);
+}
+
+// Reads typed values out of one TOML table; every key read is remembered so
+// that CheckUnknown can reject the rest. Error messages carry the full key
+// path.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string path)
+      : table_(table), path_(std::move(path)) {}
+
+  std::string KeyPath(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+  const toml::node* Get(std::string_view key) {
+    seen_.insert(std::string(key));
+    return table_.get(key);
+  }
+
+  absl::Status String(std::string_view key, std::string* out) {
+    const toml::node* n = Get(key);
+    if (n == nullptr) return absl::OkStatus();
+    if (!n->is_string()) return Bad(KeyPath(key), "must be a string");
+    *out = n->value<std::string>().value();
+    return absl::OkStatus();
+  }
+  absl::Status Bool(std::string_view key, bool* out) {
+    const toml::node* n = Get(key);
+    if (n == nullptr) return absl::OkStatus();
+    if (!n->is_boolean()) return Bad(KeyPath(key), "must be true or false");
+    *out = n->value<bool>().value();
+    return absl::OkStatus();
+  }
+  template <typename Int>
+  absl::Status Integer(std::string_view key, Int* out, int64_t min,
+                       int64_t max) {
+    const toml::node* n = Get(key);
+    if (n == nullptr) return absl::OkStatus();
+    if (!n->is_integer()) return Bad(KeyPath(key), "must be an integer");
+    int64_t v = n->value<int64_t>().value();
+    if (v < min || v > max) {
+      return Bad(KeyPath(key),
+                 absl::StrCat("must be ", min, "..", max, ", got ", v));
+    }
+    *out = static_cast<Int>(v);
+    return absl::OkStatus();
+  }
+  absl::Status StringList(std::string_view key, std::vector<std::string>* out) {
+    const toml::node* n = Get(key);
+    if (n == nullptr) return absl::OkStatus();
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) return Bad(KeyPath(key), "must be an array of strings");
+    out->clear();
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& e = *arr->get(i);
+      if (!e.is_string()) {
+        return Bad(absl::StrCat(KeyPath(key), "[", i, "]"), "must be a string");
+      }
+      out->push_back(e.value<std::string>().value());
+    }
+    return absl::OkStatus();
+  }
+  absl::Status CheckUnknown() const {
+    for (auto&& [k, v] : table_) {
+      if (!seen_.contains(std::string(k.str())))
+        return Bad(KeyPath(std::string_view(k.str())), "unknown key");
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const toml::table& table_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+#define RETURN_IF_ERROR(expr)  \
+  do {                         \
+    absl::Status _st = (expr); \
+    if (!_st.ok()) return _st; \
+  } while (0)
+
+// A sub-table at `key`, nullptr if absent, error if not a table.
+absl::StatusOr<const toml::table*> SubTable(TableReader& r,
+                                            std::string_view key) {
+  const toml::node* n = r.Get(key);
+  if (n == nullptr) return nullptr;
+  if (!n->is_table()) return Bad(r.KeyPath(key), "must be a table");
+  return n->as_table();
+}
+
+absl::Status ParseHsm(const toml::table& t, hsm::HsmConfig* out) {
+  TableReader r(t, "hsm");
+  RETURN_IF_ERROR(r.String("module", &out->module_path));
+  RETURN_IF_ERROR(r.String("token_label", &out->token_label));
+  RETURN_IF_ERROR(r.String("token_serial", &out->token_serial));
+  RETURN_IF_ERROR(r.String("pin_env", &out->pin_env));
+  RETURN_IF_ERROR(r.String("pin_file", &out->pin_file));
+  RETURN_IF_ERROR(r.Integer("pool_size", &out->pool_size, 0, 1024));
+  RETURN_IF_ERROR(r.CheckUnknown());
+  if (out->module_path.empty())
+    return Bad("hsm.module", "required (PKCS#11 module path)");
+  if (out->token_label.empty() == out->token_serial.empty()) {
+    return Bad("hsm.token_label",
+               "exactly one of token_label / token_serial is required");
+  }
+  if (out->pin_env.empty() == out->pin_file.empty()) {
+    return Bad("hsm.pin_env", "exactly one of pin_env / pin_file is required");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseServer(const toml::table& t, ServerConfig* out) {
+  TableReader r(t, "server");
+  RETURN_IF_ERROR(r.String("grpc_listen", &out->grpc_listen));
+  RETURN_IF_ERROR(r.String("http_listen", &out->http_listen));
+  RETURN_IF_ERROR(r.String("tls_cert", &out->tls_cert));
+  RETURN_IF_ERROR(r.String("tls_key", &out->tls_key));
+  RETURN_IF_ERROR(r.String("client_ca", &out->client_ca));
+  RETURN_IF_ERROR(r.Bool("insecure", &out->insecure));
+  RETURN_IF_ERROR(r.Integer("worker_threads", &out->worker_threads, 0, 256));
+  RETURN_IF_ERROR(r.Integer("max_queue", &out->max_queue, 1, 1 << 20));
+  RETURN_IF_ERROR(r.Integer("jwks_max_age", &out->jwks_max_age, 0, 86400));
+  return r.CheckUnknown();
+}
+
+absl::Status ParseAudit(const toml::table& t, AuditConfig* out) {
+  TableReader r(t, "audit");
+  RETURN_IF_ERROR(r.String("path", &out->path));
+  std::string durability = "fsync";
+  RETURN_IF_ERROR(r.String("durability", &durability));
+  if (durability == "fsync") {
+    out->durability = audit::Durability::kFsync;
+  } else if (durability == "none") {
+    out->durability = audit::Durability::kNone;
+  } else {
+    return Bad("audit.durability",
+               absl::StrCat("must be \"fsync\" or \"none\", got \"", durability,
+                            "\""));
+  }
+  RETURN_IF_ERROR(r.Integer("rotate_bytes", &out->rotate_bytes, 0, INT64_MAX));
+  RETURN_IF_ERROR(r.CheckUnknown());
+  if (out->path.empty()) return Bad("audit.path", "must not be empty");
+  return absl::OkStatus();
+}
+
+absl::Status ParseActors(TableReader& r, std::vector<token::ActorRule>* out) {
+  const toml::node* n = r.Get("actors");
+  if (n == nullptr) return absl::OkStatus();
+  const toml::array* arr = n->as_array();
+  std::string path = r.KeyPath("actors");
+  if (arr == nullptr)
+    return Bad(path, "must be an array of tables ([[...actors]])");
+  for (size_t i = 0; i < arr->size(); ++i) {
+    std::string item_path = absl::StrCat(path, "[", i, "]");
+    const toml::table* t = arr->get(i)->as_table();
+    if (t == nullptr) return Bad(item_path, "must be a table");
+    TableReader ar(*t, item_path);
+    token::ActorRule rule;
+    RETURN_IF_ERROR(ar.String("sub", &rule.sub));
+    RETURN_IF_ERROR(ar.String("iss", &rule.iss));
+    RETURN_IF_ERROR(ar.StringList("clients", &rule.clients));
+    RETURN_IF_ERROR(ar.CheckUnknown());
+    if (rule.sub.empty()) return Bad(ar.KeyPath("sub"), "required");
+    out->push_back(std::move(rule));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseIssuer(const std::string& name, const toml::table& t,
+                         IssuerConfig* out) {
+  TableReader r(t, absl::StrCat("issuers.", name));
+  out->name = name;
+  token::IssuerPolicy& p = out->policy;
+  RETURN_IF_ERROR(r.String("iss", &p.iss));
+  if (p.iss.empty())
+    return Bad(r.KeyPath("iss"), "required (the iss claim value)");
+  std::string alg = "ES256";
+  RETURN_IF_ERROR(r.String("algorithm", &alg));
+  auto parsed = hsm::ParseSignAlgorithm(alg);
+  if (!parsed) {
+    return Bad(
+        r.KeyPath("algorithm"),
+        absl::StrCat("must be ES256, ES384, EdDSA, PS256 or RS256, got \"", alg,
+                     "\""));
+  }
+  out->algorithm = *parsed;
+  std::vector<std::string> kinds;
+  RETURN_IF_ERROR(r.StringList("token_kinds", &kinds));
+  if (r.Get("token_kinds") != nullptr) {
+    p.allowed_kinds.clear();
+    for (const std::string& k : kinds) {
+      if (k == "access_token") {
+        p.allowed_kinds.push_back(token::TokenKind::kAccessToken);
+      } else if (k == "transaction_token") {
+        p.allowed_kinds.push_back(token::TokenKind::kTransactionToken);
+      } else {
+        return Bad(
+            r.KeyPath("token_kinds"),
+            absl::StrCat("must hold access_token / transaction_token, got \"",
+                         k, "\""));
+      }
+    }
+  }
+  constexpr int64_t kDay = 86400;
+  RETURN_IF_ERROR(r.Integer("max_ttl_access", &p.max_ttl_access, 1, kDay));
+  RETURN_IF_ERROR(
+      r.Integer("max_ttl_transaction", &p.max_ttl_transaction, 1, kDay));
+  p.default_ttl_access = std::min(p.default_ttl_access, p.max_ttl_access);
+  p.default_ttl_transaction =
+      std::min(p.default_ttl_transaction, p.max_ttl_transaction);
+  RETURN_IF_ERROR(r.Integer("default_ttl_access", &p.default_ttl_access, 1,
+                            p.max_ttl_access));
+  RETURN_IF_ERROR(r.Integer("default_ttl_transaction",
+                            &p.default_ttl_transaction, 1,
+                            p.max_ttl_transaction));
+  RETURN_IF_ERROR(r.StringList("audiences", &p.allowed_audiences));
+  RETURN_IF_ERROR(r.StringList("scopes", &p.allowed_scopes));
+  if (p.allowed_audiences.empty())
+    return Bad(r.KeyPath("audiences"), "at least one required");
+  RETURN_IF_ERROR(r.Bool("any_actor", &p.any_actor));
+  RETURN_IF_ERROR(ParseActors(r, &p.allowed_actors));
+  RETURN_IF_ERROR(r.Integer("max_chain_depth", &p.max_chain_depth, 0, 16));
+  RETURN_IF_ERROR(r.Bool("require_cnf", &p.require_cnf));
+  RETURN_IF_ERROR(r.Integer("max_extra_claims_bytes", &p.max_extra_claims_bytes,
+                            0, 1 << 20));
+  RETURN_IF_ERROR(r.Bool("verify_before_release", &p.verify_before_release));
+  return r.CheckUnknown();
+}
+
+absl::Status ParseCallers(const toml::array& arr, const Config& cfg,
+                          std::vector<CallerConfig>* out) {
+  for (size_t i = 0; i < arr.size(); ++i) {
+    std::string path = absl::StrCat("callers[", i, "]");
+    const toml::table* t = arr.get(i)->as_table();
+    if (t == nullptr) return Bad(path, "must be a table ([[callers]])");
+    TableReader r(*t, path);
+    CallerConfig c;
+    std::vector<std::string> roles;
+    RETURN_IF_ERROR(r.String("id", &c.id));
+    RETURN_IF_ERROR(r.StringList("roles", &roles));
+    RETURN_IF_ERROR(r.StringList("issuers", &c.issuers));
+    RETURN_IF_ERROR(r.CheckUnknown());
+    if (c.id.empty()) return Bad(r.KeyPath("id"), "required (SAN URI or CN)");
+    for (const std::string& role : roles) {
+      if (role == "signer") {
+        c.roles.push_back(Role::kSigner);
+      } else if (role == "custodian") {
+        c.roles.push_back(Role::kCustodian);
+      } else if (role == "auditor") {
+        c.roles.push_back(Role::kAuditor);
+      } else {
+        return Bad(
+            r.KeyPath("roles"),
+            absl::StrCat("must hold signer / custodian / auditor, got \"", role,
+                         "\""));
+      }
+    }
+    for (const std::string& iss : c.issuers) {
+      if (iss != "*" && !cfg.issuers.contains(iss)) {
+        return Bad(r.KeyPath("issuers"),
+                   absl::StrCat("unknown issuer \"", iss, "\""));
+      }
+    }
+    for (const CallerConfig& prev : *out) {
+      if (prev.id == c.id)
+        return Bad(r.KeyPath("id"), absl::StrCat("duplicate \"", c.id, "\""));
+    }
+    out->push_back(std::move(c));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const char* RoleName(Role role) {
+  switch (role) {
+    case Role::kSigner:
+      return "signer";
+    case Role::kCustodian:
+      return "custodian";
+    case Role::kAuditor:
+      return "auditor";
+  }
+  return "?";
+}
+
+bool IsLoopbackAddress(std::string_view addr) {
+  if (addr.starts_with("unix:")) return true;
+  std::string_view host = addr;
+  if (host.starts_with("[")) {
+    size_t end = host.find(']');
+    if (end == std::string_view::npos) return false;
+    host = host.substr(1, end - 1);
+    return host == "::1";
+  }
+  size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos) host = host.substr(0, colon);
+  if (host == "localhost" || host == "::1") return true;
+  return host.starts_with("127.");
+}
+
+absl::StatusOr<Config> ParseConfig(std::string_view toml_text,
+                                   std::string_view source) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(source), ":", b.line, ":", b.column,
+                     ": TOML syntax: ", std::string(e.description())));
+  }
+  Config cfg;
+  TableReader r(root, "");
+  absl::StatusOr<const toml::table*> t = SubTable(r, "hsm");
+  if (!t.ok()) return t.status();
+  if (*t == nullptr)
+    return Bad("hsm", "required ([hsm] module, token_label, pin_env|pin_file)");
+  RETURN_IF_ERROR(ParseHsm(**t, &cfg.hsm));
+  if (t = SubTable(r, "server"); !t.ok()) return t.status();
+  if (*t != nullptr) RETURN_IF_ERROR(ParseServer(**t, &cfg.server));
+  if (t = SubTable(r, "audit"); !t.ok()) return t.status();
+  if (*t != nullptr) RETURN_IF_ERROR(ParseAudit(**t, &cfg.audit));
+  if (t = SubTable(r, "issuers"); !t.ok()) return t.status();
+  if (*t == nullptr || (*t)->empty())
+    return Bad("issuers", "at least one [issuers.<name>]");
+  for (auto&& [k, v] : **t) {
+    std::string name(k.str());
+    if (!v.is_table())
+      return Bad(absl::StrCat("issuers.", name), "must be a table");
+    IssuerConfig ic;
+    RETURN_IF_ERROR(ParseIssuer(name, *v.as_table(), &ic));
+    cfg.issuers.emplace(name, std::move(ic));
+  }
+  if (const toml::node* n = r.Get("callers"); n != nullptr) {
+    if (!n->is_array())
+      return Bad("callers", "must be an array of tables ([[callers]])");
+    RETURN_IF_ERROR(ParseCallers(*n->as_array(), cfg, &cfg.callers));
+  }
+  RETURN_IF_ERROR(r.CheckUnknown());
+
+  const ServerConfig& s = cfg.server;
+  if (s.grpc_listen.empty())
+    return Bad("server.grpc_listen", "must not be empty");
+  if (s.insecure) {
+    if (!IsLoopbackAddress(s.grpc_listen)) {
+      return Bad(
+          "server.insecure",
+          absl::StrCat(
+              "plaintext is only allowed on a loopback grpc_listen, got \"",
+              s.grpc_listen, "\""));
+    }
+  } else {
+    if (s.tls_cert.empty())
+      return Bad("server.tls_cert", "required unless insecure (loopback)");
+    if (s.tls_key.empty())
+      return Bad("server.tls_key", "required unless insecure (loopback)");
+    if (s.client_ca.empty())
+      return Bad("server.client_ca", "required unless insecure (loopback)");
+  }
+  return cfg;
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    return absl::NotFoundError(absl::StrCat("config: cannot read ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+Config DevConfig(const std::string& state_dir, const std::string& module_path) {
+  Config cfg;
+  cfg.dev = true;
+  cfg.hsm.module_path = module_path;
+  cfg.hsm.token_label = "tokensign-dev";
+  cfg.hsm.pin_file = state_dir + "/pin";
+  cfg.server.insecure = true;
+  cfg.audit.path = state_dir + "/audit.log";
+  IssuerConfig dev;
+  dev.name = "dev";
+  dev.algorithm = hsm::SignAlgorithm::kES256;
+  dev.policy.iss = "https://issuer.example";
+  dev.policy.allowed_audiences = {"https://api.example",
+                                  "https://tools.example"};
+  dev.policy.allowed_scopes = {"read", "write"};
+  dev.policy.any_actor = true;
+  dev.policy.max_chain_depth = 4;
+  dev.policy.max_ttl_access = 3600;
+  dev.policy.max_ttl_transaction = 300;
+  cfg.issuers.emplace("dev", std::move(dev));
+  return cfg;
+}
+
+}  // namespace tokensign::service

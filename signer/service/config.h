@@ -1,0 +1,97 @@
+// tokensignd configuration: one TOML file parsed into plain structs, fully
+// validated.
+//
+// Contract: ParseConfig accepts the TOML text and returns a Config in which
+// every field has a value (a default or the file's) or an InvalidArgument whose
+// message names the key path and the rule, e.g. "issuers.dev.max_chain_depth:
+// must be 0..16, got 40". Unknown keys are errors. DevConfig builds the config
+// `tokensignd --dev` runs with. Thread-safety: all types are values; the
+// functions are pure (LoadConfigFile reads a file).
+#ifndef TOKENSIGN_SIGNER_SERVICE_CONFIG_H_
+#define TOKENSIGN_SIGNER_SERVICE_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "hsm/algorithm.h"
+#include "hsm/hsm.h"
+#include "signer/audit/audit_log.h"
+#include "signer/token/policy.h"
+
+namespace tokensign::service {
+
+enum class Role { kSigner, kCustodian, kAuditor };
+// "signer" / "custodian" / "auditor".
+const char* RoleName(Role role);
+
+struct ServerConfig {
+  std::string grpc_listen = "127.0.0.1:50051";
+  std::string http_listen = "127.0.0.1:8080";  // empty = no HTTP listener
+  std::string tls_cert;                        // PEM server certificate chain
+  std::string tls_key;                         // PEM server private key
+  std::string
+      client_ca;  // PEM CA bundle that client certificates must chain to
+  bool insecure =
+      false;  // plaintext gRPC; only allowed on a loopback grpc_listen
+  int worker_threads = 0;  // 0 = hardware threads
+  int max_queue =
+      1024;  // queued + running work items before RESOURCE_EXHAUSTED
+  int jwks_max_age = 300;  // Cache-Control max-age of the HTTP JWKS, seconds
+};
+
+struct AuditConfig {
+  std::string path = "tokensign-audit.log";
+  audit::Durability durability = audit::Durability::kFsync;
+  int64_t rotate_bytes = 64 << 20;
+};
+
+// A caller known by its client-certificate identity (SAN URI, else CN).
+struct CallerConfig {
+  std::string id;
+  std::vector<Role> roles;
+  std::vector<std::string>
+      issuers;  // issuer names the signer role covers; "*" = all
+};
+
+struct IssuerConfig {
+  std::string name;  // the key under [issuers]
+  hsm::SignAlgorithm algorithm = hsm::SignAlgorithm::kES256;
+  token::IssuerPolicy policy;
+};
+
+struct Config {
+  hsm::HsmConfig hsm;
+  ServerConfig server;
+  AuditConfig audit;
+  std::vector<CallerConfig> callers;
+  std::map<std::string, IssuerConfig> issuers;
+  // Set by dev mode only (never from TOML): every caller is "dev" with all
+  // roles.
+  bool dev = false;
+};
+
+// Parses and validates. `source` names the file in error messages of the TOML
+// parser.
+absl::StatusOr<Config> ParseConfig(std::string_view toml_text,
+                                   std::string_view source = "config");
+// Reads `path` and parses it.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// True for 127.0.0.0/8, ::1 and "localhost" hosts (with a port), and unix:
+// sockets.
+bool IsLoopbackAddress(std::string_view listen_address);
+
+// The dev-mode config: issuer `dev` (iss https://issuer.example, ES256,
+// audiences https://api.example and https://tools.example, scopes read/write,
+// any actor, depth <= 4, access <= 3600 s, transaction <= 300 s), plaintext
+// loopback listeners, audit log and token in `state_dir`, PIN read from
+// `state_dir`/pin.
+Config DevConfig(const std::string& state_dir, const std::string& module_path);
+
+}  // namespace tokensign::service
+
+#endif  // TOKENSIGN_SIGNER_SERVICE_CONFIG_H_

@@ -1,0 +1,193 @@
+// Unit tests for the tokensignd TOML config: defaults, full parse, and errors
+// naming keys.
+#include "signer/service/config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace tokensign::service {
+namespace {
+
+constexpr char kMinimal[] = R"(
+[hsm]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+token_label = "t"
+pin_env = "PIN"
+
+[server]
+insecure = true
+
+[issuers.dev]
+iss = "https://issuer.example"
+audiences = ["https://api.example"]
+scopes = ["read"]
+)";
+
+std::string Err(const std::string& text) {
+  auto cfg = ParseConfig(text);
+  EXPECT_FALSE(cfg.ok());
+  return cfg.ok() ? "" : std::string(cfg.status().message());
+}
+
+TEST(ConfigTest, MinimalGetsDefaults) {
+  auto cfg = ParseConfig(kMinimal);
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->server.grpc_listen, "127.0.0.1:50051");
+  EXPECT_EQ(cfg->server.max_queue, 1024);
+  EXPECT_EQ(cfg->audit.durability, audit::Durability::kFsync);
+  ASSERT_EQ(cfg->issuers.count("dev"), 1u);
+  const IssuerConfig& dev = cfg->issuers.at("dev");
+  EXPECT_EQ(dev.algorithm, hsm::SignAlgorithm::kES256);
+  EXPECT_EQ(dev.policy.iss, "https://issuer.example");
+  EXPECT_EQ(dev.policy.max_chain_depth, 4);
+  EXPECT_TRUE(dev.policy.verify_before_release);
+}
+
+TEST(ConfigTest, FullConfigParses) {
+  auto cfg = ParseConfig(R"(
+[hsm]
+module = "/m.so"
+token_serial = "abc"
+pin_file = "/p"
+pool_size = 4
+[server]
+grpc_listen = "0.0.0.0:443"
+http_listen = ""
+tls_cert = "c.pem"
+tls_key = "k.pem"
+client_ca = "ca.pem"
+worker_threads = 2
+max_queue = 10
+jwks_max_age = 60
+[audit]
+path = "/tmp/a.log"
+durability = "none"
+rotate_bytes = 0
+[[callers]]
+id = "spiffe://example/as"
+roles = ["signer"]
+issuers = ["corp"]
+[[callers]]
+id = "custodian-1"
+roles = ["custodian", "auditor"]
+[issuers.corp]
+iss = "https://corp.example"
+algorithm = "EdDSA"
+token_kinds = ["transaction_token"]
+max_ttl_access = 100
+default_ttl_access = 50
+max_ttl_transaction = 30
+audiences = ["https://a"]
+scopes = ["x", "y"]
+max_chain_depth = 2
+require_cnf = true
+max_extra_claims_bytes = 10
+verify_before_release = false
+[[issuers.corp.actors]]
+sub = "agent-7"
+iss = "https://agents"
+clients = ["app"]
+)");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->hsm.token_serial, "abc");
+  EXPECT_EQ(cfg->hsm.pool_size, 4);
+  EXPECT_EQ(cfg->audit.durability, audit::Durability::kNone);
+  ASSERT_EQ(cfg->callers.size(), 2u);
+  EXPECT_EQ(cfg->callers[1].roles.size(), 2u);
+  const IssuerConfig& corp = cfg->issuers.at("corp");
+  EXPECT_EQ(corp.algorithm, hsm::SignAlgorithm::kEdDSA);
+  ASSERT_EQ(corp.policy.allowed_kinds.size(), 1u);
+  EXPECT_EQ(corp.policy.allowed_kinds[0], token::TokenKind::kTransactionToken);
+  EXPECT_EQ(corp.policy.default_ttl_access, 50);
+  EXPECT_EQ(corp.policy.default_ttl_transaction, 30);  // clamped to the max
+  ASSERT_EQ(corp.policy.allowed_actors.size(), 1u);
+  EXPECT_EQ(corp.policy.allowed_actors[0].clients[0], "app");
+  EXPECT_FALSE(corp.policy.verify_before_release);
+}
+
+TEST(ConfigTest, OutOfRangeNamesKeyPath) {
+  std::string text = std::string(kMinimal) + "max_chain_depth = 40\n";
+  EXPECT_EQ(Err(text), "issuers.dev.max_chain_depth: must be 0..16, got 40");
+}
+
+TEST(ConfigTest, UnknownKeysAreErrors) {
+  EXPECT_EQ(Err(std::string(kMinimal) + "colour = \"red\"\n"),
+            "issuers.dev.colour: unknown key");
+  EXPECT_EQ(Err(std::string(kMinimal) + "[extra]\n"), "extra: unknown key");
+  std::string bad_server = kMinimal;
+  bad_server.replace(bad_server.find("insecure"), 0, "tls = 1\n");
+  EXPECT_EQ(Err(bad_server), "server.tls: unknown key");
+}
+
+TEST(ConfigTest, WrongTypesAndValues) {
+  EXPECT_EQ(Err(std::string(kMinimal) + "any_actor = \"yes\"\n"),
+            "issuers.dev.any_actor: must be true or false");
+  EXPECT_EQ(Err(std::string(kMinimal) + "algorithm = \"HS256\"\n"),
+            "issuers.dev.algorithm: must be ES256, ES384, EdDSA, PS256 or "
+            "RS256, got \"HS256\"");
+  std::string mixed = kMinimal;
+  mixed.replace(mixed.find("scopes = [\"read\"]"), 17, "scopes = [\"a\", 2]");
+  EXPECT_EQ(Err(mixed), "issuers.dev.scopes[1]: must be a string");
+  EXPECT_EQ(
+      Err(std::string(kMinimal) +
+          "[[callers]]\nid = \"x\"\nroles = [\"root\"]\n"),
+      "callers[0].roles: must hold signer / custodian / auditor, got \"root\"");
+  EXPECT_EQ(Err(std::string(kMinimal) +
+                "[[callers]]\nid = \"x\"\nissuers = [\"nope\"]\n"),
+            "callers[0].issuers: unknown issuer \"nope\"");
+  EXPECT_EQ(Err(std::string(kMinimal) + "[audit]\ndurability = \"maybe\"\n"),
+            "audit.durability: must be \"fsync\" or \"none\", got \"maybe\"");
+}
+
+TEST(ConfigTest, RequiredKeys) {
+  EXPECT_EQ(Err("[server]\ninsecure = true\n").substr(0, 4), "hsm:");
+  std::string no_pin = kMinimal;
+  no_pin.erase(no_pin.find("pin_env"),
+               std::string("pin_env = \"PIN\"\n").size());
+  EXPECT_EQ(Err(no_pin),
+            "hsm.pin_env: exactly one of pin_env / pin_file is required");
+  std::string tls = kMinimal;
+  tls.erase(tls.find("insecure = true"), std::string("insecure = true").size());
+  EXPECT_EQ(Err(tls), "server.tls_cert: required unless insecure (loopback)");
+}
+
+TEST(ConfigTest, InsecureOnlyOnLoopback) {
+  std::string text = kMinimal;
+  text.replace(text.find("insecure"), 0, "grpc_listen = \"0.0.0.0:50051\"\n");
+  EXPECT_EQ(Err(text),
+            "server.insecure: plaintext is only allowed on a loopback "
+            "grpc_listen, got "
+            "\"0.0.0.0:50051\"");
+}
+
+TEST(ConfigTest, SyntaxErrorNamesLine) {
+  std::string msg = Err("[hsm\nmodule = 1\n");
+  EXPECT_NE(msg.find("config:1:"), std::string::npos) << msg;
+}
+
+TEST(ConfigTest, LoopbackAddresses) {
+  EXPECT_TRUE(IsLoopbackAddress("127.0.0.1:1"));
+  EXPECT_TRUE(IsLoopbackAddress("localhost:1"));
+  EXPECT_TRUE(IsLoopbackAddress("[::1]:1"));
+  EXPECT_TRUE(IsLoopbackAddress("unix:/tmp/s"));
+  EXPECT_FALSE(IsLoopbackAddress("0.0.0.0:1"));
+  EXPECT_FALSE(IsLoopbackAddress("[::]:1"));
+  EXPECT_FALSE(IsLoopbackAddress("10.0.0.1:1"));
+}
+
+TEST(ConfigTest, DevConfigMatchesIssue) {
+  Config cfg = DevConfig("/tmp/x", "/m.so");
+  EXPECT_TRUE(cfg.dev);
+  EXPECT_TRUE(cfg.server.insecure);
+  const token::IssuerPolicy& p = cfg.issuers.at("dev").policy;
+  EXPECT_EQ(p.iss, "https://issuer.example");
+  EXPECT_EQ(p.allowed_audiences.size(), 2u);
+  EXPECT_TRUE(p.any_actor);
+  EXPECT_EQ(p.max_ttl_access, 3600);
+  EXPECT_EQ(p.max_ttl_transaction, 300);
+  EXPECT_EQ(cfg.hsm.pin_file, "/tmp/x/pin");
+}
+
+}  // namespace
+}  // namespace tokensign::service
