@@ -2,9 +2,24 @@
 
 #include <dlfcn.h>
 
+#include <map>
+#include <mutex>
+
 #include "hsm/strcat.h"
 
 namespace tokensign::hsm {
+namespace {
+
+// Modules are process-wide: dlopen of the same path returns the same library, and
+// PKCS#11 allows one C_Initialize per process. Count the Module objects that share one
+// function list so only the last one calls C_Finalize.
+std::mutex g_users_mu;
+std::map<CK_FUNCTION_LIST_PTR, int>& Users() {
+  static auto* users = new std::map<CK_FUNCTION_LIST_PTR, int>();
+  return *users;
+}
+
+}  // namespace
 
 std::string TrimPadded(const unsigned char* data, size_t size) {
   std::string out(reinterpret_cast<const char*>(data), size);
@@ -50,10 +65,19 @@ absl::StatusOr<std::unique_ptr<Module>> Module::Load(const std::string& path) {
 }
 
 Module::Module(std::string path, void* handle, CK_FUNCTION_LIST_PTR functions)
-    : path_(std::move(path)), handle_(handle), p11_(functions) {}
+    : path_(std::move(path)), handle_(handle), p11_(functions) {
+  std::lock_guard<std::mutex> lock(g_users_mu);
+  ++Users()[functions];
+}
 
 Module::~Module() {
-  if (initialized_) {
+  bool last = false;
+  {
+    std::lock_guard<std::mutex> lock(g_users_mu);
+    last = --Users()[p11_.functions()] == 0;
+    if (last) Users().erase(p11_.functions());
+  }
+  if (last && initialized_) {
     (void)TS_P11(p11_, C_Finalize, nullptr);
   }
   // dlclose only drops this object's reference; other users keep the module mapped.
@@ -65,8 +89,10 @@ absl::Status Module::Initialize() {
   args.flags = CKF_OS_LOCKING_OK;
   absl::Status status = TS_P11(p11_, C_Initialize, &args);
   if (RvOf(status) == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-    // Another user of the same module in this process initialized it; share it but do
-    // not finalize it on their behalf.
+    // Another Module object (or another library) in this process initialized it. If it
+    // is one of ours, we share the duty to finalize it (the last Module does).
+    std::lock_guard<std::mutex> lock(g_users_mu);
+    initialized_ = Users()[p11_.functions()] > 1;
     return absl::OkStatus();
   }
   if (!status.ok()) return status;
