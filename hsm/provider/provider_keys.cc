@@ -1,0 +1,86 @@
+#include "hsm/provider/provider_keys.h"
+
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+
+#include "hsm/strcat.h"
+#include "hsm/provider/provider_internal.h"
+
+namespace tokensign::hsm::provider {
+
+// Owns the library context; shared with every EVP_PKEY handed out so that the context
+// outlives the last key.
+struct HsmKeyProvider::State {
+  OSSL_LIB_CTX* libctx = nullptr;
+  OSSL_PROVIDER* tokensign = nullptr;
+  OSSL_PROVIDER* deflt = nullptr;
+  ~State() {
+    if (tokensign != nullptr) OSSL_PROVIDER_unload(tokensign);
+    if (deflt != nullptr) OSSL_PROVIDER_unload(deflt);
+    if (libctx != nullptr) {
+      UnregisterBuiltinHsm(libctx);
+      OSSL_LIB_CTX_free(libctx);
+    }
+  }
+};
+
+absl::StatusOr<std::unique_ptr<HsmKeyProvider>> HsmKeyProvider::Create(
+    std::shared_ptr<Hsm> hsm) {
+  if (hsm == nullptr) {
+    return absl::InvalidArgumentError("HsmKeyProvider::Create: hsm must not be null");
+  }
+  auto state = std::make_shared<State>();
+  state->libctx = OSSL_LIB_CTX_new();
+  if (state->libctx == nullptr) return OpenSslError("OSSL_LIB_CTX_new");
+  RegisterBuiltinHsm(state->libctx, hsm);
+  if (OSSL_PROVIDER_add_builtin(state->libctx, kProviderName, ProviderInit) != 1) {
+    return OpenSslError("OSSL_PROVIDER_add_builtin(tokensign)");
+  }
+  state->tokensign = OSSL_PROVIDER_load(state->libctx, kProviderName);
+  if (state->tokensign == nullptr) return OpenSslError("OSSL_PROVIDER_load(tokensign)");
+  state->deflt = OSSL_PROVIDER_load(state->libctx, "default");
+  if (state->deflt == nullptr) return OpenSslError("OSSL_PROVIDER_load(default)");
+  return std::unique_ptr<HsmKeyProvider>(new HsmKeyProvider(std::move(hsm), std::move(state)));
+}
+
+HsmKeyProvider::HsmKeyProvider(std::shared_ptr<Hsm> hsm, std::shared_ptr<State> state)
+    : hsm_(std::move(hsm)), state_(std::move(state)) {}
+
+HsmKeyProvider::~HsmKeyProvider() = default;
+
+OSSL_LIB_CTX* HsmKeyProvider::libctx() const { return state_->libctx; }
+
+absl::StatusOr<std::shared_ptr<EVP_PKEY>> HsmKeyProvider::PrivateKey(std::string_view id_hex) {
+  std::string id = AsciiLower(id_hex);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = cache_.find(id); it != cache_.end()) return it->second;
+
+  absl::StatusOr<KeyInfo> info = hsm_->FindKey(id);
+  if (!info.ok()) return info.status();
+  UniquePkeyCtx ctx(
+      EVP_PKEY_CTX_new_from_name(state_->libctx, KeymgmtName(info->type), kProviderProps));
+  if (ctx == nullptr) {
+    return OpenSslError(Cat("EVP_PKEY_CTX_new_from_name(", KeymgmtName(info->type),
+                                     ", provider=tokensign)"));
+  }
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(kParamKeyId, id.data(), id.size()),
+      OSSL_PARAM_construct_end()};
+  EVP_PKEY* raw = nullptr;
+  if (EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_KEYPAIR, params) != 1) {
+    return OpenSslError(Cat("HsmKeyProvider::PrivateKey(", id, "): EVP_PKEY_fromdata"));
+  }
+  std::shared_ptr<State> keep = state_;
+  std::shared_ptr<EVP_PKEY> pkey(raw, [keep](EVP_PKEY* p) { EVP_PKEY_free(p); });
+  cache_.emplace(id, pkey);
+  return pkey;
+}
+
+void HsmKeyProvider::Evict(std::string_view id_hex) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_.erase(AsciiLower(id_hex));
+}
+
+}  // namespace tokensign::hsm::provider
