@@ -72,7 +72,9 @@ absl::StatusOr<std::string> HsmImpl::Sign(std::string_view id_hex,
     last = lease->Check(signature.status());
     CK_RV rv = RvOf(last);
     if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
-      keys_->Invalidate(id_hex);  // destroyed or re-created behind our back
+      // Either the session lost its login (private keys become invisible) or the key
+      // was destroyed behind our back.
+      if (lease->CheckLoggedIn()) keys_->Invalidate(id_hex);
       continue;
     }
     if (!lease->broken()) return last;  // a real answer (bad data, wrong key, ...)

@@ -82,8 +82,7 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
       Attr(CKA_DERIVE, &no),        Attr(CKA_COPYABLE, &no),
       Attr(CKA_ID, id_bytes),       Attr(CKA_LABEL, label),
   };
-  // CKA_DECRYPT exists only on keys that can decrypt at all; SoftHSM rejects it on EC.
-  if (type == KeyType::kRsa) priv.push_back(Attr(CKA_DECRYPT, &no));
+  priv.push_back(Attr(CKA_DECRYPT, &no));  // SoftHSM's default is true, even for EC
 
   std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
@@ -228,9 +227,16 @@ absl::StatusOr<KeyHandles> KeyStore::Resolve(std::string_view id_hex) {
   absl::StatusOr<std::string> id_bytes = ParseKeyId(id_hex);
   if (!id_bytes.ok()) return id_bytes.status();
   std::string key = AsciiLower(id_hex);
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
-  absl::StatusOr<KeyHandles> handles = Search(*lease, *id_bytes, key);
+  absl::StatusOr<KeyHandles> handles;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+    if (!lease.ok()) return lease.status();
+    handles = Search(*lease, *id_bytes, key);
+    // Private keys are invisible while logged out: re-login and search again before
+    // calling a key absent.
+    if (handles.ok()) break;
+    if (!lease->broken() && lease->CheckLoggedIn()) break;  // really absent
+  }
   if (!handles.ok()) return handles.status();
   std::unique_lock<std::shared_mutex> lock(cache_mu_);
   if (cache_epoch_ != epoch) {

@@ -50,6 +50,18 @@ void SessionPool::Lease::MarkBroken(CK_RV rv) {
   broken_rv_ = rv == CKR_OK ? CKR_GENERAL_ERROR : rv;
 }
 
+bool SessionPool::Lease::CheckLoggedIn() {
+  if (pool_ == nullptr) return false;
+  CK_SESSION_INFO info = {};
+  absl::Status status = Check(TS_P11(pool_->p11(), C_GetSessionInfo, session_, &info));
+  if (!status.ok()) return false;
+  if (info.state != CKS_RW_USER_FUNCTIONS) {
+    MarkBroken(CKR_USER_NOT_LOGGED_IN);
+    return false;
+  }
+  return true;
+}
+
 absl::StatusOr<std::unique_ptr<SessionPool>> SessionPool::Create(
     Module* module, Options options) {
   std::call_once(g_atfork_once,
@@ -233,14 +245,7 @@ absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch) {
 bool SessionPool::Healthy() {
   absl::StatusOr<Lease> lease = Acquire();
   if (!lease.ok()) return false;
-  CK_SESSION_INFO info = {};
-  absl::Status status =
-      lease->Check(TS_P11(p11(), C_GetSessionInfo, lease->session(), &info));
-  if (!status.ok()) return false;
-  if (info.state != CKS_RW_USER_FUNCTIONS) {
-    lease->MarkBroken(CKR_USER_NOT_LOGGED_IN);
-    return false;
-  }
+  if (!lease->CheckLoggedIn()) return false;
   return healthy_.load();
 }
 

@@ -50,6 +50,9 @@ class SessionPool {
     // broken so it is re-established before reuse. Returns `status` unchanged.
     const absl::Status& Check(const absl::Status& status);
     void MarkBroken(CK_RV rv);
+    // C_GetSessionInfo: true when the session is a logged-in R/W user session; otherwise
+    // marks it broken (re-login on next use) and returns false.
+    bool CheckLoggedIn();
     bool broken() const { return broken_rv_ != CKR_OK; }
 
    private:
