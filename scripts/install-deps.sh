@@ -8,7 +8,7 @@ PACKAGES=(
   libssl-dev openssl
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libabsl-dev libboost-dev
-  softhsm2 opensc p11-kit libp11-dev libengine-pkcs11-openssl
+  softhsm2 opensc p11-kit libp11-kit-dev libp11-dev libengine-pkcs11-openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev prometheus-cpp-dev
   python3 python3-jwt python3-cryptography python3-grpcio python3-protobuf
