@@ -35,11 +35,11 @@ template <typename T>
 T& LabelCache<T>::Get(std::initializer_list<std::string_view> values) {
   std::string key = JoinKey(values);
   {
-    absl::ReaderMutexLock lock(&mu_);
+    std::shared_lock lock(mu_);
     auto it = cache_.find(key);
     if (it != cache_.end()) return *it->second;
   }
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   auto it = cache_.find(key);
   if (it != cache_.end()) return *it->second;
   prometheus::Labels labels;
@@ -121,7 +121,7 @@ void Metrics::CountDenied(std::string_view issuer,
 }
 
 void Metrics::SetKeyAges(const std::vector<KeyAge>& ages) {
-  absl::MutexLock lock(&key_age_mu_);
+  std::lock_guard lock(key_age_mu_);
   // Add (or find) every current series first, then drop the stale ones, so a
   // concurrent scrape never sees a live key missing.
   std::vector<prometheus::Gauge*> current;

@@ -34,13 +34,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -70,8 +70,8 @@ class LabelCache {
  private:
   prometheus::Family<T>& family_;
   const std::vector<std::string> keys_;
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, T*> cache_ ABSL_GUARDED_BY(mu_);
+  std::shared_mutex mu_;  // std (pthread) lock: visible to ThreadSanitizer
+  absl::flat_hash_map<std::string, T*> cache_;  // guarded by mu_
 };
 
 class Metrics {
@@ -118,8 +118,8 @@ class Metrics {
   LabelCache<prometheus::Counter> signed_;
   LabelCache<prometheus::Counter> denied_;
 
-  absl::Mutex key_age_mu_;
-  std::vector<prometheus::Gauge*> key_age_series_ ABSL_GUARDED_BY(key_age_mu_);
+  std::mutex key_age_mu_;
+  std::vector<prometheus::Gauge*> key_age_series_;  // guarded by key_age_mu_
 };
 
 }  // namespace tokensign::service
