@@ -87,31 +87,25 @@ class FileAuditLog final : public AuditLog {
   }
 
   absl::Status Append(const AuditRecord& record) override {
-    std::string body;
-    if (record.time == absl::UnixEpoch()) {
-      AuditRecord stamped = record;
-      stamped.time = absl::Now();
-      body = FormatDecisionBody(stamped);
-    } else {
-      body = FormatDecisionBody(record);
-    }
+    std::string body = Body(record);
     absl::MutexLock lock(&mu_);
-    if (!failed_.ok()) return failed_;
-    if (stopping_) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("audit log ", options_.path, ": Append after close"));
+    absl::StatusOr<int64_t> seq = EnqueueLocked(body, nullptr);
+    if (!seq.ok()) return seq.status();
+    while (durable_seq_ < *seq && failed_.ok()) done_cv_.Wait(&mu_);
+    return durable_seq_ >= *seq ? absl::OkStatus() : failed_;
+  }
+
+  void AppendAsync(const AuditRecord& record,
+                   absl::AnyInvocable<void(absl::Status) &&> done) override {
+    std::string body = Body(record);
+    absl::Status rejected;
+    {
+      absl::MutexLock lock(&mu_);
+      absl::StatusOr<int64_t> seq = EnqueueLocked(body, &done);
+      if (seq.ok()) return;  // `done` now belongs to the pending segment
+      rejected = seq.status();
     }
-    if (options_.rotate_bytes > 0 && active_bytes_ > options_.rotate_bytes) {
-      // The next line opens a fresh file; its first line continues the chain.
-      pending_.emplace_back();
-      pending_.back().rotate_before = true;
-      active_bytes_ = 0;
-      AddBodyLocked(
-          FormatContinuationBody(BaseName(options_.path) + ".1", absl::Now()), false);
-    }
-    int64_t seq = AddBodyLocked(body, true);
-    while (durable_seq_ < seq && failed_.ok()) done_cv_.Wait(&mu_);
-    return durable_seq_ >= seq ? absl::OkStatus() : failed_;
+    std::move(done)(rejected);
   }
 
   bool torn_tail_repaired() const override { return torn_tail_bytes_ > 0; }
@@ -133,12 +127,43 @@ class FileAuditLog final : public AuditLog {
 
  private:
   // A run of lines for one file; rotate_before = rotate the active file first.
+  using Callback = absl::AnyInvocable<void(absl::Status) &&>;
   struct Segment {
     bool rotate_before = false;
     std::string data;
     int64_t last_seq = -1;
     int64_t decisions = 0;
+    std::vector<Callback> callbacks;  // AppendAsync waiters; share the segment's fate
   };
+
+  static std::string Body(const AuditRecord& record) {
+    if (record.time != absl::UnixEpoch()) return FormatDecisionBody(record);
+    AuditRecord stamped = record;
+    stamped.time = absl::Now();
+    return FormatDecisionBody(stamped);
+  }
+
+  // Chains a decision line (rotating first if the active file is full). With `done`,
+  // moves it into the segment. Returns the line's seq, or why the log refuses it.
+  absl::StatusOr<int64_t> EnqueueLocked(std::string_view body, Callback* done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!failed_.ok()) return failed_;
+    if (stopping_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("audit log ", options_.path, ": Append after close"));
+    }
+    if (options_.rotate_bytes > 0 && active_bytes_ > options_.rotate_bytes) {
+      // The next line opens a fresh file; its first line continues the chain.
+      pending_.emplace_back();
+      pending_.back().rotate_before = true;
+      active_bytes_ = 0;
+      AddBodyLocked(
+          FormatContinuationBody(BaseName(options_.path) + ".1", absl::Now()), false);
+    }
+    int64_t seq = AddBodyLocked(body, true);
+    if (done != nullptr) pending_.back().callbacks.push_back(std::move(*done));
+    return seq;
+  }
 
   int64_t AddBodyLocked(std::string_view body, bool decision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -171,6 +196,7 @@ class FileAuditLog final : public AuditLog {
       }
       absl::Status status;
       int64_t durable = -1;
+      size_t written = 0;  // segments of `batch` made durable
       AuditLogStats delta;
       for (const Segment& seg : batch) {
         if (seg.rotate_before) {
@@ -178,7 +204,10 @@ class FileAuditLog final : public AuditLog {
           if (!status.ok()) break;
           ++delta.rotations;
         }
-        if (seg.data.empty()) continue;
+        if (seg.data.empty()) {
+          ++written;
+          continue;
+        }
         status = WriteAll(fd_.get(), seg.data, options_.path);
         if (status.ok() && options_.durability == Durability::kFsync &&
             ::fdatasync(fd_.get()) != 0) {
@@ -186,24 +215,37 @@ class FileAuditLog final : public AuditLog {
         }
         if (!status.ok()) break;
         durable = seg.last_seq;
+        ++written;
         delta.records += seg.decisions;
         delta.bytes += static_cast<int64_t>(seg.data.size());
         ++delta.commits;
       }
-      absl::MutexLock lock(&mu_);
-      if (durable >= 0) durable_seq_ = durable;
-      stats_.records += delta.records;
-      stats_.bytes += delta.bytes;
-      stats_.commits += delta.commits;
-      stats_.rotations += delta.rotations;
-      if (!status.ok()) {
-        failed_ = absl::UnavailableError(absl::StrCat(
-            "audit log stopped accepting appends (no token may be released): ",
-            status.message()));
-        pending_.clear();
+      absl::Status failed;
+      {
+        absl::MutexLock lock(&mu_);
+        if (durable >= 0) durable_seq_ = durable;
+        stats_.records += delta.records;
+        stats_.bytes += delta.bytes;
+        stats_.commits += delta.commits;
+        stats_.rotations += delta.rotations;
+        if (!status.ok()) {
+          failed_ = absl::UnavailableError(absl::StrCat(
+              "audit log stopped accepting appends (no token may be released): ",
+              status.message()));
+          failed = failed_;
+          // Lines queued meanwhile are chained after the failed ones: fail them too.
+          for (Segment& seg : pending_) batch.push_back(std::move(seg));
+          pending_.clear();
+        }
+        done_cv_.SignalAll();
       }
-      done_cv_.SignalAll();
-      if (!failed_.ok()) return;
+      // Async completions run outside the lock.
+      for (size_t i = 0; i < batch.size(); ++i) {
+        for (Callback& cb : batch[i].callbacks) {
+          std::move(cb)(i < written ? absl::OkStatus() : failed);
+        }
+      }
+      if (!failed.ok()) return;
     }
   }
 

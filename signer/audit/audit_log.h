@@ -18,8 +18,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -88,6 +90,17 @@ class AuditLog {
   virtual bool torn_tail_repaired() const = 0;
 
   // Extensions (defaults so test fakes need not implement them).
+  // Asynchronous Append for callers that must not block a worker thread on fdatasync
+  // (e.g. a gRPC callback handler): `done` runs exactly once, on the writer thread after
+  // the record is durable (OK) or could not be written (the same error Append returns),
+  // or inline before AppendAsync returns if the log already stopped. `done` must be
+  // quick and must not call back into this log's Append. Release the token only on OK.
+  // With N requests in flight, one fdatasync covers up to N records even when only two
+  // threads sign, so durability costs little throughput. Default: calls Append.
+  virtual void AppendAsync(const AuditRecord& record,
+                           absl::AnyInvocable<void(absl::Status) &&> done) {
+    std::move(done)(Append(record));
+  }
   // OK while the log accepts appends; otherwise the error that stopped it (for /readyz).
   virtual absl::Status health() const { return absl::OkStatus(); }
   // Bytes dropped by the torn-tail repair at Open (0 if none).

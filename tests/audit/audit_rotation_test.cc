@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "signer/audit/audit_format.h"
@@ -148,6 +149,28 @@ TEST(AuditFailureTest, WriteFailureFailsAppendAndStopsTheLog) {
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->ok) << FormatVerifyReport(*r);
   EXPECT_EQ(r->records, 2);
+}
+
+TEST(AuditFailureTest, WriteFailureFailsAsyncCallbacks) {
+  TempDir dir;
+  AuditLogOptions o{.path = dir.File("audit.log")};
+  auto log = AuditLog::Open(o);
+  ASSERT_TRUE(log.ok()) << log.status();
+  absl::Notification done;
+  absl::Status got;
+  {
+    FileSizeLimit limit(std::filesystem::file_size(o.path) + 50);
+    (*log)->AppendAsync(MakeRecord("fails"), [&](absl::Status s) {
+      got = s;
+      done.Notify();
+    });
+    done.WaitForNotification();
+  }
+  EXPECT_EQ(got.code(), absl::StatusCode::kUnavailable) << got;
+  // Once stopped, the callback runs inline with the same error.
+  absl::Status inline_status;
+  (*log)->AppendAsync(MakeRecord("later"), [&](absl::Status s) { inline_status = s; });
+  EXPECT_EQ(inline_status.code(), absl::StatusCode::kUnavailable) << inline_status;
 }
 
 TEST(AuditFailureTest, OpenRejectsBadOptionsAndNonRegularFiles) {
