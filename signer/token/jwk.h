@@ -1,10 +1,14 @@
-// Public JWKs (RFC 7517/7518/8037) from EVP_PKEYs, RFC 7638 thumbprints, JWKS documents.
+// Public JWKs (RFC 7517/7518/8037) from EVP_PKEYs, RFC 7638 thumbprints, JWKS
+// documents.
 //
 // Contract:
-// - EC (P-256, P-384): {"crv","kty":"EC","x","y"}, x and y left-padded to the field size
-//   (32 / 48 bytes). OKP Ed25519: {"crv":"Ed25519","kty":"OKP","x"}. RSA: {"e","kty":"RSA",
-//   "n"} with n and e minimal big-endian (no leading zero byte).
-// - Thumbprint = base64url(SHA-256(required members, lexicographic order, no whitespace));
+// - EC (P-256, P-384): {"crv","kty":"EC","x","y"}, x and y left-padded to the
+// field size
+//   (32 / 48 bytes). OKP Ed25519: {"crv":"Ed25519","kty":"OKP","x"}. RSA:
+//   {"e","kty":"RSA", "n"} with n and e minimal big-endian (no leading zero
+//   byte).
+// - Thumbprint = base64url(SHA-256(required members, lexicographic order, no
+// whitespace));
 //   tokensign uses it as `kid`.
 // - Published JWKs add "kid", "alg" and "use":"sig". Never private members.
 //
@@ -24,11 +28,13 @@
 
 namespace tokensign::token {
 
-// The RFC 7638 required members of the public key (kty + key material), nothing else.
+// The RFC 7638 required members of the public key (kty + key material), nothing
+// else.
 absl::StatusOr<nlohmann::json> PublicJwkMembers(const EVP_PKEY* key);
 
-// RFC 7638 SHA-256 thumbprint of a JWK given as JSON. Uses only the required members
-// for its kty (EC: crv,kty,x,y; OKP: crv,kty,x; RSA: e,kty,n); others are ignored.
+// RFC 7638 SHA-256 thumbprint of a JWK given as JSON. Uses only the required
+// members for its kty (EC: crv,kty,x,y; OKP: crv,kty,x; RSA: e,kty,n); others
+// are ignored.
 absl::StatusOr<std::string> JwkThumbprint(const nlohmann::json& jwk);
 
 // RFC 7638 SHA-256 thumbprint of a public key (= tokensign's kid for it).
@@ -36,7 +42,8 @@ absl::StatusOr<std::string> JwkThumbprint(const EVP_PKEY* key);
 
 // The JWK tokensign publishes: required members + "kid", "alg", "use":"sig".
 // Fails if the key does not fit `alg`.
-absl::StatusOr<nlohmann::json> PublishedJwk(const EVP_PKEY* key, hsm::SignAlgorithm alg,
+absl::StatusOr<nlohmann::json> PublishedJwk(const EVP_PKEY* key,
+                                            hsm::SignAlgorithm alg,
                                             std::string_view kid);
 
 // One key of an issuer's JWKS.
@@ -46,7 +53,8 @@ struct JwksEntry {
   std::string kid;
 };
 
-// {"keys":[...]} in the order given. InvalidArgument naming keys[i] on a bad entry.
+// {"keys":[...]} in the order given. InvalidArgument naming keys[i] on a bad
+// entry.
 absl::StatusOr<nlohmann::json> BuildJwks(const std::vector<JwksEntry>& entries);
 
 }  // namespace tokensign::token

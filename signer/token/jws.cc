@@ -28,7 +28,8 @@ bool IsEcdsa(SignAlgorithm alg) {
   return alg == SignAlgorithm::kES256 || alg == SignAlgorithm::kES384;
 }
 
-// Digest name for EVP_DigestSignInit_ex; nullptr for Ed25519 (one-shot, no digest).
+// Digest name for EVP_DigestSignInit_ex; nullptr for Ed25519 (one-shot, no
+// digest).
 const char* DigestName(SignAlgorithm alg) {
   switch (alg) {
     case SignAlgorithm::kES384:
@@ -46,8 +47,8 @@ std::string AlgName(SignAlgorithm alg) {
 
 std::string DescribeKey(const EVP_PKEY* key) {
   const char* name = EVP_PKEY_get0_type_name(key);
-  return absl::StrCat(name != nullptr ? name : "unknown", " key of ", EVP_PKEY_get_bits(key),
-                      " bits");
+  return absl::StrCat(name != nullptr ? name : "unknown", " key of ",
+                      EVP_PKEY_get_bits(key), " bits");
 }
 
 // Sets the RSA padding parameters on a sign/verify context.
@@ -109,11 +110,13 @@ absl::StatusOr<std::string> RawToDer(std::string_view raw) {
 }
 
 // Debian's abseil has its own string_view type; convert at the boundary.
-absl::string_view Av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+absl::string_view Av(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 bool IsBase64UrlChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+         (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
 }  // namespace
@@ -124,17 +127,19 @@ std::string Base64UrlEncode(std::string_view data) {
   return out;
 }
 
-absl::StatusOr<std::string> Base64UrlDecode(std::string_view data, std::string_view field) {
+absl::StatusOr<std::string> Base64UrlDecode(std::string_view data,
+                                            std::string_view field) {
   for (char c : data) {
     if (!IsBase64UrlChar(c)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          Av(field), ": not base64url; only A-Z a-z 0-9 - _ without padding are allowed"));
+          Av(field),
+          ": not base64url; only A-Z a-z 0-9 - _ without padding are allowed"));
     }
   }
   std::string out;
   if (data.size() % 4 == 1 || !absl::WebSafeBase64Unescape(Av(data), &out)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(Av(field), ": not base64url; length ", data.size(), " is impossible"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        Av(field), ": not base64url; length ", data.size(), " is impossible"));
   }
   return out;
 }
@@ -151,16 +156,20 @@ absl::Status CheckKeyForAlgorithm(const EVP_PKEY* key, SignAlgorithm alg) {
     case SignAlgorithm::kES256:
     case SignAlgorithm::kES384: {
       const int need = alg == SignAlgorithm::kES256 ? 256 : 384;
-      want = alg == SignAlgorithm::kES256 ? "an EC P-256 key" : "an EC P-384 key";
+      want =
+          alg == SignAlgorithm::kES256 ? "an EC P-256 key" : "an EC P-384 key";
       ok = EVP_PKEY_is_a(key, "EC") && bits == need;
-      // Software keys name their group; provider keys may not, then bits decide.
+      // Software keys name their group; provider keys may not, then bits
+      // decide.
       char group[64];
       size_t len = 0;
-      if (ok && EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
-                                               sizeof(group), &len) == 1) {
+      if (ok &&
+          EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                         sizeof(group), &len) == 1) {
         std::string_view g(group, len);
-        ok = need == 256 ? (g == "prime256v1" || g == "P-256" || g == "secp256r1")
-                         : (g == "secp384r1" || g == "P-384");
+        ok = need == 256
+                 ? (g == "prime256v1" || g == "P-256" || g == "secp256r1")
+                 : (g == "secp384r1" || g == "P-384");
       }
       ERR_clear_error();
       break;
@@ -176,9 +185,9 @@ absl::Status CheckKeyForAlgorithm(const EVP_PKEY* key, SignAlgorithm alg) {
       break;
   }
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat("key: ", DescribeKey(key),
-                                                   " does not fit alg ", AlgName(alg),
-                                                   "; ", AlgName(alg), " needs ", want));
+    return absl::InvalidArgumentError(
+        absl::StrCat("key: ", DescribeKey(key), " does not fit alg ",
+                     AlgName(alg), "; ", AlgName(alg), " needs ", want));
   }
   return absl::OkStatus();
 }
@@ -204,42 +213,46 @@ absl::StatusOr<std::string> SignRaw(EVP_PKEY* key, SignAlgorithm alg,
   hsm::UniqueMdCtx mdctx(EVP_MD_CTX_new());
   if (mdctx == nullptr) return hsm::OpenSslError("EVP_MD_CTX_new");
   EVP_PKEY_CTX* pctx = nullptr;  // owned by mdctx
-  if (EVP_DigestSignInit_ex(mdctx.get(), &pctx, DigestName(alg), nullptr, nullptr, key,
-                            nullptr) != 1) {
-    return hsm::OpenSslError(absl::StrCat("EVP_DigestSignInit_ex(", AlgName(alg), ")"));
+  if (EVP_DigestSignInit_ex(mdctx.get(), &pctx, DigestName(alg), nullptr,
+                            nullptr, key, nullptr) != 1) {
+    return hsm::OpenSslError(
+        absl::StrCat("EVP_DigestSignInit_ex(", AlgName(alg), ")"));
   }
   if (absl::Status s = SetRsaPadding(pctx, alg); !s.ok()) return s;
-  // One call with a buffer of the key's maximum signature size (DER ECDSA may be longer
-  // than raw r||s).
+  // One call with a buffer of the key's maximum signature size (DER ECDSA may
+  // be longer than raw r||s).
   const int max_size = EVP_PKEY_get_size(key);
   size_t sig_len = static_cast<size_t>(max_size > 0 ? max_size : 0) + 16;
   std::string sig(sig_len, '\0');
-  if (EVP_DigestSign(mdctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len,
-                     reinterpret_cast<const unsigned char*>(signing_input.data()),
-                     signing_input.size()) != 1) {
-    return hsm::OpenSslError(absl::StrCat("EVP_DigestSign(", AlgName(alg), ")"));
+  if (EVP_DigestSign(
+          mdctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len,
+          reinterpret_cast<const unsigned char*>(signing_input.data()),
+          signing_input.size()) != 1) {
+    return hsm::OpenSslError(
+        absl::StrCat("EVP_DigestSign(", AlgName(alg), ")"));
   }
   sig.resize(sig_len);
   if (IsEcdsa(alg)) {
-    return DerToRaw(reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                    *raw_len / 2);
+    return DerToRaw(reinterpret_cast<const unsigned char*>(sig.data()),
+                    sig.size(), *raw_len / 2);
   }
   if (sig.size() != *raw_len) {
-    return absl::InternalError(absl::StrCat("EVP_DigestSign(", AlgName(alg), "): got ",
-                                            sig.size(), " signature bytes, expected ",
-                                            *raw_len));
+    return absl::InternalError(
+        absl::StrCat("EVP_DigestSign(", AlgName(alg), "): got ", sig.size(),
+                     " signature bytes, expected ", *raw_len));
   }
   return sig;
 }
 
-absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg, std::string_view signing_input,
+absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg,
+                       std::string_view signing_input,
                        std::string_view signature) {
   absl::StatusOr<size_t> raw_len = SignatureLength(key, alg);
   if (!raw_len.ok()) return raw_len.status();
   if (signature.size() != *raw_len) {
-    return absl::InvalidArgumentError(absl::StrCat("signature: ", signature.size(),
-                                                   " bytes; ", AlgName(alg), " with this key needs exactly ",
-                                                   *raw_len));
+    return absl::InvalidArgumentError(
+        absl::StrCat("signature: ", signature.size(), " bytes; ", AlgName(alg),
+                     " with this key needs exactly ", *raw_len));
   }
   std::string der;
   std::string_view to_check = signature;
@@ -252,30 +265,36 @@ absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg, std::string_view signin
   hsm::UniqueMdCtx mdctx(EVP_MD_CTX_new());
   if (mdctx == nullptr) return hsm::OpenSslError("EVP_MD_CTX_new");
   EVP_PKEY_CTX* pctx = nullptr;
-  if (EVP_DigestVerifyInit_ex(mdctx.get(), &pctx, DigestName(alg), nullptr, nullptr, key,
-                              nullptr) != 1) {
-    return hsm::OpenSslError(absl::StrCat("EVP_DigestVerifyInit_ex(", AlgName(alg), ")"));
+  if (EVP_DigestVerifyInit_ex(mdctx.get(), &pctx, DigestName(alg), nullptr,
+                              nullptr, key, nullptr) != 1) {
+    return hsm::OpenSslError(
+        absl::StrCat("EVP_DigestVerifyInit_ex(", AlgName(alg), ")"));
   }
   if (absl::Status s = SetRsaPadding(pctx, alg); !s.ok()) return s;
   const int rc = EVP_DigestVerify(
-      mdctx.get(), reinterpret_cast<const unsigned char*>(to_check.data()), to_check.size(),
-      reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size());
+      mdctx.get(), reinterpret_cast<const unsigned char*>(to_check.data()),
+      to_check.size(),
+      reinterpret_cast<const unsigned char*>(signing_input.data()),
+      signing_input.size());
   ERR_clear_error();
   if (rc != 1) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("signature: does not verify (", AlgName(alg), ") with the public key"));
+    return absl::UnauthenticatedError(absl::StrCat(
+        "signature: does not verify (", AlgName(alg), ") with the public key"));
   }
   return absl::OkStatus();
 }
 
-std::string JwsHeaderJson(SignAlgorithm alg, std::string_view kid, std::string_view typ) {
+std::string JwsHeaderJson(SignAlgorithm alg, std::string_view kid,
+                          std::string_view typ) {
   // dump() escapes; kid and typ are normally plain ASCII.
-  return absl::StrCat(R"({"alg":")", Av(hsm::SignAlgorithmName(alg)), R"(","kid":)",
-                      nlohmann::json(std::string(kid)).dump(), R"(,"typ":)",
-                      nlohmann::json(std::string(typ)).dump(), "}");
+  return absl::StrCat(R"({"alg":")", Av(hsm::SignAlgorithmName(alg)),
+                      R"(","kid":)", nlohmann::json(std::string(kid)).dump(),
+                      R"(,"typ":)", nlohmann::json(std::string(typ)).dump(),
+                      "}");
 }
 
-absl::StatusOr<std::string> SignCompactWithHeader(EVP_PKEY* key, SignAlgorithm alg,
+absl::StatusOr<std::string> SignCompactWithHeader(EVP_PKEY* key,
+                                                  SignAlgorithm alg,
                                                   std::string_view header_json,
                                                   std::string_view payload) {
   std::string out = Base64UrlEncode(header_json);
@@ -289,24 +308,30 @@ absl::StatusOr<std::string> SignCompactWithHeader(EVP_PKEY* key, SignAlgorithm a
 }
 
 absl::StatusOr<std::string> SignCompact(EVP_PKEY* key, SignAlgorithm alg,
-                                        std::string_view kid, std::string_view typ,
+                                        std::string_view kid,
+                                        std::string_view typ,
                                         std::string_view payload) {
   return SignCompactWithHeader(key, alg, JwsHeaderJson(alg, kid, typ), payload);
 }
 
-absl::StatusOr<nlohmann::json> VerifyCompact(std::string_view jws, EVP_PKEY* public_key,
+absl::StatusOr<nlohmann::json> VerifyCompact(std::string_view jws,
+                                             EVP_PKEY* public_key,
                                              const JwsExpectation& expect) {
   const size_t dot1 = jws.find('.');
-  const size_t dot2 = dot1 == std::string_view::npos ? dot1 : jws.find('.', dot1 + 1);
-  if (dot2 == std::string_view::npos || jws.find('.', dot2 + 1) != std::string_view::npos) {
+  const size_t dot2 =
+      dot1 == std::string_view::npos ? dot1 : jws.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos ||
+      jws.find('.', dot2 + 1) != std::string_view::npos) {
     return absl::InvalidArgumentError(
-        "jws: not compact serialization; need exactly header.payload.signature");
+        "jws: not compact serialization; need exactly "
+        "header.payload.signature");
   }
   const std::string_view header_b64 = jws.substr(0, dot1);
   const std::string_view payload_b64 = jws.substr(dot1 + 1, dot2 - dot1 - 1);
   const std::string_view sig_b64 = jws.substr(dot2 + 1);
 
-  absl::StatusOr<std::string> header_bytes = Base64UrlDecode(header_b64, "jws.header");
+  absl::StatusOr<std::string> header_bytes =
+      Base64UrlDecode(header_b64, "jws.header");
   if (!header_bytes.ok()) return header_bytes.status();
   nlohmann::json header = nlohmann::json::parse(*header_bytes, nullptr, false);
   if (header.is_discarded() || !header.is_object()) {
@@ -314,37 +339,43 @@ absl::StatusOr<nlohmann::json> VerifyCompact(std::string_view jws, EVP_PKEY* pub
   }
   for (const auto& [name, value] : header.items()) {
     if (name != "alg" && name != "kid" && name != "typ") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "jws.header.", name.substr(0, 64), ": not allowed; the header is exactly alg, kid, typ"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("jws.header.", name.substr(0, 64),
+                       ": not allowed; the header is exactly alg, kid, typ"));
     }
     if (!value.is_string()) {
-      return absl::InvalidArgumentError(absl::StrCat("jws.header.", name, ": must be a string"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("jws.header.", name, ": must be a string"));
     }
   }
   const std::string alg = header.value("alg", "");
   if (alg != hsm::SignAlgorithmName(expect.alg)) {
-    return absl::InvalidArgumentError(absl::StrCat("jws.header.alg: \"", alg.substr(0, 32),
-                                                   "\" does not match; the key signs ",
-                                                   AlgName(expect.alg)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("jws.header.alg: \"", alg.substr(0, 32),
+                     "\" does not match; the key signs ", AlgName(expect.alg)));
   }
   if (header.value("kid", "") != expect.kid) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("jws.header.kid: does not match; expected \"", Av(expect.kid), "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "jws.header.kid: does not match; expected \"", Av(expect.kid), "\""));
   }
   if (header.value("typ", "") != expect.typ) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("jws.header.typ: does not match; expected \"", Av(expect.typ), "\""));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "jws.header.typ: does not match; expected \"", Av(expect.typ), "\""));
   }
   if (*header_bytes != JwsHeaderJson(expect.alg, expect.kid, expect.typ)) {
     return absl::InvalidArgumentError(
-        "jws.header: not in canonical form; expected {\"alg\",\"kid\",\"typ\"} in that order");
+        "jws.header: not in canonical form; expected {\"alg\",\"kid\",\"typ\"} "
+        "in that order");
   }
   absl::StatusOr<std::string> sig = Base64UrlDecode(sig_b64, "jws.signature");
   if (!sig.ok()) return sig.status();
-  if (absl::Status s = VerifyRaw(public_key, expect.alg, jws.substr(0, dot2), *sig); !s.ok()) {
+  if (absl::Status s =
+          VerifyRaw(public_key, expect.alg, jws.substr(0, dot2), *sig);
+      !s.ok()) {
     return s;
   }
-  absl::StatusOr<std::string> payload = Base64UrlDecode(payload_b64, "jws.payload");
+  absl::StatusOr<std::string> payload =
+      Base64UrlDecode(payload_b64, "jws.payload");
   if (!payload.ok()) return payload.status();
   nlohmann::json claims = nlohmann::json::parse(*payload, nullptr, false);
   if (claims.is_discarded() || !claims.is_object()) {

@@ -13,12 +13,14 @@ namespace tokensign::token {
 
 absl::StatusOr<std::string> NewJti() {
   unsigned char bytes[16];
-  if (RAND_bytes(bytes, sizeof(bytes)) != 1) return hsm::OpenSslError("RAND_bytes(jti)");
-  return Base64UrlEncode(std::string_view(reinterpret_cast<char*>(bytes), sizeof(bytes)));
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1)
+    return hsm::OpenSslError("RAND_bytes(jti)");
+  return Base64UrlEncode(
+      std::string_view(reinterpret_cast<char*>(bytes), sizeof(bytes)));
 }
 
-nlohmann::json BuildClaims(const IssuerPolicy& policy, const TokenRequest& req, int64_t iat,
-                           int64_t exp, std::string_view jti) {
+nlohmann::json BuildClaims(const IssuerPolicy& policy, const TokenRequest& req,
+                           int64_t iat, int64_t exp, std::string_view jti) {
   nlohmann::json claims = nlohmann::json::object();
   claims["iss"] = policy.iss;
   claims["sub"] = req.subject;
@@ -33,7 +35,8 @@ nlohmann::json BuildClaims(const IssuerPolicy& policy, const TokenRequest& req, 
   claims["nbf"] = iat;
   claims["exp"] = exp;
   claims["jti"] = std::string(jti);
-  // Innermost (oldest) actor first, wrapped outwards; actor_chain[0] ends outermost.
+  // Innermost (oldest) actor first, wrapped outwards; actor_chain[0] ends
+  // outermost.
   nlohmann::json act;
   for (auto it = req.actor_chain.rbegin(); it != req.actor_chain.rend(); ++it) {
     nlohmann::json level = nlohmann::json::object();
@@ -55,25 +58,31 @@ nlohmann::json BuildClaims(const IssuerPolicy& policy, const TokenRequest& req, 
     if (req.tctx.is_object()) claims["tctx"] = req.tctx;
   }
   if (req.extra_claims.is_object()) {
-    for (const auto& item : req.extra_claims.items()) claims[item.key()] = item.value();
+    for (const auto& item : req.extra_claims.items())
+      claims[item.key()] = item.value();
   }
   return claims;
 }
 
-absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy, const SigningKey& key,
-                                 const TokenRequest& req, absl::Time now) {
+absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy,
+                                 const SigningKey& key, const TokenRequest& req,
+                                 absl::Time now) {
   if (policy.iss.empty()) {
-    return absl::FailedPreconditionError("iss: issuer policy has no iss value; configure one");
+    return absl::FailedPreconditionError(
+        "iss: issuer policy has no iss value; configure one");
   }
   if (key.private_key == nullptr || key.kid.empty()) {
-    return absl::FailedPreconditionError("key: signing key has no private key or no kid");
+    return absl::FailedPreconditionError(
+        "key: signing key has no private key or no kid");
   }
-  if (absl::Status s = CheckKeyForAlgorithm(key.private_key.get(), key.alg); !s.ok()) {
+  if (absl::Status s = CheckKeyForAlgorithm(key.private_key.get(), key.alg);
+      !s.ok()) {
     return absl::FailedPreconditionError(s.message());
   }
   if (policy.verify_before_release && key.public_key == nullptr) {
     return absl::FailedPreconditionError(
-        "key: no public key; verify-before-release needs one (or turn it off per issuer)");
+        "key: no public key; verify-before-release needs one (or turn it off "
+        "per issuer)");
   }
   if (absl::Status s = CheckRequest(policy, req); !s.ok()) return s;
 
@@ -89,15 +98,16 @@ absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy, const SigningKey& k
   try {
     payload = out.claims.dump();
   } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("claims: cannot serialize: ", e.what()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("claims: cannot serialize: ", e.what()));
   }
   const char* typ = TokenKindTyp(req.kind);
   absl::StatusOr<std::string> token =
       SignCompact(key.private_key.get(), key.alg, key.kid, typ, payload);
   if (!token.ok()) return token.status();
   if (policy.verify_before_release) {
-    absl::StatusOr<nlohmann::json> verified =
-        VerifyCompact(*token, key.public_key.get(), JwsExpectation{key.alg, key.kid, typ});
+    absl::StatusOr<nlohmann::json> verified = VerifyCompact(
+        *token, key.public_key.get(), JwsExpectation{key.alg, key.kid, typ});
     if (!verified.ok()) {
       return absl::InternalError(absl::StrCat(
           "verify-before-release: fresh token does not verify, withheld: ",

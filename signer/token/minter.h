@@ -1,8 +1,9 @@
-// Mints a delegated token: policy check -> claims -> compact JWS signed with an EVP_PKEY
-// (HSM-backed through hsm/provider in production, a software key in unit tests) ->
-// verify with the public key (unless the issuer turned it off) -> result.
-// Thread-safety: Mint is safe to call concurrently (no shared mutable state; the key's
-// EVP_PKEY must itself be usable from many threads, which OpenSSL guarantees for signing).
+// Mints a delegated token: policy check -> claims -> compact JWS signed with an
+// EVP_PKEY (HSM-backed through hsm/provider in production, a software key in
+// unit tests) -> verify with the public key (unless the issuer turned it off)
+// -> result. Thread-safety: Mint is safe to call concurrently (no shared
+// mutable state; the key's EVP_PKEY must itself be usable from many threads,
+// which OpenSSL guarantees for signing).
 #ifndef TOKENSIGN_SIGNER_TOKEN_MINTER_H_
 #define TOKENSIGN_SIGNER_TOKEN_MINTER_H_
 
@@ -20,8 +21,9 @@
 
 namespace tokensign::token {
 
-// A signing key as the token layer sees it. `private_key` signs (provider-backed or
-// software); `public_key` verifies and feeds the JWK. kid = RFC 7638 thumbprint.
+// A signing key as the token layer sees it. `private_key` signs
+// (provider-backed or software); `public_key` verifies and feeds the JWK. kid =
+// RFC 7638 thumbprint.
 struct SigningKey {
   std::shared_ptr<EVP_PKEY> private_key;
   std::shared_ptr<EVP_PKEY> public_key;
@@ -30,7 +32,7 @@ struct SigningKey {
 };
 
 struct MintedToken {
-  std::string token;   // compact JWS
+  std::string token;  // compact JWS
   std::string jti;
   std::string kid;
   int64_t iat = 0;
@@ -39,22 +41,24 @@ struct MintedToken {
 };
 
 // Policy-checks, builds, signs and (per policy) verifies one token.
-// Errors: CheckRequest's InvalidArgument / PermissionDenied; FailedPrecondition for an
-// unusable issuer config or key (no iss, no kid, key/alg mismatch, no public key while
-// verify_before_release is on); Internal when the fresh signature does not verify (the
-// token is withheld).
-absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy, const SigningKey& key,
-                                 const TokenRequest& req, absl::Time now);
+// Errors: CheckRequest's InvalidArgument / PermissionDenied; FailedPrecondition
+// for an unusable issuer config or key (no iss, no kid, key/alg mismatch, no
+// public key while verify_before_release is on); Internal when the fresh
+// signature does not verify (the token is withheld).
+absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy,
+                                 const SigningKey& key, const TokenRequest& req,
+                                 absl::Time now);
 
 // A fresh jti: 128 random bits (RAND_bytes), base64url (22 characters).
 absl::StatusOr<std::string> NewJti();
 
-// The claims Mint signs, for an already checked request: iss, sub, client_id, aud
-// (string if one, array if many), scope (space-joined, omitted if none), iat, nbf = iat,
-// exp = iat + ttl, jti, act (nested; outermost = actor_chain[0]), cnf, and for
-// transaction tokens txn, req_wl, rctx, tctx; then the extra claims.
-nlohmann::json BuildClaims(const IssuerPolicy& policy, const TokenRequest& req, int64_t iat,
-                           int64_t exp, std::string_view jti);
+// The claims Mint signs, for an already checked request: iss, sub, client_id,
+// aud (string if one, array if many), scope (space-joined, omitted if none),
+// iat, nbf = iat, exp = iat + ttl, jti, act (nested; outermost =
+// actor_chain[0]), cnf, and for transaction tokens txn, req_wl, rctx, tctx;
+// then the extra claims.
+nlohmann::json BuildClaims(const IssuerPolicy& policy, const TokenRequest& req,
+                           int64_t iat, int64_t exp, std::string_view jti);
 
 }  // namespace tokensign::token
 

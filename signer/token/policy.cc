@@ -15,9 +15,10 @@ namespace {
 
 // Registered (RFC 7519, 8693, 9068, OIDC core) and service-set claims.
 constexpr std::array<std::string_view, 24> kReservedClaims = {
-    "acr", "act",     "amr",   "at_hash", "aud",    "auth_time", "azp",  "c_hash",
-    "client_id", "cnf", "exp", "iat",     "iss",    "jti",       "may_act", "nbf",
-    "nonce", "rctx",  "req_wl", "scope",  "sub",    "tctx",      "txn",  "typ"};
+    "acr",    "act",    "amr",       "at_hash", "aud",   "auth_time",
+    "azp",    "c_hash", "client_id", "cnf",     "exp",   "iat",
+    "iss",    "jti",    "may_act",   "nbf",     "nonce", "rctx",
+    "req_wl", "scope",  "sub",       "tctx",    "txn",   "typ"};
 
 // A value as it appears in messages: quoted, cut at 64 bytes.
 std::string Quote(absl::string_view v) {
@@ -52,8 +53,9 @@ bool ValidUtf8(absl::string_view s) {
       if ((cc & 0xC0) != 0x80) return false;
       cp = (cp << 6) | (cc & 0x3F);
     }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+        (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
       return false;
     }
     i += n + 1;
@@ -62,18 +64,20 @@ bool ValidUtf8(absl::string_view s) {
 }
 
 // Non-empty (when required), bounded, valid UTF-8.
-absl::Status CheckString(absl::string_view field, absl::string_view v, bool required,
-                         absl::string_view what) {
+absl::Status CheckString(absl::string_view field, absl::string_view v,
+                         bool required, absl::string_view what) {
   if (v.empty()) {
     if (!required) return absl::OkStatus();
-    return absl::InvalidArgumentError(absl::StrCat(field, ": empty; ", what, " is required"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": empty; ", what, " is required"));
   }
   if (v.size() > kMaxStringBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", v.size(),
-                                                   " bytes exceeds max ", kMaxStringBytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", v.size(), " bytes exceeds max ", kMaxStringBytes));
   }
   if (!ValidUtf8(v)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8; use UTF-8 text"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": not valid UTF-8; use UTF-8 text"));
   }
   return absl::OkStatus();
 }
@@ -90,42 +94,49 @@ std::string AllowedList(const std::vector<std::string>& list) {
 // RFC 6749 scope-token: 1*( %x21 / %x23-5B / %x5D-7E ).
 absl::Status CheckScopeToken(const std::string& field, absl::string_view s) {
   if (s.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": empty; a scope is one non-empty word"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": empty; a scope is one non-empty word"));
   }
   if (s.size() > kMaxScopeBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": ", s.size(), " bytes exceeds max ", kMaxScopeBytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", s.size(), " bytes exceeds max ", kMaxScopeBytes));
   }
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
       return absl::InvalidArgumentError(absl::StrCat(
-          field, ": ", Quote(s), " contains whitespace; give each scope as its own item"));
+          field, ": ", Quote(s),
+          " contains whitespace; give each scope as its own item"));
     }
     if (c < 0x21 || c > 0x7E || c == '"' || c == '\\') {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: contains character 0x%02x; a scope token is printable ASCII without \" or \\",
-          field, c));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: contains character 0x%02x; a scope token is "
+                          "printable ASCII without \" or \\",
+                          field, c));
     }
   }
   return absl::OkStatus();
 }
 
-// Serialized size of a JSON value, or an error naming `field` (e.g. invalid UTF-8).
-absl::StatusOr<size_t> JsonSize(absl::string_view field, const nlohmann::json& v) {
+// Serialized size of a JSON value, or an error naming `field` (e.g. invalid
+// UTF-8).
+absl::StatusOr<size_t> JsonSize(absl::string_view field,
+                                const nlohmann::json& v) {
   try {
     return v.dump().size();
   } catch (const nlohmann::json::exception&) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": cannot be serialized (invalid UTF-8?); use UTF-8 JSON"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": cannot be serialized (invalid UTF-8?); use UTF-8 JSON"));
   }
 }
 
-absl::Status CheckContext(absl::string_view field, const nlohmann::json& v, TokenKind kind) {
+absl::Status CheckContext(absl::string_view field, const nlohmann::json& v,
+                          TokenKind kind) {
   if (v.is_null()) return absl::OkStatus();
   if (kind != TokenKind::kTransactionToken) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": only allowed in transaction tokens; this is an ", TokenKindName(kind)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": only allowed in transaction tokens; this is an ",
+                     TokenKindName(kind)));
   }
   if (!v.is_object()) {
     return absl::InvalidArgumentError(
@@ -134,31 +145,35 @@ absl::Status CheckContext(absl::string_view field, const nlohmann::json& v, Toke
   absl::StatusOr<size_t> size = JsonSize(field, v);
   if (!size.ok()) return size.status();
   if (*size > kMaxContextBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", *size,
-                                                   " bytes serialized exceeds max ",
-                                                   kMaxContextBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", *size, " bytes serialized exceeds max ",
+                     kMaxContextBytes));
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckActors(const IssuerPolicy& policy, const TokenRequest& req) {
   const auto& chain = req.actor_chain;
-  const size_t max_depth = std::min<size_t>(
-      static_cast<size_t>(std::max(policy.max_chain_depth, 0)), kMaxHardChainDepth);
+  const size_t max_depth =
+      std::min<size_t>(static_cast<size_t>(std::max(policy.max_chain_depth, 0)),
+                       kMaxHardChainDepth);
   std::string prefix;  // "act." repeated (level) times
   if (chain.size() > max_depth) {
     for (size_t i = 0; i <= max_depth; ++i) prefix += "act.";
-    return absl::InvalidArgumentError(absl::StrCat(prefix, "sub: chain depth ", chain.size(),
-                                                   " exceeds max ", max_depth));
+    return absl::InvalidArgumentError(absl::StrCat(
+        prefix, "sub: chain depth ", chain.size(), " exceeds max ", max_depth));
   }
   for (size_t i = 0; i < chain.size(); ++i) {
     prefix += "act.";
     const Actor& actor = chain[i];
     const std::string sub_field = absl::StrCat(prefix, "sub");
-    if (absl::Status s = CheckString(sub_field, actor.sub, true, "each actor's sub"); !s.ok()) {
+    if (absl::Status s =
+            CheckString(sub_field, actor.sub, true, "each actor's sub");
+        !s.ok()) {
       return s;
     }
-    if (absl::Status s = CheckString(absl::StrCat(prefix, "iss"), actor.iss, false, "");
+    if (absl::Status s =
+            CheckString(absl::StrCat(prefix, "iss"), actor.iss, false, "");
         !s.ok()) {
       return s;
     }
@@ -167,7 +182,8 @@ absl::Status CheckActors(const IssuerPolicy& policy, const TokenRequest& req) {
     bool for_client = false;
     std::vector<std::string> clients;
     for (const ActorRule& rule : policy.allowed_actors) {
-      if (rule.sub != actor.sub || (!rule.iss.empty() && rule.iss != actor.iss)) continue;
+      if (rule.sub != actor.sub || (!rule.iss.empty() && rule.iss != actor.iss))
+        continue;
       known = true;
       if (rule.clients.empty() || Contains(rule.clients, req.client_id)) {
         for_client = true;
@@ -178,17 +194,21 @@ absl::Status CheckActors(const IssuerPolicy& policy, const TokenRequest& req) {
     if (!known) {
       std::vector<std::string> names;
       for (const ActorRule& rule : policy.allowed_actors) {
-        names.push_back(rule.iss.empty() ? rule.sub : absl::StrCat(rule.sub, " (iss ", rule.iss, ")"));
+        names.push_back(rule.iss.empty()
+                            ? rule.sub
+                            : absl::StrCat(rule.sub, " (iss ", rule.iss, ")"));
       }
       return absl::PermissionDeniedError(absl::StrCat(
           sub_field, ": actor ", Quote(actor.sub),
-          actor.iss.empty() ? "" : absl::StrCat(" (iss ", Quote(actor.iss), ")"),
+          actor.iss.empty() ? ""
+                            : absl::StrCat(" (iss ", Quote(actor.iss), ")"),
           " is not allowed to act; allowed actors: ", AllowedList(names)));
     }
     if (!for_client) {
       return absl::PermissionDeniedError(absl::StrCat(
-          sub_field, ": actor ", Quote(actor.sub), " is not allowed to act for client ",
-          Quote(req.client_id), "; it may act for: ", AllowedList(clients)));
+          sub_field, ": actor ", Quote(actor.sub),
+          " is not allowed to act for client ", Quote(req.client_id),
+          "; it may act for: ", AllowedList(clients)));
     }
   }
   return absl::OkStatus();
@@ -198,7 +218,8 @@ absl::Status CheckCnf(const IssuerPolicy& policy, const TokenRequest& req) {
   if (!req.cnf.has_value()) {
     if (policy.require_cnf) {
       return absl::InvalidArgumentError(
-          "cnf: missing; issuer policy requires proof of possession (jkt or x5t#S256)");
+          "cnf: missing; issuer policy requires proof of possession (jkt or "
+          "x5t#S256)");
     }
     return absl::OkStatus();
   }
@@ -211,39 +232,45 @@ absl::Status CheckCnf(const IssuerPolicy& policy, const TokenRequest& req) {
   const absl::string_view field = jkt ? "cnf.jkt" : "cnf.x5t#S256";
   bool ok = v.size() == 43;
   for (char c : v) {
-    ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                c == '-' || c == '_');
+    ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                (c >= '0' && c <= '9') || c == '-' || c == '_');
   }
   if (!ok) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, ": ", Quote(v), " is not a SHA-256 thumbprint; need 43 base64url characters"));
+        field, ": ", Quote(v),
+        " is not a SHA-256 thumbprint; need 43 base64url characters"));
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckExtraClaims(const IssuerPolicy& policy, const nlohmann::json& extra) {
+absl::Status CheckExtraClaims(const IssuerPolicy& policy,
+                              const nlohmann::json& extra) {
   if (extra.is_null()) return absl::OkStatus();
   if (!extra.is_object()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("extra_claims: must be a JSON object or null; got ", extra.type_name()));
+        absl::StrCat("extra_claims: must be a JSON object or null; got ",
+                     extra.type_name()));
   }
   for (const auto& item : extra.items()) {
     const std::string& name = item.key();
     if (name.empty()) {
-      return absl::InvalidArgumentError("extra_claims: empty claim name; names are non-empty");
+      return absl::InvalidArgumentError(
+          "extra_claims: empty claim name; names are non-empty");
     }
     if (IsReservedClaim(name)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "extra_claims.", name, ": is a registered or service-set claim; extra claims may "
-          "not overwrite it (set it through its request field, if it has one)"));
+          "extra_claims.", name,
+          ": is a registered or service-set claim; extra claims may "
+          "not overwrite it (set it through its request field, if it has "
+          "one)"));
     }
   }
   absl::StatusOr<size_t> size = JsonSize("extra_claims", extra);
   if (!size.ok()) return size.status();
   if (static_cast<int64_t>(*size) > policy.max_extra_claims_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("extra_claims: ", *size,
-                                                   " bytes serialized exceeds max ",
-                                                   policy.max_extra_claims_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("extra_claims: ", *size, " bytes serialized exceeds max ",
+                     policy.max_extra_claims_bytes));
   }
   return absl::OkStatus();
 }
@@ -264,90 +291,104 @@ int64_t EffectiveTtl(const IssuerPolicy& policy, const TokenRequest& req) {
 absl::Status CheckRequest(const IssuerPolicy& policy, const TokenRequest& req) {
   const bool txn_token = req.kind == TokenKind::kTransactionToken;
   // Kind.
-  if (std::find(policy.allowed_kinds.begin(), policy.allowed_kinds.end(), req.kind) ==
-      policy.allowed_kinds.end()) {
+  if (std::find(policy.allowed_kinds.begin(), policy.allowed_kinds.end(),
+                req.kind) == policy.allowed_kinds.end()) {
     std::vector<std::string> kinds;
     for (TokenKind k : policy.allowed_kinds) kinds.push_back(TokenKindName(k));
-    return absl::PermissionDeniedError(absl::StrCat("kind: ", TokenKindName(req.kind),
-                                                    " is not allowed by this issuer; allowed: ",
-                                                    AllowedList(kinds)));
+    return absl::PermissionDeniedError(absl::StrCat(
+        "kind: ", TokenKindName(req.kind),
+        " is not allowed by this issuer; allowed: ", AllowedList(kinds)));
   }
   // Who.
-  if (absl::Status s = CheckString("sub", req.subject, true, "the subject (who delegated)");
+  if (absl::Status s =
+          CheckString("sub", req.subject, true, "the subject (who delegated)");
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckString("client_id", req.client_id, true, "the client id"); !s.ok()) {
+  if (absl::Status s =
+          CheckString("client_id", req.client_id, true, "the client id");
+      !s.ok()) {
     return s;
   }
   // Where.
   if (req.audience.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "aud: empty; give at least one of: ", AllowedList(policy.allowed_audiences)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("aud: empty; give at least one of: ",
+                     AllowedList(policy.allowed_audiences)));
   }
   if (req.audience.size() > kMaxAudiences) {
     return absl::InvalidArgumentError(absl::StrCat("aud: ", req.audience.size(),
-                                                   " audiences exceeds max ", kMaxAudiences));
+                                                   " audiences exceeds max ",
+                                                   kMaxAudiences));
   }
   if (txn_token && req.audience.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "aud: ", req.audience.size(),
-        " audiences; a transaction token takes exactly one (the trust domain)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("aud: ", req.audience.size(),
+                     " audiences; a transaction token takes exactly one (the "
+                     "trust domain)"));
   }
   for (size_t i = 0; i < req.audience.size(); ++i) {
     const std::string field = absl::StrCat("aud[", i, "]");
-    if (absl::Status s = CheckString(field, req.audience[i], true, "each audience"); !s.ok()) {
+    if (absl::Status s =
+            CheckString(field, req.audience[i], true, "each audience");
+        !s.ok()) {
       return s;
     }
     for (size_t j = 0; j < i; ++j) {
       if (req.audience[j] == req.audience[i]) {
         return absl::InvalidArgumentError(
-            absl::StrCat(field, ": ", Quote(req.audience[i]), " repeats aud[", j, "]; list each once"));
+            absl::StrCat(field, ": ", Quote(req.audience[i]), " repeats aud[",
+                         j, "]; list each once"));
       }
     }
     if (!Contains(policy.allowed_audiences, req.audience[i])) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          field, ": ", Quote(req.audience[i]), " is not an allowed audience; allowed: ",
-          AllowedList(policy.allowed_audiences)));
+      return absl::PermissionDeniedError(
+          absl::StrCat(field, ": ", Quote(req.audience[i]),
+                       " is not an allowed audience; allowed: ",
+                       AllowedList(policy.allowed_audiences)));
     }
   }
   // What.
   if (req.scope.size() > kMaxScopes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("scope: ", req.scope.size(), " scopes exceeds max ", kMaxScopes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "scope: ", req.scope.size(), " scopes exceeds max ", kMaxScopes));
   }
   for (size_t i = 0; i < req.scope.size(); ++i) {
     const std::string field = absl::StrCat("scope[", i, "]");
-    if (absl::Status s = CheckScopeToken(field, req.scope[i]); !s.ok()) return s;
+    if (absl::Status s = CheckScopeToken(field, req.scope[i]); !s.ok())
+      return s;
     for (size_t j = 0; j < i; ++j) {
       if (req.scope[j] == req.scope[i]) {
         return absl::InvalidArgumentError(
-            absl::StrCat(field, ": ", Quote(req.scope[i]), " repeats scope[", j, "]; list each once"));
+            absl::StrCat(field, ": ", Quote(req.scope[i]), " repeats scope[", j,
+                         "]; list each once"));
       }
     }
     if (!Contains(policy.allowed_scopes, req.scope[i])) {
       return absl::PermissionDeniedError(
-          absl::StrCat(field, ": ", Quote(req.scope[i]), " is not an allowed scope; allowed: ",
+          absl::StrCat(field, ": ", Quote(req.scope[i]),
+                       " is not an allowed scope; allowed: ",
                        AllowedList(policy.allowed_scopes)));
     }
   }
   // How long.
-  const int64_t max_ttl = txn_token ? policy.max_ttl_transaction : policy.max_ttl_access;
+  const int64_t max_ttl =
+      txn_token ? policy.max_ttl_transaction : policy.max_ttl_access;
   if (req.ttl_seconds < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "ttl_seconds: ", req.ttl_seconds, " is negative; allowed: 0 (issuer default) or 1..",
-        max_ttl));
+        "ttl_seconds: ", req.ttl_seconds,
+        " is negative; allowed: 0 (issuer default) or 1..", max_ttl));
   }
   if (req.ttl_seconds > max_ttl) {
-    return absl::InvalidArgumentError(absl::StrCat("ttl_seconds: ", req.ttl_seconds,
-                                                   " exceeds max ", max_ttl, " for ",
-                                                   TokenKindName(req.kind), "; allowed: 1..",
-                                                   max_ttl));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ttl_seconds: ", req.ttl_seconds, " exceeds max ", max_ttl, " for ",
+        TokenKindName(req.kind), "; allowed: 1..", max_ttl));
   }
   if (EffectiveTtl(policy, req) <= 0 || EffectiveTtl(policy, req) > max_ttl) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "ttl_seconds: issuer default ", EffectiveTtl(policy, req), " for ",
-        TokenKindName(req.kind), " is outside 1..", max_ttl, "; fix the issuer policy"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("ttl_seconds: issuer default ", EffectiveTtl(policy, req),
+                     " for ", TokenKindName(req.kind), " is outside 1..",
+                     max_ttl, "; fix the issuer policy"));
   }
   // Through whom.
   if (absl::Status s = CheckActors(policy, req); !s.ok()) return s;
@@ -361,10 +402,14 @@ absl::Status CheckRequest(const IssuerPolicy& policy, const TokenRequest& req) {
           ": only allowed in transaction tokens; this is an access_token"));
     }
   }
-  if (absl::Status s = CheckString("txn", req.txn, false, ""); !s.ok()) return s;
-  if (absl::Status s = CheckString("req_wl", req.req_wl, false, ""); !s.ok()) return s;
-  if (absl::Status s = CheckContext("rctx", req.rctx, req.kind); !s.ok()) return s;
-  if (absl::Status s = CheckContext("tctx", req.tctx, req.kind); !s.ok()) return s;
+  if (absl::Status s = CheckString("txn", req.txn, false, ""); !s.ok())
+    return s;
+  if (absl::Status s = CheckString("req_wl", req.req_wl, false, ""); !s.ok())
+    return s;
+  if (absl::Status s = CheckContext("rctx", req.rctx, req.kind); !s.ok())
+    return s;
+  if (absl::Status s = CheckContext("tctx", req.tctx, req.kind); !s.ok())
+    return s;
   // Anything else.
   return CheckExtraClaims(policy, req.extra_claims);
 }

@@ -1,7 +1,8 @@
 // Issuer delegation policy and the check of a TokenRequest against it.
-// Every rejection is InvalidArgument (or PermissionDenied for actor/client/kind rules) whose
-// message names the field and the rule, e.g. "act.act.sub: chain depth 5 exceeds max 4".
-// Thread-safety: IssuerPolicy is a value type; CheckRequest is a pure function.
+// Every rejection is InvalidArgument (or PermissionDenied for actor/client/kind
+// rules) whose message names the field and the rule, e.g. "act.act.sub: chain
+// depth 5 exceeds max 4". Thread-safety: IssuerPolicy is a value type;
+// CheckRequest is a pure function.
 #ifndef TOKENSIGN_SIGNER_TOKEN_POLICY_H_
 #define TOKENSIGN_SIGNER_TOKEN_POLICY_H_
 
@@ -33,7 +34,7 @@ struct IssuerPolicy {
   int64_t default_ttl_transaction = 60;
   std::vector<std::string> allowed_audiences;
   std::vector<std::string> allowed_scopes;
-  bool any_actor = false;             // true: any actor may act for any client
+  bool any_actor = false;  // true: any actor may act for any client
   std::vector<ActorRule> allowed_actors;
   int max_chain_depth = 4;
   bool require_cnf = false;
@@ -42,25 +43,28 @@ struct IssuerPolicy {
 };
 
 // Bounds against huge input, whatever the policy says.
-inline constexpr size_t kMaxStringBytes = 1024;   // sub, client_id, aud, actor sub/iss, txn...
+inline constexpr size_t kMaxStringBytes =
+    1024;  // sub, client_id, aud, actor sub/iss, txn...
 inline constexpr size_t kMaxAudiences = 16;
 inline constexpr size_t kMaxScopes = 64;
 inline constexpr size_t kMaxScopeBytes = 256;
-inline constexpr size_t kMaxContextBytes = 8192;  // rctx, tctx (each, serialized)
-inline constexpr size_t kMaxHardChainDepth = 64;  // even if a policy allows more
+inline constexpr size_t kMaxContextBytes =
+    8192;  // rctx, tctx (each, serialized)
+inline constexpr size_t kMaxHardChainDepth =
+    64;  // even if a policy allows more
 
 // Checks `req` against `policy`. OK or the first rule broken. Messages read
-// "<field>: <what is wrong>; <what is allowed>". InvalidArgument for malformed input,
-// PermissionDenied for what the policy does not allow (kind, audience, scope, actor,
-// actor for this client).
+// "<field>: <what is wrong>; <what is allowed>". InvalidArgument for malformed
+// input, PermissionDenied for what the policy does not allow (kind, audience,
+// scope, actor, actor for this client).
 absl::Status CheckRequest(const IssuerPolicy& policy, const TokenRequest& req);
 
 // True for registered / service-set claim names that extra_claims may not carry
 // (iss, sub, aud, exp, nbf, iat, jti, client_id, scope, act, cnf, txn, ...).
 bool IsReservedClaim(std::string_view name);
 
-// The token lifetime in seconds: the request's ttl, or the policy default for the kind
-// when it is 0. Meaningful after CheckRequest succeeded.
+// The token lifetime in seconds: the request's ttl, or the policy default for
+// the kind when it is 0. Meaningful after CheckRequest succeeded.
 int64_t EffectiveTtl(const IssuerPolicy& policy, const TokenRequest& req);
 
 }  // namespace tokensign::token

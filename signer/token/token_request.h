@@ -1,5 +1,5 @@
-// What a caller asks tokensign to sign, before policy. Plain data; no validation here
-// (see policy.h). Thread-safety: value type.
+// What a caller asks tokensign to sign, before policy. Plain data; no
+// validation here (see policy.h). Thread-safety: value type.
 #ifndef TOKENSIGN_SIGNER_TOKEN_TOKEN_REQUEST_H_
 #define TOKENSIGN_SIGNER_TOKEN_TOKEN_REQUEST_H_
 
@@ -18,8 +18,8 @@ const char* TokenKindName(TokenKind kind);
 // JOSE typ: "at+jwt" / "txntoken+jwt".
 const char* TokenKindTyp(TokenKind kind);
 
-// One actor; actor_chain[0] is the current actor (outermost `act`), each later entry a
-// prior actor nested one level deeper.
+// One actor; actor_chain[0] is the current actor (outermost `act`), each later
+// entry a prior actor nested one level deeper.
 struct Actor {
   std::string sub;
   std::string iss;  // optional
@@ -44,8 +44,8 @@ struct TokenRequest {
   // Transaction-token fields.
   std::string txn;
   std::string req_wl;
-  nlohmann::json rctx;  // object or null
-  nlohmann::json tctx;  // object or null
+  nlohmann::json rctx;          // object or null
+  nlohmann::json tctx;          // object or null
   nlohmann::json extra_claims;  // object or null
 };
 

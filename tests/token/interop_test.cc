@@ -1,5 +1,6 @@
-// Interop: tokens of every algorithm and both kinds, and the JWKS, verified by PyJWT
-// (Debian python3-jwt) in a subprocess with audience and issuer checks on.
+// Interop: tokens of every algorithm and both kinds, and the JWKS, verified by
+// PyJWT (Debian python3-jwt) in a subprocess with audience and issuer checks
+// on.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -21,7 +22,8 @@ using hsm::SignAlgorithm;
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "tokensign-interop-XXXXXX").string();
+    std::string tmpl =
+        (fs::temp_directory_path() / "tokensign-interop-XXXXXX").string();
     path_ = mkdtemp(tmpl.data()) != nullptr ? tmpl : "";
   }
   ~TempDir() {
@@ -40,7 +42,8 @@ void WriteFile(const std::string& path, const std::string& text) {
 }
 
 int RunVerifier(const std::string& dir) {
-  const std::string cmd = std::string(TOKENSIGN_PYTHON) + " " + TOKENSIGN_PYJWT_SCRIPT + " " + dir;
+  const std::string cmd =
+      std::string(TOKENSIGN_PYTHON) + " " + TOKENSIGN_PYJWT_SCRIPT + " " + dir;
   const int rc = std::system(cmd.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
@@ -57,18 +60,21 @@ TEST(Interop, PyJwtVerifiesEveryAlgorithmAndKind) {
   std::vector<SigningKey> keys;
   std::vector<JwksEntry> entries;
   nlohmann::json cases = nlohmann::json::array();
-  for (SignAlgorithm alg : {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
-                            SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
+  for (SignAlgorithm alg :
+       {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
+        SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
     keys.push_back(testing::MakeSigningKey(alg));
     const SigningKey& key = keys.back();
     entries.push_back({key.public_key.get(), alg, key.kid});
-    for (TokenKind kind : {TokenKind::kAccessToken, TokenKind::kTransactionToken}) {
+    for (TokenKind kind :
+         {TokenKind::kAccessToken, TokenKind::kTransactionToken}) {
       TokenRequest r;
       r.kind = kind;
       r.subject = "alice";
       r.client_id = "app";
       r.audience = {"https://api.example"};
-      if (kind == TokenKind::kAccessToken) r.audience.push_back("https://tools.example");
+      if (kind == TokenKind::kAccessToken)
+        r.audience.push_back("https://tools.example");
       r.scope = {"read"};
       r.actor_chain = {{"agent-7", ""}, {"planner", "https://agents.example"}};
       if (kind == TokenKind::kTransactionToken) {

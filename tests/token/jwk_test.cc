@@ -10,38 +10,48 @@
 namespace tokensign::token {
 namespace {
 
-using ::testing::HasSubstr;
 using hsm::SignAlgorithm;
 using testing::B64;
 using testing::GenerateKey;
+using ::testing::HasSubstr;
 using testing::KeyFromJwk;
 using testing::MakeSigningKey;
 using testing::PublicOnly;
 
 // RFC 7638 §3.1 example RSA key.
 constexpr char kRfc7638N[] =
-    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_"
-    "BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_"
-    "FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-"
-    "bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFF"
+    "xuhDR1L6tSoc_"
+    "BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_"
+    "RN5w6Cf0h4QyQ5v-65YGjQR0_"
+    "FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qN"
+    "Lyrdkt-"
+    "bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-"
+    "kEgU8awapJzKnqDKgw";
 
 TEST(JwkKat, Rfc7638Section31Thumbprint) {
-  const nlohmann::json jwk = {
-      {"kty", "RSA"}, {"n", kRfc7638N}, {"e", "AQAB"}, {"alg", "RS256"}, {"kid", "2011-04-29"}};
+  const nlohmann::json jwk = {{"kty", "RSA"},
+                              {"n", kRfc7638N},
+                              {"e", "AQAB"},
+                              {"alg", "RS256"},
+                              {"kid", "2011-04-29"}};
   EXPECT_EQ(*JwkThumbprint(jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
   // The same through an EVP_PKEY: export must give back n and e exactly.
   hsm::UniquePkey key = KeyFromJwk(jwk);
   ASSERT_NE(key, nullptr);
   absl::StatusOr<nlohmann::json> members = PublicJwkMembers(key.get());
   ASSERT_TRUE(members.ok()) << members.status();
-  EXPECT_EQ(*members, (nlohmann::json{{"kty", "RSA"}, {"n", kRfc7638N}, {"e", "AQAB"}}));
+  EXPECT_EQ(*members,
+            (nlohmann::json{{"kty", "RSA"}, {"n", kRfc7638N}, {"e", "AQAB"}}));
   EXPECT_EQ(*JwkThumbprint(static_cast<const EVP_PKEY*>(key.get())),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
 }
 
 TEST(JwkKat, Rfc8037A3Ed25519Thumbprint) {
   const nlohmann::json jwk = {
-      {"kty", "OKP"}, {"crv", "Ed25519"}, {"x", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}};
+      {"kty", "OKP"},
+      {"crv", "Ed25519"},
+      {"x", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}};
   EXPECT_EQ(*JwkThumbprint(jwk), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
   hsm::UniquePkey key = KeyFromJwk(jwk);
   ASSERT_NE(key, nullptr);
@@ -49,16 +59,18 @@ TEST(JwkKat, Rfc8037A3Ed25519Thumbprint) {
   EXPECT_EQ(*JwkThumbprint(static_cast<const EVP_PKEY*>(key.get())),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
   // From the private key (RFC 8037 A.1 d) too: the public part is derived.
-  hsm::UniquePkey priv = KeyFromJwk({{"kty", "OKP"},
-                                     {"crv", "Ed25519"},
-                                     {"d", "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}});
+  hsm::UniquePkey priv =
+      KeyFromJwk({{"kty", "OKP"},
+                  {"crv", "Ed25519"},
+                  {"d", "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}});
   EXPECT_EQ(*JwkThumbprint(static_cast<const EVP_PKEY*>(priv.get())),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
 }
 
 TEST(Jwk, EcCoordinatesHaveFixedLength) {
   // About 1 key in 128 has a coordinate with a leading zero byte; 600 keys make
-  // it very likely that the padding path runs, and every key must give 32/48 bytes.
+  // it very likely that the padding path runs, and every key must give 32/48
+  // bytes.
   for (SignAlgorithm alg : {SignAlgorithm::kES256, SignAlgorithm::kES384}) {
     const size_t want = alg == SignAlgorithm::kES256 ? 32 : 48;
     const int n = alg == SignAlgorithm::kES256 ? 600 : 100;
@@ -67,7 +79,8 @@ TEST(Jwk, EcCoordinatesHaveFixedLength) {
       absl::StatusOr<nlohmann::json> jwk = PublicJwkMembers(key.get());
       ASSERT_TRUE(jwk.ok()) << jwk.status();
       ASSERT_EQ((*jwk)["kty"], "EC");
-      ASSERT_EQ((*jwk)["crv"], alg == SignAlgorithm::kES256 ? "P-256" : "P-384");
+      ASSERT_EQ((*jwk)["crv"],
+                alg == SignAlgorithm::kES256 ? "P-256" : "P-384");
       ASSERT_EQ(B64((*jwk)["x"].get<std::string>()).size(), want);
       ASSERT_EQ(B64((*jwk)["y"].get<std::string>()).size(), want);
       ASSERT_EQ(jwk->size(), 4u);
@@ -88,8 +101,9 @@ TEST(Jwk, RsaMembersAreMinimal) {
 TEST(Jwk, PublishedJwkAndJwks) {
   std::vector<SigningKey> keys;
   std::vector<JwksEntry> entries;
-  for (SignAlgorithm alg : {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
-                            SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
+  for (SignAlgorithm alg :
+       {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
+        SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
     keys.push_back(MakeSigningKey(alg));
     entries.push_back({keys.back().public_key.get(), alg, keys.back().kid});
   }
@@ -122,11 +136,14 @@ TEST(Jwk, PublishedJwkAndJwks) {
 }
 
 TEST(Jwk, ThumbprintRejectsIncompleteJwks) {
-  EXPECT_THAT(JwkThumbprint(nlohmann::json{{"kty", "EC"}, {"crv", "P-256"}, {"x", "AA"}})
+  EXPECT_THAT(JwkThumbprint(
+                  nlohmann::json{{"kty", "EC"}, {"crv", "P-256"}, {"x", "AA"}})
                   .status()
                   .message(),
               HasSubstr("jwk.y"));
-  EXPECT_THAT(JwkThumbprint(nlohmann::json{{"kty", "oct"}, {"k", "AA"}}).status().message(),
+  EXPECT_THAT(JwkThumbprint(nlohmann::json{{"kty", "oct"}, {"k", "AA"}})
+                  .status()
+                  .message(),
               HasSubstr("jwk.kty"));
   EXPECT_FALSE(JwkThumbprint(nlohmann::json::array()).ok());
   EXPECT_FALSE(PublicJwkMembers(nullptr).ok());

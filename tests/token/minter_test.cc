@@ -1,4 +1,5 @@
-// Mint: claims as signed, both token kinds, every algorithm, verify-before-release.
+// Mint: claims as signed, both token kinds, every algorithm,
+// verify-before-release.
 #include "signer/token/minter.h"
 
 #include <gmock/gmock.h>
@@ -12,14 +13,15 @@
 namespace tokensign::token {
 namespace {
 
-using ::testing::HasSubstr;
 using hsm::SignAlgorithm;
 using testing::B64;
 using testing::GenerateKey;
+using ::testing::HasSubstr;
 using testing::MakeSigningKey;
 using testing::PublicOnly;
 
-const absl::Time kNow = absl::FromUnixSeconds(1767225600);  // 2026-01-01T00:00:00Z
+const absl::Time kNow =
+    absl::FromUnixSeconds(1767225600);  // 2026-01-01T00:00:00Z
 
 IssuerPolicy Policy() {
   IssuerPolicy p;
@@ -55,8 +57,9 @@ TEST(Mint, AccessTokenClaimsAsSigned) {
   EXPECT_EQ(t->jti.size(), 22u);
   EXPECT_EQ(B64(t->jti).size(), 16u);
 
-  absl::StatusOr<nlohmann::json> claims = VerifyCompact(
-      t->token, key.public_key.get(), {SignAlgorithm::kES256, key.kid, "at+jwt"});
+  absl::StatusOr<nlohmann::json> claims =
+      VerifyCompact(t->token, key.public_key.get(),
+                    {SignAlgorithm::kES256, key.kid, "at+jwt"});
   ASSERT_TRUE(claims.ok()) << claims.status();
   EXPECT_EQ(*claims, t->claims);
   const nlohmann::json want = {
@@ -69,7 +72,9 @@ TEST(Mint, AccessTokenClaimsAsSigned) {
       {"nbf", 1767225600},
       {"exp", 1767226200},
       {"jti", t->jti},
-      {"act", {{"sub", "agent-7"}, {"act", {{"sub", "planner"}, {"iss", "https://agents.example"}}}}},
+      {"act",
+       {{"sub", "agent-7"},
+        {"act", {{"sub", "planner"}, {"iss", "https://agents.example"}}}}},
       {"cnf", {{"jkt", "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}},
       {"tenant", "t1"}};
   EXPECT_EQ(*claims, want) << claims->dump(2);
@@ -86,17 +91,20 @@ TEST(Mint, ManyAudiencesScopesDefaultTtlNoActor) {
   r.cnf = Confirmation{"", "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"};
   absl::StatusOr<MintedToken> t = Mint(Policy(), key, r, kNow);
   ASSERT_TRUE(t.ok()) << t.status();
-  EXPECT_EQ(t->claims["aud"],
-            nlohmann::json::array({"https://api.example", "https://tools.example"}));
+  EXPECT_EQ(t->claims["aud"], nlohmann::json::array({"https://api.example",
+                                                     "https://tools.example"}));
   EXPECT_EQ(t->claims["scope"], "read write");
   EXPECT_EQ(t->exp - t->iat, 600);  // policy default_ttl_access
   EXPECT_FALSE(t->claims.contains("act"));
-  EXPECT_EQ(t->claims["cnf"], (nlohmann::json{{"x5t#S256", "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}));
+  EXPECT_EQ(t->claims["cnf"],
+            (nlohmann::json{
+                {"x5t#S256", "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}));
 }
 
 TEST(Mint, TransactionTokenPerAlgorithm) {
-  for (SignAlgorithm alg : {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
-                            SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
+  for (SignAlgorithm alg :
+       {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
+        SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
     SigningKey key = MakeSigningKey(alg);
     TokenRequest r = Scenario();
     r.kind = TokenKind::kTransactionToken;
@@ -107,8 +115,8 @@ TEST(Mint, TransactionTokenPerAlgorithm) {
     r.tctx = {{"action", "BUY"}};
     absl::StatusOr<MintedToken> t = Mint(Policy(), key, r, kNow);
     ASSERT_TRUE(t.ok()) << t.status();
-    absl::StatusOr<nlohmann::json> c =
-        VerifyCompact(t->token, key.public_key.get(), {alg, key.kid, "txntoken+jwt"});
+    absl::StatusOr<nlohmann::json> c = VerifyCompact(
+        t->token, key.public_key.get(), {alg, key.kid, "txntoken+jwt"});
     ASSERT_TRUE(c.ok()) << c.status();
     EXPECT_EQ((*c)["aud"], "https://api.example");
     EXPECT_EQ((*c)["txn"], "97053963-771d-49cc-a4e3-20aad399c312");
@@ -138,12 +146,13 @@ TEST(Mint, PolicyRejectionIsPassedThrough) {
   EXPECT_THAT(t.status().message(), HasSubstr("extra_claims.iss"));
 }
 
-// A key whose public half does not match its private half stands in for an HSM fault:
-// the token must be withheld unless the issuer turned verification off.
+// A key whose public half does not match its private half stands in for an HSM
+// fault: the token must be withheld unless the issuer turned verification off.
 TEST(Mint, VerifyBeforeReleaseWithholdsBadSignature) {
   SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   hsm::UniquePkey other = GenerateKey(SignAlgorithm::kES256);
-  key.public_key = std::shared_ptr<EVP_PKEY>(PublicOnly(other.get()).release(), EVP_PKEY_free);
+  key.public_key = std::shared_ptr<EVP_PKEY>(PublicOnly(other.get()).release(),
+                                             EVP_PKEY_free);
   IssuerPolicy p = Policy();
   absl::StatusOr<MintedToken> t = Mint(p, key, Scenario(), kNow);
   ASSERT_FALSE(t.ok());

@@ -23,8 +23,9 @@ struct ParamDeleter {
 
 hsm::UniqueBn Bn(const nlohmann::json& jwk, const char* name) {
   std::string bytes = B64(jwk.at(name).get<std::string>());
-  return hsm::UniqueBn(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()),
-                                 static_cast<int>(bytes.size()), nullptr));
+  return hsm::UniqueBn(
+      BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()),
+                static_cast<int>(bytes.size()), nullptr));
 }
 
 }  // namespace
@@ -38,15 +39,17 @@ std::string B64(std::string_view b64url) {
 hsm::UniquePkey GenerateKey(hsm::SignAlgorithm alg, int rsa_bits) {
   switch (alg) {
     case hsm::SignAlgorithm::kES256:
-      return hsm::UniquePkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+      return hsm::UniquePkey(
+          EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
     case hsm::SignAlgorithm::kES384:
-      return hsm::UniquePkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
+      return hsm::UniquePkey(
+          EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
     case hsm::SignAlgorithm::kEdDSA:
       return hsm::UniquePkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
     case hsm::SignAlgorithm::kPS256:
     case hsm::SignAlgorithm::kRS256:
-      return hsm::UniquePkey(
-          EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(rsa_bits)));
+      return hsm::UniquePkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA",
+                                               static_cast<size_t>(rsa_bits)));
   }
   return nullptr;
 }
@@ -67,33 +70,39 @@ hsm::UniquePkey KeyFromJwk(const nlohmann::json& jwk) {
     if (jwk.contains("d")) {
       std::string d = B64(jwk.at("d").get<std::string>());
       return hsm::UniquePkey(EVP_PKEY_new_raw_private_key(
-          EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(d.data()),
-          d.size()));
+          EVP_PKEY_ED25519, nullptr,
+          reinterpret_cast<const unsigned char*>(d.data()), d.size()));
     }
     std::string x = B64(jwk.at("x").get<std::string>());
     return hsm::UniquePkey(EVP_PKEY_new_raw_public_key(
-        EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(x.data()),
-        x.size()));
+        EVP_PKEY_ED25519, nullptr,
+        reinterpret_cast<const unsigned char*>(x.data()), x.size()));
   }
   if (kty != "RSA") return nullptr;
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> bld(OSSL_PARAM_BLD_new());
   std::vector<hsm::UniqueBn> keep;
   const bool priv = jwk.contains("d");
   const std::vector<std::pair<const char*, const char*>> members = {
-      {"n", OSSL_PKEY_PARAM_RSA_N},          {"e", OSSL_PKEY_PARAM_RSA_E},
-      {"d", OSSL_PKEY_PARAM_RSA_D},          {"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
-      {"q", OSSL_PKEY_PARAM_RSA_FACTOR2},    {"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
-      {"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2}, {"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1}};
+      {"n", OSSL_PKEY_PARAM_RSA_N},
+      {"e", OSSL_PKEY_PARAM_RSA_E},
+      {"d", OSSL_PKEY_PARAM_RSA_D},
+      {"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
+      {"q", OSSL_PKEY_PARAM_RSA_FACTOR2},
+      {"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
+      {"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2},
+      {"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1}};
   for (const auto& [member, param] : members) {
     if (!jwk.contains(member)) continue;
     keep.push_back(Bn(jwk, member));
     OSSL_PARAM_BLD_push_BN(bld.get(), param, keep.back().get());
   }
-  std::unique_ptr<OSSL_PARAM, ParamDeleter> params(OSSL_PARAM_BLD_to_param(bld.get()));
+  std::unique_ptr<OSSL_PARAM, ParamDeleter> params(
+      OSSL_PARAM_BLD_to_param(bld.get()));
   hsm::UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
   EVP_PKEY* out = nullptr;
   if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
-      EVP_PKEY_fromdata(ctx.get(), &out, priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
+      EVP_PKEY_fromdata(ctx.get(), &out,
+                        priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
                         params.get()) != 1) {
     return nullptr;
   }
@@ -108,9 +117,10 @@ SigningKey MakeSigningKey(hsm::SignAlgorithm alg) {
   if (it != cache.end()) return it->second;
   SigningKey key;
   key.alg = alg;
-  key.private_key = std::shared_ptr<EVP_PKEY>(GenerateKey(alg).release(), EVP_PKEY_free);
-  key.public_key =
-      std::shared_ptr<EVP_PKEY>(PublicOnly(key.private_key.get()).release(), EVP_PKEY_free);
+  key.private_key =
+      std::shared_ptr<EVP_PKEY>(GenerateKey(alg).release(), EVP_PKEY_free);
+  key.public_key = std::shared_ptr<EVP_PKEY>(
+      PublicOnly(key.private_key.get()).release(), EVP_PKEY_free);
   absl::StatusOr<std::string> kid = JwkThumbprint(key.public_key.get());
   if (!kid.ok()) throw std::runtime_error(std::string(kid.status().message()));
   key.kid = *kid;

@@ -1,5 +1,6 @@
-// Software keys for token tests: generated keys per algorithm and keys rebuilt from RFC
-// JWK examples. Test-only. Thread-safety: functions are pure; returned keys are owned.
+// Software keys for token tests: generated keys per algorithm and keys rebuilt
+// from RFC JWK examples. Test-only. Thread-safety: functions are pure; returned
+// keys are owned.
 #ifndef TOKENSIGN_TESTS_TOKEN_TEST_KEYS_H_
 #define TOKENSIGN_TESTS_TOKEN_TEST_KEYS_H_
 
@@ -12,7 +13,8 @@
 
 namespace tokensign::token::testing {
 
-// A fresh software key for `alg` (P-256, P-384, Ed25519, RSA-2048), via EVP_PKEY_Q_keygen.
+// A fresh software key for `alg` (P-256, P-384, Ed25519, RSA-2048), via
+// EVP_PKEY_Q_keygen.
 hsm::UniquePkey GenerateKey(hsm::SignAlgorithm alg, int rsa_bits = 2048);
 
 // The public half of `key` (DER SubjectPublicKeyInfo round trip).
@@ -21,8 +23,8 @@ hsm::UniquePkey PublicOnly(EVP_PKEY* key);
 // A key from a JWK: RSA (n, e [, d, p, q, dp, dq, qi]) or OKP Ed25519 (x or d).
 hsm::UniquePkey KeyFromJwk(const nlohmann::json& jwk);
 
-// A SigningKey (private, public, alg, kid = thumbprint) with a fresh key; cached per alg
-// within the process so RSA key generation happens once.
+// A SigningKey (private, public, alg, kid = thumbprint) with a fresh key;
+// cached per alg within the process so RSA key generation happens once.
 SigningKey MakeSigningKey(hsm::SignAlgorithm alg);
 
 // Decodes base64url or aborts the test (for constants).
