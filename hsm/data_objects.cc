@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "hsm/strcat.h"
 #include "hsm/objects.h"
+#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 namespace {
@@ -37,9 +37,9 @@ absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRecords(
 absl::Status DataStore::Put(std::string_view name, std::string_view value) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   if (value.size() > kMaxValue) {
-    return absl::InvalidArgumentError(Cat(
-        "data record '", name, "': value of ", value.size(),
-        " bytes exceeds ", kMaxValue));
+    return absl::InvalidArgumentError(Cat("data record '", name, "': value of ",
+                                          value.size(), " bytes exceeds ",
+                                          kMaxValue));
   }
   std::lock_guard<std::mutex> lock(put_mu_);
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
@@ -51,25 +51,27 @@ absl::Status DataStore::Put(std::string_view name, std::string_view value) {
   CK_OBJECT_CLASS cls = CKO_DATA;
   CK_BBOOL yes = CK_TRUE;
   CK_ATTRIBUTE tmpl[] = {
-      Attr(CKA_CLASS, &cls),      Attr(CKA_TOKEN, &yes),
-      Attr(CKA_PRIVATE, &yes),    Attr(CKA_APPLICATION, kApplication),
-      Attr(CKA_LABEL, name),      Attr(CKA_VALUE, value),
+      Attr(CKA_CLASS, &cls),   Attr(CKA_TOKEN, &yes),
+      Attr(CKA_PRIVATE, &yes), Attr(CKA_APPLICATION, kApplication),
+      Attr(CKA_LABEL, name),   Attr(CKA_VALUE, value),
   };
   CK_OBJECT_HANDLE created = CK_INVALID_HANDLE;
-  absl::Status status = lease->Check(TS_P11(p11, C_CreateObject, lease->session(),
-                                            tmpl, 6, &created));
+  absl::Status status = lease->Check(
+      TS_P11(p11, C_CreateObject, lease->session(), tmpl, 6, &created));
   if (!status.ok()) {
-    return absl::Status(status.code(), Cat("PutData('", name, "'): ",
-                                                    status.message()));
+    return absl::Status(status.code(),
+                        Cat("PutData('", name, "'): ", status.message()));
   }
   for (CK_OBJECT_HANDLE handle : *old) {
-    status = lease->Check(TS_P11(p11, C_DestroyObject, lease->session(), handle));
+    status =
+        lease->Check(TS_P11(p11, C_DestroyObject, lease->session(), handle));
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<std::string>> DataStore::Get(std::string_view name) {
+absl::StatusOr<std::optional<std::string>> DataStore::Get(
+    std::string_view name) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();

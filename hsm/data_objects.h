@@ -1,8 +1,9 @@
-// Small named records on the token: CKO_DATA objects with CKA_APPLICATION "tokensign",
-// CKA_LABEL = name, CKA_VALUE = bytes, CKA_TOKEN and CKA_PRIVATE true.
-// Put creates the new object, then destroys older ones of that name; if a crash leaves
-// two, Get returns the newest (highest handle) one and the next Put removes the rest.
-// Thread-safety: thread-safe; Put is serialized by an internal mutex.
+// Small named records on the token: CKO_DATA objects with CKA_APPLICATION
+// "tokensign", CKA_LABEL = name, CKA_VALUE = bytes, CKA_TOKEN and CKA_PRIVATE
+// true. Put creates the new object, then destroys older ones of that name; if a
+// crash leaves two, Get returns the newest (highest handle) one and the next
+// Put removes the rest. Thread-safety: thread-safe; Put is serialized by an
+// internal mutex.
 #ifndef TOKENSIGN_HSM_DATA_OBJECTS_H_
 #define TOKENSIGN_HSM_DATA_OBJECTS_H_
 

@@ -1,16 +1,17 @@
 #include "hsm/hsm.h"
 
 #include "absl/strings/ascii.h"
-#include "hsm/strcat.h"
 #include "hsm/hsm_impl.h"
 #include "hsm/pin.h"
 #include "hsm/public_key.h"
+#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 
 // ---- HsmImpl ----
 
-absl::StatusOr<std::unique_ptr<HsmImpl>> HsmImpl::Open(const HsmConfig& config) {
+absl::StatusOr<std::unique_ptr<HsmImpl>> HsmImpl::Open(
+    const HsmConfig& config) {
   if (config.token_label.empty() == config.token_serial.empty()) {
     return absl::InvalidArgumentError(
         "HsmConfig.token_label/token_serial: exactly one must be set");
@@ -21,7 +22,8 @@ absl::StatusOr<std::unique_ptr<HsmImpl>> HsmImpl::Open(const HsmConfig& config) 
   absl::StatusOr<std::string> pin = ReadPin(config);
   if (!pin.ok()) return pin.status();
   std::unique_ptr<HsmImpl> impl(new HsmImpl());
-  absl::StatusOr<std::unique_ptr<Module>> module = Module::Load(config.module_path);
+  absl::StatusOr<std::unique_ptr<Module>> module =
+      Module::Load(config.module_path);
   if (!module.ok()) return module.status();
   impl->module_ = std::move(*module);
   SessionPool::Options options;
@@ -37,7 +39,8 @@ absl::StatusOr<std::unique_ptr<HsmImpl>> HsmImpl::Open(const HsmConfig& config) 
       impl->module_->Mechanisms(impl->pool_->slot());
   if (!mechs.ok()) return mechs.status();
   impl->mechanisms_ = Mechanisms::From(*mechs);
-  absl::StatusOr<CK_TOKEN_INFO> info = impl->module_->TokenInfo(impl->pool_->slot());
+  absl::StatusOr<CK_TOKEN_INFO> info =
+      impl->module_->TokenInfo(impl->pool_->slot());
   if (!info.ok()) return info.status();
   impl->token_label_ = TrimPadded(info->label, sizeof(info->label));
   impl->keys_ = std::make_unique<KeyStore>(impl->pool_.get());
@@ -72,16 +75,18 @@ absl::StatusOr<std::string> HsmImpl::Sign(std::string_view id_hex,
     last = lease->Check(signature.status());
     CK_RV rv = RvOf(last);
     if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
-      // Either the session lost its login (private keys become invisible) or the key
-      // was destroyed behind our back.
+      // Either the session lost its login (private keys become invisible) or
+      // the key was destroyed behind our back.
       if (lease->CheckLoggedIn()) keys_->Invalidate(id_hex);
       continue;
     }
-    if (!lease->broken()) return last;  // a real answer (bad data, wrong key, ...)
-    // Broken session: the lease goes back broken and is re-established on Acquire.
+    if (!lease->broken())
+      return last;  // a real answer (bad data, wrong key, ...)
+    // Broken session: the lease goes back broken and is re-established on
+    // Acquire.
   }
-  return absl::Status(last.code(), Cat("Sign(", id_hex, "): ",
-                                                last.message(), " (after retry)"));
+  return absl::Status(last.code(), Cat("Sign(", id_hex, "): ", last.message(),
+                                       " (after retry)"));
 }
 
 // ---- Hsm ----
@@ -128,7 +133,8 @@ absl::StatusOr<UniquePkey> Hsm::PublicKey(std::string_view id_hex) {
   return pkey;
 }
 
-absl::StatusOr<std::string> Hsm::Sign(std::string_view id_hex, SignAlgorithm alg,
+absl::StatusOr<std::string> Hsm::Sign(std::string_view id_hex,
+                                      SignAlgorithm alg,
                                       std::string_view message) {
   return impl_->Sign(id_hex, alg, message, /*digest=*/false);
 }

@@ -1,6 +1,6 @@
-// tokensign::hsm::HsmImpl — the pieces behind the Hsm facade, for hsm/provider and the
-// benchmark. Owns the module, the session pool, the key store and the data store.
-// Thread-safety: as Hsm (all methods thread-safe).
+// tokensign::hsm::HsmImpl — the pieces behind the Hsm facade, for hsm/provider
+// and the benchmark. Owns the module, the session pool, the key store and the
+// data store. Thread-safety: as Hsm (all methods thread-safe).
 #ifndef TOKENSIGN_HSM_HSM_IMPL_H_
 #define TOKENSIGN_HSM_HSM_IMPL_H_
 
@@ -22,8 +22,8 @@ class HsmImpl {
  public:
   static absl::StatusOr<std::unique_ptr<HsmImpl>> Open(const HsmConfig& config);
 
-  // Signs through the pool with one retry after a broken session or a stale handle.
-  // `digest` = true: `data` is a digest (SignDigest semantics).
+  // Signs through the pool with one retry after a broken session or a stale
+  // handle. `digest` = true: `data` is a digest (SignDigest semantics).
   absl::StatusOr<std::string> Sign(std::string_view id_hex, SignAlgorithm alg,
                                    std::string_view data, bool digest);
 
@@ -34,9 +34,12 @@ class HsmImpl {
   const Mechanisms& mechanisms() const { return mechanisms_; }
   const std::string& token_label() const { return token_label_; }
 
-  // For the benchmark's raw ceiling only: the module's function list, the token's slot
-  // and a key's cached private handle. Everything else goes through P11.
-  CK_FUNCTION_LIST_PTR RawFunctionList() const { return module_->p11().functions(); }
+  // For the benchmark's raw ceiling only: the module's function list, the
+  // token's slot and a key's cached private handle. Everything else goes
+  // through P11.
+  CK_FUNCTION_LIST_PTR RawFunctionList() const {
+    return module_->p11().functions();
+  }
   CK_SLOT_ID slot() const { return pool_->slot(); }
   absl::StatusOr<KeyHandles> Handles(std::string_view id_hex) {
     return keys_->Resolve(id_hex);
@@ -47,8 +50,8 @@ class HsmImpl {
  private:
   HsmImpl() = default;
 
-  // Declared in destruction order reversed: the pool closes sessions before the module
-  // finalizes.
+  // Declared in destruction order reversed: the pool closes sessions before the
+  // module finalizes.
   std::unique_ptr<Module> module_;
   std::unique_ptr<SessionPool> pool_;
   std::unique_ptr<KeyStore> keys_;

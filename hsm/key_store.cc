@@ -3,8 +3,8 @@
 #include <openssl/rand.h>
 
 #include "absl/strings/ascii.h"
-#include "hsm/strcat.h"
 #include "hsm/objects.h"
+#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 namespace {
@@ -15,7 +15,7 @@ constexpr unsigned char kP256Oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
 constexpr unsigned char kP384Oid[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
 // PrintableString "edwards25519" (what SoftHSM 2.6.1 accepts for Ed25519).
 constexpr unsigned char kEd25519Name[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
-                                          'd', 's', '2', '5', '5', '1', '9'};
+                                          'd',  's',  '2', '5', '5', '1', '9'};
 // OID 1.3.101.112 (id-Ed25519), accepted as an alternative when reading.
 constexpr unsigned char kEd25519Oid[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
 
@@ -33,13 +33,12 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
   }
   if (type == KeyType::kRsa) {
     if (rsa_bits != 2048 && rsa_bits != 3072 && rsa_bits != 4096) {
-      return absl::InvalidArgumentError(Cat(
-          "GenerateKey: rsa_bits ", rsa_bits, " not one of 2048/3072/4096"));
+      return absl::InvalidArgumentError(Cat("GenerateKey: rsa_bits ", rsa_bits,
+                                            " not one of 2048/3072/4096"));
     }
   } else if (rsa_bits != 0) {
     return absl::InvalidArgumentError(Cat(
-        "GenerateKey: rsa_bits is only for RSA keys, not ",
-        KeyTypeName(type)));
+        "GenerateKey: rsa_bits is only for RSA keys, not ", KeyTypeName(type)));
   }
   unsigned char id[16];
   if (RAND_bytes(id, sizeof(id)) != 1) {
@@ -52,9 +51,8 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
   static constexpr unsigned char kExponent[] = {0x01, 0x00, 0x01};
   CK_MECHANISM mech{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
   std::vector<CK_ATTRIBUTE> pub = {
-      Attr(CKA_TOKEN, &yes),     Attr(CKA_PRIVATE, &no),
-      Attr(CKA_VERIFY, &yes),    Attr(CKA_ENCRYPT, &no),
-      Attr(CKA_WRAP, &no),       Attr(CKA_ID, id_bytes),
+      Attr(CKA_TOKEN, &yes),  Attr(CKA_PRIVATE, &no), Attr(CKA_VERIFY, &yes),
+      Attr(CKA_ENCRYPT, &no), Attr(CKA_WRAP, &no),    Attr(CKA_ID, id_bytes),
       Attr(CKA_LABEL, label),
   };
   switch (type) {
@@ -71,32 +69,32 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
     case KeyType::kRsa:
       mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
       pub.push_back(Attr(CKA_MODULUS_BITS, &modulus_bits));
-      pub.push_back(
-          Attr(CKA_PUBLIC_EXPONENT, kExponent, sizeof(kExponent)));
+      pub.push_back(Attr(CKA_PUBLIC_EXPONENT, kExponent, sizeof(kExponent)));
       break;
   }
   std::vector<CK_ATTRIBUTE> priv = {
-      Attr(CKA_TOKEN, &yes),        Attr(CKA_PRIVATE, &yes),
-      Attr(CKA_SENSITIVE, &yes),    Attr(CKA_SIGN, &yes),
-      Attr(CKA_EXTRACTABLE, &no),   Attr(CKA_UNWRAP, &no),
-      Attr(CKA_DERIVE, &no),        Attr(CKA_COPYABLE, &no),
-      Attr(CKA_ID, id_bytes),       Attr(CKA_LABEL, label),
+      Attr(CKA_TOKEN, &yes),      Attr(CKA_PRIVATE, &yes),
+      Attr(CKA_SENSITIVE, &yes),  Attr(CKA_SIGN, &yes),
+      Attr(CKA_EXTRACTABLE, &no), Attr(CKA_UNWRAP, &no),
+      Attr(CKA_DERIVE, &no),      Attr(CKA_COPYABLE, &no),
+      Attr(CKA_ID, id_bytes),     Attr(CKA_LABEL, label),
   };
-  priv.push_back(Attr(CKA_DECRYPT, &no));  // SoftHSM's default is true, even for EC
+  priv.push_back(
+      Attr(CKA_DECRYPT, &no));  // SoftHSM's default is true, even for EC
 
   std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();
   const P11& p11 = pool_->p11();
-  CK_OBJECT_HANDLE pub_handle = CK_INVALID_HANDLE, priv_handle = CK_INVALID_HANDLE;
-  absl::Status status = lease->Check(TS_P11(
-      p11, C_GenerateKeyPair, lease->session(), &mech, pub.data(),
-      static_cast<CK_ULONG>(pub.size()), priv.data(),
-      static_cast<CK_ULONG>(priv.size()), &pub_handle, &priv_handle));
+  CK_OBJECT_HANDLE pub_handle = CK_INVALID_HANDLE,
+                   priv_handle = CK_INVALID_HANDLE;
+  absl::Status status = lease->Check(
+      TS_P11(p11, C_GenerateKeyPair, lease->session(), &mech, pub.data(),
+             static_cast<CK_ULONG>(pub.size()), priv.data(),
+             static_cast<CK_ULONG>(priv.size()), &pub_handle, &priv_handle));
   if (!status.ok()) {
-    return absl::Status(status.code(),
-                        Cat("GenerateKey(", KeyTypeName(type),
-                                     "): ", status.message()));
+    return absl::Status(status.code(), Cat("GenerateKey(", KeyTypeName(type),
+                                           "): ", status.message()));
   }
   auto destroy_both = [&] {
     (void)TS_P11(p11, C_DestroyObject, lease->session(), priv_handle);
@@ -121,10 +119,11 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
         GetBoolAttribute(p11, lease->session(), priv_handle, expect.type);
     if (!got.ok() || *got != expect.value) {
       destroy_both();
-      return absl::FailedPreconditionError(Cat(
-          "GenerateKey: token made a private key with ", expect.name, " = ",
-          got.ok() ? (*got ? "true" : "false") : std::string(got.status().message()),
-          " (want ", expect.value ? "true" : "false", "); key destroyed"));
+      return absl::FailedPreconditionError(
+          Cat("GenerateKey: token made a private key with ", expect.name, " = ",
+              got.ok() ? (*got ? "true" : "false")
+                       : std::string(got.status().message()),
+              " (want ", expect.value ? "true" : "false", "); key destroyed"));
     }
   }
   absl::StatusOr<KeyHandles> handles = Describe(*lease, priv_handle);
@@ -162,8 +161,8 @@ absl::StatusOr<KeyHandles> KeyStore::Describe(SessionPool::Lease& lease,
     return handles;
   }
   if (*key_type != CKK_EC && *key_type != CKK_EC_EDWARDS) {
-    return absl::UnimplementedError(Cat(
-        "key: CKA_KEY_TYPE 0x", absl::Hex(*key_type), " is not supported"));
+    return absl::UnimplementedError(
+        Cat("key: CKA_KEY_TYPE 0x", absl::Hex(*key_type), " is not supported"));
   }
   absl::StatusOr<std::string> params =
       GetAttribute(p11, lease.session(), private_key, CKA_EC_PARAMS);
@@ -193,23 +192,24 @@ absl::StatusOr<KeyHandles> KeyStore::Search(SessionPool::Lease& lease,
                                             std::string_view id_hex) {
   const P11& p11 = pool_->p11();
   CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY, pub_class = CKO_PUBLIC_KEY;
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> privs = FindObjects(
-      p11, lease.session(),
-      {Attr(CKA_CLASS, &priv_class), Attr(CKA_ID, id_bytes)});
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> privs =
+      FindObjects(p11, lease.session(),
+                  {Attr(CKA_CLASS, &priv_class), Attr(CKA_ID, id_bytes)});
   if (!privs.ok()) return lease.Check(privs.status());
   if (privs->empty()) {
     return absl::NotFoundError(
         Cat("key id ", id_hex, ": no private key with this CKA_ID"));
   }
   if (privs->size() > 1) {
-    return absl::FailedPreconditionError(Cat(
-        "key id ", id_hex, ": ", privs->size(),
-        " private keys share this CKA_ID; refusing to guess"));
+    return absl::FailedPreconditionError(
+        Cat("key id ", id_hex, ": ", privs->size(),
+            " private keys share this CKA_ID; refusing to guess"));
   }
   absl::StatusOr<KeyHandles> handles = Describe(lease, privs->front());
   if (!handles.ok()) return handles.status();
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> pubs = FindObjects(
-      p11, lease.session(), {Attr(CKA_CLASS, &pub_class), Attr(CKA_ID, id_bytes)});
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> pubs =
+      FindObjects(p11, lease.session(),
+                  {Attr(CKA_CLASS, &pub_class), Attr(CKA_ID, id_bytes)});
   if (!pubs.ok()) return lease.Check(pubs.status());
   if (pubs->size() == 1) handles->public_key = pubs->front();
   return handles;
@@ -232,8 +232,8 @@ absl::StatusOr<KeyHandles> KeyStore::Resolve(std::string_view id_hex) {
     absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
     if (!lease.ok()) return lease.status();
     handles = Search(*lease, *id_bytes, key);
-    // Private keys are invisible while logged out: re-login and search again before
-    // calling a key absent.
+    // Private keys are invisible while logged out: re-login and search again
+    // before calling a key absent.
     if (handles.ok()) break;
     if (!lease->broken() && lease->CheckLoggedIn()) break;  // really absent
   }
@@ -276,8 +276,8 @@ absl::StatusOr<std::vector<KeyInfo>> KeyStore::List() {
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();
   CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> privs =
-      FindObjects(pool_->p11(), lease->session(), {Attr(CKA_CLASS, &priv_class)});
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> privs = FindObjects(
+      pool_->p11(), lease->session(), {Attr(CKA_CLASS, &priv_class)});
   if (!privs.ok()) return lease->Check(privs.status());
   std::vector<KeyInfo> out;
   for (CK_OBJECT_HANDLE handle : *privs) {
@@ -303,8 +303,9 @@ absl::Status KeyStore::Destroy(std::string_view id_hex) {
   CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
   int destroyed = 0;
   for (CK_OBJECT_CLASS& cls : classes) {
-    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found = FindObjects(
-        pool_->p11(), lease->session(), {Attr(CKA_CLASS, &cls), Attr(CKA_ID, *id_bytes)});
+    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+        FindObjects(pool_->p11(), lease->session(),
+                    {Attr(CKA_CLASS, &cls), Attr(CKA_ID, *id_bytes)});
     if (!found.ok()) return lease->Check(found.status());
     for (CK_OBJECT_HANDLE handle : *found) {
       absl::Status status = lease->Check(
@@ -314,8 +315,7 @@ absl::Status KeyStore::Destroy(std::string_view id_hex) {
     }
   }
   if (destroyed == 0) {
-    return absl::NotFoundError(
-        Cat("DestroyKey: no key with id ", id_hex));
+    return absl::NotFoundError(Cat("DestroyKey: no key with id ", id_hex));
   }
   return absl::OkStatus();
 }

@@ -1,14 +1,18 @@
-// Key pairs on the token: generation with tokensign's template, lookup by CKA_ID through a
-// handle cache (no C_FindObjects on the signing path), listing and destruction.
+// Key pairs on the token: generation with tokensign's template, lookup by
+// CKA_ID through a handle cache (no C_FindObjects on the signing path), listing
+// and destruction.
 //
-// Contract: both halves of a key share a random 16-byte CKA_ID and the caller's CKA_LABEL.
-// Generated private keys are CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, CKA_SIGN and not
-// CKA_EXTRACTABLE/CKA_DECRYPT/CKA_UNWRAP/CKA_DERIVE/CKA_COPYABLE; after generation the
-// attributes are read back and a key that is not CKA_ALWAYS_SENSITIVE and
-// CKA_NEVER_EXTRACTABLE (or that came back extractable) is destroyed and refused.
+// Contract: both halves of a key share a random 16-byte CKA_ID and the caller's
+// CKA_LABEL. Generated private keys are CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
+// CKA_SIGN and not
+// CKA_EXTRACTABLE/CKA_DECRYPT/CKA_UNWRAP/CKA_DERIVE/CKA_COPYABLE; after
+// generation the attributes are read back and a key that is not
+// CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE (or that came back
+// extractable) is destroyed and refused.
 //
-// Thread-safety: all methods are thread-safe. Generate and Destroy are serialized by an
-// internal mutex (SoftHSM 2.6.1 races there); Resolve takes a shared lock on the cache.
+// Thread-safety: all methods are thread-safe. Generate and Destroy are
+// serialized by an internal mutex (SoftHSM 2.6.1 races there); Resolve takes a
+// shared lock on the cache.
 #ifndef TOKENSIGN_HSM_KEY_STORE_H_
 #define TOKENSIGN_HSM_KEY_STORE_H_
 
@@ -43,7 +47,8 @@ class KeyStore {
 
   absl::StatusOr<KeyInfo> Generate(KeyType type, std::string_view label,
                                    int rsa_bits);
-  // Cached; searches the token only on a miss (or after the pool's epoch changed).
+  // Cached; searches the token only on a miss (or after the pool's epoch
+  // changed).
   absl::StatusOr<KeyHandles> Resolve(std::string_view id_hex);
   absl::StatusOr<KeyInfo> Find(std::string_view id_hex);
   absl::StatusOr<std::vector<KeyInfo>> List();
@@ -66,7 +71,8 @@ class KeyStore {
   std::mutex lifecycle_mu_;  // serializes generation and destruction
   std::shared_mutex cache_mu_;
   uint64_t cache_epoch_ = 0;  // pool epoch the cache belongs to
-  absl::flat_hash_map<std::string, KeyHandles> cache_;  // lowercase hex id -> handles
+  absl::flat_hash_map<std::string, KeyHandles>
+      cache_;  // lowercase hex id -> handles
 };
 
 }  // namespace tokensign::hsm

@@ -10,9 +10,9 @@
 namespace tokensign::hsm {
 namespace {
 
-// Modules are process-wide: dlopen of the same path returns the same library, and
-// PKCS#11 allows one C_Initialize per process. Count the Module objects that share one
-// function list so only the last one calls C_Finalize.
+// Modules are process-wide: dlopen of the same path returns the same library,
+// and PKCS#11 allows one C_Initialize per process. Count the Module objects
+// that share one function list so only the last one calls C_Finalize.
 std::mutex g_users_mu;
 std::map<CK_FUNCTION_LIST_PTR, int>& Users() {
   static auto* users = new std::map<CK_FUNCTION_LIST_PTR, int>();
@@ -38,16 +38,15 @@ absl::StatusOr<std::unique_ptr<Module>> Module::Load(const std::string& path) {
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* err = dlerror();
-    return absl::NotFoundError(Cat("HsmConfig.module_path: dlopen(",
-                                            path, ") failed: ",
-                                            err ? err : "unknown error"));
+    return absl::NotFoundError(Cat("HsmConfig.module_path: dlopen(", path,
+                                   ") failed: ", err ? err : "unknown error"));
   }
   auto get_list = reinterpret_cast<CK_C_GetFunctionList>(
       dlsym(handle, "C_GetFunctionList"));
   if (get_list == nullptr) {
     dlclose(handle);
-    return absl::InvalidArgumentError(Cat(
-        "HsmConfig.module_path: ", path, " has no C_GetFunctionList"));
+    return absl::InvalidArgumentError(
+        Cat("HsmConfig.module_path: ", path, " has no C_GetFunctionList"));
   }
   CK_FUNCTION_LIST_PTR functions = nullptr;
   absl::Status status = CkStatus("C_GetFunctionList", get_list(&functions));
@@ -80,7 +79,8 @@ Module::~Module() {
   if (last && initialized_) {
     (void)TS_P11(p11_, C_Finalize, nullptr);
   }
-  // dlclose only drops this object's reference; other users keep the module mapped.
+  // dlclose only drops this object's reference; other users keep the module
+  // mapped.
   dlclose(handle_);
 }
 
@@ -89,8 +89,9 @@ absl::Status Module::Initialize() {
   args.flags = CKF_OS_LOCKING_OK;
   absl::Status status = TS_P11(p11_, C_Initialize, &args);
   if (RvOf(status) == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-    // Another Module object (or another library) in this process initialized it. If it
-    // is one of ours, we share the duty to finalize it (the last Module does).
+    // Another Module object (or another library) in this process initialized
+    // it. If it is one of ours, we share the duty to finalize it (the last
+    // Module does).
     std::lock_guard<std::mutex> lock(g_users_mu);
     initialized_ = Users()[p11_.functions()] > 1;
     return absl::OkStatus();
@@ -134,11 +135,10 @@ absl::StatusOr<CK_SLOT_ID> Module::FindSlot(std::string_view label,
     }
   }
   return absl::NotFoundError(
-      label.empty()
-          ? Cat("HsmConfig.token_serial: no token with serial '",
-                         serial, "' in ", path_)
-          : Cat("HsmConfig.token_label: no token labelled '", label,
-                         "' in ", path_));
+      label.empty() ? Cat("HsmConfig.token_serial: no token with serial '",
+                          serial, "' in ", path_)
+                    : Cat("HsmConfig.token_label: no token labelled '", label,
+                          "' in ", path_));
 }
 
 absl::StatusOr<CK_TOKEN_INFO> Module::TokenInfo(CK_SLOT_ID slot) const {
@@ -151,8 +151,7 @@ absl::StatusOr<CK_TOKEN_INFO> Module::TokenInfo(CK_SLOT_ID slot) const {
 absl::StatusOr<std::vector<CK_MECHANISM_TYPE>> Module::Mechanisms(
     CK_SLOT_ID slot) const {
   CK_ULONG count = 0;
-  absl::Status status =
-      TS_P11(p11_, C_GetMechanismList, slot, nullptr, &count);
+  absl::Status status = TS_P11(p11_, C_GetMechanismList, slot, nullptr, &count);
   if (!status.ok()) return status;
   std::vector<CK_MECHANISM_TYPE> mechs(count);
   if (count > 0) {

@@ -1,10 +1,11 @@
 // A loaded PKCS#11 module: dlopen(path) + C_GetFunctionList, C_Initialize with
-// CKF_OS_LOCKING_OK, token lookup by label or serial, mechanism list, re-initialization.
-// C_Finalize + dlclose on destruction.
+// CKF_OS_LOCKING_OK, token lookup by label or serial, mechanism list,
+// re-initialization. C_Finalize + dlclose on destruction.
 //
-// Thread-safety: p11() and the query methods are safe from any thread once Initialize()
-// has returned. Reinitialize() must not race with other calls into the module; the session
-// pool serializes it (it is the only caller besides Hsm::Open).
+// Thread-safety: p11() and the query methods are safe from any thread once
+// Initialize() has returned. Reinitialize() must not race with other calls into
+// the module; the session pool serializes it (it is the only caller besides
+// Hsm::Open).
 #ifndef TOKENSIGN_HSM_MODULE_H_
 #define TOKENSIGN_HSM_MODULE_H_
 
@@ -22,7 +23,8 @@ namespace tokensign::hsm {
 
 class Module {
  public:
-  // dlopen + C_GetFunctionList + C_Initialize. Errors name the path and dlerror().
+  // dlopen + C_GetFunctionList + C_Initialize. Errors name the path and
+  // dlerror().
   static absl::StatusOr<std::unique_ptr<Module>> Load(const std::string& path);
   ~Module();
   Module(const Module&) = delete;
@@ -31,11 +33,13 @@ class Module {
   const P11& p11() const { return p11_; }
   const std::string& path() const { return path_; }
 
-  // C_Finalize (errors ignored) then C_Initialize; used after a device error or a fork.
+  // C_Finalize (errors ignored) then C_Initialize; used after a device error or
+  // a fork.
   absl::Status Reinitialize();
 
-  // The slot whose token has CKA label `label` (or serial `serial` when label is empty).
-  // Labels and serials are compared after trimming the blank padding.
+  // The slot whose token has CKA label `label` (or serial `serial` when label
+  // is empty). Labels and serials are compared after trimming the blank
+  // padding.
   absl::StatusOr<CK_SLOT_ID> FindSlot(std::string_view label,
                                       std::string_view serial) const;
   absl::StatusOr<CK_TOKEN_INFO> TokenInfo(CK_SLOT_ID slot) const;

@@ -35,9 +35,8 @@ absl::StatusOr<std::string> GetAttribute(const P11& p11,
       TS_P11(p11, C_GetAttributeValue, session, object, &attr, 1);
   if (!status.ok()) return status;
   if (attr.ulValueLen == CK_UNAVAILABLE_INFORMATION) {
-    return absl::NotFoundError(
-        Cat("C_GetAttributeValue: attribute 0x",
-                     absl::Hex(type), " unavailable"));
+    return absl::NotFoundError(Cat("C_GetAttributeValue: attribute 0x",
+                                   absl::Hex(type), " unavailable"));
   }
   std::string value(attr.ulValueLen, '\0');
   attr.pValue = value.data();
@@ -76,15 +75,15 @@ std::string HexEncode(std::string_view bytes) {
 
 absl::StatusOr<std::string> ParseKeyId(std::string_view id_hex) {
   if (id_hex.empty() || id_hex.size() % 2 != 0 || id_hex.size() > 128) {
-    return absl::InvalidArgumentError(Cat(
-        "key id '", id_hex.substr(0, 140),
-        "': must be an even number (2..128) of hex digits"));
+    return absl::InvalidArgumentError(
+        Cat("key id '", id_hex.substr(0, 140),
+            "': must be an even number (2..128) of hex digits"));
   }
   for (char c : id_hex) {
     if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) {
-      return absl::InvalidArgumentError(Cat(
-          "key id '", id_hex, "': not hex (bad character '",
-          std::string(1, c), "')"));
+      return absl::InvalidArgumentError(Cat("key id '", id_hex,
+                                            "': not hex (bad character '",
+                                            std::string(1, c), "')"));
     }
   }
   return absl::HexStringToBytes(AbslView(id_hex));

@@ -1,6 +1,7 @@
-// Small helpers over one session for object search and attribute reads, plus CKA_ID hex
-// conversion. Every call goes through the P11 choke point.
-// Thread-safety: stateless functions; the caller owns the session (a pool lease).
+// Small helpers over one session for object search and attribute reads, plus
+// CKA_ID hex conversion. Every call goes through the P11 choke point.
+// Thread-safety: stateless functions; the caller owns the session (a pool
+// lease).
 #ifndef TOKENSIGN_HSM_OBJECTS_H_
 #define TOKENSIGN_HSM_OBJECTS_H_
 
@@ -15,7 +16,8 @@
 
 namespace tokensign::hsm {
 
-// C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal; all matches (in handle order).
+// C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal; all matches (in handle
+// order).
 absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindObjects(
     const P11& p11, CK_SESSION_HANDLE session, std::vector<CK_ATTRIBUTE> tmpl);
 
@@ -32,8 +34,8 @@ absl::StatusOr<CK_ULONG> GetUlongAttribute(const P11& p11,
                                            CK_OBJECT_HANDLE object,
                                            CK_ATTRIBUTE_TYPE type);
 
-// CKA_ID as lowercase hex, and back. ParseKeyId accepts 2..128 hex digits (either case)
-// and names the rule it broke otherwise.
+// CKA_ID as lowercase hex, and back. ParseKeyId accepts 2..128 hex digits
+// (either case) and names the rule it broke otherwise.
 std::string HexEncode(std::string_view bytes);
 absl::StatusOr<std::string> ParseKeyId(std::string_view id_hex);
 

@@ -17,16 +17,16 @@ absl::StatusOr<std::string> ReadPin(const HsmConfig& config) {
   if (!config.pin_env.empty()) {
     const char* value = std::getenv(config.pin_env.c_str());
     if (value == nullptr) {
-      return absl::InvalidArgumentError(Cat(
-          "HsmConfig.pin_env: environment variable ", config.pin_env,
-          " is not set"));
+      return absl::InvalidArgumentError(
+          Cat("HsmConfig.pin_env: environment variable ", config.pin_env,
+              " is not set"));
     }
     pin = value;
   } else {
     std::ifstream in(config.pin_file, std::ios::binary);
     if (!in) {
-      return absl::InvalidArgumentError(Cat(
-          "HsmConfig.pin_file: cannot read ", config.pin_file));
+      return absl::InvalidArgumentError(
+          Cat("HsmConfig.pin_file: cannot read ", config.pin_file));
     }
     std::ostringstream buf;
     buf << in.rdbuf();

@@ -1,9 +1,11 @@
 // The one include for PKCS#11 types in tokensign: p11-kit's pkcs11.h (Debian's
-// libp11-kit-dev, found through pkg-config p11-kit-1), in its default PKCS#11-compatible
-// mode. That header implements the standard names with lowercase helper macros
-// (`#define value pValue`, `count`, `parameter`, ...) that would rewrite ordinary C++
-// identifiers in every file that includes it; this wrapper includes it and then removes
-// those macros. Include this, never <p11-kit/pkcs11.h> directly.
+// libp11-kit-dev, found through pkg-config p11-kit-1), in its default
+// PKCS#11-compatible mode. That header implements the standard names with
+// lowercase helper macros
+// (`#define value pValue`, `count`, `parameter`, ...) that would rewrite
+// ordinary C++ identifiers in every file that includes it; this wrapper
+// includes it and then removes those macros. Include this, never
+// <p11-kit/pkcs11.h> directly.
 #ifndef TOKENSIGN_HSM_PKCS11_H_
 #define TOKENSIGN_HSM_PKCS11_H_
 

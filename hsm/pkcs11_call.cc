@@ -18,7 +18,8 @@ struct RvName {
   std::string_view name;
 };
 
-#define TS_CKR(name) RvName{name, #name}
+#define TS_CKR(name) \
+  RvName { name, #name }
 constexpr RvName kRvNames[] = {
     TS_CKR(CKR_OK),
     TS_CKR(CKR_CANCEL),
@@ -174,8 +175,8 @@ std::string_view CkrName(CK_RV rv) {
 
 absl::Status CkStatus(std::string_view function, CK_RV rv) {
   if (rv == CKR_OK) return absl::OkStatus();
-  absl::Status status(CodeFor(rv), absl::StrFormat("%s: %s (0x%x)", function,
-                                                   CkrName(rv), rv));
+  absl::Status status(
+      CodeFor(rv), absl::StrFormat("%s: %s (0x%x)", function, CkrName(rv), rv));
   status.SetPayload(kRvPayloadUrl, absl::Cord(std::to_string(rv)));
   return status;
 }

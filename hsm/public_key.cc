@@ -5,8 +5,8 @@
 
 #include <memory>
 
-#include "hsm/strcat.h"
 #include "hsm/objects.h"
+#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 namespace {
@@ -20,7 +20,8 @@ struct ParamDeleter {
 
 absl::StatusOr<UniquePkey> FromData(const char* key_type, int selection,
                                     OSSL_PARAM_BLD* bld) {
-  std::unique_ptr<OSSL_PARAM, ParamDeleter> params(OSSL_PARAM_BLD_to_param(bld));
+  std::unique_ptr<OSSL_PARAM, ParamDeleter> params(
+      OSSL_PARAM_BLD_to_param(bld));
   if (params == nullptr) return OpenSslError("OSSL_PARAM_BLD_to_param");
   UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, nullptr));
   if (ctx == nullptr) return OpenSslError("EVP_PKEY_CTX_new_from_name");
@@ -49,9 +50,9 @@ absl::StatusOr<std::string> UnwrapEcPoint(std::string_view value,
       return std::string(value.substr(header));
     }
   }
-  return absl::InvalidArgumentError(Cat(
-      "CKA_EC_POINT: ", value.size(), " bytes is neither a raw point of ",
-      raw_size, " bytes nor a DER OCTET STRING holding one"));
+  return absl::InvalidArgumentError(
+      Cat("CKA_EC_POINT: ", value.size(), " bytes is neither a raw point of ",
+          raw_size, " bytes nor a DER OCTET STRING holding one"));
 }
 
 absl::StatusOr<UniquePkey> ExportPublicKey(const P11& p11,
@@ -64,7 +65,8 @@ absl::StatusOr<UniquePkey> ExportPublicKey(const P11& p11,
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> bld(OSSL_PARAM_BLD_new());
   if (bld == nullptr) return OpenSslError("OSSL_PARAM_BLD_new");
   if (type == KeyType::kRsa) {
-    absl::StatusOr<std::string> n = GetAttribute(p11, session, public_key, CKA_MODULUS);
+    absl::StatusOr<std::string> n =
+        GetAttribute(p11, session, public_key, CKA_MODULUS);
     if (!n.ok()) return n.status();
     absl::StatusOr<std::string> e =
         GetAttribute(p11, session, public_key, CKA_PUBLIC_EXPONENT);
@@ -74,8 +76,10 @@ absl::StatusOr<UniquePkey> ExportPublicKey(const P11& p11,
     UniqueBn bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e->data()),
                             static_cast<int>(e->size()), nullptr));
     if (bn_n == nullptr || bn_e == nullptr ||
-        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) != 1 ||
-        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()) != 1) {
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) !=
+            1 ||
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()) !=
+            1) {
       return OpenSslError("PublicKey: RSA parameters");
     }
     return FromData("RSA", EVP_PKEY_PUBLIC_KEY, bld.get());

@@ -1,7 +1,8 @@
-// Builds an OpenSSL EVP_PKEY (default library context) from the public attributes of a
-// key object: CKA_EC_PARAMS + CKA_EC_POINT (DER OCTET STRING as the standard says, or
-// raw as some modules store it) for EC and Ed25519, CKA_MODULUS + CKA_PUBLIC_EXPONENT
-// for RSA. Thread-safety: stateless; the caller owns the session.
+// Builds an OpenSSL EVP_PKEY (default library context) from the public
+// attributes of a key object: CKA_EC_PARAMS + CKA_EC_POINT (DER OCTET STRING as
+// the standard says, or raw as some modules store it) for EC and Ed25519,
+// CKA_MODULUS + CKA_PUBLIC_EXPONENT for RSA. Thread-safety: stateless; the
+// caller owns the session.
 #ifndef TOKENSIGN_HSM_PUBLIC_KEY_H_
 #define TOKENSIGN_HSM_PUBLIC_KEY_H_
 
@@ -21,7 +22,8 @@ absl::StatusOr<UniquePkey> ExportPublicKey(const P11& p11,
                                            CK_OBJECT_HANDLE public_key,
                                            KeyType type);
 
-// CKA_EC_POINT value -> raw point of `raw_size` bytes (65/97 uncompressed EC, 32 Ed25519).
+// CKA_EC_POINT value -> raw point of `raw_size` bytes (65/97 uncompressed EC,
+// 32 Ed25519).
 absl::StatusOr<std::string> UnwrapEcPoint(std::string_view value,
                                           size_t raw_size);
 

@@ -10,7 +10,8 @@
 namespace tokensign::hsm {
 namespace {
 
-// Bumped in every child after fork(); a pool that sees a new value re-initializes.
+// Bumped in every child after fork(); a pool that sees a new value
+// re-initializes.
 std::atomic<uint64_t> g_fork_generation{0};
 std::once_flag g_atfork_once;
 
@@ -53,7 +54,8 @@ void SessionPool::Lease::MarkBroken(CK_RV rv) {
 bool SessionPool::Lease::CheckLoggedIn() {
   if (pool_ == nullptr) return false;
   CK_SESSION_INFO info = {};
-  absl::Status status = Check(TS_P11(pool_->p11(), C_GetSessionInfo, session_, &info));
+  absl::Status status =
+      Check(TS_P11(pool_->p11(), C_GetSessionInfo, session_, &info));
   if (!status.ok()) return false;
   if (info.state != CKS_RW_USER_FUNCTIONS) {
     MarkBroken(CKR_USER_NOT_LOGGED_IN);
@@ -77,7 +79,8 @@ absl::StatusOr<std::unique_ptr<SessionPool>> SessionPool::Create(
   }
   int size = options.size;
   if (size <= 0) {
-    size = 2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    size =
+        2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   for (CK_ULONG cap : {info->ulMaxSessionCount, info->ulMaxRwSessionCount}) {
     if (cap != CK_EFFECTIVELY_INFINITE && cap != CK_UNAVAILABLE_INFORMATION &&
@@ -88,7 +91,8 @@ absl::StatusOr<std::unique_ptr<SessionPool>> SessionPool::Create(
   if (size <= 0) size = 1;
   std::unique_ptr<SessionPool> pool(
       new SessionPool(module, std::move(options), *slot, size));
-  // Fill the pool now so a wrong PIN or a full token fails Open, not the first Sign.
+  // Fill the pool now so a wrong PIN or a full token fails Open, not the first
+  // Sign.
   std::vector<Lease> leases;
   for (int i = 0; i < size; ++i) {
     absl::StatusOr<Lease> lease = pool->Acquire();
@@ -191,8 +195,9 @@ absl::Status SessionPool::Establish(int index) {
     }
     entry.open = false;
     CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-    last = TS_P11(p11(), C_OpenSession, slot(), CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                  nullptr, nullptr, &session);
+    last =
+        TS_P11(p11(), C_OpenSession, slot(),
+               CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &session);
     if (!last.ok()) {
       if (RvOf(last) != CKR_SESSION_COUNT) needs_reinit_.store(true);
       continue;
@@ -218,16 +223,17 @@ absl::Status SessionPool::Establish(int index) {
     return absl::OkStatus();
   }
   healthy_.store(false);
-  return absl::UnavailableError(Cat(
-      "SessionPool: no usable session after ", kEstablishAttempts,
-      " attempts with backoff; last error: ", last.message()));
+  return absl::UnavailableError(
+      Cat("SessionPool: no usable session after ", kEstablishAttempts,
+          " attempts with backoff; last error: ", last.message()));
 }
 
 absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch) {
   std::lock_guard<std::mutex> recover(recover_mu_);
   if (epoch() != seen_epoch) return absl::OkStatus();  // another thread did it
   {
-    // Let leased sessions finish their call before the module goes away under them.
+    // Let leased sessions finish their call before the module goes away under
+    // them.
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, kReinitDrainTimeout, [&] { return active_ == 0; });
   }

@@ -1,15 +1,19 @@
-// A fixed pool of logged-in R/W sessions on one token, handed out as RAII leases.
+// A fixed pool of logged-in R/W sessions on one token, handed out as RAII
+// leases.
 //
-// Contract: Create() opens `size` sessions (capped by the token's ulMaxSessionCount) and
-// logs the user in once (the login is per token; CKR_USER_ALREADY_LOGGED_IN is fine).
-// A lease whose call returned a broken-session CK_RV (see IsBrokenSessionRv) is marked
-// broken; its session is re-opened and re-logged-in on the next Acquire, and when the rv
-// says so (device error, token gone, not initialized) the module is re-initialized and
-// every session re-opened. Recovery retries with exponential backoff. After fork() the
-// child re-initializes the module on its first Acquire (pthread_atfork generation).
-// epoch() changes whenever object handles may have become invalid (module re-init).
+// Contract: Create() opens `size` sessions (capped by the token's
+// ulMaxSessionCount) and logs the user in once (the login is per token;
+// CKR_USER_ALREADY_LOGGED_IN is fine). A lease whose call returned a
+// broken-session CK_RV (see IsBrokenSessionRv) is marked broken; its session is
+// re-opened and re-logged-in on the next Acquire, and when the rv says so
+// (device error, token gone, not initialized) the module is re-initialized and
+// every session re-opened. Recovery retries with exponential backoff. After
+// fork() the child re-initializes the module on its first Acquire
+// (pthread_atfork generation). epoch() changes whenever object handles may have
+// become invalid (module re-init).
 //
-// Thread-safety: all methods are thread-safe. A Lease is owned by one thread at a time.
+// Thread-safety: all methods are thread-safe. A Lease is owned by one thread at
+// a time.
 #ifndef TOKENSIGN_HSM_SESSION_POOL_H_
 #define TOKENSIGN_HSM_SESSION_POOL_H_
 
@@ -46,12 +50,13 @@ class SessionPool {
     ~Lease();
 
     CK_SESSION_HANDLE session() const { return session_; }
-    // Records the outcome of a call on this session; a broken-session rv marks it
-    // broken so it is re-established before reuse. Returns `status` unchanged.
+    // Records the outcome of a call on this session; a broken-session rv marks
+    // it broken so it is re-established before reuse. Returns `status`
+    // unchanged.
     const absl::Status& Check(const absl::Status& status);
     void MarkBroken(CK_RV rv);
-    // C_GetSessionInfo: true when the session is a logged-in R/W user session; otherwise
-    // marks it broken (re-login on next use) and returns false.
+    // C_GetSessionInfo: true when the session is a logged-in R/W user session;
+    // otherwise marks it broken (re-login on next use) and returns false.
     bool CheckLoggedIn();
     bool broken() const { return broken_rv_ != CKR_OK; }
 
@@ -87,7 +92,7 @@ class SessionPool {
 
   SessionPool(Module* module, Options options, CK_SLOT_ID slot, int size);
   void Release(int index, CK_RV broken_rv);
-  absl::Status Establish(int index);                // open + login
+  absl::Status Establish(int index);  // open + login
   absl::Status ReinitializeModule(uint64_t seen_epoch);
   absl::Status CheckFork();
 

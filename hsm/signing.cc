@@ -17,22 +17,22 @@ constexpr unsigned char kSha256DigestInfo[] = {
 
 absl::Status CheckKey(const KeyHandles& key, SignAlgorithm alg) {
   if (KeyTypeFor(alg) != key.type) {
-    return absl::InvalidArgumentError(Cat(
-        "Sign: algorithm ", SignAlgorithmName(alg), " needs a ",
-        KeyTypeName(KeyTypeFor(alg)), " key, this key is ",
-        KeyTypeName(key.type)));
+    return absl::InvalidArgumentError(
+        Cat("Sign: algorithm ", SignAlgorithmName(alg), " needs a ",
+            KeyTypeName(KeyTypeFor(alg)), " key, this key is ",
+            KeyTypeName(key.type)));
   }
   if (key.type == KeyType::kRsa && key.bits < 2048) {
-    return absl::FailedPreconditionError(Cat(
-        "Sign: RSA key of ", key.bits, " bits is below the 2048 minimum"));
+    return absl::FailedPreconditionError(
+        Cat("Sign: RSA key of ", key.bits, " bits is below the 2048 minimum"));
   }
   return absl::OkStatus();
 }
 
 absl::Status Missing(std::string_view mechanism, SignAlgorithm alg) {
-  return absl::UnimplementedError(Cat(
-      "Sign: the PKCS#11 module lists no ", mechanism, " needed for ",
-      SignAlgorithmName(alg)));
+  return absl::UnimplementedError(Cat("Sign: the PKCS#11 module lists no ",
+                                      mechanism, " needed for ",
+                                      SignAlgorithmName(alg)));
 }
 
 void SetPss(SignInput& input) {
@@ -50,12 +50,14 @@ absl::Status FromDigest(const Mechanisms& mechs, SignAlgorithm alg, size_t size,
     case SignAlgorithm::kES384:
       if (!mechs.ecdsa) return Missing("CKM_ECDSA", alg);
       input.mechanism = CKM_ECDSA;
-      input.data = std::string_view(reinterpret_cast<char*>(input.buffer), size);
+      input.data =
+          std::string_view(reinterpret_cast<char*>(input.buffer), size);
       return absl::OkStatus();
     case SignAlgorithm::kRS256:
       if (!mechs.rsa_pkcs) return Missing("CKM_RSA_PKCS", alg);
       input.mechanism = CKM_RSA_PKCS;
-      std::memmove(input.buffer + sizeof(kSha256DigestInfo), input.buffer, size);
+      std::memmove(input.buffer + sizeof(kSha256DigestInfo), input.buffer,
+                   size);
       std::memcpy(input.buffer, kSha256DigestInfo, sizeof(kSha256DigestInfo));
       input.data = std::string_view(reinterpret_cast<char*>(input.buffer),
                                     sizeof(kSha256DigestInfo) + size);
@@ -64,7 +66,8 @@ absl::Status FromDigest(const Mechanisms& mechs, SignAlgorithm alg, size_t size,
       if (!mechs.rsa_pkcs_pss) return Missing("CKM_RSA_PKCS_PSS", alg);
       input.mechanism = CKM_RSA_PKCS_PSS;
       SetPss(input);
-      input.data = std::string_view(reinterpret_cast<char*>(input.buffer), size);
+      input.data =
+          std::string_view(reinterpret_cast<char*>(input.buffer), size);
       return absl::OkStatus();
     case SignAlgorithm::kEdDSA:
       break;
@@ -141,9 +144,9 @@ absl::Status PrepareDigest(const Mechanisms& mechs, const KeyHandles& key,
   }
   if (absl::Status s = CheckKey(key, alg); !s.ok()) return s;
   if (digest.size() != DigestSize(alg)) {
-    return absl::InvalidArgumentError(Cat(
-        "SignDigest: ", SignAlgorithmName(alg), " needs a ", DigestSize(alg),
-        "-byte digest, got ", digest.size()));
+    return absl::InvalidArgumentError(
+        Cat("SignDigest: ", SignAlgorithmName(alg), " needs a ",
+            DigestSize(alg), "-byte digest, got ", digest.size()));
   }
   std::memcpy(input.buffer, digest.data(), digest.size());
   return FromDigest(mechs, alg, digest.size(), input);
@@ -161,15 +164,15 @@ absl::StatusOr<std::string> SignOnce(const P11& p11, CK_SESSION_HANDLE session,
   if (!status.ok()) return status;
   std::string signature(key.signature_size, '\0');
   CK_ULONG size = signature.size();
-  status = TS_P11(p11, C_Sign, session,
-                  reinterpret_cast<CK_BYTE_PTR>(const_cast<char*>(input.data.data())),
-                  static_cast<CK_ULONG>(input.data.size()),
-                  reinterpret_cast<CK_BYTE_PTR>(signature.data()), &size);
+  status = TS_P11(
+      p11, C_Sign, session,
+      reinterpret_cast<CK_BYTE_PTR>(const_cast<char*>(input.data.data())),
+      static_cast<CK_ULONG>(input.data.size()),
+      reinterpret_cast<CK_BYTE_PTR>(signature.data()), &size);
   if (!status.ok()) return status;
   if (size != key.signature_size) {
     return absl::InternalError(Cat("C_Sign: returned ", size,
-                                            " bytes, expected ",
-                                            key.signature_size));
+                                   " bytes, expected ", key.signature_size));
   }
   return signature;
 }

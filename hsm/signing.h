@@ -1,9 +1,10 @@
-// Turns a JOSE algorithm + message (or digest) into one PKCS#11 signing operation, and
-// runs it on a session. ES256/ES384: SHA-2 in OpenSSL, CKM_ECDSA, raw r||s. EdDSA:
-// CKM_EDDSA over the message. RS256: CKM_SHA256_RSA_PKCS when the module lists it, else
-// CKM_RSA_PKCS over the DigestInfo. PS256: CKM_SHA256_RSA_PKCS_PSS when listed, else
-// CKM_RSA_PKCS_PSS over the digest; SHA-256, MGF1-SHA-256, salt 32.
-// Thread-safety: stateless functions and plain values.
+// Turns a JOSE algorithm + message (or digest) into one PKCS#11 signing
+// operation, and runs it on a session. ES256/ES384: SHA-2 in OpenSSL,
+// CKM_ECDSA, raw r||s. EdDSA: CKM_EDDSA over the message. RS256:
+// CKM_SHA256_RSA_PKCS when the module lists it, else CKM_RSA_PKCS over the
+// DigestInfo. PS256: CKM_SHA256_RSA_PKCS_PSS when listed, else CKM_RSA_PKCS_PSS
+// over the digest; SHA-256, MGF1-SHA-256, salt 32. Thread-safety: stateless
+// functions and plain values.
 #ifndef TOKENSIGN_HSM_SIGNING_H_
 #define TOKENSIGN_HSM_SIGNING_H_
 
@@ -30,26 +31,30 @@ struct Mechanisms {
   static Mechanisms From(const std::vector<CK_MECHANISM_TYPE>& list);
 };
 
-// One prepared C_SignInit + C_Sign: mechanism (+ PSS parameters) and input bytes.
+// One prepared C_SignInit + C_Sign: mechanism (+ PSS parameters) and input
+// bytes.
 struct SignInput {
   CK_MECHANISM_TYPE mechanism = 0;
   bool pss = false;
   CK_RSA_PKCS_PSS_PARAMS pss_params{};
-  std::string_view data;     // what C_Sign gets; points into `buffer` or the caller's
+  std::string_view
+      data;  // what C_Sign gets; points into `buffer` or the caller's
   unsigned char buffer[19 + 64];  // digest or DigestInfo || digest
 };
 
-// Checks that `alg` fits the key and the module, hashes as needed. `message` must
-// outlive `input`.
+// Checks that `alg` fits the key and the module, hashes as needed. `message`
+// must outlive `input`.
 absl::Status PrepareMessage(const Mechanisms& mechs, const KeyHandles& key,
                             SignAlgorithm alg, std::string_view message,
                             SignInput& input);
-// Same for a caller-computed digest (SHA-256 for ES256/RS256/PS256, SHA-384 for ES384).
+// Same for a caller-computed digest (SHA-256 for ES256/RS256/PS256, SHA-384 for
+// ES384).
 absl::Status PrepareDigest(const Mechanisms& mechs, const KeyHandles& key,
                            SignAlgorithm alg, std::string_view digest,
                            SignInput& input);
 
-// C_SignInit + C_Sign on `session`; the signature is exactly key.signature_size bytes.
+// C_SignInit + C_Sign on `session`; the signature is exactly key.signature_size
+// bytes.
 absl::StatusOr<std::string> SignOnce(const P11& p11, CK_SESSION_HANDLE session,
                                      const KeyHandles& key, SignInput& input);
 

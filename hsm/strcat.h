@@ -1,7 +1,8 @@
-// Debian 12's abseil is built with its own absl::string_view (ABSL_USES_STD_STRING_VIEW
-// off), so absl::StrCat and friends do not accept std::string_view. tokensign::hsm::Cat is
-// absl::StrCat that also takes std::string_view; AbslView converts one explicitly.
-// Thread-safety: pure functions.
+// Debian 12's abseil is built with its own absl::string_view
+// (ABSL_USES_STD_STRING_VIEW off), so absl::StrCat and friends do not accept
+// std::string_view. tokensign::hsm::Cat is absl::StrCat that also takes
+// std::string_view; AbslView converts one explicitly. Thread-safety: pure
+// functions.
 #ifndef TOKENSIGN_HSM_STRCAT_H_
 #define TOKENSIGN_HSM_STRCAT_H_
 

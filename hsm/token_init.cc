@@ -24,11 +24,12 @@ absl::Status CheckPin(std::string_view what, std::string_view pin) {
 }
 
 // Logs in as SO on a fresh R/W session of `slot`, sets the user PIN, logs out.
-absl::Status SetUserPin(const P11& p11, CK_SLOT_ID slot, std::string_view so_pin,
-                        std::string_view user_pin) {
+absl::Status SetUserPin(const P11& p11, CK_SLOT_ID slot,
+                        std::string_view so_pin, std::string_view user_pin) {
   CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-  absl::Status st = TS_P11(p11, C_OpenSession, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                           nullptr, nullptr, &session);
+  absl::Status st =
+      TS_P11(p11, C_OpenSession, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+             nullptr, nullptr, &session);
   if (!st.ok()) return st;
   st = TS_P11(p11, C_Login, session, CKU_SO, Utf8(so_pin), so_pin.size());
   if (st.ok()) {
@@ -41,8 +42,9 @@ absl::Status SetUserPin(const P11& p11, CK_SLOT_ID slot, std::string_view so_pin
 
 }  // namespace
 
-absl::Status InitializeToken(const std::string& module_path, std::string_view label,
-                             std::string_view so_pin, std::string_view user_pin) {
+absl::Status InitializeToken(const std::string& module_path,
+                             std::string_view label, std::string_view so_pin,
+                             std::string_view user_pin) {
   if (label.empty() || label.size() > 32) {
     return absl::InvalidArgumentError("token label: must be 1..32 bytes, got " +
                                       std::to_string(label.size()));
@@ -55,14 +57,17 @@ absl::Status InitializeToken(const std::string& module_path, std::string_view la
   const P11& p11 = (*module)->p11();
 
   if ((*module)->FindSlot(label, "").ok()) {
-    return absl::AlreadyExistsError("token label '" + std::string(label) +
-                                    "': a token with this label already exists");
+    return absl::AlreadyExistsError(
+        "token label '" + std::string(label) +
+        "': a token with this label already exists");
   }
 
   CK_ULONG count = 0;
-  if (auto st = TS_P11(p11, C_GetSlotList, CK_TRUE, nullptr, &count); !st.ok()) return st;
+  if (auto st = TS_P11(p11, C_GetSlotList, CK_TRUE, nullptr, &count); !st.ok())
+    return st;
   std::vector<CK_SLOT_ID> slots(count);
-  if (auto st = TS_P11(p11, C_GetSlotList, CK_TRUE, slots.data(), &count); !st.ok()) {
+  if (auto st = TS_P11(p11, C_GetSlotList, CK_TRUE, slots.data(), &count);
+      !st.ok()) {
     return st;
   }
   slots.resize(count);
@@ -73,11 +78,13 @@ absl::Status InitializeToken(const std::string& module_path, std::string_view la
     CK_UTF8CHAR padded[32];
     std::memset(padded, ' ', sizeof(padded));
     std::memcpy(padded, label.data(), label.size());
-    if (auto st = TS_P11(p11, C_InitToken, slot, Utf8(so_pin), so_pin.size(), padded);
+    if (auto st =
+            TS_P11(p11, C_InitToken, slot, Utf8(so_pin), so_pin.size(), padded);
         !st.ok()) {
       return st;
     }
-    // SoftHSM moves a freshly initialized token to a new slot id: look it up by label.
+    // SoftHSM moves a freshly initialized token to a new slot id: look it up by
+    // label.
     auto new_slot = (*module)->FindSlot(label, "");
     if (!new_slot.ok()) return new_slot.status();
     return SetUserPin(p11, *new_slot, so_pin, user_pin);

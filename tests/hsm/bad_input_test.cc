@@ -1,4 +1,5 @@
-// Bad input for every public function and bad configurations: a clear Status, no crash.
+// Bad input for every public function and bad configurations: a clear Status,
+// no crash.
 #include <cstdlib>
 #include <string>
 
@@ -59,10 +60,12 @@ TEST(OpenConfigTest, MissingToken) {
 TEST(OpenConfigTest, LabelAndSerialBothOrNeither) {
   HsmConfig config = tokensign::testing::GlobalToken().config();
   config.token_serial = "123";
-  EXPECT_EQ(Hsm::Open(config).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Hsm::Open(config).status().code(),
+            absl::StatusCode::kInvalidArgument);
   config.token_serial = "";
   config.token_label = "";
-  EXPECT_EQ(Hsm::Open(config).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Hsm::Open(config).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(OpenConfigTest, MissingPinEnvAndFile) {
@@ -73,9 +76,11 @@ TEST(OpenConfigTest, MissingPinEnvAndFile) {
   EXPECT_THAT(Msg(hsm.status()), HasSubstr("TOKENSIGN_TEST_UNSET_PIN_VAR"));
   config.pin_env = "";
   config.pin_file = "/nonexistent/pin";
-  EXPECT_EQ(Hsm::Open(config).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Hsm::Open(config).status().code(),
+            absl::StatusCode::kInvalidArgument);
   config.pin_file = "";
-  EXPECT_EQ(Hsm::Open(config).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Hsm::Open(config).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(OpenConfigTest, PinFileAndSerialWork) {
@@ -109,22 +114,27 @@ class BadInputTest : public ::testing::Test {
 
 TEST_F(BadInputTest, KeyIds) {
   const std::string unknown(32, 'a');
-  for (const std::string& bad : {std::string("zz"), std::string("abc"), std::string(),
-                                 std::string(200, 'a')}) {
-    EXPECT_EQ(hsm_->FindKey(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  for (const std::string& bad : {std::string("zz"), std::string("abc"),
+                                 std::string(), std::string(200, 'a')}) {
+    EXPECT_EQ(hsm_->FindKey(bad).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
     EXPECT_EQ(hsm_->Sign(bad, SignAlgorithm::kES256, "m").status().code(),
               absl::StatusCode::kInvalidArgument);
-    EXPECT_EQ(hsm_->PublicKey(bad).status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(hsm_->PublicKey(bad).status().code(),
+              absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(hsm_->DestroyKey(bad).code(), absl::StatusCode::kInvalidArgument);
   }
-  EXPECT_EQ(hsm_->FindKey(unknown).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(hsm_->FindKey(unknown).status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(hsm_->Sign(unknown, SignAlgorithm::kES256, "m").status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(hsm_->SignDigest(unknown, SignAlgorithm::kES256, std::string(32, 0))
                 .status()
                 .code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(hsm_->PublicKey(unknown).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(hsm_->PublicKey(unknown).status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_EQ(hsm_->DestroyKey(unknown).code(), absl::StatusCode::kNotFound);
 }
 
@@ -133,20 +143,23 @@ TEST_F(BadInputTest, WrongAlgorithmForKey) {
                             SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
     auto sig = hsm_->Sign(ec_id_, alg, "m");
     EXPECT_EQ(sig.status().code(), absl::StatusCode::kInvalidArgument);
-    EXPECT_THAT(Msg(sig.status()), HasSubstr(std::string(SignAlgorithmName(alg))));
+    EXPECT_THAT(Msg(sig.status()),
+                HasSubstr(std::string(SignAlgorithmName(alg))));
   }
 }
 
 TEST_F(BadInputTest, Digests) {
-  EXPECT_EQ(hsm_->SignDigest(ec_id_, SignAlgorithm::kES256, "short").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      hsm_->SignDigest(ec_id_, SignAlgorithm::kES256, "short").status().code(),
+      absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(hsm_->SignDigest(ec_id_, SignAlgorithm::kES256, "").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(hsm_->SignDigest(ec_id_, SignAlgorithm::kEdDSA, std::string(32, 0))
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_TRUE(hsm_->SignDigest(ec_id_, SignAlgorithm::kES256, std::string(32, 0)).ok());
+  EXPECT_TRUE(
+      hsm_->SignDigest(ec_id_, SignAlgorithm::kES256, std::string(32, 0)).ok());
 }
 
 TEST_F(BadInputTest, GenerateKey) {
@@ -158,13 +171,16 @@ TEST_F(BadInputTest, GenerateKey) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(hsm_->GenerateKey(KeyType::kEcP256, "").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(hsm_->GenerateKey(KeyType::kEcP256, std::string(200, 'l')).status().code(),
+  EXPECT_EQ(hsm_->GenerateKey(KeyType::kEcP256, std::string(200, 'l'))
+                .status()
+                .code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(BadInputTest, Data) {
   EXPECT_EQ(hsm_->PutData("", "v").code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(hsm_->GetData("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(hsm_->GetData("").status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(hsm_->PutData("n", std::string(100 * 1024, 'v')).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(hsm_->PutData("empty-value", "").ok());
@@ -174,9 +190,9 @@ TEST_F(BadInputTest, Data) {
 }
 
 TEST(AlgorithmNamesTest, RoundTrip) {
-  for (SignAlgorithm alg : {SignAlgorithm::kES256, SignAlgorithm::kES384,
-                            SignAlgorithm::kEdDSA, SignAlgorithm::kPS256,
-                            SignAlgorithm::kRS256}) {
+  for (SignAlgorithm alg :
+       {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
+        SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
     EXPECT_EQ(ParseSignAlgorithm(SignAlgorithmName(alg)), alg);
   }
   EXPECT_EQ(ParseSignAlgorithm("none"), std::nullopt);

@@ -1,6 +1,7 @@
-// Outside cross-check: OpenSC's pkcs11-tool --list-objects sees the keys tokensign made,
-// with the expected labels, ids, usage and access flags.
-// (pkcs11-tool takes the PIN only on argv; acceptable for a throw-away test token.)
+// Outside cross-check: OpenSC's pkcs11-tool --list-objects sees the keys
+// tokensign made, with the expected labels, ids, usage and access flags.
+// (pkcs11-tool takes the PIN only on argv; acceptable for a throw-away test
+// token.)
 #include <map>
 #include <sstream>
 #include <string>
@@ -18,7 +19,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 struct ToolObject {
-  std::string header;  // "Private Key Object; EC"
+  std::string header;                         // "Private Key Object; EC"
   std::map<std::string, std::string> fields;  // "label" -> "...", "ID" -> hex
 };
 
@@ -54,8 +55,8 @@ TEST(Pkcs11ToolTest, ListObjectsShowsKeysWithFlags) {
   hsm->reset();  // let the tool see a quiet token
 
   auto run = tokensign::testing::RunCommand(
-      {"pkcs11-tool", "--module", token.module_path(), "--token-label", token.label(),
-       "--login", "--pin", token.pin(), "--list-objects"});
+      {"pkcs11-tool", "--module", token.module_path(), "--token-label",
+       token.label(), "--login", "--pin", token.pin(), "--list-objects"});
   ASSERT_TRUE(run.ok()) << run.status();
   ASSERT_EQ(run->exit_code, 0) << run->output;
   std::vector<ToolObject> objects = ParseObjects(run->output);
@@ -72,7 +73,8 @@ TEST(Pkcs11ToolTest, ListObjectsShowsKeysWithFlags) {
     }
     ASSERT_NE(priv, nullptr) << run->output;
     ASSERT_NE(pub, nullptr) << run->output;
-    EXPECT_THAT(priv->header, HasSubstr(key.type == KeyType::kRsa ? "RSA" : "EC"));
+    EXPECT_THAT(priv->header,
+                HasSubstr(key.type == KeyType::kRsa ? "RSA" : "EC"));
     EXPECT_EQ(priv->fields.at("label"), key.label);
     EXPECT_EQ(pub->fields.at("label"), key.label);
     const std::string& usage = priv->fields.at("Usage");

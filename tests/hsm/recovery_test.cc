@@ -1,5 +1,5 @@
-// Concurrency and recovery: 8 signing threads; sessions closed or logged out behind the
-// pool's back; fork.
+// Concurrency and recovery: 8 signing threads; sessions closed or logged out
+// behind the pool's back; fork.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,8 +49,9 @@ TEST_F(RecoveryTest, EightThreadsAllVerify) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        auto sig = hsm_->Sign(id_, SignAlgorithm::kES256,
-                              "msg-" + std::to_string(t) + "-" + std::to_string(i));
+        auto sig =
+            hsm_->Sign(id_, SignAlgorithm::kES256,
+                       "msg-" + std::to_string(t) + "-" + std::to_string(i));
         if (!sig.ok()) {
           failures.fetch_add(1);
           continue;
@@ -64,9 +65,9 @@ TEST_F(RecoveryTest, EightThreadsAllVerify) {
   for (int t = 0; t < kThreads; ++t) {
     ASSERT_EQ(sigs[t].size(), static_cast<size_t>(kPerThread));
     for (int i = 0; i < kPerThread; ++i) {
-      ASSERT_TRUE(VerifyJose(pub_.get(), SignAlgorithm::kES256,
-                             "msg-" + std::to_string(t) + "-" + std::to_string(i),
-                             sigs[t][i]))
+      ASSERT_TRUE(VerifyJose(
+          pub_.get(), SignAlgorithm::kES256,
+          "msg-" + std::to_string(t) + "-" + std::to_string(i), sigs[t][i]))
           << t << "/" << i;
     }
   }
@@ -74,7 +75,8 @@ TEST_F(RecoveryTest, EightThreadsAllVerify) {
 
 TEST_F(RecoveryTest, CloseAllSessionsBehindThePoolsBack) {
   SignAndVerify("before");
-  // A second handle on the same module (same process), as another library would have.
+  // A second handle on the same module (same process), as another library would
+  // have.
   auto other = Module::Load(tokensign::testing::GlobalToken().module_path());
   ASSERT_TRUE(other.ok()) << other.status();
   CK_SLOT_ID slot = hsm_->impl().slot();
@@ -91,7 +93,8 @@ TEST_F(RecoveryTest, LogoutBehindThePoolsBack) {
   const P11& p11 = (*other)->p11();
   CK_SESSION_HANDLE session;
   ASSERT_TRUE(TS_P11(p11, C_OpenSession, hsm_->impl().slot(),
-                     CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &session)
+                     CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr,
+                     &session)
                   .ok());
   ASSERT_TRUE(TS_P11(p11, C_Logout, session).ok());
   ASSERT_TRUE(TS_P11(p11, C_CloseSession, session).ok());
@@ -116,7 +119,8 @@ TEST_F(RecoveryTest, SignsInForkedChild) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     auto sig = hsm_->Sign(id_, SignAlgorithm::kES256, "child");
-    bool ok = sig.ok() && VerifyJose(pub_.get(), SignAlgorithm::kES256, "child", *sig);
+    bool ok = sig.ok() &&
+              VerifyJose(pub_.get(), SignAlgorithm::kES256, "child", *sig);
     _exit(ok ? 0 : 1);
   }
   int status = 0;

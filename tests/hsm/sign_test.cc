@@ -1,5 +1,5 @@
-// Generate -> sign -> verify (OpenSSL) for every algorithm, digests, RSA sizes, attributes
-// read back, list/destroy, data records.
+// Generate -> sign -> verify (OpenSSL) for every algorithm, digests, RSA sizes,
+// attributes read back, list/destroy, data records.
 #include <openssl/sha.h>
 
 #include <string>
@@ -44,8 +44,8 @@ TEST_P(AlgorithmTest, GenerateSignVerify) {
   EXPECT_EQ(key->type, KeyTypeFor(c.alg));
   auto pub = hsm_->PublicKey(key->id);
   ASSERT_TRUE(pub.ok()) << pub.status();
-  for (std::string message : {std::string("header.payload"), std::string(),
-                              std::string(5000, 'x')}) {
+  for (std::string message :
+       {std::string("header.payload"), std::string(), std::string(5000, 'x')}) {
     auto sig = hsm_->Sign(key->id, c.alg, message);
     ASSERT_TRUE(sig.ok()) << sig.status();
     EXPECT_EQ(sig->size(), c.sig_size);
@@ -56,16 +56,17 @@ TEST_P(AlgorithmTest, GenerateSignVerify) {
     std::string message = "digest me";
     std::string digest(c.alg == SignAlgorithm::kES384 ? 48 : 32, '\0');
     if (c.alg == SignAlgorithm::kES384) {
-      SHA384(reinterpret_cast<const unsigned char*>(message.data()), message.size(),
-             reinterpret_cast<unsigned char*>(digest.data()));
+      SHA384(reinterpret_cast<const unsigned char*>(message.data()),
+             message.size(), reinterpret_cast<unsigned char*>(digest.data()));
     } else {
-      SHA256(reinterpret_cast<const unsigned char*>(message.data()), message.size(),
-             reinterpret_cast<unsigned char*>(digest.data()));
+      SHA256(reinterpret_cast<const unsigned char*>(message.data()),
+             message.size(), reinterpret_cast<unsigned char*>(digest.data()));
     }
     auto sig = hsm_->SignDigest(key->id, c.alg, digest);
     ASSERT_TRUE(sig.ok()) << sig.status();
     EXPECT_TRUE(VerifyJose(pub->get(), c.alg, message, *sig));
-    EXPECT_TRUE(VerifyJose(pub->get(), c.alg, digest, *sig, /*digest_only=*/true));
+    EXPECT_TRUE(
+        VerifyJose(pub->get(), c.alg, digest, *sig, /*digest_only=*/true));
   }
 }
 
@@ -76,9 +77,12 @@ INSTANTIATE_TEST_SUITE_P(
                       AlgCase{SignAlgorithm::kEdDSA, 0, 64},
                       AlgCase{SignAlgorithm::kPS256, 2048, 256},
                       AlgCase{SignAlgorithm::kRS256, 2048, 256}),
-    [](const auto& info) { return std::string(SignAlgorithmName(info.param.alg)); });
+    [](const auto& info) {
+      return std::string(SignAlgorithmName(info.param.alg));
+    });
 
-class RsaSizeTest : public SignTest, public ::testing::WithParamInterface<int> {};
+class RsaSizeTest : public SignTest,
+                    public ::testing::WithParamInterface<int> {};
 
 TEST_P(RsaSizeTest, GenerateAndSign) {
   auto key = hsm_->GenerateKey(KeyType::kRsa, "rsa-size", GetParam());
@@ -98,7 +102,8 @@ INSTANTIATE_TEST_SUITE_P(Sizes, RsaSizeTest, ::testing::Values(3072, 4096));
 TEST_F(SignTest, AttributesReadBack) {
   for (KeyType type : {KeyType::kEcP256, KeyType::kEd25519, KeyType::kRsa}) {
     SCOPED_TRACE(std::string(KeyTypeName(type)));
-    auto key = hsm_->GenerateKey(type, "attrs", type == KeyType::kRsa ? 2048 : 0);
+    auto key =
+        hsm_->GenerateKey(type, "attrs", type == KeyType::kRsa ? 2048 : 0);
     ASSERT_TRUE(key.ok()) << key.status();
     HsmImpl& impl = hsm_->impl();
     auto handles = impl.Handles(key->id);
@@ -111,16 +116,23 @@ TEST_F(SignTest, AttributesReadBack) {
       bool value;
     };
     std::vector<Want> wants = {
-        {CKA_TOKEN, true},          {CKA_PRIVATE, true},
-        {CKA_SENSITIVE, true},      {CKA_ALWAYS_SENSITIVE, true},
-        {CKA_NEVER_EXTRACTABLE, true}, {CKA_EXTRACTABLE, false},
-        {CKA_SIGN, true},           {CKA_UNWRAP, false},
-        {CKA_DERIVE, false},        {CKA_COPYABLE, false},
+        {CKA_TOKEN, true},
+        {CKA_PRIVATE, true},
+        {CKA_SENSITIVE, true},
+        {CKA_ALWAYS_SENSITIVE, true},
+        {CKA_NEVER_EXTRACTABLE, true},
+        {CKA_EXTRACTABLE, false},
+        {CKA_SIGN, true},
+        {CKA_UNWRAP, false},
+        {CKA_DERIVE, false},
+        {CKA_COPYABLE, false},
     };
     if (type == KeyType::kRsa) wants.push_back({CKA_DECRYPT, false});
     for (const Want& want : wants) {
-      auto got = GetBoolAttribute(p11, lease->session(), handles->private_key, want.type);
-      ASSERT_TRUE(got.ok()) << got.status() << " attr 0x" << std::hex << want.type;
+      auto got = GetBoolAttribute(p11, lease->session(), handles->private_key,
+                                  want.type);
+      ASSERT_TRUE(got.ok())
+          << got.status() << " attr 0x" << std::hex << want.type;
       EXPECT_EQ(*got, want.value) << "attr 0x" << std::hex << want.type;
     }
     for (CK_OBJECT_HANDLE h : {handles->private_key, handles->public_key}) {
@@ -131,8 +143,9 @@ TEST_F(SignTest, AttributesReadBack) {
       ASSERT_TRUE(label.ok());
       EXPECT_EQ(*label, "attrs");
     }
-    auto value = GetAttribute(p11, lease->session(), handles->private_key,
-                              type == KeyType::kRsa ? CKA_PRIVATE_EXPONENT : CKA_VALUE);
+    auto value =
+        GetAttribute(p11, lease->session(), handles->private_key,
+                     type == KeyType::kRsa ? CKA_PRIVATE_EXPONENT : CKA_VALUE);
     EXPECT_FALSE(value.ok()) << "private value readable";
   }
 }

@@ -1,5 +1,5 @@
-// hsm::InitializeToken: a token made with in-memory PINs is usable by Hsm::Open, and bad
-// input is refused with a message naming what was wrong.
+// hsm::InitializeToken: a token made with in-memory PINs is usable by
+// Hsm::Open, and bad input is refused with a message naming what was wrong.
 #include "hsm/token_init.h"
 
 #include <cstdlib>
@@ -30,12 +30,13 @@ TEST(TokenInitTest, InitializedTokenOpensWithItsUserPin) {
   ASSERT_TRUE(key.ok()) << key.status();
 
   // A second initialization with the same label is refused, not a second token.
-  absl::Status again =
-      InitializeToken(token.module_path(), "init-test", "so-pin-1234", "user-pin-5678");
+  absl::Status again = InitializeToken(token.module_path(), "init-test",
+                                       "so-pin-1234", "user-pin-5678");
   EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists) << again;
 
-  // The wrong user PIN does not log in. (Login state is per process in PKCS#11: close the
-  // logged-in Hsm first, or C_Login would answer CKR_USER_ALREADY_LOGGED_IN.)
+  // The wrong user PIN does not log in. (Login state is per process in PKCS#11:
+  // close the logged-in Hsm first, or C_Login would answer
+  // CKR_USER_ALREADY_LOGGED_IN.)
   hsm->reset();
   setenv("TOKEN_INIT_TEST_PIN", "wrong-pin-0000", 1);
   auto wrong = Hsm::Open(config);
@@ -45,19 +46,22 @@ TEST(TokenInitTest, InitializedTokenOpensWithItsUserPin) {
 
 TEST(TokenInitTest, RejectsBadInputNamingTheField) {
   const auto& token = tokensign::testing::GlobalToken();
-  EXPECT_THAT(InitializeToken(token.module_path(), "", "so-pin-1234", "user-pin-5678")
-                  .message(),
-              HasSubstr("token label"));
-  EXPECT_THAT(InitializeToken(token.module_path(), std::string(33, 'x'), "so-pin-1234",
-                              "user-pin-5678")
+  EXPECT_THAT(
+      InitializeToken(token.module_path(), "", "so-pin-1234", "user-pin-5678")
+          .message(),
+      HasSubstr("token label"));
+  EXPECT_THAT(InitializeToken(token.module_path(), std::string(33, 'x'),
+                              "so-pin-1234", "user-pin-5678")
                   .message(),
               HasSubstr("1..32"));
-  EXPECT_THAT(InitializeToken(token.module_path(), "short-pin", "so", "user-pin-5678")
-                  .message(),
-              HasSubstr("SO PIN"));
-  EXPECT_THAT(InitializeToken(token.module_path(), "short-pin", "so-pin-1234", "u")
-                  .message(),
-              HasSubstr("user PIN"));
+  EXPECT_THAT(
+      InitializeToken(token.module_path(), "short-pin", "so", "user-pin-5678")
+          .message(),
+      HasSubstr("SO PIN"));
+  EXPECT_THAT(
+      InitializeToken(token.module_path(), "short-pin", "so-pin-1234", "u")
+          .message(),
+      HasSubstr("user PIN"));
   EXPECT_FALSE(InitializeToken("/nonexistent/libmodule.so", "x", "so-pin-1234",
                                "user-pin-5678")
                    .ok());

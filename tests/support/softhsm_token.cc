@@ -47,14 +47,16 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  for (const std::string& arg : argv)
+    args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
   int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     close(out_fd);
-    return absl::NotFoundError(absl::StrCat("RunCommand: cannot start ", argv[0]));
+    return absl::NotFoundError(
+        absl::StrCat("RunCommand: cannot start ", argv[0]));
   }
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
@@ -72,9 +74,11 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv) {
 absl::StatusOr<std::unique_ptr<SoftHsmToken>> SoftHsmToken::Create() {
   std::unique_ptr<SoftHsmToken> token(new SoftHsmToken());
   const char* tmp = getenv("TMPDIR");
-  std::string templ = absl::StrCat(tmp ? tmp : "/tmp", "/tokensign-softhsm-XXXXXX");
+  std::string templ =
+      absl::StrCat(tmp ? tmp : "/tmp", "/tokensign-softhsm-XXXXXX");
   if (mkdtemp(templ.data()) == nullptr) {
-    return absl::InternalError(absl::StrCat("SoftHsmToken: mkdtemp(", templ, ") failed"));
+    return absl::InternalError(
+        absl::StrCat("SoftHsmToken: mkdtemp(", templ, ") failed"));
   }
   token->dir_ = templ;
   token->module_path_ = TOKENSIGN_SOFTHSM_MODULE;
@@ -86,7 +90,8 @@ absl::StatusOr<std::unique_ptr<SoftHsmToken>> SoftHsmToken::Create() {
          << "objectstore.backend = file\n"
          << "log.level = ERROR\n"
          << "slots.removable = false\n";
-    if (!conf) return absl::InternalError("SoftHsmToken: cannot write softhsm2.conf");
+    if (!conf)
+      return absl::InternalError("SoftHsmToken: cannot write softhsm2.conf");
   }
   setenv("SOFTHSM2_CONF", token->conf_path_.c_str(), 1);
   token->pin_ = "u" + RandomHex(8);
@@ -103,8 +108,9 @@ absl::Status SoftHsmToken::InitToken(const std::string& label) {
                   "--pin", pin_, "--so-pin", so_pin_});
   if (!run.ok()) return run.status();
   if (run->exit_code != 0) {
-    return absl::InternalError(absl::StrCat(
-        "softhsm2-util --init-token failed (", run->exit_code, "): ", run->output));
+    return absl::InternalError(
+        absl::StrCat("softhsm2-util --init-token failed (", run->exit_code,
+                     "): ", run->output));
   }
   return absl::OkStatus();
 }

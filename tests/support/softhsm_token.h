@@ -1,25 +1,29 @@
-// tokensign::testing::SoftHsmToken — a fresh SoftHSM2 token in its own temp directory.
+// tokensign::testing::SoftHsmToken — a fresh SoftHSM2 token in its own temp
+// directory.
 //
-// Create() makes a temp dir, writes softhsm2.conf there (file object store), points
-// SOFTHSM2_CONF of this process at it, and initializes one token with a random label,
-// user PIN and SO PIN (softhsm2-util --init-token --free). The destructor removes the dir.
-// config() returns an hsm::HsmConfig for the token; the user PIN is put into the process
-// environment variable kPinEnv so that the config carries only the variable's name.
+// Create() makes a temp dir, writes softhsm2.conf there (file object store),
+// points SOFTHSM2_CONF of this process at it, and initializes one token with a
+// random label, user PIN and SO PIN (softhsm2-util --init-token --free). The
+// destructor removes the dir. config() returns an hsm::HsmConfig for the token;
+// the user PIN is put into the process environment variable kPinEnv so that the
+// config carries only the variable's name.
 //
-// SoftHSM reads SOFTHSM2_CONF once, at C_Initialize: make one SoftHsmToken per process
-// (the test main below does) before any Hsm is opened; AddToken() puts more tokens into
-// the same directory.
+// SoftHSM reads SOFTHSM2_CONF once, at C_Initialize: make one SoftHsmToken per
+// process (the test main below does) before any Hsm is opened; AddToken() puts
+// more tokens into the same directory.
 //
 // Typical use with tokensign_test_main (a gtest main that creates the token):
-//   auto hsm = tokensign::hsm::Hsm::Open(tokensign::testing::GlobalToken().config());
+//   auto hsm =
+//   tokensign::hsm::Hsm::Open(tokensign::testing::GlobalToken().config());
 //
-// Thread-safety: create/destroy on one thread; accessors are const and thread-safe.
+// Thread-safety: create/destroy on one thread; accessors are const and
+// thread-safe.
 #ifndef TOKENSIGN_TESTS_SUPPORT_SOFTHSM_TOKEN_H_
 #define TOKENSIGN_TESTS_SUPPORT_SOFTHSM_TOKEN_H_
 
 #include <memory>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "hsm/hsm.h"
@@ -35,11 +39,13 @@ class SoftHsmToken {
   SoftHsmToken(const SoftHsmToken&) = delete;
   SoftHsmToken& operator=(const SoftHsmToken&) = delete;
 
-  // Initializes one more token (same PINs) in this directory; returns its label.
-  // Call before the first Hsm::Open in the process to have it visible.
+  // Initializes one more token (same PINs) in this directory; returns its
+  // label. Call before the first Hsm::Open in the process to have it visible.
   absl::StatusOr<std::string> AddToken();
 
-  const std::string& module_path() const { return module_path_; }  // libsofthsm2.so
+  const std::string& module_path() const {
+    return module_path_;
+  }  // libsofthsm2.so
   const std::string& dir() const { return dir_; }
   const std::string& conf_path() const { return conf_path_; }
   const std::string& label() const { return label_; }
@@ -58,8 +64,9 @@ class SoftHsmToken {
 // The token made for this test program by tokensign_test_main's environment.
 SoftHsmToken& GlobalToken();
 
-// Runs `argv` (argv[0] looked up in PATH) and waits; returns its exit status and
-// combined stdout+stderr. For test helpers only (softhsm2-util, pkcs11-tool, openssl).
+// Runs `argv` (argv[0] looked up in PATH) and waits; returns its exit status
+// and combined stdout+stderr. For test helpers only (softhsm2-util,
+// pkcs11-tool, openssl).
 struct CommandResult {
   int exit_code = -1;
   std::string output;

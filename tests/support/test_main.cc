@@ -1,6 +1,6 @@
-// gtest main for tests that need a SoftHSM token: one fresh token per test process
-// (SoftHsmToken::Create in a gtest Environment), removed at exit. Reach it with
-// tokensign::testing::GlobalToken().
+// gtest main for tests that need a SoftHSM token: one fresh token per test
+// process (SoftHsmToken::Create in a gtest Environment), removed at exit. Reach
+// it with tokensign::testing::GlobalToken().
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -19,7 +19,8 @@ std::unique_ptr<SoftHsmToken>& Slot() {
 class SoftHsmEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<SoftHsmToken>> token = SoftHsmToken::Create();
+    absl::StatusOr<std::unique_ptr<SoftHsmToken>> token =
+        SoftHsmToken::Create();
     if (!token.ok()) {
       std::fprintf(stderr, "SoftHsmToken::Create: %s\n",
                    std::string(token.status().message()).c_str());
@@ -34,7 +35,8 @@ class SoftHsmEnvironment : public ::testing::Environment {
 
 SoftHsmToken& GlobalToken() {
   if (Slot() == nullptr) {
-    std::fprintf(stderr, "GlobalToken: link tokensign_test_main (no token made)\n");
+    std::fprintf(stderr,
+                 "GlobalToken: link tokensign_test_main (no token made)\n");
     std::abort();
   }
   return *Slot();
@@ -44,6 +46,7 @@ SoftHsmToken& GlobalToken() {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new tokensign::testing::SoftHsmEnvironment());
+  ::testing::AddGlobalTestEnvironment(
+      new tokensign::testing::SoftHsmEnvironment());
   return RUN_ALL_TESTS();
 }

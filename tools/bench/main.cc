@@ -1,6 +1,7 @@
 // tokensign-bench: benchmarks that report ratios measured in one run.
 //   tokensign-bench [mode] [mode args...]
-// Modes: hsm (raw C_Sign ceiling vs the hsm layer). With no mode, runs every mode.
+// Modes: hsm (raw C_Sign ceiling vs the hsm layer). With no mode, runs every
+// mode.
 #include <cstdio>
 #include <cstring>
 
@@ -15,7 +16,8 @@ struct Mode {
 };
 
 constexpr Mode kModes[] = {
-    {"hsm", &RunHsmBench, "raw C_Sign vs Hsm::Sign, ES256 and EdDSA, 1/2/4 threads"},
+    {"hsm", &RunHsmBench,
+     "raw C_Sign vs Hsm::Sign, ES256 and EdDSA, 1/2/4 threads"},
 };
 
 }  // namespace
@@ -24,7 +26,8 @@ int main(int argc, char** argv) {
   if (argc >= 2 && (std::strcmp(argv[1], "-h") == 0 ||
                     std::strcmp(argv[1], "--help") == 0)) {
     std::printf("usage: %s [mode] [args]\n", argv[0]);
-    for (const Mode& mode : kModes) std::printf("  %-8s %s\n", mode.name, mode.help);
+    for (const Mode& mode : kModes)
+      std::printf("  %-8s %s\n", mode.name, mode.help);
     return 0;
   }
   if (argc < 2) {
@@ -36,8 +39,10 @@ int main(int argc, char** argv) {
     return rc;
   }
   for (const Mode& mode : kModes) {
-    if (std::strcmp(argv[1], mode.name) == 0) return mode.run(argc - 1, argv + 1);
+    if (std::strcmp(argv[1], mode.name) == 0)
+      return mode.run(argc - 1, argv + 1);
   }
-  std::fprintf(stderr, "%s: unknown mode '%s' (try --help)\n", argv[0], argv[1]);
+  std::fprintf(stderr, "%s: unknown mode '%s' (try --help)\n", argv[0],
+               argv[1]);
   return 2;
 }
