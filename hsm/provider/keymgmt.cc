@@ -235,9 +235,10 @@ TS_KEYMGMT_TABLE(kEd25519Keymgmt, Family::kEd25519)
 
 // Shared with signature.cc / store.cc through these accessors.
 const ProvKey* KeyOf(const void* keydata) {
-  return static_cast<const KeyData*>(keydata)->key.get();
+  return keydata == nullptr ? nullptr : static_cast<const KeyData*>(keydata)->key.get();
 }
 std::shared_ptr<const ProvKey> SharedKeyOf(const void* keydata) {
+  if (keydata == nullptr) return nullptr;
   return static_cast<const KeyData*>(keydata)->key;
 }
 void* NewKeyDataForStore(ProviderCtx* prov, std::shared_ptr<const ProvKey> key) {

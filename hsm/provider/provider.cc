@@ -2,11 +2,13 @@
 // per-library-context registry of built-in Hsm instances.
 #include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/params.h>
 
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "hsm/strcat.h"
 #include "hsm/provider/provider_internal.h"
@@ -57,7 +59,35 @@ const OSSL_ALGORITHM* Query(void* /*provctx*/, int operation_id, int* no_cache) 
   }
 }
 
-void Teardown(void* provctx) { delete static_cast<ProviderCtx*>(provctx); }
+// Module mode: provider contexts that may hold Hsm instances of their own. At process
+// exit OpenSSL tears providers down from its atexit handler, which runs after the
+// PKCS#11 module's own static destructors (SoftHSM crashes in C_CloseSession then), so
+// an atexit handler registered after the first Hsm::Open closes them first.
+std::mutex& ModuleCtxMu() {
+  static std::mutex mu;
+  return mu;
+}
+std::set<ProviderCtx*>& ModuleCtxs() {
+  static auto* s = new std::set<ProviderCtx*>();
+  return *s;
+}
+
+void ReleaseModuleHsms() {
+  std::lock_guard<std::mutex> lock(ModuleCtxMu());
+  for (ProviderCtx* ctx : ModuleCtxs()) {
+    std::lock_guard<std::mutex> ctx_lock(ctx->mu);
+    ctx->opened.clear();
+  }
+}
+
+void Teardown(void* provctx) {
+  auto* ctx = static_cast<ProviderCtx*>(provctx);
+  {
+    std::lock_guard<std::mutex> lock(ModuleCtxMu());
+    ModuleCtxs().erase(ctx);
+  }
+  delete ctx;
+}
 
 const OSSL_PARAM* GettableParams(void* /*provctx*/) {
   static const OSSL_PARAM kParams[] = {
@@ -162,6 +192,8 @@ absl::StatusOr<std::shared_ptr<Hsm>> ProviderCtx::GetHsm(const Pkcs11Uri* uri) {
   if (!hsm.ok()) return hsm.status();
   std::shared_ptr<Hsm> shared = std::move(*hsm);
   opened.emplace(key, shared);
+  static std::once_flag once;
+  std::call_once(once, [] { std::atexit(ReleaseModuleHsms); });
   return shared;
 }
 
@@ -200,7 +232,19 @@ int ProviderInit(const OSSL_CORE_HANDLE* handle, const OSSL_DISPATCH* in,
       ctx->builtin_hsm = it->second;
     }
   }
-  if (ctx->builtin_hsm == nullptr) ReadModuleDefaults(handle, get_params, ctx->defaults);
+  if (ctx->builtin_hsm == nullptr) {
+    ReadModuleDefaults(handle, get_params, ctx->defaults);
+    // Module mode shares the application's library context with the default provider.
+    // Our keymgmts carry the standard names (EC, RSA, ED25519) so that encoders and
+    // EVP_PKEY_is_a work, but they cannot hold software keys: make unqualified fetches
+    // prefer the default provider (e.g. Hsm::PublicKey's EVP_PKEY_fromdata). Fetches
+    // that need us (pkcs11: store, signing with our keys) still find us.
+    if (std::getenv("TOKENSIGN_PROVIDER_KEEP_PROPERTIES") == nullptr) {
+      EVP_set_default_properties(ctx->libctx, "?provider=default");
+    }
+    std::lock_guard<std::mutex> lock(ModuleCtxMu());
+    ModuleCtxs().insert(ctx.get());
+  }
   *out = kProviderDispatch;
   *provctx = ctx.release();
   return 1;

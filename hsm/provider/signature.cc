@@ -115,7 +115,8 @@ void* DupCtx(void* ctx) {
 int SetCtxParams(void* ctx, const OSSL_PARAM params[]);
 
 int InitKey(SigCtx* c, void* keydata, const OSSL_PARAM params[]) {
-  c->key = SharedKeyOf(keydata);
+  // keydata NULL = re-initialisation with the key already set.
+  if (keydata != nullptr) c->key = SharedKeyOf(keydata);
   if (c->key == nullptr) return Fail("signature init: key object holds no HSM key");
   c->buffer.clear();
   return SetCtxParams(c, params);

@@ -1,0 +1,158 @@
+// The openssl command line loading tokensign-provider.so (OPENSSL_MODULES) and signing
+// with pkcs11: URIs; signatures and CSRs verify with the exported public key.
+#include <openssl/pem.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "hsm/hsm.h"
+#include "hsm/provider/pkcs11_uri.h"
+#include "tests/support/softhsm_token.h"
+
+namespace tokensign::hsm::provider {
+namespace {
+
+using testing::GlobalToken;
+using testing::RunCommand;
+using testing::SoftHsmToken;
+
+class ProviderCliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto hsm = Hsm::Open(GlobalToken().config());
+    ASSERT_TRUE(hsm.ok()) << hsm.status();
+    hsm_ = std::move(*hsm).release();
+    auto ec = hsm_->GenerateKey(KeyType::kEcP256, "cli-ec");
+    ASSERT_TRUE(ec.ok()) << ec.status();
+    ec_id_ = ec->id;
+    auto rsa = hsm_->GenerateKey(KeyType::kRsa, "cli-rsa", 2048);
+    ASSERT_TRUE(rsa.ok()) << rsa.status();
+    rsa_id_ = rsa->id;
+    dir_ = new std::string(GlobalToken().dir() + "/cli");
+    ASSERT_EQ(std::system(("mkdir -p " + *dir_).c_str()), 0);
+    std::ofstream(*dir_ + "/data") << "data to sign\n";
+    WritePub(ec_id_, *dir_ + "/ec.pem");
+    WritePub(rsa_id_, *dir_ + "/rsa.pem");
+    setenv("OPENSSL_MODULES", TOKENSIGN_PROVIDER_DIR, 1);
+    setenv("TOKENSIGN_PIN_ENV", SoftHsmToken::kPinEnv, 1);
+    unsetenv("TOKENSIGN_PIN_FILE");
+    unsetenv("TOKENSIGN_TOKEN_LABEL");
+  }
+  static void TearDownTestSuite() {
+    delete hsm_;
+    hsm_ = nullptr;
+    delete dir_;
+  }
+
+  // The public key as tokensign exports it (Hsm::PublicKey), independent of the provider.
+  static void WritePub(const std::string& id, const std::string& path) {
+    auto pub = hsm_->PublicKey(id);
+    ASSERT_TRUE(pub.ok()) << pub.status();
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(PEM_write_PUBKEY(f, pub->get()), 1);
+    std::fclose(f);
+  }
+
+  static std::string Uri(const std::string& object, UriObjectType type) {
+    return FormatPkcs11Uri(GlobalToken().label(), object, "", type);
+  }
+  static std::string Path(const std::string& name) { return *dir_ + "/" + name; }
+
+  static testing::CommandResult Run(std::vector<std::string> argv) {
+    auto r = RunCommand(argv);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : testing::CommandResult{};
+  }
+
+  static Hsm* hsm_;
+  static std::string ec_id_, rsa_id_;
+  static std::string* dir_;
+};
+
+Hsm* ProviderCliTest::hsm_ = nullptr;
+std::string ProviderCliTest::ec_id_, ProviderCliTest::rsa_id_;
+std::string* ProviderCliTest::dir_ = nullptr;
+
+TEST_F(ProviderCliTest, DgstSignVerifiesEcAndRsa) {
+  for (const char* key : {"ec", "rsa"}) {
+    std::string sig = Path(std::string("dgst-") + key + ".sig");
+    auto sign = Run({"openssl", "dgst", "-sha256", "-sign",
+                     Uri(std::string("cli-") + key, UriObjectType::kPrivate), "-provider",
+                     "tokensign", "-provider", "default", "-out", sig, Path("data")});
+    ASSERT_EQ(sign.exit_code, 0) << sign.output;
+    auto verify = Run({"openssl", "dgst", "-sha256", "-verify", Path(std::string(key) + ".pem"),
+                       "-signature", sig, Path("data")});
+    EXPECT_EQ(verify.exit_code, 0) << verify.output;
+    EXPECT_NE(verify.output.find("Verified OK"), std::string::npos) << verify.output;
+  }
+}
+
+TEST_F(ProviderCliTest, PkeyutlSignWithIdAndPinFile) {
+  // Digest first, then a plain signature over it; PIN from pin-source=file:.
+  std::string pin_file = Path("pin");
+  std::ofstream(pin_file) << GlobalToken().pin() << "\n";
+  auto dg = Run({"openssl", "dgst", "-sha256", "-binary", "-out", Path("data.sha256"),
+                 Path("data")});
+  ASSERT_EQ(dg.exit_code, 0) << dg.output;
+  std::string uri = FormatPkcs11Uri(GlobalToken().label(), "", ec_id_, UriObjectType::kAny) +
+                    "?pin-source=file:" + pin_file;
+  unsetenv("TOKENSIGN_PIN_ENV");
+  auto sign = Run({"openssl", "pkeyutl", "-sign", "-inkey", uri, "-provider", "tokensign",
+                   "-provider", "default", "-in", Path("data.sha256"), "-out",
+                   Path("pkeyutl.sig")});
+  setenv("TOKENSIGN_PIN_ENV", SoftHsmToken::kPinEnv, 1);
+  ASSERT_EQ(sign.exit_code, 0) << sign.output;
+  auto verify = Run({"openssl", "pkeyutl", "-verify", "-pubin", "-inkey", Path("ec.pem"),
+                     "-in", Path("data.sha256"), "-sigfile", Path("pkeyutl.sig")});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_NE(verify.output.find("Signature Verified Successfully"), std::string::npos);
+}
+
+TEST_F(ProviderCliTest, ReqMakesACsrWhoseSignatureVerifies) {
+  auto req = Run({"openssl", "req", "-new", "-key", Uri("cli-ec", UriObjectType::kAny),
+                  "-subj", "/CN=test", "-provider", "tokensign", "-provider", "default",
+                  "-out", Path("req.pem")});
+  ASSERT_EQ(req.exit_code, 0) << req.output;
+  auto verify = Run({"openssl", "req", "-verify", "-noout", "-in", Path("req.pem")});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_NE(verify.output.find("verify OK"), std::string::npos) << verify.output;
+  // The CSR carries the HSM key's public key.
+  auto pub = Run({"openssl", "req", "-noout", "-pubkey", "-in", Path("req.pem"), "-out",
+                  Path("req-pub.pem")});
+  ASSERT_EQ(pub.exit_code, 0) << pub.output;
+  auto cmp = Run({"cmp", Path("req-pub.pem"), Path("ec.pem")});
+  EXPECT_EQ(cmp.exit_code, 0) << cmp.output;
+}
+
+TEST_F(ProviderCliTest, PublicKeyThroughTheStore) {
+  auto out = Run({"openssl", "pkey", "-pubin", "-in", Uri("cli-rsa", UriObjectType::kPublic),
+                  "-provider", "tokensign", "-provider", "default", "-out",
+                  Path("store-rsa.pem")});
+  ASSERT_EQ(out.exit_code, 0) << out.output;
+  EXPECT_EQ(Run({"cmp", Path("store-rsa.pem"), Path("rsa.pem")}).exit_code, 0);
+}
+
+TEST_F(ProviderCliTest, CleanErrors) {
+  auto missing = Run({"openssl", "dgst", "-sha256", "-sign", Uri("no-such-key",
+                      UriObjectType::kPrivate), "-provider", "tokensign", "-provider",
+                      "default", "-out", Path("x.sig"), Path("data")});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.output.find("no key with object='no-such-key'"), std::string::npos)
+      << missing.output;
+  auto bad = Run({"openssl", "dgst", "-sha256", "-sign", "pkcs11:object=%G1", "-provider",
+                  "tokensign", "-provider", "default", "-out", Path("x.sig"), Path("data")});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("bad percent escape"), std::string::npos) << bad.output;
+  auto sha1 = Run({"openssl", "dgst", "-sha1", "-sign", Uri("cli-ec", UriObjectType::kPrivate),
+                   "-provider", "tokensign", "-provider", "default", "-out", Path("x.sig"),
+                   Path("data")});
+  EXPECT_NE(sha1.exit_code, 0);
+  EXPECT_NE(sha1.output.find("not supported by HSM keys"), std::string::npos) << sha1.output;
+}
+
+}  // namespace
+}  // namespace tokensign::hsm::provider
