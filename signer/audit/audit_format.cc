@@ -31,7 +31,8 @@ std::string Members(const OJson& j) {
   return s.substr(1, s.size() - 2);
 }
 
-absl::StatusOr<std::string> GetString(const nlohmann::json& j, const char* field) {
+absl::StatusOr<std::string> GetString(const nlohmann::json& j,
+                                      const char* field) {
   auto it = j.find(field);
   if (it == j.end() || !it->is_string()) {
     return absl::InvalidArgumentError(
@@ -68,13 +69,13 @@ absl::Status ParseDecision(const nlohmann::json& j, AuditRecord* r) {
     const char* name;
     std::string* out;
   };
-  for (const Field& f : {Field{"caller", &r->caller}, Field{"issuer", &r->issuer},
-                         Field{"kind", &r->kind}, Field{"kid", &r->kid},
-                         Field{"jti", &r->jti}, Field{"sub", &r->sub},
-                         Field{"client_id", &r->client_id},
-                         Field{"parent_jti", &r->parent_jti},
-                         Field{"token_sha256", &r->token_sha256},
-                         Field{"outcome", &r->outcome}, Field{"reason", &r->reason}}) {
+  for (const Field& f :
+       {Field{"caller", &r->caller}, Field{"issuer", &r->issuer},
+        Field{"kind", &r->kind}, Field{"kid", &r->kid}, Field{"jti", &r->jti},
+        Field{"sub", &r->sub}, Field{"client_id", &r->client_id},
+        Field{"parent_jti", &r->parent_jti},
+        Field{"token_sha256", &r->token_sha256}, Field{"outcome", &r->outcome},
+        Field{"reason", &r->reason}}) {
     auto v = GetString(j, f.name);
     if (!v.ok()) return v.status();
     *f.out = *std::move(v);
@@ -84,14 +85,17 @@ absl::Status ParseDecision(const nlohmann::json& j, AuditRecord* r) {
     return absl::InvalidArgumentError("act: missing or not an array");
   }
   for (const auto& a : *act) {
-    if (!a.is_object()) return absl::InvalidArgumentError("act: element is not an object");
+    if (!a.is_object())
+      return absl::InvalidArgumentError("act: element is not an object");
     AuditActor actor;
     auto sub = GetString(a, "sub");
-    if (!sub.ok()) return absl::InvalidArgumentError("act[].sub: missing or not a string");
+    if (!sub.ok())
+      return absl::InvalidArgumentError("act[].sub: missing or not a string");
     actor.sub = *sub;
     if (a.contains("iss")) {
       auto iss = GetString(a, "iss");
-      if (!iss.ok()) return absl::InvalidArgumentError("act[].iss: not a string");
+      if (!iss.ok())
+        return absl::InvalidArgumentError("act[].iss: not a string");
       actor.iss = *iss;
     }
     r->actor_chain.push_back(std::move(actor));
@@ -116,8 +120,10 @@ std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   // EVP_sha256() is a static implicit-fetch method: no handle to free.
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) {
-    return std::string();  // only on OpenSSL allocation failure; never matches a chain
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) !=
+      1) {
+    return std::string();  // only on OpenSSL allocation failure; never matches
+                           // a chain
   }
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(md), len));
@@ -165,15 +171,16 @@ std::string FormatDecisionBody(const AuditRecord& r) {
   return Members(j);
 }
 
-std::string FormatContinuationBody(std::string_view previous_file, absl::Time t) {
+std::string FormatContinuationBody(std::string_view previous_file,
+                                   absl::Time t) {
   OJson j;
   j["continues"] = std::string(previous_file);
   j["time"] = FormatAuditTime(t);
   return Members(j);
 }
 
-std::string FormatRepairBody(int64_t dropped_bytes, std::string_view dropped_sha256,
-                             absl::Time t) {
+std::string FormatRepairBody(int64_t dropped_bytes,
+                             std::string_view dropped_sha256, absl::Time t) {
   OJson j;
   j["repair"] = "torn_tail";
   j["dropped_bytes"] = dropped_bytes;
@@ -182,8 +189,10 @@ std::string FormatRepairBody(int64_t dropped_bytes, std::string_view dropped_sha
   return Members(j);
 }
 
-std::string AssembleLine(int64_t seq, std::string_view body, std::string_view prev) {
-  std::string line = absl::StrCat("{\"v\":", kAuditFormatVersion, ",\"seq\":", seq, ",");
+std::string AssembleLine(int64_t seq, std::string_view body,
+                         std::string_view prev) {
+  std::string line =
+      absl::StrCat("{\"v\":", kAuditFormatVersion, ",\"seq\":", seq, ",");
   line.append(body);
   line.append(",\"prev\":\"");
   line.append(prev);
@@ -202,7 +211,8 @@ std::string FormatGenesisLine(std::string_view log_name, absl::Time created) {
 }
 
 absl::StatusOr<ParsedLine> ParseAuditLine(std::string_view line) {
-  nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  nlohmann::json j =
+      nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return absl::InvalidArgumentError("line is not a JSON object");
   }
@@ -220,8 +230,10 @@ absl::StatusOr<ParsedLine> ParseAuditLine(std::string_view line) {
     if (!j["genesis"].is_boolean() || !j["genesis"].get<bool>()) {
       return absl::InvalidArgumentError("genesis: must be true");
     }
-    if (!out.prev.empty()) return absl::InvalidArgumentError("prev: genesis prev must be \"\"");
-    if (!GetString(j, "log").ok()) return absl::InvalidArgumentError("log: missing");
+    if (!out.prev.empty())
+      return absl::InvalidArgumentError("prev: genesis prev must be \"\"");
+    if (!GetString(j, "log").ok())
+      return absl::InvalidArgumentError("log: missing");
     out.type = LineType::kGenesis;
     out.seq = 0;
     return out;
@@ -232,7 +244,8 @@ absl::StatusOr<ParsedLine> ParseAuditLine(std::string_view line) {
   }
   out.seq = seq->get<int64_t>();
   if (out.prev.size() != 64) {
-    return absl::InvalidArgumentError("prev: not a hex SHA-256 (64 characters)");
+    return absl::InvalidArgumentError(
+        "prev: not a hex SHA-256 (64 characters)");
   }
   if (j.contains("continues")) {
     auto c = GetString(j, "continues");
@@ -258,16 +271,20 @@ std::vector<std::string> AuditChainFiles(const std::string& path) {
   std::string prefix = p.filename().string() + ".";
   std::vector<std::pair<int64_t, std::string>> rotated;
   std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
     std::string name = it->path().filename().string();
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) {
+    if (name.size() <= prefix.size() ||
+        name.compare(0, prefix.size(), prefix) != 0) {
       continue;
     }
     std::string_view suffix = std::string_view(name).substr(prefix.size());
     int64_t n = 0;
     if (!std::all_of(suffix.begin(), suffix.end(),
                      [](char c) { return c >= '0' && c <= '9'; }) ||
-        !absl::SimpleAtoi(absl::string_view(suffix.data(), suffix.size()), &n) || n < 1) {
+        !absl::SimpleAtoi(absl::string_view(suffix.data(), suffix.size()),
+                          &n) ||
+        n < 1) {
       continue;
     }
     rotated.emplace_back(n, absl::StrCat(path, ".", n));

@@ -1,18 +1,22 @@
-// Line format of the audit log, shared by the writer (AuditLog), VerifyAuditChain and
-// Lineage. Every line is one compact JSON object; `prev` is the hex SHA-256 of the
-// previous line's bytes (without its newline). Line types, all with "v":1:
-//   genesis       {"v":1,"genesis":true,"log":NAME,"created":TIME,"prev":""}   (seq 0)
-//   decision      {"v":1,"seq":N,"time":..,"caller":..,"issuer":..,"kind":..,"kid":..,
+// Line format of the audit log, shared by the writer (AuditLog),
+// VerifyAuditChain and Lineage. Every line is one compact JSON object; `prev`
+// is the hex SHA-256 of the previous line's bytes (without its newline). Line
+// types, all with "v":1:
+//   genesis       {"v":1,"genesis":true,"log":NAME,"created":TIME,"prev":""}
+//   (seq 0) decision
+//   {"v":1,"seq":N,"time":..,"caller":..,"issuer":..,"kind":..,"kid":..,
 //                  "jti":..,"sub":..,"client_id":..,"act":[{"sub":..,"iss":..}],"aud":[..],
 //                  "scope":[..],"exp":N,"parent_jti":..,"token_sha256":..,"outcome":..,
 //                  "reason":..,"prev":HEX}
-//   continuation  {"v":1,"seq":N,"continues":FILE,"time":..,"prev":HEX}  first line of a
-//                  file created by rotation; prev = hash of the last line of FILE
+//   continuation  {"v":1,"seq":N,"continues":FILE,"time":..,"prev":HEX}  first
+//   line of a
+//                  file created by rotation; prev = hash of the last line of
+//                  FILE
 //   repair        {"v":1,"seq":N,"repair":"torn_tail","dropped_bytes":N,
-//                  "dropped_sha256":HEX,"time":..,"prev":HEX}  written after Open truncated
-//                  a torn last line
-// seq numbers every line of the whole chain (across rotated files) from 0 = genesis.
-// Thread-safety: all functions are pure / reentrant.
+//                  "dropped_sha256":HEX,"time":..,"prev":HEX}  written after
+//                  Open truncated a torn last line
+// seq numbers every line of the whole chain (across rotated files) from 0 =
+// genesis. Thread-safety: all functions are pure / reentrant.
 #ifndef TOKENSIGN_SIGNER_AUDIT_AUDIT_FORMAT_H_
 #define TOKENSIGN_SIGNER_AUDIT_AUDIT_FORMAT_H_
 
@@ -39,28 +43,30 @@ absl::StatusOr<absl::Time> ParseAuditTime(std::string_view s);
 // JSON members of a decision record from "time" to "reason", without braces.
 // Strings that are not valid UTF-8 are written with U+FFFD replacements.
 std::string FormatDecisionBody(const AuditRecord& record);
-std::string FormatContinuationBody(std::string_view previous_file, absl::Time t);
-std::string FormatRepairBody(int64_t dropped_bytes, std::string_view dropped_sha256,
-                             absl::Time t);
+std::string FormatContinuationBody(std::string_view previous_file,
+                                   absl::Time t);
+std::string FormatRepairBody(int64_t dropped_bytes,
+                             std::string_view dropped_sha256, absl::Time t);
 // {"v":1,"seq":SEQ,BODY,"prev":"PREV"} (no newline).
-std::string AssembleLine(int64_t seq, std::string_view body, std::string_view prev);
+std::string AssembleLine(int64_t seq, std::string_view body,
+                         std::string_view prev);
 std::string FormatGenesisLine(std::string_view log_name, absl::Time created);
 
 enum class LineType { kGenesis, kDecision, kContinuation, kRepair };
 
 struct ParsedLine {
   LineType type = LineType::kDecision;
-  int64_t seq = 0;   // 0 for genesis
-  std::string prev;  // "" for genesis
-  AuditRecord record;         // filled for kDecision
-  std::string continues;      // kContinuation: the file named in the record
+  int64_t seq = 0;        // 0 for genesis
+  std::string prev;       // "" for genesis
+  AuditRecord record;     // filled for kDecision
+  std::string continues;  // kContinuation: the file named in the record
 };
 
 // Parses and checks one line (no newline). Errors name the field and the rule.
 absl::StatusOr<ParsedLine> ParseAuditLine(std::string_view line);
 
-// Files of the chain that ends in `path`, oldest first: path.N ... path.1, path.
-// Only files that exist are listed (path itself too).
+// Files of the chain that ends in `path`, oldest first: path.N ... path.1,
+// path. Only files that exist are listed (path itself too).
 std::vector<std::string> AuditChainFiles(const std::string& path);
 
 // Reads a whole file. NotFound / Internal errors name the path and errno text.

@@ -32,9 +32,10 @@ absl::StatusOr<std::string> PreadAll(int fd, int64_t offset, int64_t len,
 
 }  // namespace
 
-absl::Status PosixError(std::string_view what, const std::string& path, int err) {
-  std::string msg =
-      absl::StrCat(std::string(what), " ", path, ": ", std::strerror(err), " (errno ", err, ")");
+absl::Status PosixError(std::string_view what, const std::string& path,
+                        int err) {
+  std::string msg = absl::StrCat(std::string(what), " ", path, ": ",
+                                 std::strerror(err), " (errno ", err, ")");
   switch (err) {
     case ENOENT:
       return absl::NotFoundError(msg);
@@ -91,18 +92,21 @@ absl::StatusOr<LogTail> ReadLogTail(const std::string& path) {
   }
 }
 
-absl::StatusOr<ParsedLine> CheckTailLinks(const std::string& path, const LogTail& tail) {
+absl::StatusOr<ParsedLine> CheckTailLinks(const std::string& path,
+                                          const LogTail& tail) {
   auto parsed = ParseAuditLine(tail.last_line);
   if (!parsed.ok()) {
     return absl::DataLossError(absl::StrCat(
-        "audit log ", path, ": last complete line is unparsable (", parsed.status().message(),
+        "audit log ", path, ": last complete line is unparsable (",
+        parsed.status().message(),
         "); refusing to append to a damaged chain, run audit verify"));
   }
   if (tail.has_before) {
     if (parsed->prev != Sha256Hex(tail.before_last)) {
       return absl::DataLossError(absl::StrCat(
           "audit log ", path, ": prev of the last line (seq ", parsed->seq,
-          ") does not match SHA-256 of the line before it; refusing to append to a "
+          ") does not match SHA-256 of the line before it; refusing to append "
+          "to a "
           "damaged chain, run audit verify"));
     }
   } else if (parsed->type != LineType::kGenesis &&

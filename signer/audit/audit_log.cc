@@ -24,7 +24,8 @@
 namespace tokensign::audit {
 namespace {
 
-constexpr int kOpenFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
+constexpr int kOpenFlags =
+    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW;
 
 std::string BaseName(const std::string& path) {
   return std::filesystem::path(path).filename().string();
@@ -56,7 +57,9 @@ absl::Status SyncDir(const std::string& path) {
 class FileAuditLog final : public AuditLog {
  public:
   FileAuditLog(AuditLogOptions options, UniqueFd fd, int64_t file_bytes)
-      : options_(std::move(options)), fd_(std::move(fd)), active_bytes_(file_bytes) {}
+      : options_(std::move(options)),
+        fd_(std::move(fd)),
+        active_bytes_(file_bytes) {}
 
   ~FileAuditLog() override {
     {
@@ -67,8 +70,8 @@ class FileAuditLog final : public AuditLog {
     if (writer_.joinable()) writer_.join();
   }
 
-  // Chains the initial lines (header / repair), starts the writer and waits until they
-  // are durable.
+  // Chains the initial lines (header / repair), starts the writer and waits
+  // until they are durable.
   absl::Status Start(int64_t next_seq, std::string prev_hash,
                      const std::string& genesis_line,
                      const std::string& continuation_body,
@@ -79,7 +82,8 @@ class FileAuditLog final : public AuditLog {
     durable_seq_ = next_seq - 1;
     int64_t last = durable_seq_;
     if (!genesis_line.empty()) last = AddRawLocked(genesis_line, 0, false);
-    if (!continuation_body.empty()) last = AddBodyLocked(continuation_body, false);
+    if (!continuation_body.empty())
+      last = AddBodyLocked(continuation_body, false);
     if (!repair_body.empty()) last = AddBodyLocked(repair_body, false);
     writer_ = std::thread([this] { WriterLoop(); });
     while (durable_seq_ < last && failed_.ok()) done_cv_.Wait(&mu_);
@@ -133,7 +137,8 @@ class FileAuditLog final : public AuditLog {
     std::string data;
     int64_t last_seq = -1;
     int64_t decisions = 0;
-    std::vector<Callback> callbacks;  // AppendAsync waiters; share the segment's fate
+    std::vector<Callback>
+        callbacks;  // AppendAsync waiters; share the segment's fate
   };
 
   static std::string Body(const AuditRecord& record) {
@@ -143,8 +148,9 @@ class FileAuditLog final : public AuditLog {
     return FormatDecisionBody(stamped);
   }
 
-  // Chains a decision line (rotating first if the active file is full). With `done`,
-  // moves it into the segment. Returns the line's seq, or why the log refuses it.
+  // Chains a decision line (rotating first if the active file is full). With
+  // `done`, moves it into the segment. Returns the line's seq, or why the log
+  // refuses it.
   absl::StatusOr<int64_t> EnqueueLocked(std::string_view body, Callback* done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!failed_.ok()) return failed_;
@@ -158,7 +164,8 @@ class FileAuditLog final : public AuditLog {
       pending_.back().rotate_before = true;
       active_bytes_ = 0;
       AddBodyLocked(
-          FormatContinuationBody(BaseName(options_.path) + ".1", absl::Now()), false);
+          FormatContinuationBody(BaseName(options_.path) + ".1", absl::Now()),
+          false);
     }
     int64_t seq = AddBodyLocked(body, true);
     if (done != nullptr) pending_.back().callbacks.push_back(std::move(*done));
@@ -167,7 +174,8 @@ class FileAuditLog final : public AuditLog {
 
   int64_t AddBodyLocked(std::string_view body, bool decision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return AddRawLocked(AssembleLine(next_seq_, body, prev_hash_), next_seq_, decision);
+    return AddRawLocked(AssembleLine(next_seq_, body, prev_hash_), next_seq_,
+                        decision);
   }
 
   int64_t AddRawLocked(std::string line, int64_t seq, bool decision)
@@ -229,11 +237,13 @@ class FileAuditLog final : public AuditLog {
         stats_.commits += delta.commits;
         stats_.rotations += delta.rotations;
         if (!status.ok()) {
-          failed_ = absl::UnavailableError(absl::StrCat(
-              "audit log stopped accepting appends (no token may be released): ",
-              status.message()));
+          failed_ = absl::UnavailableError(
+              absl::StrCat("audit log stopped accepting appends (no token may "
+                           "be released): ",
+                           status.message()));
           failed = failed_;
-          // Lines queued meanwhile are chained after the failed ones: fail them too.
+          // Lines queued meanwhile are chained after the failed ones: fail them
+          // too.
           for (Segment& seg : pending_) batch.push_back(std::move(seg));
           pending_.clear();
         }
@@ -249,16 +259,19 @@ class FileAuditLog final : public AuditLog {
     }
   }
 
-  // path.N -> path.N+1 ... path -> path.1, then a fresh path. Writer thread only.
+  // path.N -> path.N+1 ... path -> path.1, then a fresh path. Writer thread
+  // only.
   absl::Status RotateFiles() {
     const std::string& path = options_.path;
     std::vector<std::string> files = AuditChainFiles(path);
     for (const std::string& f : files) {  // oldest (highest index) first
       if (f == path) continue;
       int64_t n = 0;
-      if (!absl::SimpleAtoi(absl::string_view(f).substr(path.size() + 1), &n)) continue;
+      if (!absl::SimpleAtoi(absl::string_view(f).substr(path.size() + 1), &n))
+        continue;
       std::string to = absl::StrCat(path, ".", n + 1);
-      if (::rename(f.c_str(), to.c_str()) != 0) return PosixError("rename", f, errno);
+      if (::rename(f.c_str(), to.c_str()) != 0)
+        return PosixError("rename", f, errno);
     }
     std::string first = path + ".1";
     if (::rename(path.c_str(), first.c_str()) != 0) {
@@ -280,7 +293,8 @@ class FileAuditLog final : public AuditLog {
   absl::CondVar done_cv_;  // appenders wait for durable_seq_ / failed_
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::string prev_hash_ ABSL_GUARDED_BY(mu_);
-  int64_t active_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // written + queued, active file
+  int64_t active_bytes_ ABSL_GUARDED_BY(mu_) =
+      0;  // written + queued, active file
   std::vector<Segment> pending_ ABSL_GUARDED_BY(mu_);
   int64_t durable_seq_ ABSL_GUARDED_BY(mu_) = -1;
   absl::Status failed_ ABSL_GUARDED_BY(mu_);
@@ -290,13 +304,16 @@ class FileAuditLog final : public AuditLog {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const AuditLogOptions& options) {
+absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
+    const AuditLogOptions& options) {
   const std::string& path = options.path;
   if (path.empty()) {
-    return absl::InvalidArgumentError("AuditLogOptions.path: must not be empty");
+    return absl::InvalidArgumentError(
+        "AuditLogOptions.path: must not be empty");
   }
   if (options.rotate_bytes < 0) {
-    return absl::InvalidArgumentError("AuditLogOptions.rotate_bytes: must be >= 0");
+    return absl::InvalidArgumentError(
+        "AuditLogOptions.rotate_bytes: must be >= 0");
   }
   UniqueFd wfd(::open(path.c_str(), kOpenFlags, 0600));
   if (!wfd.valid()) return PosixError("open", path, errno);
@@ -336,24 +353,29 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const AuditLogOptions& 
       auto prev_tail = ReadLogTail(files.back());
       if (!prev_tail.ok()) return prev_tail.status();
       if (!prev_tail->has_last || prev_tail->complete_end != prev_tail->size) {
-        return absl::DataLossError(absl::StrCat(
-            "audit log ", files.back(), ": rotated file ends without a complete line"));
+        return absl::DataLossError(
+            absl::StrCat("audit log ", files.back(),
+                         ": rotated file ends without a complete line"));
       }
       auto last = CheckTailLinks(files.back(), *prev_tail);
       if (!last.ok()) return last.status();
       next_seq = last->seq + 1;
       prev_hash = Sha256Hex(prev_tail->last_line);
-      continuation = FormatContinuationBody(BaseName(files.back()), absl::Now());
+      continuation =
+          FormatContinuationBody(BaseName(files.back()), absl::Now());
     }
   }
   if (options.durability == Durability::kFsync) {
-    if (dropped > 0 && ::fsync(wfd.get()) != 0) return PosixError("fsync", path, errno);
+    if (dropped > 0 && ::fsync(wfd.get()) != 0)
+      return PosixError("fsync", path, errno);
     absl::Status s = SyncDir(path);
     if (!s.ok()) return s;
   }
-  auto log = std::make_unique<FileAuditLog>(options, std::move(wfd), tail->complete_end);
+  auto log = std::make_unique<FileAuditLog>(options, std::move(wfd),
+                                            tail->complete_end);
   log->set_torn_tail_bytes(dropped);
-  absl::Status s = log->Start(next_seq, std::move(prev_hash), genesis, continuation, repair);
+  absl::Status s =
+      log->Start(next_seq, std::move(prev_hash), genesis, continuation, repair);
   if (!s.ok()) return s;
   return std::unique_ptr<AuditLog>(std::move(log));
 }

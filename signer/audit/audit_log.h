@@ -1,17 +1,20 @@
 // Hash-chained, append-only audit log: one JSON line per signing decision.
-// Each line carries `prev` = hex SHA-256 of the previous line (the first line's prev is
-// the hash of a genesis record naming the log). Append blocks until the record is durable
-// (group-committed by a writer thread with fdatasync) unless durability is kNone.
-// Thread-safety: AuditLog is safe for concurrent Append from many threads.
+// Each line carries `prev` = hex SHA-256 of the previous line (the first line's
+// prev is the hash of a genesis record naming the log). Append blocks until the
+// record is durable (group-committed by a writer thread with fdatasync) unless
+// durability is kNone. Thread-safety: AuditLog is safe for concurrent Append
+// from many threads.
 //
-// Line format: see signer/audit/audit_format.h. Group commit: Append formats its record,
-// chains it (seq, prev) under a short lock and enqueues it; one writer thread takes ALL
-// queued lines, writes them with one write() and one fdatasync() (none with kNone), then
-// wakes the waiters. A write/sync/rotate error fails every waiting Append and every later
-// one with the same Status (the log stops accepting: no silent gap in the chain).
-// Rotation: when the active file exceeds rotate_bytes, the next line goes to a fresh file:
-// path -> path.1 (path.1 -> path.2, ...; nothing is deleted), and the new file begins with a
-// continuation record whose prev is the hash of the previous file's last line.
+// Line format: see signer/audit/audit_format.h. Group commit: Append formats
+// its record, chains it (seq, prev) under a short lock and enqueues it; one
+// writer thread takes ALL queued lines, writes them with one write() and one
+// fdatasync() (none with kNone), then wakes the waiters. A write/sync/rotate
+// error fails every waiting Append and every later one with the same Status
+// (the log stops accepting: no silent gap in the chain). Rotation: when the
+// active file exceeds rotate_bytes, the next line goes to a fresh file: path ->
+// path.1 (path.1 -> path.2, ...; nothing is deleted), and the new file begins
+// with a continuation record whose prev is the hash of the previous file's last
+// line.
 #ifndef TOKENSIGN_SIGNER_AUDIT_AUDIT_LOG_H_
 #define TOKENSIGN_SIGNER_AUDIT_AUDIT_LOG_H_
 
@@ -35,15 +38,15 @@ struct AuditActor {
 
 // One decision. Never holds the token itself, only its SHA-256.
 struct AuditRecord {
+  // absl::UnixEpoch() (the default) means "stamp with absl::Now() at Append".
   absl::Time time;
-  std::string caller;     // mTLS identity or "dev"
-  std::string issuer;     // issuer name in config
-  std::string kind;       // "access_token" / "transaction_token"
+  std::string caller;  // mTLS identity or "dev"
+  std::string issuer;  // issuer name in config
+  std::string kind;    // "access_token" / "transaction_token"
   std::string kid;
   std::string jti;
   std::string sub;
   std::string client_id;
-  // time: absl::UnixEpoch() (the default) means "stamp with absl::Now() at Append".
   std::vector<AuditActor> actor_chain;  // [0] = current actor
   std::vector<std::string> aud;
   std::vector<std::string> scope;
@@ -57,10 +60,11 @@ struct AuditRecord {
 enum class Durability { kFsync, kNone };
 
 struct AuditLogOptions {
-  std::string path;                    // active file; rotated files get .1, .2, ...
+  std::string path;  // active file; rotated files get .1, .2, ...
   std::string log_name = "tokensign";  // named in the genesis record
   Durability durability = Durability::kFsync;
-  int64_t rotate_bytes = 64 << 20;     // rotate when the active file exceeds this; 0 = never
+  // Rotate when the active file exceeds this; 0 = never.
+  int64_t rotate_bytes = 64 << 20;
 };
 
 // Counters for metrics (records per fsync = records / commits).
@@ -73,35 +77,40 @@ struct AuditLogStats {
 
 class AuditLog {
  public:
-  // Opens (0600, O_APPEND|O_CLOEXEC|O_NOFOLLOW; a regular file only; group/other
-  // permission bits on an existing file are removed) or creates the log; resumes the chain
-  // from the last complete line after checking that it links to the line before it
-  // (DataLoss if not, or if that line is unparsable: run VerifyAuditChain). A torn last
-  // line (no trailing newline) is truncated away, reported via torn_tail_repaired(), and
-  // recorded in the chain as a "repair" record. A new file starts with a genesis record,
-  // or with a continuation record when rotated files path.N exist. Returns after those
-  // records are durable.
-  static absl::StatusOr<std::unique_ptr<AuditLog>> Open(const AuditLogOptions& options);
-  // Drains the queue (every accepted Append completes) and stops the writer thread.
+  // Opens (0600, O_APPEND|O_CLOEXEC|O_NOFOLLOW; a regular file only;
+  // group/other permission bits on an existing file are removed) or creates the
+  // log; resumes the chain from the last complete line after checking that it
+  // links to the line before it (DataLoss if not, or if that line is
+  // unparsable: run VerifyAuditChain). A torn last line (no trailing newline)
+  // is truncated away, reported via torn_tail_repaired(), and recorded in the
+  // chain as a "repair" record. A new file starts with a genesis record, or
+  // with a continuation record when rotated files path.N exist. Returns after
+  // those records are durable.
+  static absl::StatusOr<std::unique_ptr<AuditLog>> Open(
+      const AuditLogOptions& options);
+  // Drains the queue (every accepted Append completes) and stops the writer
+  // thread.
   virtual ~AuditLog() = default;
-  // Appends and waits until durable. Fails (and the caller must not release a token) if
-  // the record could not be written.
+  // Appends and waits until durable. Fails (and the caller must not release a
+  // token) if the record could not be written.
   virtual absl::Status Append(const AuditRecord& record) = 0;
   virtual bool torn_tail_repaired() const = 0;
 
   // Extensions (defaults so test fakes need not implement them).
-  // Asynchronous Append for callers that must not block a worker thread on fdatasync
-  // (e.g. a gRPC callback handler): `done` runs exactly once, on the writer thread after
-  // the record is durable (OK) or could not be written (the same error Append returns),
-  // or inline before AppendAsync returns if the log already stopped. `done` must be
-  // quick and must not call back into this log's Append. Release the token only on OK.
-  // With N requests in flight, one fdatasync covers up to N records even when only two
-  // threads sign, so durability costs little throughput. Default: calls Append.
+  // Asynchronous Append for callers that must not block a worker thread on
+  // fdatasync (e.g. a gRPC callback handler): `done` runs exactly once, on the
+  // writer thread after the record is durable (OK) or could not be written (the
+  // same error Append returns), or inline before AppendAsync returns if the log
+  // already stopped. `done` must be quick and must not call back into this
+  // log's Append. Release the token only on OK. With N requests in flight, one
+  // fdatasync covers up to N records even when only two threads sign, so
+  // durability costs little throughput. Default: calls Append.
   virtual void AppendAsync(const AuditRecord& record,
                            absl::AnyInvocable<void(absl::Status) &&> done) {
     std::move(done)(Append(record));
   }
-  // OK while the log accepts appends; otherwise the error that stopped it (for /readyz).
+  // OK while the log accepts appends; otherwise the error that stopped it (for
+  // /readyz).
   virtual absl::Status health() const { return absl::OkStatus(); }
   // Bytes dropped by the torn-tail repair at Open (0 if none).
   virtual int64_t torn_tail_bytes() const { return 0; }

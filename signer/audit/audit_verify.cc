@@ -19,11 +19,12 @@ struct Line {
   std::shared_ptr<const std::string> content;  // keeps `text` alive
 };
 
-// Streams the lines of the chain's files in order, one file in memory at a time (plus
-// the next one while peeking across a file boundary).
+// Streams the lines of the chain's files in order, one file in memory at a time
+// (plus the next one while peeking across a file boundary).
 class ChainReader {
  public:
-  explicit ChainReader(std::vector<std::string> files) : files_(std::move(files)) {}
+  explicit ChainReader(std::vector<std::string> files)
+      : files_(std::move(files)) {}
 
   // Makes sure `n` lines are buffered (fewer at the end of the chain).
   absl::Status Fill(size_t n) {
@@ -74,14 +75,22 @@ class ChainReader {
 
 std::string_view BreakKindName(BreakKind kind) {
   switch (kind) {
-    case BreakKind::kTornTail: return "torn tail";
-    case BreakKind::kUnparsable: return "unparsable";
-    case BreakKind::kMissingGenesis: return "missing genesis";
-    case BreakKind::kUnexpectedGenesis: return "unexpected genesis";
-    case BreakKind::kBadContinuation: return "bad continuation";
-    case BreakKind::kSeqGap: return "seq gap";
-    case BreakKind::kReordered: return "reordered";
-    case BreakKind::kHashMismatch: return "hash mismatch";
+    case BreakKind::kTornTail:
+      return "torn tail";
+    case BreakKind::kUnparsable:
+      return "unparsable";
+    case BreakKind::kMissingGenesis:
+      return "missing genesis";
+    case BreakKind::kUnexpectedGenesis:
+      return "unexpected genesis";
+    case BreakKind::kBadContinuation:
+      return "bad continuation";
+    case BreakKind::kSeqGap:
+      return "seq gap";
+    case BreakKind::kReordered:
+      return "reordered";
+    case BreakKind::kHashMismatch:
+      return "hash mismatch";
   }
   return "unknown";
 }
@@ -90,8 +99,8 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
   VerifyReport report;
   report.files = AuditChainFiles(path);
   if (report.files.empty()) {
-    return absl::NotFoundError(
-        absl::StrCat("audit verify: ", path, " does not exist (nor any ", path, ".N)"));
+    return absl::NotFoundError(absl::StrCat(
+        "audit verify: ", path, " does not exist (nor any ", path, ".N)"));
   }
   ChainReader reader(report.files);
   std::string prev_hash;
@@ -102,9 +111,11 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
                   std::string detail) {
     report.first_break = ChainBreak{file, line, kind, std::move(detail)};
   };
-  // Parses the line after the current one, if any (for telling edits from moves).
+  // Parses the line after the current one, if any (for telling edits from
+  // moves).
   auto peek_next = [&]() -> std::optional<ParsedLine> {
-    if (!reader.Fill(2).ok() || reader.buffered().size() < 2) return std::nullopt;
+    if (!reader.Fill(2).ok() || reader.buffered().size() < 2)
+      return std::nullopt;
     const Line& n = reader.buffered()[1];
     if (!n.terminated) return std::nullopt;
     auto p = ParseAuditLine(n.text);
@@ -120,20 +131,24 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
     const bool first = report.lines == 0;
     if (!l.terminated) {
       fail(l.file, l.number, BreakKind::kTornTail,
-           absl::StrCat("line has no trailing newline (", l.text.size(),
-                        " bytes): a write was cut short; AuditLog::Open truncates it"));
+           absl::StrCat(
+               "line has no trailing newline (", l.text.size(),
+               " bytes): a write was cut short; AuditLog::Open truncates it"));
       break;
     }
     auto p = ParseAuditLine(l.text);
     if (!p.ok()) {
-      fail(l.file, l.number, BreakKind::kUnparsable, std::string(p.status().message()));
+      fail(l.file, l.number, BreakKind::kUnparsable,
+           std::string(p.status().message()));
       break;
     }
     if (first) {
       if (p->type != LineType::kGenesis) {
         fail(l.file, l.number, BreakKind::kMissingGenesis,
-             absl::StrCat("the chain does not start with a genesis record (first line "
-                          "has seq ", p->seq, ")"));
+             absl::StrCat(
+                 "the chain does not start with a genesis record (first line "
+                 "has seq ",
+                 p->seq, ")"));
         break;
       }
     } else if (p->type == LineType::kGenesis) {
@@ -142,8 +157,9 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
       break;
     } else if (l.first_in_file != (p->type == LineType::kContinuation)) {
       fail(l.file, l.number, BreakKind::kBadContinuation,
-           l.first_in_file ? "the first line of a later file must be a continuation record"
-                           : "a continuation record may only be a file's first line");
+           l.first_in_file
+               ? "the first line of a later file must be a continuation record"
+               : "a continuation record may only be a file's first line");
       break;
     } else if (p->seq != expected_seq) {
       std::optional<ParsedLine> next = peek_next();
@@ -153,21 +169,25 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
                           " was expected; lines are out of order"));
       } else {
         fail(l.file, l.number, BreakKind::kSeqGap,
-             absl::StrCat("expected seq ", expected_seq, ", found ", p->seq, ": ",
-                          p->seq - expected_seq, " line(s) missing before this line"));
+             absl::StrCat("expected seq ", expected_seq, ", found ", p->seq,
+                          ": ", p->seq - expected_seq,
+                          " line(s) missing before this line"));
       }
       break;
     } else if (p->prev != prev_hash) {
       std::optional<ParsedLine> next = peek_next();
       if (next && next->prev == Sha256Hex(l.text)) {
         fail(prev_file, prev_number, BreakKind::kHashMismatch,
-             absl::StrCat("line was altered: its SHA-256 does not match the prev recorded "
-                          "in the next line (", l.file, " line ", l.number, ")"));
+             absl::StrCat("line was altered: its SHA-256 does not match the "
+                          "prev recorded "
+                          "in the next line (",
+                          l.file, " line ", l.number, ")"));
       } else {
         fail(l.file, l.number, BreakKind::kHashMismatch,
-             absl::StrCat("prev does not match the SHA-256 of the previous line (",
-                          prev_file, " line ", prev_number,
-                          "): this line or the one before it was altered"));
+             absl::StrCat(
+                 "prev does not match the SHA-256 of the previous line (",
+                 prev_file, " line ", prev_number,
+                 "): this line or the one before it was altered"));
       }
       break;
     }
@@ -182,7 +202,8 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
     reader.buffered().pop_front();
   }
   if (!report.first_break && report.lines == 0) {
-    fail(report.files.front(), 1, BreakKind::kMissingGenesis, "the log has no lines");
+    fail(report.files.front(), 1, BreakKind::kMissingGenesis,
+         "the log has no lines");
   }
   report.ok = !report.first_break.has_value();
   return report;
@@ -191,15 +212,16 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
 std::string FormatVerifyReport(const VerifyReport& r) {
   std::string out;
   if (r.ok) {
-    absl::StrAppend(&out, "OK: ", r.files.size(), " file(s), ", r.lines, " lines, ",
-                    r.records, " records, last seq ", r.last_seq, "\n");
+    absl::StrAppend(&out, "OK: ", r.files.size(), " file(s), ", r.lines,
+                    " lines, ", r.records, " records, last seq ", r.last_seq,
+                    "\n");
   } else {
     const ChainBreak& b = *r.first_break;
     std::string_view kind = BreakKindName(b.kind);
     absl::StrAppend(&out, "BROKEN at ", b.file, " line ", b.line, ": ",
                     std::string(kind), ": ", b.detail, "\n");
-    absl::StrAppend(&out, "verified before the break: ", r.lines, " lines, ", r.records,
-                    " records, last seq ", r.last_seq, "\n");
+    absl::StrAppend(&out, "verified before the break: ", r.lines, " lines, ",
+                    r.records, " records, last seq ", r.last_seq, "\n");
   }
   absl::StrAppend(&out, "head sha256: ", r.head_sha256, "\n");
   for (const std::string& f : r.files) absl::StrAppend(&out, "file: ", f, "\n");

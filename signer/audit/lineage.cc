@@ -11,7 +11,8 @@
 namespace tokensign::audit {
 namespace {
 
-LineageHop HopFrom(const AuditRecord& r, const std::string& file, int64_t line) {
+LineageHop HopFrom(const AuditRecord& r, const std::string& file,
+                   int64_t line) {
   LineageHop h;
   h.jti = r.jti;
   h.sub = r.sub;
@@ -32,30 +33,34 @@ LineageHop HopFrom(const AuditRecord& r, const std::string& file, int64_t line) 
 
 // The exact bytes a record with this jti contains ("jti":"<escaped>").
 std::string JtiNeedle(std::string_view jti) {
-  return absl::StrCat("\"jti\":", nlohmann::json(std::string(jti)).dump(
-                                       -1, ' ', false,
-                                       nlohmann::json::error_handler_t::replace));
+  return absl::StrCat(
+      "\"jti\":",
+      nlohmann::json(std::string(jti))
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 std::string Quoted(const std::string& v) {
   if (!v.empty() && v.find_first_of(" \t\"") == std::string::npos) return v;
-  return nlohmann::json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json(v).dump(-1, ' ', false,
+                                nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
 
 absl::StatusOr<std::vector<LineageHop>> Lineage(const std::string& path,
                                                 std::string_view jti) {
-  if (jti.empty()) return absl::InvalidArgumentError("lineage: jti must not be empty");
+  if (jti.empty())
+    return absl::InvalidArgumentError("lineage: jti must not be empty");
   std::vector<std::string> files = AuditChainFiles(path);
   if (files.empty()) {
-    return absl::NotFoundError(
-        absl::StrCat("lineage: ", path, " does not exist (nor any ", path, ".N)"));
+    return absl::NotFoundError(absl::StrCat(
+        "lineage: ", path, " does not exist (nor any ", path, ".N)"));
   }
   std::vector<LineageHop> hops;  // newest first while walking
   std::string wanted(jti);
   std::string needle = JtiNeedle(wanted);
-  // Walk newest -> oldest, each file from its last line up: parents come earlier.
+  // Walk newest -> oldest, each file from its last line up: parents come
+  // earlier.
   for (auto f = files.rbegin(); f != files.rend() && !wanted.empty(); ++f) {
     auto content = ReadWholeFile(*f);
     if (!content.ok()) return content.status();
@@ -70,13 +75,15 @@ absl::StatusOr<std::vector<LineageHop>> Lineage(const std::string& path,
     for (size_t i = lines.size(); i-- > 0 && !wanted.empty();) {
       if (lines[i].find(needle) == std::string_view::npos) continue;
       auto p = ParseAuditLine(lines[i]);
-      if (!p.ok() || p->type != LineType::kDecision || p->record.jti != wanted) continue;
+      if (!p.ok() || p->type != LineType::kDecision || p->record.jti != wanted)
+        continue;
       if (!hops.empty() && p->record.outcome != "signed") continue;
       hops.push_back(HopFrom(p->record, *f, static_cast<int64_t>(i) + 1));
       wanted = p->record.parent_jti;
       if (std::any_of(hops.begin(), hops.end(),
                       [&](const LineageHop& h) { return h.jti == wanted; })) {
-        wanted.clear();  // a cycle cannot come from real tokens; stop rather than loop
+        wanted.clear();  // a cycle cannot come from real tokens; stop rather
+                         // than loop
       }
       needle = JtiNeedle(wanted);
     }
@@ -101,19 +108,23 @@ std::string FormatLineage(const std::vector<LineageHop>& hops) {
   for (const LineageHop& h : hops) {
     absl::StrAppend(&out, ++n, ". jti=", h.jti);
     if (!h.in_log) {
-      absl::StrAppend(&out, " (not in this log: the delegation chain continues outside it)\n");
+      absl::StrAppend(
+          &out,
+          " (not in this log: the delegation chain continues outside it)\n");
       continue;
     }
     std::vector<std::string> actors;
     for (const AuditActor& a : h.actors) {
       actors.push_back(a.iss.empty() ? a.sub : absl::StrCat(a.sub, "@", a.iss));
     }
-    absl::StrAppend(&out, " sub=", Quoted(h.sub), " client=", Quoted(h.client_id),
-                    " actors=[", absl::StrJoin(actors, " <- "), "]",
-                    " aud=", Quoted(absl::StrJoin(h.aud, ",")),
-                    " scope=", Quoted(absl::StrJoin(h.scope, " ")),
-                    " issuer=", Quoted(h.issuer), " time=", FormatAuditTime(h.time));
-    if (h.outcome != "signed") absl::StrAppend(&out, " outcome=", Quoted(h.outcome));
+    absl::StrAppend(
+        &out, " sub=", Quoted(h.sub), " client=", Quoted(h.client_id),
+        " actors=[", absl::StrJoin(actors, " <- "), "]",
+        " aud=", Quoted(absl::StrJoin(h.aud, ",")),
+        " scope=", Quoted(absl::StrJoin(h.scope, " ")),
+        " issuer=", Quoted(h.issuer), " time=", FormatAuditTime(h.time));
+    if (h.outcome != "signed")
+      absl::StrAppend(&out, " outcome=", Quoted(h.outcome));
     absl::StrAppend(&out, "\n");
   }
   return out;

@@ -1,9 +1,9 @@
-// Delegation lineage from the audit log: given a jti, follow parent_jti links backward
-// (a parent was signed before its child, possibly in a rotated file) and return the hops
-// root-first. A parent that is not in this log (signed by another replica, or its file
-// is gone) ends the walk with a hop whose in_log is false; that is not an error.
-// Lineage reads records, it does not verify the chain (use VerifyAuditChain); torn or
-// unparsable lines are skipped.
+// Delegation lineage from the audit log: given a jti, follow parent_jti links
+// backward (a parent was signed before its child, possibly in a rotated file)
+// and return the hops root-first. A parent that is not in this log (signed by
+// another replica, or its file is gone) ends the walk with a hop whose in_log
+// is false; that is not an error. Lineage reads records, it does not verify the
+// chain (use VerifyAuditChain); torn or unparsable lines are skipped.
 // Thread-safety: reentrant; reads files only.
 #ifndef TOKENSIGN_SIGNER_AUDIT_LINEAGE_H_
 #define TOKENSIGN_SIGNER_AUDIT_LINEAGE_H_
@@ -21,7 +21,8 @@ namespace tokensign::audit {
 
 struct LineageHop {
   std::string jti;
-  bool in_log = true;  // false: referenced as parent_jti but not found in this log
+  bool in_log =
+      true;  // false: referenced as parent_jti but not found in this log
   std::string sub;
   std::string client_id;
   std::vector<AuditActor> actors;  // [0] = current actor
@@ -37,15 +38,17 @@ struct LineageHop {
   int64_t line = 0;  // 1-based line in `file`
 };
 
-// NotFound if no record carries `jti`. The requested record may be of any outcome;
-// parents must be "signed" records.
+// NotFound if no record carries `jti`. The requested record may be of any
+// outcome; parents must be "signed" records.
 absl::StatusOr<std::vector<LineageHop>> Lineage(const std::string& path,
                                                 std::string_view jti);
 
 // One line per hop, root first, e.g.
-//   1. jti=J1 sub=alice client=app actors=[planner] aud=https://api.example scope=read
+//   1. jti=J1 sub=alice client=app actors=[planner] aud=https://api.example
+//   scope=read
 //      issuer=main time=2024-05-01T12:00:00.000Z
-//   2. jti=J2 sub=alice client=app actors=[agent-7 <- planner] aud=... scope=read ...
+//   2. jti=J2 sub=alice client=app actors=[agent-7 <- planner] aud=...
+//   scope=read ...
 // (each hop on one line). A hop not in the log prints
 //   1. jti=J0 (not in this log: the delegation chain continues outside it)
 std::string FormatLineage(const std::vector<LineageHop>& hops);

@@ -1,4 +1,5 @@
-// AuditLog: format, durability, resume, torn tail, concurrency, rotation, failures.
+// AuditLog: format, durability, resume, torn tail, concurrency, rotation,
+// failures.
 #include "signer/audit/audit_log.h"
 
 #include <signal.h>
@@ -43,7 +44,8 @@ TEST(AuditLogTest, AppendThenVerifyAndExactFormat) {
     auto log = OpenOrDie(o);
     ASSERT_TRUE(log);
     EXPECT_FALSE(log->torn_tail_repaired());
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(log->Append(MakeRecord("j" + std::to_string(i))).ok());
+    for (int i = 0; i < 5; ++i)
+      ASSERT_TRUE(log->Append(MakeRecord("j" + std::to_string(i))).ok());
     EXPECT_EQ(log->last_durable_seq(), 5);
     EXPECT_EQ(log->stats().records, 5);
   }
@@ -52,21 +54,24 @@ TEST(AuditLogTest, AppendThenVerifyAndExactFormat) {
   auto g = nlohmann::ordered_json::parse(lines[0]);
   std::vector<std::string> gkeys;
   for (auto& [k, v] : g.items()) gkeys.push_back(k);
-  EXPECT_EQ(gkeys, (std::vector<std::string>{"v", "genesis", "log", "created", "prev"}));
+  EXPECT_EQ(gkeys, (std::vector<std::string>{"v", "genesis", "log", "created",
+                                             "prev"}));
   EXPECT_EQ(g["log"], "replica-a");
   EXPECT_EQ(g["prev"], "");
 
   auto d = nlohmann::ordered_json::parse(lines[1]);
   std::vector<std::string> keys;
   for (auto& [k, v] : d.items()) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{
-                      "v", "seq", "time", "caller", "issuer", "kind", "kid", "jti", "sub",
-                      "client_id", "act", "aud", "scope", "exp", "parent_jti",
-                      "token_sha256", "outcome", "reason", "prev"}));
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{
+                "v", "seq", "time", "caller", "issuer", "kind", "kid", "jti",
+                "sub", "client_id", "act", "aud", "scope", "exp", "parent_jti",
+                "token_sha256", "outcome", "reason", "prev"}));
   EXPECT_EQ(d["seq"], 1);
   EXPECT_EQ(d["time"], "2024-05-01T12:00:00.123Z");
-  EXPECT_EQ(d["act"].dump(),
-            R"([{"sub":"agent-7"},{"sub":"planner","iss":"https://idp.example"}])");
+  EXPECT_EQ(
+      d["act"].dump(),
+      R"([{"sub":"agent-7"},{"sub":"planner","iss":"https://idp.example"}])");
   EXPECT_EQ(d["prev"], Sha256Hex(lines[0]));
   EXPECT_EQ(nlohmann::json::parse(lines[5])["prev"], Sha256Hex(lines[4]));
 
@@ -118,7 +123,9 @@ TEST(AuditLogTest, ReopenResumesSeqAndChain) {
     auto log = OpenOrDie(o);
     ASSERT_TRUE(log);
     for (int i = 0; i < 4; ++i) {
-      ASSERT_TRUE(log->Append(MakeRecord(std::to_string(round) + "-" + std::to_string(i))).ok());
+      ASSERT_TRUE(log->Append(MakeRecord(std::to_string(round) + "-" +
+                                         std::to_string(i)))
+                      .ok());
     }
   }
   std::vector<std::string> lines = ReadLines(o.path);
@@ -134,7 +141,8 @@ TEST(AuditLogTest, TornTailIsTruncatedRecordedAndChainResumes) {
   AuditLogOptions o{.path = dir.File("audit.log")};
   {
     auto log = OpenOrDie(o);
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE(log->Append(MakeRecord("a" + std::to_string(i))).ok());
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE(log->Append(MakeRecord("a" + std::to_string(i))).ok());
   }
   std::string complete = ReadAll(o.path);
   const std::string torn = R"({"v":1,"seq":4,"time":"2024-05-01T12:0)";
@@ -172,7 +180,8 @@ TEST(AuditLogTest, OpenRefusesTamperedTail) {
   AuditLogOptions o{.path = dir.File("audit.log")};
   {
     auto log = OpenOrDie(o);
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE(log->Append(MakeRecord("a" + std::to_string(i))).ok());
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE(log->Append(MakeRecord("a" + std::to_string(i))).ok());
   }
   std::vector<std::string> lines = ReadLines(o.path);
   lines[2][lines[2].find("user-a1")] = 'X';  // the second-to-last line changes
@@ -195,7 +204,9 @@ TEST(AuditLogTest, EightThreadsAppendEveryRecordExactlyOnce) {
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         for (int i = 0; i < kPerThread; ++i) {
-          if (!log->Append(MakeRecord("t" + std::to_string(t) + "-" + std::to_string(i))).ok()) {
+          if (!log->Append(MakeRecord("t" + std::to_string(t) + "-" +
+                                      std::to_string(i)))
+                   .ok()) {
             ++failures;
           }
         }
@@ -215,11 +226,13 @@ TEST(AuditLogTest, EightThreadsAppendEveryRecordExactlyOnce) {
     ASSERT_TRUE(p.ok()) << p.status();
     EXPECT_EQ(p->seq, static_cast<int64_t>(i));
     EXPECT_EQ(p->prev, Sha256Hex(lines[i - 1]));
-    EXPECT_TRUE(jtis.insert(p->record.jti).second) << "duplicate " << p->record.jti;
+    EXPECT_TRUE(jtis.insert(p->record.jti).second)
+        << "duplicate " << p->record.jti;
   }
   for (int t = 0; t < kThreads; ++t) {
     for (int i = 0; i < kPerThread; ++i) {
-      EXPECT_EQ(jtis.count("t" + std::to_string(t) + "-" + std::to_string(i)), 1u);
+      EXPECT_EQ(jtis.count("t" + std::to_string(t) + "-" + std::to_string(i)),
+                1u);
     }
   }
   VerifyReport r = VerifyOrDie(o.path);
@@ -229,13 +242,15 @@ TEST(AuditLogTest, EightThreadsAppendEveryRecordExactlyOnce) {
 
 TEST(AuditLogTest, DurabilityNoneIsWrittenBeforeReturn) {
   TempDir dir;
-  AuditLogOptions o{.path = dir.File("audit.log"), .durability = Durability::kNone};
+  AuditLogOptions o{.path = dir.File("audit.log"),
+                    .durability = Durability::kNone};
   auto log = OpenOrDie(o);
   ASSERT_TRUE(log);
   for (int i = 0; i < 20; ++i) {
     std::string jti = "n" + std::to_string(i);
     ASSERT_TRUE(log->Append(MakeRecord(jti)).ok());
-    EXPECT_NE(ReadAll(o.path).find("\"jti\":\"" + jti + "\""), std::string::npos);
+    EXPECT_NE(ReadAll(o.path).find("\"jti\":\"" + jti + "\""),
+              std::string::npos);
   }
   EXPECT_TRUE(VerifyOrDie(o.path).ok);
 }
@@ -253,11 +268,12 @@ TEST(AuditLogTest, AppendAsyncCompletesEveryRecordOnce) {
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         for (int i = 0; i < kPerThread; ++i) {
-          log->AppendAsync(MakeRecord("a" + std::to_string(t) + "-" + std::to_string(i)),
-                           [&](absl::Status s) {
-                             absl::MutexLock l(&mu);
-                             (s.ok() ? ok : failed)++;
-                           });
+          log->AppendAsync(
+              MakeRecord("a" + std::to_string(t) + "-" + std::to_string(i)),
+              [&](absl::Status s) {
+                absl::MutexLock l(&mu);
+                (s.ok() ? ok : failed)++;
+              });
         }
       });
     }

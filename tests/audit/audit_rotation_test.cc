@@ -26,14 +26,16 @@ TEST(AuditRotationTest, ChainCarriesOverFilesAndVerifyWalksAll) {
   {
     auto log = AuditLog::Open(o);
     ASSERT_TRUE(log.ok()) << log.status();
-    for (int i = 0; i < 40; ++i) ASSERT_TRUE((*log)->Append(MakeRecord("r" + std::to_string(i))).ok());
+    for (int i = 0; i < 40; ++i)
+      ASSERT_TRUE((*log)->Append(MakeRecord("r" + std::to_string(i))).ok());
     EXPECT_GE((*log)->stats().rotations, 5);
   }
   std::vector<std::string> files = AuditChainFiles(o.path);
   ASSERT_GE(files.size(), 6u);
   EXPECT_EQ(files.back(), o.path);
-  // Oldest file starts with genesis, every later one with a continuation whose prev is the
-  // hash of the previous file's last line; seq runs on across files.
+  // Oldest file starts with genesis, every later one with a continuation whose
+  // prev is the hash of the previous file's last line; seq runs on across
+  // files.
   for (size_t f = 1; f < files.size(); ++f) {
     std::vector<std::string> prev = ReadLines(files[f - 1]);
     std::vector<std::string> cur = ReadLines(files[f]);
@@ -44,7 +46,8 @@ TEST(AuditRotationTest, ChainCarriesOverFilesAndVerifyWalksAll) {
     EXPECT_EQ(first["seq"].get<int64_t>(),
               nlohmann::json::parse(prev.back()).value("seq", 0) + 1);
   }
-  EXPECT_TRUE(nlohmann::json::parse(ReadLines(files[0])[0]).value("genesis", false));
+  EXPECT_TRUE(
+      nlohmann::json::parse(ReadLines(files[0])[0]).value("genesis", false));
   auto r = VerifyAuditChain(o.path);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->ok) << FormatVerifyReport(*r);
@@ -55,7 +58,8 @@ TEST(AuditRotationTest, ChainCarriesOverFilesAndVerifyWalksAll) {
   {
     auto log = AuditLog::Open(o);
     ASSERT_TRUE(log.ok()) << log.status();
-    for (int i = 0; i < 10; ++i) ASSERT_TRUE((*log)->Append(MakeRecord("s" + std::to_string(i))).ok());
+    for (int i = 0; i < 10; ++i)
+      ASSERT_TRUE((*log)->Append(MakeRecord("s" + std::to_string(i))).ok());
   }
   r = VerifyAuditChain(o.path);
   ASSERT_TRUE(r.ok());
@@ -118,7 +122,8 @@ class FileSizeLimit {
   sighandler_t old_handler_;
 };
 
-// RLIMIT_FSIZE binds root too, so this fails deterministically in CI containers.
+// RLIMIT_FSIZE binds root too, so this fails deterministically in CI
+// containers.
 TEST(AuditFailureTest, WriteFailureFailsAppendAndStopsTheLog) {
   TempDir dir;
   AuditLogOptions o{.path = dir.File("audit.log")};
@@ -128,7 +133,8 @@ TEST(AuditFailureTest, WriteFailureFailsAppendAndStopsTheLog) {
     ASSERT_TRUE((*log)->Append(MakeRecord("ok0")).ok());
     auto size = std::filesystem::file_size(o.path);
     {
-      FileSizeLimit limit(size + 100);  // the next record (~600 bytes) does not fit
+      FileSizeLimit limit(size +
+                          100);  // the next record (~600 bytes) does not fit
       absl::Status s = (*log)->Append(MakeRecord("fails"));
       EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
       EXPECT_NE(s.message().find("write"), std::string::npos) << s;
@@ -139,7 +145,8 @@ TEST(AuditFailureTest, WriteFailureFailsAppendAndStopsTheLog) {
     EXPECT_EQ(again.code(), absl::StatusCode::kUnavailable) << again;
     EXPECT_FALSE((*log)->health().ok());
   }
-  // The partial write is a torn tail; reopening repairs it and the chain verifies.
+  // The partial write is a torn tail; reopening repairs it and the chain
+  // verifies.
   auto log = AuditLog::Open(o);
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_TRUE((*log)->torn_tail_repaired());
@@ -169,22 +176,28 @@ TEST(AuditFailureTest, WriteFailureFailsAsyncCallbacks) {
   EXPECT_EQ(got.code(), absl::StatusCode::kUnavailable) << got;
   // Once stopped, the callback runs inline with the same error.
   absl::Status inline_status;
-  (*log)->AppendAsync(MakeRecord("later"), [&](absl::Status s) { inline_status = s; });
-  EXPECT_EQ(inline_status.code(), absl::StatusCode::kUnavailable) << inline_status;
+  (*log)->AppendAsync(MakeRecord("later"),
+                      [&](absl::Status s) { inline_status = s; });
+  EXPECT_EQ(inline_status.code(), absl::StatusCode::kUnavailable)
+      << inline_status;
 }
 
 TEST(AuditFailureTest, OpenRejectsBadOptionsAndNonRegularFiles) {
   auto dev = AuditLog::Open({.path = "/dev/full"});
   ASSERT_FALSE(dev.ok());
-  EXPECT_EQ(dev.status().code(), absl::StatusCode::kFailedPrecondition) << dev.status();
-  EXPECT_NE(dev.status().message().find("not a regular file"), std::string::npos);
+  EXPECT_EQ(dev.status().code(), absl::StatusCode::kFailedPrecondition)
+      << dev.status();
+  EXPECT_NE(dev.status().message().find("not a regular file"),
+            std::string::npos);
 
   auto empty = AuditLog::Open({.path = ""});
   EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
 
-  auto missing_dir = AuditLog::Open({.path = "/nonexistent-dir-tokensign/audit.log"});
+  auto missing_dir =
+      AuditLog::Open({.path = "/nonexistent-dir-tokensign/audit.log"});
   ASSERT_FALSE(missing_dir.ok());
-  EXPECT_EQ(missing_dir.status().code(), absl::StatusCode::kNotFound) << missing_dir.status();
+  EXPECT_EQ(missing_dir.status().code(), absl::StatusCode::kNotFound)
+      << missing_dir.status();
 
   TempDir dir;
   std::filesystem::create_symlink(dir.File("target"), dir.File("link"));

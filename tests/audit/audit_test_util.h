@@ -1,4 +1,5 @@
-// Helpers shared by the audit tests: a temp directory, record factories, line I/O.
+// Helpers shared by the audit tests: a temp directory, record factories, line
+// I/O.
 #ifndef TOKENSIGN_TESTS_AUDIT_AUDIT_TEST_UTIL_H_
 #define TOKENSIGN_TESTS_AUDIT_AUDIT_TEST_UTIL_H_
 
@@ -20,7 +21,8 @@ class TempDir {
  public:
   TempDir() {
     const char* base = getenv("TMPDIR");
-    std::string tmpl = std::string(base ? base : "/tmp") + "/tokensign-audit-XXXXXX";
+    std::string tmpl =
+        std::string(base ? base : "/tmp") + "/tokensign-audit-XXXXXX";
     char* p = mkdtemp(tmpl.data());
     EXPECT_NE(p, nullptr);
     path_ = tmpl;
@@ -36,7 +38,8 @@ class TempDir {
   std::string path_;
 };
 
-inline AuditRecord MakeRecord(const std::string& jti, const std::string& parent = "") {
+inline AuditRecord MakeRecord(const std::string& jti,
+                              const std::string& parent = "") {
   AuditRecord r;
   r.time = absl::FromUnixMillis(1714564800123);
   r.caller = "spiffe://example/authz";
@@ -73,13 +76,15 @@ inline std::vector<std::string> ReadLines(const std::string& path) {
   std::vector<std::string> lines;
   std::string all = ReadAll(path);
   size_t pos = 0;
-  for (size_t nl; (nl = all.find('\n', pos)) != std::string::npos; pos = nl + 1) {
+  for (size_t nl; (nl = all.find('\n', pos)) != std::string::npos;
+       pos = nl + 1) {
     lines.push_back(all.substr(pos, nl - pos));
   }
   return lines;
 }
 
-inline void WriteLines(const std::string& path, const std::vector<std::string>& lines) {
+inline void WriteLines(const std::string& path,
+                       const std::vector<std::string>& lines) {
   std::string data;
   for (const auto& l : lines) data += l + "\n";
   WriteAll(path, data);

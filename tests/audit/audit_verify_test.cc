@@ -25,7 +25,8 @@ class AuditVerifyTest : public ::testing::Test {
     for (int i = 1; i <= 10; ++i) {
       ASSERT_TRUE((*log)->Append(MakeRecord("j" + std::to_string(i))).ok());
     }
-    lines_ = ReadLines(path_);  // line N (1-based) = lines_[N-1]; record jN on line N+1
+    lines_ = ReadLines(
+        path_);  // line N (1-based) = lines_[N-1]; record jN on line N+1
     ASSERT_EQ(lines_.size(), 11u);
   }
 
@@ -87,7 +88,8 @@ TEST_F(AuditVerifyTest, DeletedLineIsASeqGap) {
   ChainBreak b = Break();
   EXPECT_EQ(b.kind, BreakKind::kSeqGap);
   EXPECT_EQ(b.line, 6) << b.detail;
-  EXPECT_NE(b.detail.find("expected seq 5, found 6"), std::string::npos) << b.detail;
+  EXPECT_NE(b.detail.find("expected seq 5, found 6"), std::string::npos)
+      << b.detail;
 }
 
 TEST_F(AuditVerifyTest, SwappedLinesAreReordered) {

@@ -29,19 +29,27 @@ class LineageTest : public ::testing::Test {
     ASSERT_TRUE(log.ok()) << log.status();
     auto& l = *log;
     ASSERT_TRUE(l->Append(Hop("root", "", {{"planner", ""}}, "read")).ok());
-    for (int i = 0; i < 5; ++i) ASSERT_TRUE(l->Append(MakeRecord("noise" + std::to_string(i))).ok());
-    ASSERT_TRUE(l->Append(Hop("mid", "root", {{"agent-7", ""}, {"planner", ""}}, "read")).ok());
+    for (int i = 0; i < 5; ++i)
+      ASSERT_TRUE(l->Append(MakeRecord("noise" + std::to_string(i))).ok());
+    ASSERT_TRUE(l->Append(Hop("mid", "root", {{"agent-7", ""}, {"planner", ""}},
+                              "read"))
+                    .ok());
     AuditRecord denied = Hop("leaf", "mid", {}, "read");
-    denied.outcome = "denied";  // a denied record with the parent's jti must not match
+    denied.outcome =
+        "denied";  // a denied record with the parent's jti must not match
     denied.jti = "mid";
     denied.parent_jti = "";
     ASSERT_TRUE(l->Append(denied).ok());
-    for (int i = 5; i < 10; ++i) ASSERT_TRUE(l->Append(MakeRecord("noise" + std::to_string(i))).ok());
+    for (int i = 5; i < 10; ++i)
+      ASSERT_TRUE(l->Append(MakeRecord("noise" + std::to_string(i))).ok());
     ASSERT_TRUE(l->Append(Hop("leaf", "mid",
-                              {{"tool-3", "https://agents.example"}, {"agent-7", ""},
+                              {{"tool-3", "https://agents.example"},
+                               {"agent-7", ""},
                                {"planner", ""}},
-                              "read")).ok());
-    ASSERT_TRUE(l->Append(Hop("orphan", "elsewhere", {{"agent-9", ""}}, "write")).ok());
+                              "read"))
+                    .ok());
+    ASSERT_TRUE(
+        l->Append(Hop("orphan", "elsewhere", {{"agent-9", ""}}, "write")).ok());
     EXPECT_GE(l->stats().rotations, 2);
   }
 
@@ -64,12 +72,14 @@ TEST_F(LineageTest, ThreeHopsRootFirstAcrossRotatedFiles) {
                       "aud=https://api.example scope=read issuer=main"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("2. jti=mid sub=alice client=app actors=[agent-7 <- planner]"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("2. jti=mid sub=alice client=app actors=[agent-7 <- planner]"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find("3. jti=leaf sub=alice client=app "
-                      "actors=[tool-3@https://agents.example <- agent-7 <- planner]"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("3. jti=leaf sub=alice client=app "
+                "actors=[tool-3@https://agents.example <- agent-7 <- planner]"),
+      std::string::npos)
       << text;
 }
 
@@ -87,13 +97,16 @@ TEST_F(LineageTest, MissingParentIsReportedNotAnError) {
   EXPECT_FALSE((*hops)[0].in_log);
   EXPECT_EQ((*hops)[0].jti, "elsewhere");
   std::string text = FormatLineage(*hops);
-  EXPECT_NE(text.find("1. jti=elsewhere (not in this log"), std::string::npos) << text;
+  EXPECT_NE(text.find("1. jti=elsewhere (not in this log"), std::string::npos)
+      << text;
   EXPECT_NE(text.find("2. jti=orphan"), std::string::npos) << text;
 }
 
 TEST_F(LineageTest, UnknownJtiIsNotFound) {
-  EXPECT_EQ(Lineage(path_, "nobody").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(Lineage(path_, "").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Lineage(path_, "nobody").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Lineage(path_, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
