@@ -6,6 +6,7 @@
 #include <cstring>
 
 int RunHsmBench(int argc, char** argv);
+int RunProviderBench(int argc, char** argv);
 
 namespace {
 
@@ -18,6 +19,8 @@ struct Mode {
 constexpr Mode kModes[] = {
     {"hsm", &RunHsmBench,
      "raw C_Sign vs Hsm::Sign, ES256 and EdDSA, 1/2/4 threads"},
+    {"provider", &RunProviderBench,
+     "raw C_Sign vs EVP_DigestSign via the tokensign provider, ES256, 1/2 threads"},
 };
 
 }  // namespace
