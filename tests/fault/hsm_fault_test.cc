@@ -1,0 +1,308 @@
+// tokensign's Hsm against a misbehaving HSM: the SoftHSM token of this test
+// process is reached through tokensign_fault_pkcs11 (fault_module.c), which
+// fails chosen PKCS#11 calls on demand. Every test proves that the fault was
+// actually injected (the module's counter) and that Hsm either recovers or
+// returns a clean status naming the function and the CKR_ constant — and that
+// no signature that fails verification is ever returned.
+#include <dlfcn.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "hsm/hsm.h"
+#include "tests/hsm/verify_util.h"
+#include "tests/support/softhsm_token.h"
+
+#ifndef TOKENSIGN_FAULT_MODULE
+#error "TOKENSIGN_FAULT_MODULE must name the built fault module"
+#endif
+
+namespace tokensign::hsm {
+namespace {
+
+using ::testing::HasSubstr;
+using ::tokensign::hsm::testing::VerifyJose;
+
+class HsmFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto& token = tokensign::testing::GlobalToken();
+    control_ = token.dir() + "/fault.ctl";
+    setenv("TOKENSIGN_FAULT_CONTROL", control_.c_str(), 1);
+    setenv("TOKENSIGN_FAULT_TARGET", token.module_path().c_str(), 1);
+    SetFaults("");
+    HsmConfig config = token.config();
+    config.module_path = TOKENSIGN_FAULT_MODULE;
+    config.pool_size = 4;
+    auto hsm = Hsm::Open(config);
+    ASSERT_TRUE(hsm.ok()) << hsm.status();
+    hsm_ = std::move(*hsm);
+    auto key = hsm_->GenerateKey(KeyType::kEcP256, "fault");
+    ASSERT_TRUE(key.ok()) << key.status();
+    id_ = key->id;
+    auto pub = hsm_->PublicKey(id_);
+    ASSERT_TRUE(pub.ok()) << pub.status();
+    pub_ = std::move(*pub);
+    // The module is loaded now; its counter tells how many calls it failed.
+    void* module = dlopen(TOKENSIGN_FAULT_MODULE, RTLD_NOW | RTLD_NOLOAD);
+    ASSERT_NE(module, nullptr);
+    injected_ = reinterpret_cast<unsigned long (*)()>(
+        dlsym(module, "tokensign_fault_injected"));
+    dlclose(module);  // Hsm keeps its own reference
+    ASSERT_NE(injected_, nullptr);
+  }
+  void TearDown() override {
+    SetFaults("");
+    if (hsm_ != nullptr && !id_.empty()) (void)hsm_->DestroyKey(id_);
+  }
+
+  // Replaces the rules atomically; the generation line makes every write a
+  // change, so counts are re-armed even for identical rules.
+  void SetFaults(const std::string& rules) {
+    static int generation = 0;
+    std::string tmp = control_ + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << "# generation " << ++generation << "\n" << rules;
+    }
+    std::filesystem::rename(tmp, control_);
+  }
+
+  // Signs and verifies; an error is returned as is, a bad signature fails the
+  // test.
+  absl::Status SignVerified(const std::string& message) {
+    auto sig = hsm_->Sign(id_, SignAlgorithm::kES256, message);
+    if (!sig.ok()) return sig.status();
+    EXPECT_TRUE(VerifyJose(pub_.get(), SignAlgorithm::kES256, message, *sig))
+        << "a signature that does not verify was returned for " << message;
+    return absl::OkStatus();
+  }
+
+  std::string control_;
+  std::unique_ptr<Hsm> hsm_;
+  std::string id_;
+  UniquePkey pub_;
+  unsigned long (*injected_)() = nullptr;
+};
+
+TEST_F(HsmFaultTest, DeviceErrorOnTwoSignsIsRetriedWithinOneCall) {
+  unsigned long before = injected_();
+  SetFaults("C_Sign CKR_DEVICE_ERROR 2\n");
+  EXPECT_TRUE(SignVerified("device-error-2").ok());
+  EXPECT_EQ(injected_() - before, 2u);
+  EXPECT_TRUE(hsm_->Healthy());
+}
+
+TEST_F(HsmFaultTest, PersistentDeviceErrorIsUnavailableUntilItClears) {
+  unsigned long before = injected_();
+  SetFaults("C_Sign CKR_DEVICE_ERROR 7\n");
+  int failures = 0;
+  absl::Status status;
+  for (int i = 0; i < 10; ++i) {
+    status = SignVerified("device-error-7-" + std::to_string(i));
+    if (status.ok()) break;
+    ++failures;
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("C_Sign"));
+    EXPECT_THAT(std::string(status.message()), HasSubstr("CKR_DEVICE_ERROR"));
+  }
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_GE(failures, 1);  // 7 faults outlast one call's retries
+  EXPECT_EQ(injected_() - before, 7u);
+  EXPECT_TRUE(SignVerified("after").ok());
+}
+
+TEST_F(HsmFaultTest, AlwaysFailingSignReportsThenRecoversWhenOff) {
+  SetFaults("C_Sign CKR_DEVICE_ERROR always\n");
+  for (int i = 0; i < 3; ++i) {
+    absl::Status status = SignVerified("always");
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  }
+  SetFaults("C_Sign CKR_DEVICE_ERROR off\n");
+  EXPECT_TRUE(SignVerified("off").ok());
+}
+
+TEST_F(HsmFaultTest, LostSessionsAreRecovered) {
+  for (const char* rv : {"CKR_SESSION_HANDLE_INVALID", "CKR_SESSION_CLOSED"}) {
+    SCOPED_TRACE(rv);
+    unsigned long before = injected_();
+    SetFaults(std::string("C_Sign ") + rv + " 2\n");
+    EXPECT_TRUE(SignVerified(std::string("lost-") + rv).ok());
+    EXPECT_EQ(injected_() - before, 2u);
+    // The same on C_SignInit, which comes first.
+    before = injected_();
+    SetFaults(std::string("C_SignInit ") + rv + " 1\n");
+    EXPECT_TRUE(SignVerified(std::string("lost-init-") + rv).ok());
+    EXPECT_EQ(injected_() - before, 1u);
+  }
+  EXPECT_TRUE(hsm_->Healthy());
+}
+
+TEST_F(HsmFaultTest, NonSessionErrorIsReturnedAndTheSessionStaysUsable) {
+  SetFaults("C_Sign CKR_GENERAL_ERROR 1\n");
+  absl::Status status = SignVerified("general");
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("C_Sign"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("CKR_GENERAL_ERROR"));
+  // Every pooled session (4) must still sign: no operation left active.
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_TRUE(SignVerified("next-" + std::to_string(i)).ok());
+  }
+}
+
+TEST_F(HsmFaultTest, HsmDownThenBackInTheSameProcess) {
+  ASSERT_TRUE(SignVerified("before").ok());
+  // The first C_Sign fails and latches: from then on C_OpenSession, C_Login,
+  // C_GetSlotList, ... all fail with CKR_DEVICE_REMOVED until cleared.
+  SetFaults("C_Sign CKR_DEVICE_REMOVED 1 latch\n");
+  for (int i = 0; i < 3; ++i) {
+    absl::Status status = SignVerified("down");
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("CKR_DEVICE_REMOVED"));
+    EXPECT_THAT(std::string(status.message()), HasSubstr("C_"));
+  }
+  EXPECT_FALSE(hsm_->Healthy());
+  auto keys = hsm_->ListKeys();
+  EXPECT_FALSE(keys.ok());
+  EXPECT_EQ(keys.status().code(), absl::StatusCode::kUnavailable)
+      << keys.status();
+  auto pub = hsm_->PublicKey(id_);
+  EXPECT_FALSE(pub.ok());
+
+  SetFaults("");  // the HSM is back
+  EXPECT_TRUE(SignVerified("back").ok());
+  EXPECT_TRUE(hsm_->Healthy());
+  auto listed = hsm_->ListKeys();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_TRUE(std::any_of(listed->begin(), listed->end(),
+                          [&](const KeyInfo& k) { return k.id == id_; }));
+}
+
+TEST_F(HsmFaultTest, OpenSessionDownFromTheStart) {
+  // Everything but C_Initialize/C_Finalize/C_GetInfo fails, including the
+  // re-establishing of sessions after the first failure.
+  SetFaults("* CKR_DEVICE_REMOVED always\n");
+  absl::Status status = SignVerified("all-down");
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("CKR_DEVICE_REMOVED"));
+  EXPECT_FALSE(hsm_->Healthy());
+  SetFaults("");
+  EXPECT_TRUE(SignVerified("all-back").ok());
+  EXPECT_TRUE(hsm_->Healthy());
+}
+
+TEST_F(HsmFaultTest, ConcurrentSignersWhileFaultsComeAndGo) {
+  constexpr int kThreads = 4, kPerThread = 120;
+  const std::vector<std::string> phases = {
+      "C_Sign CKR_DEVICE_ERROR 2\n",
+      "C_Sign CKR_SESSION_HANDLE_INVALID 3\n",
+      "",
+      "C_Sign CKR_GENERAL_ERROR 2\n",
+      "C_SignInit CKR_SESSION_CLOSED 2\n",
+      "C_Sign CKR_DEVICE_REMOVED 1 latch\n",
+      "",
+      "C_Sign CKR_DEVICE_ERROR always\n",
+      "",
+  };
+  unsigned long before = injected_();
+  std::atomic<int> attempts{0}, done{0}, ok{0}, bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string message =
+            "c-" + std::to_string(t) + "-" + std::to_string(i);
+        auto sig = hsm_->Sign(id_, SignAlgorithm::kES256, message);
+        attempts.fetch_add(1);
+        if (sig.ok()) {
+          ok.fetch_add(1);
+          if (!VerifyJose(pub_.get(), SignAlgorithm::kES256, message, *sig)) {
+            bad.fetch_add(1);
+          }
+          continue;
+        }
+        // A clean failure: a code a caller can act on and a message naming
+        // the PKCS#11 function and the CKR_ constant.
+        const absl::Status& s = sig.status();
+        bool clean = (s.code() == absl::StatusCode::kUnavailable ||
+                      s.code() == absl::StatusCode::kInternal) &&
+                     s.message().find("C_") != absl::string_view::npos &&
+                     s.message().find("CKR_") != absl::string_view::npos;
+        EXPECT_TRUE(clean) << s;
+      }
+      done.fetch_add(1);
+    });
+  }
+  // Progress-driven (not time-driven) phases: each lasts ~25 sign attempts.
+  for (const std::string& phase : phases) {
+    SetFaults(phase);
+    int until = attempts.load() + 25;
+    while (attempts.load() < until && done.load() < kThreads) {
+      std::this_thread::yield();
+    }
+  }
+  SetFaults("");
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(bad.load(), 0) << "bad signatures were returned";
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_GT(injected_() - before, 0u);
+  // Clean afterwards: every pooled session signs.
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_TRUE(SignVerified("after-" + std::to_string(i)).ok());
+  }
+  EXPECT_TRUE(hsm_->Healthy());
+}
+
+TEST_F(HsmFaultTest, GenerateKeyPairErrorLeavesNoKey) {
+  auto before = hsm_->ListKeys();
+  ASSERT_TRUE(before.ok()) << before.status();
+  unsigned long injected = injected_();
+  SetFaults("C_GenerateKeyPair CKR_GENERAL_ERROR 1\n");
+  auto key = hsm_->GenerateKey(KeyType::kEcP256, "must-not-exist");
+  ASSERT_FALSE(key.ok());
+  EXPECT_EQ(injected_() - injected, 1u);
+  EXPECT_THAT(std::string(key.status().message()),
+              HasSubstr("C_GenerateKeyPair"));
+  EXPECT_THAT(std::string(key.status().message()),
+              HasSubstr("CKR_GENERAL_ERROR"));
+  SetFaults("");
+  auto after = hsm_->ListKeys();
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->size(), before->size());
+  // And generation works again.
+  auto good = hsm_->GenerateKey(KeyType::kEcP256, "good");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_TRUE(hsm_->DestroyKey(good->id).ok());
+}
+
+TEST_F(HsmFaultTest, FailedReadBackDestroysTheNewKey) {
+  // C_GenerateKeyPair succeeds on the token, then reading the attributes back
+  // fails: the new pair must be destroyed, not left half-checked.
+  auto before = hsm_->ListKeys();
+  ASSERT_TRUE(before.ok()) << before.status();
+  SetFaults("C_GetAttributeValue CKR_GENERAL_ERROR 1\n");
+  auto key = hsm_->GenerateKey(KeyType::kEcP256, "half");
+  ASSERT_FALSE(key.ok());
+  EXPECT_THAT(std::string(key.status().message()),
+              HasSubstr("CKR_GENERAL_ERROR"));
+  SetFaults("");
+  auto after = hsm_->ListKeys();
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->size(), before->size());
+}
+
+}  // namespace
+}  // namespace tokensign::hsm
