@@ -1,0 +1,335 @@
+#include "signer/service/daemon.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "hsm/hsm.h"
+#include "hsm/provider/provider_keys.h"
+#include "signer/audit/audit_log.h"
+#include "signer/keyset/keyset_manager.h"
+#include "signer/service/grpc_services.h"
+#include "signer/service/http/http_server.h"
+#include "signer/service/http/metrics.h"
+#include "signer/service/signing_core.h"
+#include "signer/service/work_pool.h"
+
+namespace tokensign::service {
+namespace {
+
+constexpr auto kKeyAgeInterval = std::chrono::seconds(15);
+constexpr auto kShutdownGrace = std::chrono::seconds(20);
+
+absl::StatusOr<std::string> ReadFile(const std::string& what,
+                                     const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    return absl::NotFoundError(absl::StrCat(what, ": cannot read ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::Status WriteAtomically(const std::string& path,
+                             const std::string& content) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
+    out << content;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("rename ", tmp, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+std::vector<std::string> IssuerNames(const Config& cfg) {
+  std::vector<std::string> names;
+  for (const auto& [name, _] : cfg.issuers) names.push_back(name);
+  return names;
+}
+
+}  // namespace
+
+struct Daemon::Parts {
+  DaemonOptions options;
+  std::shared_ptr<hsm::Hsm> hsm;
+  std::shared_ptr<hsm::provider::HsmKeyProvider> provider;
+  std::unique_ptr<keyset::KeysetManager> keys;
+  std::unique_ptr<audit::AuditLog> audit;
+  std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<SigningCore> core;
+  std::unique_ptr<WorkPool> pool;
+  std::unique_ptr<TokenSignerService> signer_service;
+  std::unique_ptr<KeyAdminService> admin_service;
+  std::unique_ptr<grpc::Server> server;
+  boost::asio::io_context io;
+  std::unique_ptr<HttpServer> http;
+  std::unique_ptr<boost::asio::signal_set> signals;
+  std::unique_ptr<boost::asio::steady_timer> timer;
+  std::thread io_thread;
+  std::promise<void> stop;
+  std::once_flag stop_once;
+  int grpc_port = 0;
+  int http_port = 0;
+
+  absl::Status ReadyStatus() {
+    if (!hsm->Healthy())
+      return absl::UnavailableError("hsm: no logged-in session");
+    if (absl::Status st = audit->health(); !st.ok()) return st;
+    for (const std::string& issuer : IssuerNames(core->policy()->config)) {
+      if (auto key = keys->ActiveKey(issuer); !key.ok()) return key.status();
+    }
+    return absl::OkStatus();
+  }
+
+  void UpdateKeyAges() {
+    std::vector<KeyAge> ages;
+    int64_t now = absl::ToUnixSeconds(absl::Now());
+    for (const std::string& issuer : IssuerNames(core->policy()->config)) {
+      auto ks = keys->Keyset(issuer);
+      if (!ks.ok()) continue;
+      for (const keyset::KeyRecord& k : ks->keys) {
+        if (k.state == keyset::KeyState::kDestroyed) continue;
+        ages.push_back({issuer, k.kid, keyset::KeyStateName(k.state),
+                        static_cast<double>(now - k.created_at)});
+      }
+    }
+    metrics->SetKeyAges(ages);
+  }
+
+  void ArmTimer() {
+    timer->expires_after(kKeyAgeInterval);
+    timer->async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      UpdateKeyAges();
+      ArmTimer();
+    });
+  }
+
+  void Reload() {
+    std::shared_ptr<const PolicySnapshot> next = core->policy();
+    if (!options.config_path.empty()) {
+      auto cfg = LoadConfigFile(options.config_path);
+      if (!cfg.ok()) {
+        spdlog::error("SIGHUP: config not reloaded, keeping the old one: {}",
+                      std::string(cfg.status().message()));
+        return;
+      }
+      next = std::make_shared<const PolicySnapshot>(std::move(*cfg));
+    }
+    if (absl::Status st = keys->Load(IssuerNames(next->config)); !st.ok()) {
+      spdlog::error("SIGHUP: keysets not reloaded, keeping the old config: {}",
+                    std::string(st.message()));
+      return;
+    }
+    core->SetPolicy(next);
+    UpdateKeyAges();
+    spdlog::info("SIGHUP: config and keysets reloaded ({} issuers)",
+                 next->config.issuers.size());
+  }
+
+  void WaitSignal() {
+    signals->async_wait([this](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        Reload();
+        WaitSignal();
+        return;
+      }
+      spdlog::info("signal {}: draining and stopping", signo);
+      std::call_once(stop_once, [this] { stop.set_value(); });
+    });
+  }
+};
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
+  auto p = std::make_unique<Parts>();
+  p->options = std::move(options);
+  const Config& cfg = p->options.config;
+
+  auto hsm = hsm::Hsm::Open(cfg.hsm);
+  if (!hsm.ok()) return hsm.status();
+  p->hsm = std::shared_ptr<hsm::Hsm>(std::move(*hsm));
+  spdlog::info("hsm: token \"{}\" opened", p->hsm->token_label());
+  auto provider = hsm::provider::HsmKeyProvider::Create(p->hsm);
+  if (!provider.ok()) return provider.status();
+  p->provider =
+      std::shared_ptr<hsm::provider::HsmKeyProvider>(std::move(*provider));
+  p->keys = std::make_unique<keyset::KeysetManager>(
+      p->hsm, [prov = p->provider](std::string_view id) {
+        return prov->PrivateKey(id);
+      });
+  if (absl::Status st = p->keys->Load(IssuerNames(cfg)); !st.ok()) return st;
+  if (cfg.dev) {
+    for (const auto& [name, issuer] : cfg.issuers) {
+      auto key = p->keys->EnsureActiveKey(name, issuer.algorithm);
+      if (!key.ok()) return key.status();
+      spdlog::info("dev: issuer {} active key kid={}", name, key->kid);
+    }
+  }
+
+  audit::AuditLogOptions audit_opts;
+  audit_opts.path = cfg.audit.path;
+  audit_opts.durability = cfg.audit.durability;
+  audit_opts.rotate_bytes = cfg.audit.rotate_bytes;
+  auto audit = audit::AuditLog::Open(audit_opts);
+  if (!audit.ok()) return audit.status();
+  p->audit = std::move(*audit);
+
+  p->metrics = std::make_unique<Metrics>();
+  p->core = std::make_unique<SigningCore>(
+      std::make_shared<const PolicySnapshot>(cfg), p->keys.get(),
+      p->audit.get(), p->metrics.get());
+  Metrics* metrics = p->metrics.get();
+  p->pool = std::make_unique<WorkPool>(
+      cfg.server.worker_threads, cfg.server.max_queue,
+      [metrics](int delta) { metrics->AddQueueDepth(delta); },
+      p->options.test_work_delay);
+  if (p->options.test_work_delay.count() > 0) {
+    spdlog::warn("test hook: every work item is delayed {} ms",
+                 p->options.test_work_delay.count());
+  }
+  p->signer_service = std::make_unique<TokenSignerService>(
+      p->core.get(), p->pool.get(), metrics);
+  p->admin_service =
+      std::make_unique<KeyAdminService>(p->core.get(), p->pool.get(), metrics);
+
+  // gRPC: mTLS unless plaintext is both asked for and on loopback.
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  bool plaintext = cfg.dev || cfg.server.insecure;
+  if (plaintext) {
+    if (!IsLoopbackAddress(cfg.server.grpc_listen)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("server.grpc_listen: plaintext (dev/insecure) needs a "
+                       "loopback address, got \"",
+                       cfg.server.grpc_listen, "\""));
+    }
+    creds = grpc::InsecureServerCredentials();
+  } else {
+    auto cert = ReadFile("server.tls_cert", cfg.server.tls_cert);
+    if (!cert.ok()) return cert.status();
+    auto key = ReadFile("server.tls_key", cfg.server.tls_key);
+    if (!key.ok()) return key.status();
+    auto ca = ReadFile("server.client_ca", cfg.server.client_ca);
+    if (!ca.ok()) return ca.status();
+    grpc::SslServerCredentialsOptions ssl(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = *ca;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    creds = grpc::SslServerCredentials(ssl);
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(cfg.server.grpc_listen, creds, &p->grpc_port);
+  builder.RegisterService(p->signer_service.get());
+  builder.RegisterService(p->admin_service.get());
+  p->server = builder.BuildAndStart();
+  if (p->server == nullptr || p->grpc_port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "server.grpc_listen: cannot listen on ", cfg.server.grpc_listen));
+  }
+  spdlog::info("grpc: listening on {} (port {}, {})", cfg.server.grpc_listen,
+               p->grpc_port, plaintext ? "PLAINTEXT, loopback dev" : "mTLS");
+
+  Parts* parts = p.get();
+  if (!cfg.server.http_listen.empty()) {
+    HttpServerOptions http_opts;
+    http_opts.listen = cfg.server.http_listen;
+    http_opts.jwks_max_age_seconds = cfg.server.jwks_max_age;
+    HttpHandlers handlers;
+    handlers.jwks = [parts](std::string_view issuer) {
+      return parts->keys->Jwks(issuer);
+    };
+    handlers.ready = [parts] { return parts->ReadyStatus(); };
+    handlers.metrics = [parts] { return parts->metrics->Serialize(); };
+    auto http = HttpServer::Start(p->io, http_opts, std::move(handlers));
+    if (!http.ok()) {
+      p->server->Shutdown();
+      return absl::Status(
+          http.status().code(),
+          absl::StrCat("server.http_listen: ", http.status().message()));
+    }
+    p->http = std::move(*http);
+    p->http_port = p->http->port();
+    spdlog::info("http: listening on {} (port {})", cfg.server.http_listen,
+                 p->http_port);
+  }
+
+  p->signals =
+      std::make_unique<boost::asio::signal_set>(p->io, SIGTERM, SIGINT, SIGHUP);
+  p->WaitSignal();
+  p->timer = std::make_unique<boost::asio::steady_timer>(p->io);
+  p->UpdateKeyAges();
+  p->ArmTimer();
+  p->io_thread = std::thread([parts] { parts->io.run(); });
+
+  if (!p->options.pid_file.empty()) {
+    if (absl::Status st = WriteAtomically(p->options.pid_file,
+                                          absl::StrCat(::getpid(), "\n"));
+        !st.ok()) {
+      spdlog::warn("pid file: {}", std::string(st.message()));
+    }
+  }
+  if (!p->options.ready_file.empty()) {
+    std::string ready = absl::StrCat("{\"grpc_port\":", p->grpc_port,
+                                     ",\"http_port\":", p->http_port,
+                                     ",\"pid\":", ::getpid(), "}\n");
+    if (absl::Status st = WriteAtomically(p->options.ready_file, ready);
+        !st.ok())
+      return st;
+  }
+  return std::unique_ptr<Daemon>(new Daemon(std::move(p)));
+}
+
+Daemon::Daemon(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+Daemon::~Daemon() {
+  Parts& p = *parts_;
+  if (p.server)
+    p.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+  if (p.pool) p.pool->Drain();
+  if (p.http) p.http->Stop();
+  if (p.signals) p.signals->cancel();
+  if (p.timer) p.timer->cancel();
+  p.io.stop();
+  if (p.io_thread.joinable()) p.io_thread.join();
+  if (!p.options.pid_file.empty()) std::remove(p.options.pid_file.c_str());
+}
+
+int Daemon::Run() {
+  parts_->stop.get_future().wait();
+  Parts& p = *parts_;
+  // Stop accepting; in-flight RPCs finish (each one's audit record is durable
+  // before its reply), then the pool drains; the audit log closes last
+  // (destructor drains its queue).
+  p.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
+  p.server->Wait();
+  p.pool->Drain();
+  spdlog::info("stopped: {} audit records durable", p.audit->stats().records);
+  return 0;
+}
+
+int Daemon::grpc_port() const { return parts_->grpc_port; }
+int Daemon::http_port() const { return parts_->http_port; }
+
+}  // namespace tokensign::service

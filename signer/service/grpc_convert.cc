@@ -1,0 +1,202 @@
+#include "signer/service/grpc_convert.h"
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+
+#include "signer/service/signing_core.h"
+
+namespace tokensign::service {
+namespace {
+
+nlohmann::json ValueToJson(const google::protobuf::Value& v);
+
+nlohmann::json StructToJson(const google::protobuf::Struct& s) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [k, v] : s.fields()) out[k] = ValueToJson(v);
+  return out;
+}
+
+nlohmann::json ValueToJson(const google::protobuf::Value& v) {
+  switch (v.kind_case()) {
+    case google::protobuf::Value::kNullValue:
+      return nullptr;
+    case google::protobuf::Value::kNumberValue: {
+      double d = v.number_value();
+      if (d == static_cast<double>(static_cast<int64_t>(d)) && d > -9.0e15 &&
+          d < 9.0e15) {
+        return static_cast<int64_t>(d);
+      }
+      return d;
+    }
+    case google::protobuf::Value::kStringValue:
+      return v.string_value();
+    case google::protobuf::Value::kBoolValue:
+      return v.bool_value();
+    case google::protobuf::Value::kStructValue:
+      return StructToJson(v.struct_value());
+    case google::protobuf::Value::kListValue: {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& e : v.list_value().values())
+        arr.push_back(ValueToJson(e));
+      return arr;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+
+// URI SANs and CN of a PEM certificate.
+void NamesFromPem(const std::string& pem, std::vector<std::string>* uris,
+                  std::string* cn) {
+  std::unique_ptr<BIO, BioFree> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  if (!bio) return;
+  std::unique_ptr<X509, X509Free> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) return;
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
+  if (names != nullptr) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+      const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+      if (n->type != GEN_URI) continue;
+      const ASN1_IA5STRING* s = n->d.uniformResourceIdentifier;
+      uris->emplace_back(
+          reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+          ASN1_STRING_length(s));
+    }
+    GENERAL_NAMES_free(names);
+  }
+  X509_NAME* subject = X509_get_subject_name(cert.get());
+  int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (idx >= 0) {
+    ASN1_STRING* s =
+        X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx));
+    cn->assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+               ASN1_STRING_length(s));
+  }
+}
+
+google::protobuf::Timestamp Seconds(int64_t s) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(s);
+  return t;
+}
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+std::string CallerIdentity(
+    const grpc::ServerContextBase& ctx, bool dev,
+    const std::function<bool(const std::string&)>& is_known) {
+  if (dev) return "dev";
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) return "";
+  std::vector<grpc::string_ref> pems =
+      auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  if (pems.empty()) return "";
+  std::vector<std::string> uris;
+  std::string cn;
+  NamesFromPem(std::string(pems[0].data(), pems[0].size()), &uris, &cn);
+  for (const std::string& u : uris) {
+    if (is_known(u)) return u;
+  }
+  if (!uris.empty() && !is_known(cn)) return uris[0];
+  return cn;
+}
+
+absl::StatusOr<token::TokenRequest> ToTokenRequest(
+    const v1::SignTokenRequest& in) {
+  token::TokenRequest r;
+  switch (in.kind()) {
+    case v1::ACCESS_TOKEN:
+      r.kind = token::TokenKind::kAccessToken;
+      break;
+    case v1::TRANSACTION_TOKEN:
+      r.kind = token::TokenKind::kTransactionToken;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          "kind: must be ACCESS_TOKEN or TRANSACTION_TOKEN, got "
+          "TOKEN_KIND_UNSPECIFIED");
+  }
+  r.subject = in.subject();
+  r.client_id = in.client_id();
+  r.audience.assign(in.audience().begin(), in.audience().end());
+  r.scope.assign(in.scope().begin(), in.scope().end());
+  for (const v1::Actor& a : in.actor_chain())
+    r.actor_chain.push_back({a.sub(), a.iss()});
+  r.ttl_seconds = in.ttl_seconds();
+  if (in.has_cnf()) {
+    token::Confirmation c;
+    if (in.cnf().has_jkt()) {
+      c.jkt = in.cnf().jkt();
+    } else if (in.cnf().has_x5t_s256()) {
+      c.x5t_s256 = in.cnf().x5t_s256();
+    } else {
+      return absl::InvalidArgumentError("cnf: set jkt or x5t_s256");
+    }
+    r.cnf = c;
+  }
+  r.parent_jti = in.parent_jti();
+  r.txn = in.txn();
+  r.req_wl = in.req_wl();
+  if (in.has_rctx()) r.rctx = StructToJson(in.rctx());
+  if (in.has_tctx()) r.tctx = StructToJson(in.tctx());
+  if (in.has_extra_claims()) r.extra_claims = StructToJson(in.extra_claims());
+  return r;
+}
+
+void ToResponse(const token::MintedToken& minted, v1::SignTokenResponse* out) {
+  out->set_token(minted.token);
+  out->set_kid(minted.kid);
+  out->set_jti(minted.jti);
+  *out->mutable_expires_at() = Seconds(minted.exp);
+}
+
+void ToItemError(const absl::Status& status, v1::ItemError* out) {
+  out->set_code(static_cast<int32_t>(status.code()));
+  out->set_message(std::string(status.message()));
+  out->set_field(FieldOf(std::string(status.message())));
+}
+
+void ToKeyInfo(const keyset::KeyRecord& key, v1::KeyInfo* out) {
+  out->set_id(key.id);
+  out->set_kid(key.kid);
+  out->set_alg(std::string(hsm::SignAlgorithmName(key.alg)));
+  switch (key.state) {
+    case keyset::KeyState::kPending:
+      out->set_state(v1::PENDING);
+      break;
+    case keyset::KeyState::kActive:
+      out->set_state(v1::ACTIVE);
+      break;
+    case keyset::KeyState::kRetired:
+      out->set_state(v1::RETIRED);
+      break;
+    case keyset::KeyState::kDestroyed:
+      out->set_state(v1::DESTROYED);
+      break;
+  }
+  *out->mutable_created_at() = Seconds(key.created_at);
+  if (key.activated_at != 0)
+    *out->mutable_activated_at() = Seconds(key.activated_at);
+  if (key.retired_at != 0) *out->mutable_retired_at() = Seconds(key.retired_at);
+}
+
+}  // namespace tokensign::service

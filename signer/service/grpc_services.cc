@@ -1,0 +1,261 @@
+#include "signer/service/grpc_services.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "signer/service/grpc_convert.h"
+#include "signer/service/http/metrics.h"
+
+namespace tokensign::service {
+namespace {
+
+constexpr int64_t kDestroySkewSeconds = 300;
+
+absl::Time Deadline(const grpc::CallbackServerContext* ctx) {
+  auto tp = ctx->deadline();
+  if (tp == std::chrono::system_clock::time_point::max())
+    return absl::InfiniteFuture();
+  return absl::FromChrono(tp);
+}
+
+std::string Caller(const grpc::CallbackServerContext* ctx, SigningCore* core) {
+  std::shared_ptr<const PolicySnapshot> snap = core->policy();
+  return CallerIdentity(*ctx, snap->config.dev, [&](const std::string& id) {
+    return snap->FindCaller(id) != nullptr;
+  });
+}
+
+// Finishes the reactor and counts the answer.
+void Finish(grpc::ServerUnaryReactor* reactor, Metrics* metrics,
+            const char* method, const absl::Status& st) {
+  if (metrics != nullptr)
+    metrics->CountRequest(method, absl::StatusCodeToString(st.code()));
+  reactor->Finish(ToGrpcStatus(st));
+}
+
+absl::Status Busy() {
+  return absl::ResourceExhaustedError(
+      "server: work queue full; retry with backoff");
+}
+
+absl::Status SignInto(SigningCore* core, const std::string& caller,
+                      const v1::SignTokenRequest& req, absl::Time deadline,
+                      v1::SignTokenResponse* resp) {
+  auto treq = ToTokenRequest(req);
+  if (!treq.ok()) return treq.status();
+  auto minted = core->Sign(caller, req.issuer(), *treq, deadline);
+  if (!minted.ok()) return minted.status();
+  ToResponse(*minted, resp);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<hsm::SignAlgorithm> AlgFor(SigningCore* core,
+                                          const std::string& issuer,
+                                          const std::string& alg) {
+  if (!alg.empty()) {
+    auto parsed = hsm::ParseSignAlgorithm(alg);
+    if (!parsed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "alg: must be ES256, ES384, EdDSA, PS256 or RS256, got \"", alg,
+          "\""));
+    }
+    return *parsed;
+  }
+  auto snap = core->policy();
+  auto it = snap->config.issuers.find(issuer);
+  if (it == snap->config.issuers.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("issuer: unknown issuer \"", issuer, "\""));
+  }
+  return it->second.algorithm;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* TokenSignerService::SignToken(
+    grpc::CallbackServerContext* ctx, const v1::SignTokenRequest* req,
+    v1::SignTokenResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::string caller = Caller(ctx, core_);
+  absl::Time deadline = Deadline(ctx);
+  bool queued = pool_->TrySubmit([this, reactor, req, resp, caller, deadline] {
+    Finish(reactor, metrics_, "SignToken",
+           SignInto(core_, caller, *req, deadline, resp));
+  });
+  if (!queued) Finish(reactor, metrics_, "SignToken", Busy());
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TokenSignerService::SignTokens(
+    grpc::CallbackServerContext* ctx, const v1::SignTokensRequest* req,
+    v1::SignTokensResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::string caller = Caller(ctx, core_);
+  absl::Time deadline = Deadline(ctx);
+  bool queued = pool_->TrySubmit([this, reactor, req, resp, caller, deadline] {
+    const int n = req->requests_size();
+    for (int i = 0; i < n; ++i) resp->add_results();
+    // One chunk per pool thread; the chunks that do not fit run on this task.
+    struct Batch {
+      std::atomic<int> remaining;
+    };
+    int chunks = std::max(1, std::min(pool_->threads(), n));
+    int per = (n + chunks - 1) / std::max(chunks, 1);
+    auto batch = std::make_shared<Batch>();
+    batch->remaining.store(chunks);
+    auto run_chunk = [this, reactor, req, resp, caller, deadline, batch](
+                         int begin, int end) {
+      for (int i = begin; i < end; ++i) {
+        v1::SignTokenResult* result = resp->mutable_results(i);
+        absl::Status st = SignInto(core_, caller, req->requests(i), deadline,
+                                   result->mutable_response());
+        if (!st.ok()) ToItemError(st, result->mutable_error());
+      }
+      if (batch->remaining.fetch_sub(1) == 1) {
+        Finish(reactor, metrics_, "SignTokens", absl::OkStatus());
+      }
+    };
+    std::vector<std::pair<int, int>> inline_chunks;
+    for (int c = 0; c < chunks; ++c) {
+      int begin = c * per, end = std::min(n, begin + per);
+      if (begin >= end) {  // fewer items than chunks*per: empty chunk
+        inline_chunks.emplace_back(begin, begin);
+        continue;
+      }
+      if (c == 0 || !pool_->TrySubmit(
+                        [run_chunk, begin, end] { run_chunk(begin, end); })) {
+        inline_chunks.emplace_back(begin, end);
+      }
+    }
+    for (auto [begin, end] : inline_chunks) run_chunk(begin, end);
+  });
+  if (!queued) Finish(reactor, metrics_, "SignTokens", Busy());
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TokenSignerService::GetJwks(
+    grpc::CallbackServerContext* ctx, const v1::GetJwksRequest* req,
+    v1::GetJwksResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto jwks =
+      core_->Jwks(Caller(ctx, core_), req->issuer());  // in memory: no pool
+  if (jwks.ok()) resp->set_jwks_json(*jwks);
+  Finish(reactor, metrics_, "GetJwks", jwks.status());
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KeyAdminService::Run(
+    grpc::CallbackServerContext* ctx, const char* method,
+    const std::string& issuer, bool read_only,
+    std::function<absl::Status(std::string* kid)> op) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  std::string caller = Caller(ctx, core_);
+  bool queued = pool_->TrySubmit([=, this, op = std::move(op)] {
+    absl::Status st = core_->AuthorizeAdmin(caller, method, issuer, read_only);
+    if (st.ok()) {
+      std::string kid;
+      st = op(&kid);
+      if (!read_only) core_->AuditAdmin(caller, method, issuer, kid, st);
+    }
+    Finish(reactor, metrics_, method, st);
+  });
+  if (!queued) Finish(reactor, metrics_, method, Busy());
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KeyAdminService::CreateKey(
+    grpc::CallbackServerContext* ctx, const v1::CreateKeyRequest* req,
+    v1::CreateKeyResponse* resp) {
+  return Run(ctx, "CreateKey", req->issuer(), false,
+             [this, req, resp](std::string* kid) {
+               auto alg = AlgFor(core_, req->issuer(), req->alg());
+               if (!alg.ok()) return alg.status();
+               auto key = core_->keys().CreateKey(req->issuer(), *alg);
+               if (!key.ok()) return key.status();
+               *kid = key->kid;
+               ToKeyInfo(*key, resp->mutable_key());
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* KeyAdminService::ListKeys(
+    grpc::CallbackServerContext* ctx, const v1::ListKeysRequest* req,
+    v1::ListKeysResponse* resp) {
+  return Run(ctx, "ListKeys", req->issuer(), true,
+             [this, req, resp](std::string*) {
+               auto keyset = core_->keys().Keyset(req->issuer());
+               if (!keyset.ok()) return keyset.status();
+               for (const keyset::KeyRecord& k : keyset->keys)
+                 ToKeyInfo(k, resp->add_keys());
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* KeyAdminService::RotateKey(
+    grpc::CallbackServerContext* ctx, const v1::RotateKeyRequest* req,
+    v1::RotateKeyResponse* resp) {
+  return Run(ctx, "RotateKey", req->issuer(), false,
+             [this, req, resp](std::string* kid) {
+               auto alg = AlgFor(core_, req->issuer(), req->alg());
+               if (!alg.ok()) return alg.status();
+               auto rotation = core_->keys().RotateKey(req->issuer(), *alg);
+               if (!rotation.ok()) return rotation.status();
+               *kid = rotation->active.kid;
+               ToKeyInfo(rotation->active, resp->mutable_active());
+               if (rotation->retired)
+                 ToKeyInfo(*rotation->retired, resp->mutable_retired());
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* KeyAdminService::ActivateKey(
+    grpc::CallbackServerContext* ctx, const v1::ActivateKeyRequest* req,
+    v1::ActivateKeyResponse* resp) {
+  return Run(ctx, "ActivateKey", req->issuer(), false,
+             [this, req, resp](std::string* kid) {
+               *kid = req->kid();
+               auto key = core_->keys().ActivateKey(req->issuer(), req->kid());
+               if (!key.ok()) return key.status();
+               ToKeyInfo(*key, resp->mutable_key());
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* KeyAdminService::RetireKey(
+    grpc::CallbackServerContext* ctx, const v1::RetireKeyRequest* req,
+    v1::RetireKeyResponse* resp) {
+  return Run(ctx, "RetireKey", req->issuer(), false,
+             [this, req, resp](std::string* kid) {
+               *kid = req->kid();
+               auto key = core_->keys().RetireKey(req->issuer(), req->kid());
+               if (!key.ok()) return key.status();
+               ToKeyInfo(*key, resp->mutable_key());
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* KeyAdminService::DestroyKey(
+    grpc::CallbackServerContext* ctx, const v1::DestroyKeyRequest* req,
+    v1::DestroyKeyResponse* resp) {
+  return Run(ctx, "DestroyKey", req->issuer(), false,
+             [this, req, resp](std::string* kid) {
+               *kid = req->kid();
+               auto snap = core_->policy();
+               const token::IssuerPolicy& p =
+                   snap->config.issuers.at(req->issuer()).policy;
+               absl::Duration live = absl::Seconds(
+                   std::max(p.max_ttl_access, p.max_ttl_transaction) +
+                   kDestroySkewSeconds);
+               auto key = core_->keys().DestroyKey(req->issuer(), req->kid(),
+                                                   req->force(), live);
+               if (!key.ok()) return key.status();
+               ToKeyInfo(*key, resp->mutable_key());
+               return absl::OkStatus();
+             });
+}
+
+}  // namespace tokensign::service

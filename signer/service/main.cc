@@ -1,0 +1,101 @@
+// tokensignd: the tokensign gRPC signing daemon.
+//   tokensignd --config FILE [--pid-file F] [--ready-file F]
+//   tokensignd --dev [--state-dir DIR] [--grpc-listen A] [--http-listen A]
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "signer/service/config.h"
+#include "signer/service/daemon.h"
+#include "signer/service/dev_mode.h"
+
+#ifndef TOKENSIGN_SOFTHSM_MODULE
+#define TOKENSIGN_SOFTHSM_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+#endif
+
+int main(int argc, char** argv) {
+  using namespace tokensign::service;
+  CLI::App app{"tokensignd: signs delegated tokens with HSM-held issuer keys"};
+  std::string config_path, state_dir = "./.tokensign-dev", grpc_listen,
+                           http_listen;
+  std::string pid_file, ready_file, log_level = "info";
+  std::string module = TOKENSIGN_SOFTHSM_MODULE;
+  bool dev = false;
+  auto* config_opt =
+      app.add_option("--config", config_path, "TOML config file");
+  auto* dev_opt =
+      app.add_flag("--dev", dev,
+                   "dev mode: own SoftHSM token + issuer `dev` in --state-dir, "
+                   "plaintext on loopback");
+  config_opt->excludes(dev_opt);
+  app.add_option("--state-dir", state_dir, "dev mode state directory")
+      ->needs(dev_opt);
+  app.add_option("--grpc-listen", grpc_listen,
+                 "gRPC listen address (overrides config)");
+  app.add_option("--http-listen", http_listen,
+                 "HTTP listen address (overrides config)");
+  app.add_option("--module", module, "dev mode: PKCS#11 module")
+      ->needs(dev_opt);
+  app.add_option("--pid-file", pid_file,
+                 "pid file (dev default: STATE_DIR/tokensignd.pid)");
+  app.add_option(
+      "--ready-file", ready_file,
+      "write {\"grpc_port\",\"http_port\",\"pid\"} here once listening");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (!dev && config_path.empty()) {
+    std::cerr << "tokensignd: give --config FILE or --dev\n";
+    return 2;
+  }
+
+  DaemonOptions opts;
+  if (dev) {
+    auto dir = PrepareDevState(state_dir, module);
+    if (!dir.ok()) {
+      std::cerr << "tokensignd: " << dir.status().message() << "\n";
+      return 1;
+    }
+    opts.config = DevConfig(*dir, module);
+    opts.config.hsm.token_label = kDevTokenLabel;
+    if (pid_file.empty()) pid_file = *dir + "/tokensignd.pid";
+    spdlog::info("dev mode: state in {} (SOFTHSM2_CONF={}/softhsm2.conf)", *dir,
+                 *dir);
+  } else {
+    auto cfg = LoadConfigFile(config_path);
+    if (!cfg.ok()) {
+      std::cerr << "tokensignd: config refused: " << cfg.status().message()
+                << "\n";
+      return 2;
+    }
+    opts.config = std::move(*cfg);
+    opts.config_path = config_path;
+  }
+  if (!grpc_listen.empty()) opts.config.server.grpc_listen = grpc_listen;
+  if (!http_listen.empty()) opts.config.server.http_listen = http_listen;
+  if (!dev && opts.config.server.insecure &&
+      !IsLoopbackAddress(opts.config.server.grpc_listen)) {
+    std::cerr << "tokensignd: config refused: server.insecure: plaintext is "
+                 "only allowed on a "
+                 "loopback grpc_listen\n";
+    return 2;
+  }
+  opts.pid_file = pid_file;
+  opts.ready_file = ready_file;
+  if (const char* d = std::getenv("TOKENSIGN_TEST_WORK_DELAY_MS");
+      d != nullptr) {
+    opts.test_work_delay = std::chrono::milliseconds(std::atoi(d));
+  }
+
+  auto daemon = Daemon::Start(std::move(opts));
+  if (!daemon.ok()) {
+    std::cerr << "tokensignd: cannot start: " << daemon.status().message()
+              << "\n";
+    return 1;
+  }
+  int rc = (*daemon)->Run();
+  daemon->reset();
+  return rc;
+}

@@ -1,0 +1,224 @@
+#include "signer/service/signing_core.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "signer/service/http/metrics.h"
+
+namespace tokensign::service {
+namespace {
+
+absl::string_view S(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 15]);
+  }
+  return out;
+}
+
+audit::AuditRecord RecordFor(std::string_view caller, std::string_view issuer,
+                             const token::TokenRequest& req, absl::Time now) {
+  audit::AuditRecord r;
+  r.time = now;
+  r.caller = std::string(caller);
+  r.issuer = std::string(issuer);
+  r.kind = token::TokenKindName(req.kind);
+  r.sub = req.subject;
+  r.client_id = req.client_id;
+  for (const token::Actor& a : req.actor_chain)
+    r.actor_chain.push_back({a.sub, a.iss});
+  r.aud = req.audience;
+  r.scope = req.scope;
+  r.parent_jti = req.parent_jti;
+  return r;
+}
+
+}  // namespace
+
+std::string FieldOf(std::string_view message) {
+  size_t colon = message.find(": ");
+  if (colon == std::string_view::npos || colon == 0 || colon > 128) return "";
+  std::string_view field = message.substr(0, colon);
+  for (char c : field) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '[' ||
+              c == ']' || c == '#';
+    if (!ok) return "";
+  }
+  return std::string(field);
+}
+
+const CallerConfig* PolicySnapshot::FindCaller(std::string_view id) const {
+  for (const CallerConfig& c : config.callers) {
+    if (c.id == id) return &c;
+  }
+  return nullptr;
+}
+
+absl::Status PolicySnapshot::CheckRole(std::string_view caller, Role role,
+                                       std::string_view issuer) const {
+  if (config.dev) return absl::OkStatus();
+  const CallerConfig* c = FindCaller(caller);
+  if (c == nullptr) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("caller: \"", S(caller), "\" is not a configured caller"));
+  }
+  if (std::find(c->roles.begin(), c->roles.end(), role) == c->roles.end()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "caller: \"", S(caller), "\" lacks the ", RoleName(role), " role"));
+  }
+  if (role == Role::kSigner) {
+    bool covered = std::any_of(
+        c->issuers.begin(), c->issuers.end(),
+        [&](const std::string& i) { return i == "*" || i == issuer; });
+    if (!covered) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("issuer: caller \"", S(caller),
+                       "\" may not sign for issuer \"", S(issuer), "\""));
+    }
+  }
+  return absl::OkStatus();
+}
+
+SigningCore::SigningCore(std::shared_ptr<const PolicySnapshot> policy,
+                         keyset::KeysetManager* keys, audit::AuditLog* audit,
+                         Metrics* metrics, Clock clock)
+    : policy_(std::move(policy)),
+      keys_(keys),
+      audit_(audit),
+      metrics_(metrics),
+      clock_(std::move(clock)) {}
+
+absl::Status SigningCore::AuditDenied(std::string_view caller,
+                                      std::string_view issuer,
+                                      const token::TokenRequest& req,
+                                      const absl::Status& why) {
+  audit::AuditRecord r = RecordFor(caller, issuer, req, clock_());
+  r.outcome = "denied";
+  r.reason = std::string(why.message());
+  absl::Status st = audit_->Append(r);
+  if (!st.ok()) {
+    return absl::UnavailableError(absl::StrCat("audit: ", st.message()));
+  }
+  return why;
+}
+
+absl::StatusOr<token::MintedToken> SigningCore::Sign(
+    std::string_view caller, std::string_view issuer,
+    const token::TokenRequest& req, absl::Time deadline) {
+  std::shared_ptr<const PolicySnapshot> snap = policy();
+  auto it = snap->config.issuers.find(std::string(issuer));
+  if (it == snap->config.issuers.end()) {
+    absl::Status st = absl::NotFoundError(
+        absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
+    if (!snap->config.dev && snap->FindCaller(caller) == nullptr) {
+      st = absl::PermissionDeniedError(absl::StrCat(
+          "caller: \"", S(caller), "\" is not a configured caller"));
+    }
+    return AuditDenied(caller, issuer, req, st);
+  }
+  const std::string& issuer_label = it->first;  // bounded: a configured issuer
+  if (absl::Status st = snap->CheckRole(caller, Role::kSigner, issuer);
+      !st.ok()) {
+    if (metrics_ != nullptr)
+      metrics_->CountDenied(issuer_label, FieldOf(std::string(st.message())));
+    return AuditDenied(caller, issuer, req, st);
+  }
+  absl::Time now = clock_();
+  if (now >= deadline) {
+    return absl::DeadlineExceededError(
+        "deadline passed before signing; not signed");
+  }
+  auto key = keys_->ActiveKey(issuer);
+  if (!key.ok()) return key.status();
+  auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<token::MintedToken> minted =
+      token::Mint(it->second.policy, **key, req, now);
+  if (!minted.ok()) {
+    absl::StatusCode code = minted.status().code();
+    if (code == absl::StatusCode::kInvalidArgument ||
+        code == absl::StatusCode::kPermissionDenied) {
+      if (metrics_ != nullptr) {
+        metrics_->CountDenied(issuer_label,
+                              FieldOf(std::string(minted.status().message())));
+      }
+      return AuditDenied(caller, issuer, req, minted.status());
+    }
+    return minted.status();
+  }
+  audit::AuditRecord r = RecordFor(caller, issuer, req, now);
+  r.kid = minted->kid;
+  r.jti = minted->jti;
+  r.exp = minted->exp;
+  r.token_sha256 = Sha256Hex(minted->token);
+  r.outcome = "signed";
+  if (absl::Status st = audit_->Append(r); !st.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "audit: record not durable, token withheld: ", st.message()));
+  }
+  if (metrics_ != nullptr) {
+    std::chrono::duration<double> took =
+        std::chrono::steady_clock::now() - start;
+    metrics_->ObserveSignLatency(took.count());
+    metrics_->CountTokenSigned(issuer_label, token::TokenKindName(req.kind));
+  }
+  return minted;
+}
+
+absl::StatusOr<std::string> SigningCore::Jwks(std::string_view caller,
+                                              std::string_view issuer) {
+  std::shared_ptr<const PolicySnapshot> snap = policy();
+  if (!snap->config.dev && snap->FindCaller(caller) == nullptr) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("caller: \"", S(caller), "\" is not a configured caller"));
+  }
+  return keys_->Jwks(issuer);
+}
+
+absl::Status SigningCore::AuthorizeAdmin(std::string_view caller,
+                                         std::string_view method,
+                                         std::string_view issuer,
+                                         bool read_only) {
+  std::shared_ptr<const PolicySnapshot> snap = policy();
+  absl::Status st = snap->CheckRole(caller, Role::kCustodian, issuer);
+  if (!st.ok() && read_only &&
+      snap->CheckRole(caller, Role::kAuditor, issuer).ok()) {
+    st = absl::OkStatus();
+  }
+  if (st.ok() && !snap->config.issuers.contains(std::string(issuer))) {
+    st = absl::NotFoundError(
+        absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
+  }
+  if (!st.ok()) AuditAdmin(caller, method, issuer, "", st);
+  return st;
+}
+
+void SigningCore::AuditAdmin(std::string_view caller, std::string_view method,
+                             std::string_view issuer, std::string_view kid,
+                             const absl::Status& outcome) {
+  audit::AuditRecord r;
+  r.time = clock_();
+  r.caller = std::string(caller);
+  r.issuer = std::string(issuer);
+  r.kind = absl::StrCat("key_admin.", S(method));
+  r.kid = std::string(kid);
+  r.outcome = outcome.ok() ? "done" : "denied";
+  r.reason = std::string(outcome.message());
+  (void)audit_->Append(r);  // best effort: the key operation already happened
+}
+
+}  // namespace tokensign::service

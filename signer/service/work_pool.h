@@ -1,0 +1,51 @@
+// WorkPool: a bounded Boost.Asio thread pool for the daemon's blocking work
+// (HSM signing, audit fsync waits). gRPC handlers return at once and hand their
+// work here.
+//
+// Contract: TrySubmit() accepts a task while fewer than `max_queue` tasks are
+// queued or running, else returns false (the caller answers
+// RESOURCE_EXHAUSTED). Drain() waits for every accepted task to finish and
+// stops the threads; TrySubmit after Drain returns false. An optional test hook
+// (TOKENSIGN_TEST_WORK_DELAY_MS, read by the daemon) delays each task.
+//
+// Thread-safety: TrySubmit, depth and Drain are safe from any thread.
+#ifndef TOKENSIGN_SIGNER_SERVICE_WORK_POOL_H_
+#define TOKENSIGN_SIGNER_SERVICE_WORK_POOL_H_
+
+#include <atomic>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <functional>
+#include <mutex>
+
+namespace tokensign::service {
+
+class WorkPool {
+ public:
+  // `on_depth` (may be empty) is told +1 / -1 as tasks enter and leave (queue
+  // metric).
+  WorkPool(int threads, int max_queue, std::function<void(int)> on_depth = {},
+           std::chrono::milliseconds test_delay = std::chrono::milliseconds(0));
+  ~WorkPool();
+  WorkPool(const WorkPool&) = delete;
+  WorkPool& operator=(const WorkPool&) = delete;
+
+  bool TrySubmit(std::function<void()> task);
+  int depth() const { return depth_.load(std::memory_order_relaxed); }
+  int threads() const { return threads_; }
+  void Drain();
+
+ private:
+  const int threads_;
+  const int max_queue_;
+  std::function<void(int)> on_depth_;
+  std::chrono::milliseconds test_delay_;
+  std::atomic<int> depth_{0};
+  std::atomic<bool> stopped_{false};
+  std::once_flag drained_;
+  boost::asio::thread_pool pool_;
+};
+
+}  // namespace tokensign::service
+
+#endif  // TOKENSIGN_SIGNER_SERVICE_WORK_POOL_H_
