@@ -1,0 +1,295 @@
+// tokensignctl: command-line client for tokensignd and the audit log.
+//   tokensignctl [conn] sign --issuer dev --sub alice --client-id app --aud A
+//   --scope read
+//                            --actor agent-7 --actor planner [--ttl 600]
+//                            [--kind access|transaction] [--parent-jti J]
+//                            [--decode]
+//   tokensignctl [conn] jwks --issuer dev
+//   tokensignctl [conn] keys list|create|rotate|activate|retire|destroy
+//   --issuer I [...] tokensignctl audit verify FILE | audit lineage FILE JTI
+//   (local file, no server)
+// conn: --server HOST:PORT (default 127.0.0.1:50051) and --cacert/--cert/--key
+// for mTLS, or --insecure (plaintext, for dev mode on loopback).
+#include <grpcpp/grpcpp.h>
+
+#include <CLI/CLI.hpp>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "nlohmann/json.hpp"
+#include "signer/audit/audit_verify.h"
+#include "signer/audit/lineage.h"
+#include "tokensign/v1/tokensign.grpc.pb.h"
+
+namespace {
+
+namespace v1 = tokensign::v1;
+
+struct Conn {
+  std::string server = "127.0.0.1:50051";
+  std::string cacert, cert, key;
+  bool insecure = false;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw CLI::ValidationError("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::shared_ptr<grpc::Channel> Channel(const Conn& c) {
+  if (c.insecure)
+    return grpc::CreateChannel(c.server, grpc::InsecureChannelCredentials());
+  grpc::SslCredentialsOptions ssl;
+  if (!c.cacert.empty()) ssl.pem_root_certs = ReadFile(c.cacert);
+  if (!c.cert.empty()) ssl.pem_cert_chain = ReadFile(c.cert);
+  if (!c.key.empty()) ssl.pem_private_key = ReadFile(c.key);
+  return grpc::CreateChannel(c.server, grpc::SslCredentials(ssl));
+}
+
+int Fail(const grpc::Status& st) {
+  std::cerr << "tokensignctl: " << st.error_code() << " " << st.error_message()
+            << "\n";
+  return 1;
+}
+
+std::string B64UrlDecode(const std::string& in) {
+  std::string out;
+  int val = 0, bits = -8;
+  for (char ch : in) {
+    int d;
+    if (ch >= 'A' && ch <= 'Z')
+      d = ch - 'A';
+    else if (ch >= 'a' && ch <= 'z')
+      d = ch - 'a' + 26;
+    else if (ch >= '0' && ch <= '9')
+      d = ch - '0' + 52;
+    else if (ch == '-')
+      d = 62;
+    else if (ch == '_')
+      d = 63;
+    else
+      break;
+    val = (val << 6) + d;
+    bits += 6;
+    if (bits >= 0) {
+      out.push_back(static_cast<char>((val >> bits) & 0xff));
+      bits -= 8;
+    }
+  }
+  return out;
+}
+
+void PrintDecoded(const std::string& token) {
+  size_t a = token.find('.'), b = token.find('.', a + 1);
+  auto header =
+      nlohmann::json::parse(B64UrlDecode(token.substr(0, a)), nullptr, false);
+  auto claims = nlohmann::json::parse(
+      B64UrlDecode(token.substr(a + 1, b - a - 1)), nullptr, false);
+  std::cout << "header: " << header.dump(2) << "\nclaims: " << claims.dump(2)
+            << "\n";
+}
+
+void PrintKey(const v1::KeyInfo& k) {
+  std::cout << k.kid() << "  " << k.alg() << "  "
+            << v1::KeyState_Name(k.state()) << "  id=" << k.id()
+            << "  created=" << k.created_at().seconds() << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "tokensignctl: sign tokens, read JWKS, manage keys, check the audit log"};
+  app.require_subcommand(1);
+  Conn conn;
+  app.add_option("--server", conn.server, "tokensignd gRPC address")
+      ->capture_default_str();
+  app.add_option("--cacert", conn.cacert,
+                 "CA bundle (PEM) that signed the server certificate");
+  app.add_option("--cert", conn.cert, "client certificate (PEM) for mTLS");
+  app.add_option("--key", conn.key, "client private key (PEM) for mTLS");
+  app.add_flag("--insecure", conn.insecure,
+               "plaintext (dev mode on loopback only)");
+
+  // sign
+  auto* sign =
+      app.add_subcommand("sign", "sign one delegated token and print it");
+  std::string issuer, sub, client_id, kind = "access", parent_jti, txn;
+  std::vector<std::string> aud, scope, actors;
+  int64_t ttl = 0;
+  bool decode = false;
+  sign->add_option("--issuer", issuer, "issuer name in the daemon config")
+      ->required();
+  sign->add_option("--sub", sub, "subject (the delegating user)")->required();
+  sign->add_option("--client-id", client_id, "client_id")->required();
+  sign->add_option("--aud", aud, "audience (repeatable)")->required();
+  sign->add_option("--scope", scope, "scope (repeatable)");
+  sign->add_option("--actor", actors,
+                   "actor, current first, then prior actors (repeatable)");
+  sign->add_option("--ttl", ttl, "lifetime in seconds (0 = issuer default)");
+  sign->add_option("--kind", kind, "access|transaction")
+      ->check(CLI::IsMember({"access", "transaction"}));
+  sign->add_option("--parent-jti", parent_jti,
+                   "jti of the token this one is exchanged from");
+  sign->add_option("--txn", txn, "transaction id (transaction tokens)");
+  sign->add_flag("--decode", decode, "also print the header and claims");
+
+  // jwks
+  auto* jwks = app.add_subcommand("jwks", "print an issuer's JWKS");
+  std::string jwks_issuer;
+  jwks->add_option("--issuer", jwks_issuer, "issuer name")->required();
+
+  // keys (custodian role)
+  auto* keys =
+      app.add_subcommand("keys", "manage issuer keys (custodian role)");
+  keys->require_subcommand(1);
+  std::string key_issuer, key_alg, key_kid;
+  bool force = false;
+  auto add_issuer = [&](CLI::App* c) {
+    c->add_option("--issuer", key_issuer, "issuer name")->required();
+  };
+  auto* klist = keys->add_subcommand("list", "list keys and states");
+  add_issuer(klist);
+  auto* kcreate = keys->add_subcommand("create", "create a pending key");
+  add_issuer(kcreate);
+  kcreate->add_option("--alg", key_alg,
+                      "ES256|ES384|EdDSA|PS256|RS256 (default: issuer's)");
+  auto* krotate =
+      keys->add_subcommand("rotate", "create and activate a new key");
+  add_issuer(krotate);
+  krotate->add_option("--alg", key_alg, "algorithm of the new key");
+  auto* kactivate = keys->add_subcommand("activate", "activate a pending key");
+  add_issuer(kactivate);
+  kactivate->add_option("--kid", key_kid, "kid")->required();
+  auto* kretire = keys->add_subcommand("retire", "retire a key");
+  add_issuer(kretire);
+  kretire->add_option("--kid", key_kid, "kid")->required();
+  auto* kdestroy = keys->add_subcommand("destroy", "destroy a key in the HSM");
+  add_issuer(kdestroy);
+  kdestroy->add_option("--kid", key_kid, "kid")->required();
+  kdestroy->add_flag("--force", force,
+                     "even an active or possibly still-live key");
+
+  // audit (local files; no server)
+  auto* audit = app.add_subcommand("audit", "check an audit log file");
+  audit->require_subcommand(1);
+  std::string audit_file, lineage_jti;
+  auto* averify =
+      audit->add_subcommand("verify", "prove the hash chain intact");
+  averify->add_option("file", audit_file, "audit log path")->required();
+  auto* alineage =
+      audit->add_subcommand("lineage", "print the delegation path of a jti");
+  alineage->add_option("file", audit_file, "audit log path")->required();
+  alineage->add_option("jti", lineage_jti, "jti")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (averify->parsed()) {
+    auto report = tokensign::audit::VerifyAuditChain(audit_file);
+    if (!report.ok()) {
+      std::cerr << "tokensignctl: " << report.status().message() << "\n";
+      return 1;
+    }
+    std::cout << tokensign::audit::FormatVerifyReport(*report) << "\n";
+    return report->ok ? 0 : 3;
+  }
+  if (alineage->parsed()) {
+    auto hops = tokensign::audit::Lineage(audit_file, lineage_jti);
+    if (!hops.ok()) {
+      std::cerr << "tokensignctl: " << hops.status().message() << "\n";
+      return 1;
+    }
+    std::cout << tokensign::audit::FormatLineage(*hops);
+    return 0;
+  }
+
+  auto channel = Channel(conn);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  if (sign->parsed()) {
+    v1::SignTokenRequest req;
+    req.set_issuer(issuer);
+    req.set_kind(kind == "transaction" ? v1::TRANSACTION_TOKEN
+                                       : v1::ACCESS_TOKEN);
+    req.set_subject(sub);
+    req.set_client_id(client_id);
+    for (const auto& a : aud) req.add_audience(a);
+    for (const auto& s : scope) req.add_scope(s);
+    for (const auto& a : actors) req.add_actor_chain()->set_sub(a);
+    req.set_ttl_seconds(ttl);
+    req.set_parent_jti(parent_jti);
+    req.set_txn(txn);
+    v1::SignTokenResponse resp;
+    grpc::Status st =
+        v1::TokenSigner::NewStub(channel)->SignToken(&ctx, req, &resp);
+    if (!st.ok()) return Fail(st);
+    std::cout << resp.token() << "\n";
+    if (decode) {
+      std::cout << "kid: " << resp.kid() << "\njti: " << resp.jti()
+                << "\nexpires_at: " << resp.expires_at().seconds() << "\n";
+      PrintDecoded(resp.token());
+    }
+    return 0;
+  }
+  if (jwks->parsed()) {
+    v1::GetJwksRequest req;
+    req.set_issuer(jwks_issuer);
+    v1::GetJwksResponse resp;
+    grpc::Status st =
+        v1::TokenSigner::NewStub(channel)->GetJwks(&ctx, req, &resp);
+    if (!st.ok()) return Fail(st);
+    std::cout << nlohmann::json::parse(resp.jwks_json()).dump(2) << "\n";
+    return 0;
+  }
+  auto admin = v1::KeyAdmin::NewStub(channel);
+  grpc::Status st;
+  if (klist->parsed()) {
+    v1::ListKeysRequest req;
+    req.set_issuer(key_issuer);
+    v1::ListKeysResponse resp;
+    st = admin->ListKeys(&ctx, req, &resp);
+    for (const auto& k : resp.keys()) PrintKey(k);
+  } else if (kcreate->parsed()) {
+    v1::CreateKeyRequest req;
+    req.set_issuer(key_issuer);
+    req.set_alg(key_alg);
+    v1::CreateKeyResponse resp;
+    st = admin->CreateKey(&ctx, req, &resp);
+    if (st.ok()) PrintKey(resp.key());
+  } else if (krotate->parsed()) {
+    v1::RotateKeyRequest req;
+    req.set_issuer(key_issuer);
+    req.set_alg(key_alg);
+    v1::RotateKeyResponse resp;
+    st = admin->RotateKey(&ctx, req, &resp);
+    if (st.ok()) PrintKey(resp.active());
+    if (st.ok() && resp.has_retired()) PrintKey(resp.retired());
+  } else if (kactivate->parsed()) {
+    v1::ActivateKeyRequest req;
+    req.set_issuer(key_issuer);
+    req.set_kid(key_kid);
+    v1::ActivateKeyResponse resp;
+    st = admin->ActivateKey(&ctx, req, &resp);
+    if (st.ok()) PrintKey(resp.key());
+  } else if (kretire->parsed()) {
+    v1::RetireKeyRequest req;
+    req.set_issuer(key_issuer);
+    req.set_kid(key_kid);
+    v1::RetireKeyResponse resp;
+    st = admin->RetireKey(&ctx, req, &resp);
+    if (st.ok()) PrintKey(resp.key());
+  } else if (kdestroy->parsed()) {
+    v1::DestroyKeyRequest req;
+    req.set_issuer(key_issuer);
+    req.set_kid(key_kid);
+    req.set_force(force);
+    v1::DestroyKeyResponse resp;
+    st = admin->DestroyKey(&ctx, req, &resp);
+    if (st.ok()) PrintKey(resp.key());
+  }
+  return st.ok() ? 0 : Fail(st);
+}
