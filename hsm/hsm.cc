@@ -60,15 +60,28 @@ absl::StatusOr<std::string> HsmImpl::Sign(std::string_view id_hex,
                                           std::string_view data, bool digest) {
   absl::Status last;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    absl::StatusOr<KeyHandles> key = keys_->Resolve(id_hex);
-    if (!key.ok()) return key.status();
+    absl::StatusOr<KeyHandles> key;
+    absl::StatusOr<SessionPool::Lease> lease;
+    for (int round = 0; round < 3; ++round) {
+      uint64_t epoch = pool_->epoch();
+      key = keys_->Resolve(id_hex);
+      if (!key.ok()) return key.status();
+      lease = pool_->Acquire();
+      if (!lease.ok()) return lease.status();
+      // Acquire may have re-initialized the module (after a device error):
+      // object handles resolved before that are stale. Resolve again.
+      if (pool_->epoch() == epoch) break;
+      lease = absl::UnavailableError(
+          Cat("Sign(", id_hex,
+              "): the PKCS#11 module was re-initialized (device error "
+              "recovery) while acquiring a session, 3 times in a row"));
+    }
+    if (!lease.ok()) return lease.status();
     SignInput input;
     absl::Status prepared =
         digest ? PrepareDigest(mechanisms_, *key, alg, data, input)
                : PrepareMessage(mechanisms_, *key, alg, data, input);
     if (!prepared.ok()) return prepared;
-    absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-    if (!lease.ok()) return lease.status();
     absl::StatusOr<std::string> signature =
         SignOnce(pool_->p11(), lease->session(), *key, input);
     if (signature.ok()) return signature;

@@ -142,24 +142,45 @@ absl::StatusOr<SessionPool::Lease> SessionPool::Acquire() {
     free_.pop_back();
   }
   Entry& entry = entries_[index];  // owned by this thread until released
-  if (!entry.open || entry.epoch != epoch() || needs_reinit_.load()) {
-    absl::Status status = Establish(index);
-    if (!status.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      free_.push_back(index);
-      cv_.notify_one();
-      return status;
+  absl::Status status;
+  for (int round = 0; round < kEstablishAttempts; ++round) {
+    if (!entry.open || entry.epoch != epoch() || needs_reinit_.load()) {
+      status = Establish(index);
+      if (!status.ok()) break;
     }
+    // Count the lease before using the session, then re-check: a
+    // re-initialization that drained before we were counted has already set
+    // needs_reinit_ (or bumped the epoch), so we never call into a module
+    // that is being finalized.
+    if (EnterModule() && entry.epoch == epoch()) {
+      Lease lease;
+      lease.pool_ = this;
+      lease.index_ = index;
+      lease.session_ = entry.session;
+      return lease;
+    }
+    ExitModule();
+    status = absl::UnavailableError(
+        "SessionPool: module re-initialized while acquiring a session");
   }
-  Lease lease;
-  lease.pool_ = this;
-  lease.index_ = index;
-  lease.session_ = entry.session;
+  std::lock_guard<std::mutex> lock(mu_);
+  free_.push_back(index);
+  cv_.notify_one();
+  return status;
+}
+
+bool SessionPool::EnterModule() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++active_;
   }
-  return lease;
+  return !needs_reinit_.load();
+}
+
+void SessionPool::ExitModule() {
+  std::lock_guard<std::mutex> lock(mu_);
+  --active_;
+  cv_.notify_all();
 }
 
 void SessionPool::Release(int index, CK_RV broken_rv) {
@@ -190,6 +211,15 @@ absl::Status SessionPool::Establish(int index) {
       last = ReinitializeModule(epoch());
       if (!last.ok()) continue;
     }
+    // Counted as active while calling into the module (see Acquire).
+    struct Exit {
+      SessionPool* pool;
+      ~Exit() { pool->ExitModule(); }
+    } exit{this};
+    if (!EnterModule()) {
+      last = absl::UnavailableError("SessionPool: module re-init pending");
+      continue;
+    }
     if (entry.open && entry.epoch == epoch()) {
       (void)TS_P11(p11(), C_CloseSession, entry.session);
     }
@@ -213,7 +243,9 @@ absl::Status SessionPool::Establish(int index) {
         healthy_.store(false);
         return last;  // wrong or locked PIN: retrying would only lock the token
       }
-      needs_reinit_.store(IsBrokenSessionRv(rv));
+      // Only ever request a re-init here: storing false would cancel one
+      // that another thread's failure asked for.
+      if (IsBrokenSessionRv(rv)) needs_reinit_.store(true);
       continue;
     }
     entry.session = session;

@@ -94,6 +94,11 @@ class SessionPool {
   void Release(int index, CK_RV broken_rv);
   absl::Status Establish(int index);  // open + login
   absl::Status ReinitializeModule(uint64_t seen_epoch);
+  // Counts the caller as active (inside the module) so a re-initialization
+  // waits for it; false when a re-init is pending (the caller must still call
+  // ExitModule and must not touch the module).
+  bool EnterModule();
+  void ExitModule();
   absl::Status CheckFork();
 
   Module* module_;
@@ -108,7 +113,7 @@ class SessionPool {
   std::condition_variable cv_;
   std::vector<Entry> entries_;
   std::vector<int> free_;
-  int active_ = 0;  // leases handed out and not yet released
+  int active_ = 0;  // leases out + threads inside Establish's module calls
 
   std::mutex recover_mu_;  // serializes module re-initialization
 };
