@@ -2,8 +2,9 @@
  * module and fails chosen calls on demand. Test infrastructure only.
  *
  * Environment:
- *   TOKENSIGN_FAULT_TARGET   real module (default /usr/lib/softhsm/libsofthsm2.so)
- *   TOKENSIGN_FAULT_CONTROL  control file; absent or empty = no faults
+ *   TOKENSIGN_FAULT_TARGET   real module (default
+ * /usr/lib/softhsm/libsofthsm2.so) TOKENSIGN_FAULT_CONTROL  control file;
+ * absent or empty = no faults
  *
  * Control file, one rule per line ('#' starts a comment):
  *   <function|*> <CKR_NAME|0xHEX> <count|always|off> [latch]
@@ -44,7 +45,7 @@ struct rule {
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct rule g_rules[MAX_RULES];
 static int g_nrules;
-static CK_RV g_latched; /* CKR_OK = not down */
+static CK_RV g_latched;   /* CKR_OK = not down */
 static char g_text[4096]; /* control file content last parsed */
 static unsigned long g_injected;
 static CK_FUNCTION_LIST_PTR g_real;
@@ -155,6 +156,7 @@ EXPORT unsigned long tokensign_fault_injected(void) {
 }
 
 /* The forwarding entries: X(name, (typed params), (args)). */
+/* clang-format off */
 #define FAULT_FUNCTIONS(X)                                                    \
   X(C_Initialize, (CK_VOID_PTR a), (a))                                       \
   X(C_Finalize, (CK_VOID_PTR a), (a))                                         \
@@ -280,10 +282,12 @@ EXPORT unsigned long tokensign_fault_injected(void) {
   X(name, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c, CK_BYTE_PTR d, \
            CK_ULONG_PTR e), (a, b, c, d, e))
 
-#define FAULT_FORWARD(name, params, args)              \
-  static CK_RV fault_##name params {                   \
-    CK_RV rv = fault_for(#name);                       \
-    return rv != CKR_OK ? rv : g_real->name args;      \
+/* clang-format on */
+
+#define FAULT_FORWARD(name, params, args)         \
+  static CK_RV fault_##name params {              \
+    CK_RV rv = fault_for(#name);                  \
+    return rv != CKR_OK ? rv : g_real->name args; \
   }
 FAULT_FUNCTIONS(FAULT_FORWARD)
 
@@ -294,7 +298,8 @@ static CK_RV fault_C_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
   if (rv == CKR_OK) {
     return g_real->C_Sign(session, data, data_len, signature, signature_len);
   }
-  /* End the real operation, as a failing C_Sign must, then poison the output. */
+  /* End the real operation, as a failing C_Sign must, then poison the output.
+   */
   CK_BYTE scratch[2048];
   CK_ULONG scratch_len = sizeof(scratch);
   (void)g_real->C_Sign(session, data, data_len, scratch, &scratch_len);
@@ -309,8 +314,8 @@ static CK_RV fault_C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list);
 #define FAULT_ENTRY(name, params, args) .name = fault_##name,
 static CK_FUNCTION_LIST g_list = {
     .version = {2, 40},
-    FAULT_FUNCTIONS(FAULT_ENTRY)  /* each entry ends with a comma */
-    .C_Sign = fault_C_Sign,
+    FAULT_FUNCTIONS(FAULT_ENTRY) /* each entry ends with a comma */
+        .C_Sign = fault_C_Sign,
     .C_GetFunctionList = fault_C_GetFunctionList,
 };
 
@@ -324,14 +329,14 @@ static void load_real(void) {
     fprintf(stderr, "fault_module: dlopen(%s): %s\n", path, dlerror());
     return;
   }
-  CK_C_GetFunctionList get = (CK_C_GetFunctionList)dlsym(handle,
-                                                         "C_GetFunctionList");
+  CK_C_GetFunctionList get =
+      (CK_C_GetFunctionList)dlsym(handle, "C_GetFunctionList");
   CK_FUNCTION_LIST_PTR real = NULL;
   if (get == NULL || get(&real) != CKR_OK || real == NULL) {
     fprintf(stderr, "fault_module: %s: no usable C_GetFunctionList\n", path);
     return;
   }
-  g_real = real;  /* the library stays loaded for the life of the process */
+  g_real = real; /* the library stays loaded for the life of the process */
 }
 
 static CK_RV fault_C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list) {

@@ -267,7 +267,8 @@ TEST_F(HsmFaultTest, ConcurrentSignersWhileFaultsComeAndGo) {
   for (auto& thread : threads) thread.join();
   std::printf("signatures: %d ok of %d; injected %lu\n", ok.load(),
               attempts.load(), injected_() - before);
-  for (const auto& [kind, n] : kinds) std::printf("  %4d x %s\n", n, kind.c_str());
+  for (const auto& [kind, n] : kinds)
+    std::printf("  %4d x %s\n", n, kind.c_str());
   EXPECT_EQ(bad.load(), 0) << "bad signatures were returned";
   EXPECT_GT(ok.load(), 0);
   EXPECT_GT(injected_() - before, 0u);
