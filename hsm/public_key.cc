@@ -23,7 +23,7 @@ absl::StatusOr<UniquePkey> FromData(const char* key_type, int selection,
   std::unique_ptr<OSSL_PARAM, ParamDeleter> params(
       OSSL_PARAM_BLD_to_param(bld));
   if (params == nullptr) return OpenSslError("OSSL_PARAM_BLD_to_param");
-  UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, nullptr));
+  UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, "?provider=default"));
   if (ctx == nullptr) return OpenSslError("EVP_PKEY_CTX_new_from_name");
   EVP_PKEY* pkey = nullptr;
   if (EVP_PKEY_fromdata_init(ctx.get()) != 1 ||

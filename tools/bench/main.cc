@@ -1,12 +1,19 @@
 // tokensign-bench: benchmarks that report ratios measured in one run.
 //   tokensign-bench [mode] [mode args...]
-// Modes: hsm (raw C_Sign ceiling vs the hsm layer). With no mode, runs every
+// Modes: hsm, provider, core (see --help). With no mode, runs every
 // mode.
 #include <cstdio>
 #include <cstring>
 
+namespace tokensign::bench {
 int RunHsmBench(int argc, char** argv);
 int RunProviderBench(int argc, char** argv);
+int RunCoreBench(int argc, char** argv);
+}  // namespace tokensign::bench
+
+using tokensign::bench::RunCoreBench;
+using tokensign::bench::RunHsmBench;
+using tokensign::bench::RunProviderBench;
 
 namespace {
 
@@ -21,6 +28,8 @@ constexpr Mode kModes[] = {
      "raw C_Sign vs Hsm::Sign, ES256 and EdDSA, 1/2/4 threads"},
     {"provider", &RunProviderBench,
      "raw C_Sign vs EVP_DigestSign via the tokensign provider, ES256, 1/2 threads"},
+    {"core", &RunCoreBench,
+     "token core (Mint) vs C_Sign+verify; verify off vs C_Sign; audit fsync vs off"},
 };
 
 }  // namespace
