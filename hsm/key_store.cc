@@ -93,6 +93,20 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
              static_cast<CK_ULONG>(pub.size()), priv.data(),
              static_cast<CK_ULONG>(priv.size()), &pub_handle, &priv_handle));
   if (!status.ok()) {
+    // The token may have made the pair even though the call failed (reply
+    // lost on a device error): destroy whatever carries the fresh CKA_ID, on
+    // a working session (release this one first: the pool may have only one).
+    lease = absl::UnavailableError("released");
+    absl::StatusOr<SessionPool::Lease> cleanup = pool_->Acquire();
+    if (cleanup.ok()) {
+      absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> orphans = FindObjects(
+          p11, cleanup->session(), {Attr(CKA_ID, std::string_view(id_bytes))});
+      if (orphans.ok()) {
+        for (CK_OBJECT_HANDLE orphan : *orphans) {
+          (void)TS_P11(p11, C_DestroyObject, cleanup->session(), orphan);
+        }
+      }
+    }
     return absl::Status(status.code(), Cat("GenerateKey(", KeyTypeName(type),
                                            "): ", status.message()));
   }

@@ -7,11 +7,14 @@
  * absent or empty = no faults
  *
  * Control file, one rule per line ('#' starts a comment):
- *   <function|*> <CKR_NAME|0xHEX> <count|always|off> [latch]
+ *   <function|*> <CKR_NAME|0xHEX> <count|always|off> [latch|after]
  * e.g. "C_Sign CKR_DEVICE_ERROR 3" fails the next 3 C_Sign calls;
  * "* CKR_DEVICE_REMOVED always" fails everything except C_Initialize,
  * C_Finalize and C_GetInfo ("the HSM is down"); "latch" makes the first hit
- * switch the module into that down state until the file changes. The first
+ * switch the module into that down state until the file changes; "after"
+ * forwards the call first and then reports the error (the token did the work,
+ * the reply was lost: e.g. a key pair exists that the caller has no handles
+ * for). The first
  * matching rule with hits left wins. The file is read on every call and
  * re-parsed (counts and latch reset) when its content changes; to re-arm the
  * same rules, change a comment line. Write it atomically (temp + rename).
@@ -40,6 +43,7 @@ struct rule {
   CK_RV rv;
   long remaining; /* -1 = always */
   int latch;
+  int after;
 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -116,6 +120,7 @@ static void reload_locked(void) {
                    : strcmp(count, "off") == 0  ? 0
                                                 : strtol(count, NULL, 10);
     r->latch = strcmp(flag, "latch") == 0;
+    r->after = strcmp(flag, "after") == 0;
     ++g_nrules;
   }
 }
@@ -125,9 +130,11 @@ static int is_lifecycle(const char* fn) {
          strcmp(fn, "C_GetInfo") == 0;
 }
 
-/* CKR_OK to forward `fn`, or the CK_RV to fail it with. */
-static CK_RV fault_for(const char* fn) {
+/* CKR_OK to forward `fn`, or the CK_RV to fail it with; *after = forward it
+ * anyway before failing. */
+static CK_RV fault_for(const char* fn, int* after) {
   CK_RV rv = CKR_OK;
+  *after = 0;
   pthread_mutex_lock(&g_mu);
   reload_locked();
   if (g_latched != CKR_OK && !is_lifecycle(fn)) {
@@ -140,6 +147,7 @@ static CK_RV fault_for(const char* fn) {
       if (!match || r->remaining == 0) continue;
       if (r->remaining > 0) --r->remaining;
       rv = r->rv;
+      *after = r->after;
       if (r->latch) g_latched = rv;
     }
   }
@@ -284,17 +292,21 @@ EXPORT unsigned long tokensign_fault_injected(void) {
 
 /* clang-format on */
 
-#define FAULT_FORWARD(name, params, args)         \
-  static CK_RV fault_##name params {              \
-    CK_RV rv = fault_for(#name);                  \
-    return rv != CKR_OK ? rv : g_real->name args; \
+#define FAULT_FORWARD(name, params, args)       \
+  static CK_RV fault_##name params {            \
+    int after = 0;                              \
+    CK_RV rv = fault_for(#name, &after);        \
+    if (rv == CKR_OK) return g_real->name args; \
+    if (after) (void)g_real->name args;         \
+    return rv;                                  \
   }
 FAULT_FUNCTIONS(FAULT_FORWARD)
 
 static CK_RV fault_C_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
                           CK_ULONG data_len, CK_BYTE_PTR signature,
                           CK_ULONG_PTR signature_len) {
-  CK_RV rv = fault_for("C_Sign");
+  int after = 0;
+  CK_RV rv = fault_for("C_Sign", &after);
   if (rv == CKR_OK) {
     return g_real->C_Sign(session, data, data_len, signature, signature_len);
   }

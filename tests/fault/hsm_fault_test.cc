@@ -317,5 +317,26 @@ TEST_F(HsmFaultTest, FailedReadBackDestroysTheNewKey) {
   EXPECT_EQ(after->size(), before->size());
 }
 
+TEST_F(HsmFaultTest, LostGenerateReplyLeavesNoOrphanKey) {
+  // The token makes the pair but the reply is lost (error after the work):
+  // tokensign has no handles, yet must not leave an orphan pair behind.
+  for (const char* rv : {"CKR_GENERAL_ERROR", "CKR_DEVICE_ERROR"}) {
+    SCOPED_TRACE(rv);
+    auto before = hsm_->ListKeys();
+    ASSERT_TRUE(before.ok()) << before.status();
+    unsigned long injected = injected_();
+    SetFaults(std::string("C_GenerateKeyPair ") + rv + " 1 after\n");
+    auto key = hsm_->GenerateKey(KeyType::kEcP256, "orphan");
+    ASSERT_FALSE(key.ok());
+    EXPECT_EQ(injected_() - injected, 1u);
+    EXPECT_THAT(std::string(key.status().message()), HasSubstr(rv));
+    SetFaults("");
+    auto after = hsm_->ListKeys();
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_EQ(after->size(), before->size());
+    for (const KeyInfo& k : *after) EXPECT_NE(k.label, "orphan");
+  }
+}
+
 }  // namespace
 }  // namespace tokensign::hsm
