@@ -217,7 +217,8 @@ absl::Status SessionPool::Establish(int index) {
       ~Exit() { pool->ExitModule(); }
     } exit{this};
     if (!EnterModule()) {
-      last = absl::UnavailableError("SessionPool: module re-init pending");
+      last = absl::UnavailableError(
+          "SessionPool: module re-initialization pending");
       continue;
     }
     if (entry.open && entry.epoch == epoch()) {

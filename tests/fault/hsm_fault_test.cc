@@ -247,7 +247,7 @@ TEST_F(HsmFaultTest, ConcurrentSignersWhileFaultsComeAndGo) {
                       s.code() == absl::StatusCode::kInternal) &&
                      ((text.find("C_") != std::string::npos &&
                        text.find("CKR_") != std::string::npos) ||
-                      text.find("re-initialized") != std::string::npos);
+                      text.find("re-initializ") != std::string::npos);
         EXPECT_TRUE(clean) << s;
         std::lock_guard<std::mutex> lock(kinds_mu);
         ++kinds[text.substr(text.find(": ") + 2, 40)];
