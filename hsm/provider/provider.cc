@@ -234,14 +234,6 @@ int ProviderInit(const OSSL_CORE_HANDLE* handle, const OSSL_DISPATCH* in,
   }
   if (ctx->builtin_hsm == nullptr) {
     ReadModuleDefaults(handle, get_params, ctx->defaults);
-    // Module mode shares the application's library context with the default provider.
-    // Our keymgmts carry the standard names (EC, RSA, ED25519) so that encoders and
-    // EVP_PKEY_is_a work, but they cannot hold software keys: make unqualified fetches
-    // prefer the default provider (e.g. Hsm::PublicKey's EVP_PKEY_fromdata). Fetches
-    // that need us (pkcs11: store, signing with our keys) still find us.
-    if (std::getenv("TOKENSIGN_PROVIDER_KEEP_PROPERTIES") == nullptr) {
-      EVP_set_default_properties(ctx->libctx, "?provider=default");
-    }
     std::lock_guard<std::mutex> lock(ModuleCtxMu());
     ModuleCtxs().insert(ctx.get());
   }
