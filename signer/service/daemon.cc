@@ -322,9 +322,15 @@ int Daemon::Run() {
   // Stop accepting; in-flight RPCs finish (each one's audit record is durable
   // before its reply), then the pool drains; the audit log closes last
   // (destructor drains its queue).
-  p.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
-  p.server->Wait();
+  // Drain first: the pool refuses new work (UNAVAILABLE) and finishes every
+  // accepted request, each of which replies only after its audit record is
+  // durable. Then the gRPC server has nothing in flight and shuts down at once
+  // (idle client connections would otherwise hold a graceful Shutdown for
+  // seconds).
   p.pool->Drain();
+  p.server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(200));
+  p.server->Wait();
   spdlog::info("stopped: {} audit records durable", p.audit->stats().records);
   return 0;
 }

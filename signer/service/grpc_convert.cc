@@ -102,9 +102,10 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 }
 
 std::string CallerIdentity(
-    const grpc::ServerContextBase& ctx, bool dev,
+    const grpc::ServerContextBase& ctx, bool dev, bool insecure,
     const std::function<bool(const std::string&)>& is_known) {
   if (dev) return "dev";
+  if (insecure) return "loopback";
   std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
   if (!auth || !auth->IsPeerAuthenticated()) return "";
   std::vector<grpc::string_ref> pems =

@@ -5,7 +5,10 @@
 // Contract:
 // - ToGrpcStatus keeps the code (absl and gRPC codes share their numbering) and
 // message.
-// - CallerIdentity: in dev mode "dev"; otherwise the first URI SAN of the
+// - CallerIdentity: in dev mode "dev"; on an insecure (plaintext loopback)
+// listener
+//   "loopback" (config may grant that id roles like any other caller);
+//   otherwise the first URI SAN of the
 // verified client
 //   certificate that names a configured caller, else the first URI SAN, else
 //   the CN; "" when the peer presented no certificate.
@@ -34,7 +37,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // `is_known(id)` says whether a SAN URI is a configured caller id.
 std::string CallerIdentity(
-    const grpc::ServerContextBase& ctx, bool dev,
+    const grpc::ServerContextBase& ctx, bool dev, bool insecure,
     const std::function<bool(const std::string&)>& is_known);
 
 absl::StatusOr<token::TokenRequest> ToTokenRequest(

@@ -24,9 +24,9 @@ absl::Time Deadline(const grpc::CallbackServerContext* ctx) {
 
 std::string Caller(const grpc::CallbackServerContext* ctx, SigningCore* core) {
   std::shared_ptr<const PolicySnapshot> snap = core->policy();
-  return CallerIdentity(*ctx, snap->config.dev, [&](const std::string& id) {
-    return snap->FindCaller(id) != nullptr;
-  });
+  return CallerIdentity(
+      *ctx, snap->config.dev, snap->config.server.insecure,
+      [&](const std::string& id) { return snap->FindCaller(id) != nullptr; });
 }
 
 // Finishes the reactor and counts the answer.
@@ -37,7 +37,9 @@ void Finish(grpc::ServerUnaryReactor* reactor, Metrics* metrics,
   reactor->Finish(ToGrpcStatus(st));
 }
 
-absl::Status Busy() {
+absl::Status Busy(const WorkPool* pool) {
+  if (pool->stopping())
+    return absl::UnavailableError("server: shutting down; retry elsewhere");
   return absl::ResourceExhaustedError(
       "server: work queue full; retry with backoff");
 }
@@ -86,7 +88,7 @@ grpc::ServerUnaryReactor* TokenSignerService::SignToken(
     Finish(reactor, metrics_, "SignToken",
            SignInto(core_, caller, *req, deadline, resp));
   });
-  if (!queued) Finish(reactor, metrics_, "SignToken", Busy());
+  if (!queued) Finish(reactor, metrics_, "SignToken", Busy(pool_));
   return reactor;
 }
 
@@ -133,7 +135,7 @@ grpc::ServerUnaryReactor* TokenSignerService::SignTokens(
     }
     for (auto [begin, end] : inline_chunks) run_chunk(begin, end);
   });
-  if (!queued) Finish(reactor, metrics_, "SignTokens", Busy());
+  if (!queued) Finish(reactor, metrics_, "SignTokens", Busy(pool_));
   return reactor;
 }
 
@@ -163,7 +165,7 @@ grpc::ServerUnaryReactor* KeyAdminService::Run(
     }
     Finish(reactor, metrics_, method, st);
   });
-  if (!queued) Finish(reactor, metrics_, method, Busy());
+  if (!queued) Finish(reactor, metrics_, method, Busy(pool_));
   return reactor;
 }
 
@@ -245,8 +247,12 @@ grpc::ServerUnaryReactor* KeyAdminService::DestroyKey(
              [this, req, resp](std::string* kid) {
                *kid = req->kid();
                auto snap = core_->policy();
-               const token::IssuerPolicy& p =
-                   snap->config.issuers.at(req->issuer()).policy;
+               auto it = snap->config.issuers.find(req->issuer());
+               if (it == snap->config.issuers.end()) {
+                 return absl::NotFoundError("issuer: unknown issuer \"" +
+                                            req->issuer() + "\"");
+               }
+               const token::IssuerPolicy& p = it->second.policy;
                absl::Duration live = absl::Seconds(
                    std::max(p.max_ttl_access, p.max_ttl_transaction) +
                    kDestroySkewSeconds);

@@ -33,6 +33,8 @@ class WorkPool {
   bool TrySubmit(std::function<void()> task);
   int depth() const { return depth_.load(std::memory_order_relaxed); }
   int threads() const { return threads_; }
+  // True once Drain() has begun (new work is refused).
+  bool stopping() const { return stopped_.load(std::memory_order_acquire); }
   void Drain();
 
  private:
