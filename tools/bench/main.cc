@@ -1,6 +1,6 @@
 // tokensign-bench: benchmarks that report ratios measured in one run.
 //   tokensign-bench [mode] [mode args...]
-// Modes: hsm, provider, core (see --help). With no mode, runs every
+// Modes: hsm, provider, core, daemon (see --help). With no mode, runs every
 // mode.
 #include <cstdio>
 #include <cstring>
@@ -9,9 +9,11 @@ namespace tokensign::bench {
 int RunHsmBench(int argc, char** argv);
 int RunProviderBench(int argc, char** argv);
 int RunCoreBench(int argc, char** argv);
+int RunDaemonBench(int argc, char** argv);
 }  // namespace tokensign::bench
 
 using tokensign::bench::RunCoreBench;
+using tokensign::bench::RunDaemonBench;
 using tokensign::bench::RunHsmBench;
 using tokensign::bench::RunProviderBench;
 
@@ -30,6 +32,8 @@ constexpr Mode kModes[] = {
      "raw C_Sign vs EVP_DigestSign via the tokensign provider, ES256, 1/2 threads"},
     {"core", &RunCoreBench,
      "token core (Mint) vs C_Sign+verify; verify off vs C_Sign; audit fsync vs off"},
+    {"daemon", &RunDaemonBench,
+     "tokensignd over gRPC (unary, batch 64, p99 at half rate) vs C_Sign+verify ceiling"},
 };
 
 }  // namespace

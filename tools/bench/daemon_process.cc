@@ -1,0 +1,155 @@
+#include "tools/bench/daemon_process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace tokensign::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// GET /readyz on 127.0.0.1:port; true on an HTTP 200.
+bool Ready(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = false;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    static constexpr char kRequest[] =
+        "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::write(fd, kRequest, sizeof(kRequest) - 1) == sizeof(kRequest) - 1) {
+      char buf[64] = {};
+      ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+      ok = n > 12 && std::string(buf, n).find(" 200") != std::string::npos;
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+std::string DefaultBinary() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return "tokensignd";
+  return (self.parent_path().parent_path().parent_path() /
+          "signer/service/tokensignd")
+      .string();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::StartDev(
+    const std::string& binary_arg, const std::string& module, bool keep_state) {
+  std::string binary = binary_arg.empty() ? DefaultBinary() : binary_arg;
+  if (::access(binary.c_str(), X_OK) != 0)
+    return absl::NotFoundError("tokensignd not found at " + binary +
+                               " (give --tokensignd)");
+  std::string tmpl =
+      (fs::temp_directory_path() / "tokensign-dbench-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr)
+    return absl::InternalError("mkdtemp failed");
+  std::unique_ptr<DaemonProcess> d(new DaemonProcess);
+  d->state_dir_ = tmpl;
+  d->keep_state_ = keep_state;
+  std::string ready_file = tmpl + "/ready.json",
+              log_file = tmpl + "/tokensignd.log";
+  std::vector<std::string> args = {
+      binary,          "--dev",       "--state-dir",   tmpl,
+      "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+      "--ready-file",  ready_file,    "--module",      module,
+      "--log-level",   "warn"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  int rc = ::posix_spawn(&d->pid_, binary.c_str(), &actions, nullptr,
+                         argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    d->pid_ = -1;
+    return absl::InternalError("posix_spawn " + binary + " failed");
+  }
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline) {
+    int wstatus = 0;
+    if (::waitpid(d->pid_, &wstatus, WNOHANG) == d->pid_) {
+      d->pid_ = -1;
+      std::ifstream in(log_file);
+      std::stringstream text;
+      text << in.rdbuf();
+      return absl::InternalError("tokensignd exited during start; its log:\n" +
+                                 text.str());
+    }
+    if (d->grpc_port_ == 0) {
+      std::ifstream in(ready_file);
+      auto j = nlohmann::json::parse(in, nullptr, false);
+      if (!j.is_discarded() && j.contains("grpc_port") &&
+          j.contains("http_port")) {
+        d->grpc_port_ = j["grpc_port"].get<int>();
+        d->http_port_ = j["http_port"].get<int>();
+      }
+    }
+    if (d->http_port_ != 0 && Ready(d->http_port_)) return d;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return absl::DeadlineExceededError(
+      "tokensignd not ready (/readyz) after 60 s; log in " + log_file);
+}
+
+absl::Status DaemonProcess::Stop() {
+  if (pid_ <= 0) return absl::OkStatus();
+  ::kill(pid_, SIGTERM);
+  auto deadline = Clock::now() + std::chrono::seconds(20);
+  int wstatus = 0;
+  while (::waitpid(pid_, &wstatus, WNOHANG) == 0) {
+    if (Clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &wstatus, 0);
+      pid_ = -1;
+      return absl::DeadlineExceededError(
+          "tokensignd did not exit 20 s after SIGTERM");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  pid_ = -1;
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0)
+    return absl::InternalError(
+        "tokensignd exited with status " + std::to_string(wstatus) +
+        " after SIGTERM; log in " + state_dir_ + "/tokensignd.log");
+  return absl::OkStatus();
+}
+
+DaemonProcess::~DaemonProcess() {
+  (void)Stop();
+  if (!keep_state_ && !state_dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(state_dir_, ec);
+  }
+}
+
+}  // namespace tokensign::bench

@@ -1,0 +1,46 @@
+// A tokensignd --dev child process for `tokensign-bench daemon`: a fresh temp
+// state dir, ephemeral loopback ports (read back from --ready-file), ready when
+// GET /readyz says 200. Stop() sends SIGTERM and waits for exit 0 (SIGKILL
+// after 20 s). The destructor stops the child if still running and removes the
+// state dir unless asked to keep it. Thread-safety: one thread.
+#ifndef TOKENSIGN_TOOLS_BENCH_DAEMON_PROCESS_H_
+#define TOKENSIGN_TOOLS_BENCH_DAEMON_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace tokensign::bench {
+
+class DaemonProcess {
+ public:
+  // `binary` empty = tokensignd in this build tree
+  // (../../signer/service/tokensignd next to tools/bench/tokensign-bench).
+  static absl::StatusOr<std::unique_ptr<DaemonProcess>> StartDev(
+      const std::string& binary, const std::string& module, bool keep_state);
+  ~DaemonProcess();
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+  std::string grpc_target() const {
+    return "127.0.0.1:" + std::to_string(grpc_port_);
+  }
+  const std::string& state_dir() const { return state_dir_; }
+  pid_t pid() const { return pid_; }
+  absl::Status Stop();
+
+ private:
+  DaemonProcess() = default;
+  std::string state_dir_;
+  pid_t pid_ = -1;
+  int grpc_port_ = 0, http_port_ = 0;
+  bool keep_state_ = false;
+};
+
+}  // namespace tokensign::bench
+
+#endif  // TOKENSIGN_TOOLS_BENCH_DAEMON_PROCESS_H_
