@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "signer/audit/line_writer.h"
 #include "signer/audit/unique_fd.h"
 
 namespace tokensign::audit {
@@ -117,16 +118,11 @@ absl::Status ParseDecision(const nlohmann::json& j, AuditRecord* r) {
 }  // namespace
 
 std::string Sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  // EVP_sha256() is a static implicit-fetch method: no handle to free.
-  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) !=
-      1) {
-    return std::string();  // only on OpenSSL allocation failure; never matches
-                           // a chain
-  }
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(md), len));
+  thread_local Sha256Hasher hasher;
+  std::string hex(64, '\0');
+  // Empty only on OpenSSL allocation failure; never matches a chain.
+  if (!hasher.HexDigest(data, hex.data())) return std::string();
+  return hex;
 }
 
 std::string FormatAuditTime(absl::Time t) {
@@ -144,31 +140,10 @@ absl::StatusOr<absl::Time> ParseAuditTime(std::string_view s) {
 }
 
 std::string FormatDecisionBody(const AuditRecord& r) {
-  OJson j;
-  j["time"] = FormatAuditTime(r.time);
-  j["caller"] = r.caller;
-  j["issuer"] = r.issuer;
-  j["kind"] = r.kind;
-  j["kid"] = r.kid;
-  j["jti"] = r.jti;
-  j["sub"] = r.sub;
-  j["client_id"] = r.client_id;
-  OJson act = OJson::array();
-  for (const AuditActor& a : r.actor_chain) {
-    OJson e;
-    e["sub"] = a.sub;
-    if (!a.iss.empty()) e["iss"] = a.iss;
-    act.push_back(std::move(e));
-  }
-  j["act"] = std::move(act);
-  j["aud"] = r.aud;
-  j["scope"] = r.scope;
-  j["exp"] = r.exp;
-  j["parent_jti"] = r.parent_jti;
-  j["token_sha256"] = r.token_sha256;
-  j["outcome"] = r.outcome;
-  j["reason"] = r.reason;
-  return Members(j);
+  std::string out;
+  out.reserve(512);
+  AppendDecisionBody(r, r.time, &out);
+  return out;
 }
 
 std::string FormatContinuationBody(std::string_view previous_file,

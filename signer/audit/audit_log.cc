@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "signer/audit/audit_format.h"
 #include "signer/audit/audit_io.h"
+#include "signer/audit/line_writer.h"
 #include "signer/audit/unique_fd.h"
 
 namespace tokensign::audit {
@@ -142,10 +143,12 @@ class FileAuditLog final : public AuditLog {
   };
 
   static std::string Body(const AuditRecord& record) {
-    if (record.time != absl::UnixEpoch()) return FormatDecisionBody(record);
-    AuditRecord stamped = record;
-    stamped.time = absl::Now();
-    return FormatDecisionBody(stamped);
+    std::string body;
+    body.reserve(512);
+    AppendDecisionBody(
+        record, record.time != absl::UnixEpoch() ? record.time : absl::Now(),
+        &body);
+    return body;
   }
 
   // Chains a decision line (rotating first if the active file is full). With
@@ -172,24 +175,56 @@ class FileAuditLog final : public AuditLog {
     return seq;
   }
 
+  // Assembles {"v":1,"seq":N,BODY,"prev":"PREV"} (AssembleLine's bytes)
+  // straight into the pending segment and hashes it there: no temporary line.
   int64_t AddBodyLocked(std::string_view body, bool decision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return AddRawLocked(AssembleLine(next_seq_, body, prev_hash_), next_seq_,
-                        decision);
+    std::string& data = SegmentForAppendLocked();
+    const size_t start = data.size();
+    absl::StrAppend(&data, "{\"v\":", kAuditFormatVersion,
+                    ",\"seq\":", next_seq_, ",");
+    data.append(body);
+    data.append(",\"prev\":\"");
+    data.append(prev_hash_);
+    data.append("\"}");
+    return CommitLineLocked(start, next_seq_, decision);
   }
 
-  int64_t AddRawLocked(std::string line, int64_t seq, bool decision)
+  int64_t AddRawLocked(std::string_view line, int64_t seq, bool decision)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    prev_hash_ = Sha256Hex(line);
-    line.push_back('\n');
+    std::string& data = SegmentForAppendLocked();
+    const size_t start = data.size();
+    data.append(line);
+    return CommitLineLocked(start, seq, decision);
+  }
+
+  std::string& SegmentForAppendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (pending_.empty()) pending_.emplace_back();
+    return pending_.back().data;
+  }
+
+  // The line occupies pending_.back().data[start..]: chain it and queue it.
+  int64_t CommitLineLocked(size_t start, int64_t seq, bool decision)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Segment& seg = pending_.back();
-    seg.data += line;
+    std::string_view line(seg.data.data() + start, seg.data.size() - start);
+    prev_hash_.resize(64);
+    if (!hasher_.HexDigest(line, prev_hash_.data())) prev_hash_.clear();
+    seg.data.push_back('\n');
     seg.last_seq = seq;
-    if (decision) ++seg.decisions;
-    active_bytes_ += static_cast<int64_t>(line.size());
+    if (decision) {
+      ++seg.decisions;
+      ++queued_decisions_;
+    }
+    active_bytes_ += static_cast<int64_t>(seg.data.size() - start);
     next_seq_ = seq + 1;
-    work_cv_.Signal();
+    // Wake the writer only when it waits for this: idle (any line), or
+    // lingering and the batch is full. Otherwise it finds the line anyway.
+    if (writer_state_ == WriterState::kIdle ||
+        (writer_state_ == WriterState::kLingering &&
+         queued_decisions_ >= options_.commit_batch_records)) {
+      work_cv_.Signal();
+    }
     return seq;
   }
 
@@ -198,8 +233,23 @@ class FileAuditLog final : public AuditLog {
       std::vector<Segment> batch;
       {
         absl::MutexLock lock(&mu_);
+        writer_state_ = WriterState::kIdle;
         while (pending_.empty() && !stopping_) work_cv_.Wait(&mu_);
         if (pending_.empty()) return;  // stopping and drained
+        // commit_delay: linger only while others are appending concurrently
+        // (the last commit covered several decisions), never for a lone one.
+        if (options_.commit_linger > absl::ZeroDuration() &&
+            last_commit_decisions_ > 1 && !stopping_) {
+          writer_state_ = WriterState::kLingering;
+          const absl::Time deadline = absl::Now() + options_.commit_linger;
+          while (!stopping_ &&
+                 queued_decisions_ < options_.commit_batch_records &&
+                 !work_cv_.WaitWithDeadline(&mu_, deadline)) {
+          }
+        }
+        writer_state_ = WriterState::kBusy;
+        last_commit_decisions_ = queued_decisions_;
+        queued_decisions_ = 0;
         batch.swap(pending_);
       }
       absl::Status status;
@@ -300,6 +350,12 @@ class FileAuditLog final : public AuditLog {
   absl::Status failed_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   AuditLogStats stats_ ABSL_GUARDED_BY(mu_);
+  // Group commit state (WriterLoop / CommitLineLocked).
+  enum class WriterState { kBusy, kIdle, kLingering };
+  WriterState writer_state_ ABSL_GUARDED_BY(mu_) = WriterState::kBusy;
+  int64_t queued_decisions_ ABSL_GUARDED_BY(mu_) = 0;  // in pending_
+  int64_t last_commit_decisions_ ABSL_GUARDED_BY(mu_) = 0;
+  Sha256Hasher hasher_ ABSL_GUARDED_BY(mu_);  // chains lines (prev_hash_)
 };
 
 }  // namespace
@@ -310,6 +366,12 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
   if (path.empty()) {
     return absl::InvalidArgumentError(
         "AuditLogOptions.path: must not be empty");
+  }
+  if (options.commit_linger < absl::ZeroDuration() ||
+      options.commit_batch_records < 1) {
+    return absl::InvalidArgumentError(
+        "AuditLogOptions.commit_linger: must be >= 0, and commit_batch_records "
+        ">= 1");
   }
   if (options.rotate_bytes < 0) {
     return absl::InvalidArgumentError(

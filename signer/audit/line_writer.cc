@@ -1,0 +1,147 @@
+#include "signer/audit/line_writer.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "signer/audit/audit_format.h"
+
+namespace tokensign::audit {
+namespace {
+
+bool IsPlain(std::string_view s) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+void AppendDigits(int64_t v, int width, std::string* out) {
+  char buf[20];
+  for (int i = width - 1; i >= 0; --i) {
+    buf[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  out->append(buf, static_cast<size_t>(width));
+}
+
+// "name": with the name a plain literal.
+void Key(const char* name, std::string* out) {
+  out->push_back('"');
+  out->append(name);
+  out->append("\":");
+}
+
+void StringMember(const char* name, std::string_view value, std::string* out) {
+  out->push_back(',');
+  Key(name, out);
+  AppendJsonString(value, out);
+}
+
+void StringArray(const std::vector<std::string>& values, std::string* out) {
+  out->push_back('[');
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    AppendJsonString(values[i], out);
+  }
+  out->push_back(']');
+}
+
+}  // namespace
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  if (IsPlain(s)) {
+    out->push_back('"');
+    out->append(s);
+    out->push_back('"');
+    return;
+  }
+  *out += nlohmann::ordered_json(std::string(s))
+              .dump(-1, ' ', false,
+                    nlohmann::ordered_json::error_handler_t::replace);
+}
+
+void AppendAuditTime(absl::Time t, std::string* out) {
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  const absl::CivilSecond cs = absl::ToCivilSecond(t, utc);
+  if (t == absl::InfinitePast() || t == absl::InfiniteFuture() ||
+      cs.year() < 0 || cs.year() > 9999) {
+    out->append(FormatAuditTime(t));  // rare: let absl decide the spelling
+    return;
+  }
+  const int64_t ms =
+      absl::ToInt64Milliseconds(t - absl::FromCivil(cs, utc));  // [0, 999]
+  AppendDigits(cs.year(), 4, out);
+  out->push_back('-');
+  AppendDigits(cs.month(), 2, out);
+  out->push_back('-');
+  AppendDigits(cs.day(), 2, out);
+  out->push_back('T');
+  AppendDigits(cs.hour(), 2, out);
+  out->push_back(':');
+  AppendDigits(cs.minute(), 2, out);
+  out->push_back(':');
+  AppendDigits(cs.second(), 2, out);
+  out->push_back('.');
+  AppendDigits(ms, 3, out);
+  out->push_back('Z');
+}
+
+void AppendDecisionBody(const AuditRecord& r, absl::Time time,
+                        std::string* out) {
+  Key("time", out);
+  out->push_back('"');
+  AppendAuditTime(time, out);
+  out->push_back('"');
+  StringMember("caller", r.caller, out);
+  StringMember("issuer", r.issuer, out);
+  StringMember("kind", r.kind, out);
+  StringMember("kid", r.kid, out);
+  StringMember("jti", r.jti, out);
+  StringMember("sub", r.sub, out);
+  StringMember("client_id", r.client_id, out);
+  out->append(",\"act\":[");
+  for (size_t i = 0; i < r.actor_chain.size(); ++i) {
+    if (i > 0) out->push_back(',');
+    out->append("{\"sub\":");
+    AppendJsonString(r.actor_chain[i].sub, out);
+    if (!r.actor_chain[i].iss.empty()) {
+      out->append(",\"iss\":");
+      AppendJsonString(r.actor_chain[i].iss, out);
+    }
+    out->push_back('}');
+  }
+  out->append("],\"aud\":");
+  StringArray(r.aud, out);
+  out->append(",\"scope\":");
+  StringArray(r.scope, out);
+  out->append(",\"exp\":");
+  absl::StrAppend(out, r.exp);
+  StringMember("parent_jti", r.parent_jti, out);
+  StringMember("token_sha256", r.token_sha256, out);
+  StringMember("outcome", r.outcome, out);
+  StringMember("reason", r.reason, out);
+}
+
+Sha256Hasher::Sha256Hasher()
+    : md_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), ctx_(EVP_MD_CTX_new()) {}
+
+bool Sha256Hasher::HexDigest(std::string_view data, char* hex) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (md_ == nullptr || ctx_ == nullptr ||
+      EVP_DigestInit_ex(ctx_.get(), md_.get(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx_.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx_.get(), md, &len) != 1 || len != 32) {
+    return false;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned int i = 0; i < len; ++i) {
+    hex[2 * i] = kHex[md[i] >> 4];
+    hex[2 * i + 1] = kHex[md[i] & 15];
+  }
+  return true;
+}
+
+}  // namespace tokensign::audit
