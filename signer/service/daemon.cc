@@ -308,6 +308,9 @@ Daemon::~Daemon() {
   if (p.server)
     p.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   if (p.pool) p.pool->Drain();
+  // Signing requests whose audit record is still being made durable complete
+  // on the audit writer thread; wait for them before core/metrics/audit go.
+  if (p.core) p.core->WaitIdle();
   if (p.http) p.http->Stop();
   if (p.signals) p.signals->cancel();
   if (p.timer) p.timer->cancel();
@@ -319,15 +322,15 @@ Daemon::~Daemon() {
 int Daemon::Run() {
   parts_->stop.get_future().wait();
   Parts& p = *parts_;
-  // Stop accepting; in-flight RPCs finish (each one's audit record is durable
-  // before its reply), then the pool drains; the audit log closes last
-  // (destructor drains its queue).
   // Drain first: the pool refuses new work (UNAVAILABLE) and finishes every
-  // accepted request, each of which replies only after its audit record is
-  // durable. Then the gRPC server has nothing in flight and shuts down at once
-  // (idle client connections would otherwise hold a graceful Shutdown for
-  // seconds).
+  // accepted task. A signing task hands its audit record to the audit log and
+  // the request replies from the audit writer thread once the record is
+  // durable, so then wait for those replies (SigningCore::WaitIdle). Then the
+  // gRPC server has nothing in flight and shuts down at once (idle client
+  // connections would otherwise hold a graceful Shutdown for seconds). The
+  // audit log closes last (Parts destruction order; its destructor drains).
   p.pool->Drain();
+  p.core->WaitIdle();
   p.server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::milliseconds(200));
   p.server->Wait();

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/strings/str_cat.h"
 #include "signer/service/grpc_convert.h"
 #include "signer/service/http/metrics.h"
@@ -44,15 +45,28 @@ absl::Status Busy(const WorkPool* pool) {
       "server: work queue full; retry with backoff");
 }
 
-absl::Status SignInto(SigningCore* core, const std::string& caller,
-                      const v1::SignTokenRequest& req, absl::Time deadline,
-                      v1::SignTokenResponse* resp) {
+// Converts and signs `req`; `done` gets the outcome once the decision's audit
+// record is durable (see SigningCore::SignAsync), with `resp` filled on OK.
+// `done` runs on the audit writer thread or inline: it must be quick.
+void SignInto(SigningCore* core, const std::string& caller,
+              const v1::SignTokenRequest& req, absl::Time deadline,
+              v1::SignTokenResponse* resp,
+              absl::AnyInvocable<void(absl::Status) &&> done) {
   auto treq = ToTokenRequest(req);
-  if (!treq.ok()) return treq.status();
-  auto minted = core->Sign(caller, req.issuer(), *treq, deadline);
-  if (!minted.ok()) return minted.status();
-  ToResponse(*minted, resp);
-  return absl::OkStatus();
+  if (!treq.ok()) {
+    std::move(done)(treq.status());
+    return;
+  }
+  core->SignAsync(caller, req.issuer(), *treq, deadline,
+                  [resp, done = std::move(done)](
+                      absl::StatusOr<token::MintedToken> minted) mutable {
+                    if (!minted.ok()) {
+                      std::move(done)(minted.status());
+                      return;
+                    }
+                    ToResponse(*minted, resp);
+                    std::move(done)(absl::OkStatus());
+                  });
 }
 
 absl::StatusOr<hsm::SignAlgorithm> AlgFor(SigningCore* core,
@@ -84,9 +98,13 @@ grpc::ServerUnaryReactor* TokenSignerService::SignToken(
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   std::string caller = Caller(ctx, core_);
   absl::Time deadline = Deadline(ctx);
+  // The worker mints; the audit writer thread finishes the reactor once the
+  // record is durable, so the worker never waits for fdatasync.
   bool queued = pool_->TrySubmit([this, reactor, req, resp, caller, deadline] {
-    Finish(reactor, metrics_, "SignToken",
-           SignInto(core_, caller, *req, deadline, resp));
+    SignInto(core_, caller, *req, deadline, resp,
+             [this, reactor](absl::Status st) {
+               Finish(reactor, metrics_, "SignToken", st);
+             });
   });
   if (!queued) Finish(reactor, metrics_, "SignToken", Busy(pool_));
   return reactor;
@@ -96,46 +114,37 @@ grpc::ServerUnaryReactor* TokenSignerService::SignTokens(
     grpc::CallbackServerContext* ctx, const v1::SignTokensRequest* req,
     v1::SignTokensResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const int n = req->requests_size();
+  if (n == 0) {
+    Finish(reactor, metrics_, "SignTokens", absl::OkStatus());
+    return reactor;
+  }
   std::string caller = Caller(ctx, core_);
   absl::Time deadline = Deadline(ctx);
-  bool queued = pool_->TrySubmit([this, reactor, req, resp, caller, deadline] {
-    const int n = req->requests_size();
-    for (int i = 0; i < n; ++i) resp->add_results();
-    // One chunk per pool thread; the chunks that do not fit run on this task.
-    struct Batch {
-      std::atomic<int> remaining;
-    };
-    int chunks = std::max(1, std::min(pool_->threads(), n));
-    int per = (n + chunks - 1) / std::max(chunks, 1);
-    auto batch = std::make_shared<Batch>();
-    batch->remaining.store(chunks);
-    auto run_chunk = [this, reactor, req, resp, caller, deadline, batch](
-                         int begin, int end) {
-      for (int i = begin; i < end; ++i) {
-        v1::SignTokenResult* result = resp->mutable_results(i);
-        absl::Status st = SignInto(core_, caller, req->requests(i), deadline,
-                                   result->mutable_response());
-        if (!st.ok()) ToItemError(st, result->mutable_error());
-      }
-      if (batch->remaining.fetch_sub(1) == 1) {
-        Finish(reactor, metrics_, "SignTokens", absl::OkStatus());
-      }
-    };
-    std::vector<std::pair<int, int>> inline_chunks;
-    for (int c = 0; c < chunks; ++c) {
-      int begin = c * per, end = std::min(n, begin + per);
-      if (begin >= end) {  // fewer items than chunks*per: empty chunk
-        inline_chunks.emplace_back(begin, begin);
-        continue;
-      }
-      if (c == 0 || !pool_->TrySubmit(
-                        [run_chunk, begin, end] { run_chunk(begin, end); })) {
-        inline_chunks.emplace_back(begin, end);
-      }
-    }
-    for (auto [begin, end] : inline_chunks) run_chunk(begin, end);
-  });
-  if (!queued) Finish(reactor, metrics_, "SignTokens", Busy(pool_));
+  // Results exist before any item runs: item i writes only results(i).
+  for (int i = 0; i < n; ++i) resp->add_results();
+  // One pool task per item; the reactor finishes when the last item's outcome
+  // (its audit record durable, or its error) is in.
+  auto remaining = std::make_shared<std::atomic<int>>(n);
+  std::vector<std::function<void()>> items;
+  items.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    items.emplace_back([this, reactor, req, resp, caller, deadline, remaining,
+                        i] {
+      v1::SignTokenResult* result = resp->mutable_results(i);
+      SignInto(core_, caller, req->requests(i), deadline,
+               result->mutable_response(),
+               [this, reactor, result, remaining](absl::Status st) {
+                 if (!st.ok()) ToItemError(st, result->mutable_error());
+                 if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1)
+                   Finish(reactor, metrics_, "SignTokens", absl::OkStatus());
+               });
+    });
+  }
+  if (!pool_->TrySubmitAll(std::move(items))) {
+    resp->clear_results();
+    Finish(reactor, metrics_, "SignTokens", Busy(pool_));
+  }
   return reactor;
 }
 

@@ -1,11 +1,14 @@
 // The gRPC services of tokensignd (callback API): TokenSigner and KeyAdmin.
 //
 // Contract: handlers never block. Each checks nothing but the queue: the work
-// (role check, deadline, mint, audit, key operations) runs on the WorkPool and
-// finishes the reactor from there. A full pool answers RESOURCE_EXHAUSTED at
-// once. SignTokens spreads its items over the pool in chunks (a chunk the pool
-// cannot take runs on the batch's own task) and answers one result per item, in
-// order. Every answer is counted in Metrics (method, code).
+// (role check, deadline, mint, key operations) runs on the WorkPool; signing
+// hands its audit record to the audit log asynchronously and the audit writer
+// thread finishes the reactor once the record is durable (a worker never
+// waits for fdatasync). A full pool answers RESOURCE_EXHAUSTED at once.
+// SignTokens submits one pool task per item (admitted all or none, see
+// WorkPool::TrySubmitAll) and finishes when the last item's outcome is in,
+// one result per item, in order. Every answer is counted in Metrics (method,
+// code).
 //
 // Thread-safety: the services are called by gRPC from many threads; all state
 // they touch (SigningCore, WorkPool, Metrics) is thread-safe. They must outlive

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -103,23 +104,52 @@ SigningCore::SigningCore(std::shared_ptr<const PolicySnapshot> policy,
       metrics_(metrics),
       clock_(std::move(clock)) {}
 
-absl::Status SigningCore::AuditDenied(std::string_view caller,
-                                      std::string_view issuer,
-                                      const token::TokenRequest& req,
-                                      const absl::Status& why) {
+void SigningCore::AuditDeniedAsync(std::string_view caller,
+                                   std::string_view issuer,
+                                   const token::TokenRequest& req,
+                                   absl::Status why, SignDone done) {
   audit::AuditRecord r = RecordFor(caller, issuer, req, clock_());
   r.outcome = "denied";
   r.reason = std::string(why.message());
-  absl::Status st = audit_->Append(r);
-  if (!st.ok()) {
-    return absl::UnavailableError(absl::StrCat("audit: ", st.message()));
-  }
-  return why;
+  audit_->AppendAsync(r, [why = std::move(why),
+                          done = std::move(done)](absl::Status st) mutable {
+    if (!st.ok()) {
+      std::move(done)(absl::UnavailableError(
+          absl::StrCat("audit: denial not recorded: ", st.message())));
+      return;
+    }
+    std::move(done)(std::move(why));
+  });
 }
 
-absl::StatusOr<token::MintedToken> SigningCore::Sign(
-    std::string_view caller, std::string_view issuer,
-    const token::TokenRequest& req, absl::Time deadline) {
+void SigningCore::Done() {
+  std::lock_guard lock(idle_mu_);
+  if (--in_flight_ == 0) idle_cv_.notify_all();
+}
+
+int SigningCore::in_flight() const {
+  std::lock_guard lock(idle_mu_);
+  return in_flight_;
+}
+
+void SigningCore::WaitIdle() {
+  std::unique_lock lock(idle_mu_);
+  idle_cv_.wait(lock, [this] { return in_flight_ == 0; });
+}
+
+void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
+                            const token::TokenRequest& req, absl::Time deadline,
+                            SignDone user_done) {
+  {
+    std::lock_guard lock(idle_mu_);
+    ++in_flight_;
+  }
+  // Runs the caller's callback exactly once, then leaves the in-flight count.
+  SignDone done = [this, user_done = std::move(user_done)](
+                      absl::StatusOr<token::MintedToken> result) mutable {
+    std::move(user_done)(std::move(result));
+    Done();
+  };
   std::shared_ptr<const PolicySnapshot> snap = policy();
   auto it = snap->config.issuers.find(std::string(issuer));
   if (it == snap->config.issuers.end()) {
@@ -129,22 +159,28 @@ absl::StatusOr<token::MintedToken> SigningCore::Sign(
       st = absl::PermissionDeniedError(absl::StrCat(
           "caller: \"", S(caller), "\" is not a configured caller"));
     }
-    return AuditDenied(caller, issuer, req, st);
+    AuditDeniedAsync(caller, issuer, req, std::move(st), std::move(done));
+    return;
   }
   const std::string& issuer_label = it->first;  // bounded: a configured issuer
   if (absl::Status st = snap->CheckRole(caller, Role::kSigner, issuer);
       !st.ok()) {
     if (metrics_ != nullptr)
       metrics_->CountDenied(issuer_label, FieldOf(std::string(st.message())));
-    return AuditDenied(caller, issuer, req, st);
+    AuditDeniedAsync(caller, issuer, req, std::move(st), std::move(done));
+    return;
   }
   absl::Time now = clock_();
   if (now >= deadline) {
-    return absl::DeadlineExceededError(
-        "deadline passed before signing; not signed");
+    std::move(done)(absl::DeadlineExceededError(
+        "deadline passed before signing; not signed"));
+    return;
   }
   auto key = keys_->ActiveKey(issuer);
-  if (!key.ok()) return key.status();
+  if (!key.ok()) {
+    std::move(done)(key.status());
+    return;
+  }
   auto start = std::chrono::steady_clock::now();
   absl::StatusOr<token::MintedToken> minted =
       token::Mint(it->second.policy, **key, req, now);
@@ -156,9 +192,11 @@ absl::StatusOr<token::MintedToken> SigningCore::Sign(
         metrics_->CountDenied(issuer_label,
                               FieldOf(std::string(minted.status().message())));
       }
-      return AuditDenied(caller, issuer, req, minted.status());
+      AuditDeniedAsync(caller, issuer, req, minted.status(), std::move(done));
+      return;
     }
-    return minted.status();
+    std::move(done)(minted.status());
+    return;
   }
   audit::AuditRecord r = RecordFor(caller, issuer, req, now);
   r.kid = minted->kid;
@@ -166,17 +204,36 @@ absl::StatusOr<token::MintedToken> SigningCore::Sign(
   r.exp = minted->exp;
   r.token_sha256 = Sha256Hex(minted->token);
   r.outcome = "signed";
-  if (absl::Status st = audit_->Append(r); !st.ok()) {
-    return absl::UnavailableError(absl::StrCat(
-        "audit: record not durable, token withheld: ", st.message()));
-  }
-  if (metrics_ != nullptr) {
-    std::chrono::duration<double> took =
-        std::chrono::steady_clock::now() - start;
-    metrics_->ObserveSignLatency(took.count());
-    metrics_->CountTokenSigned(issuer_label, token::TokenKindName(req.kind));
-  }
-  return minted;
+  // The writer thread completes the request; `snap` keeps *label alive.
+  const std::string* label = &issuer_label;
+  audit_->AppendAsync(r, [this, snap = std::move(snap), label, kind = req.kind,
+                          start, minted = std::move(*minted),
+                          done = std::move(done)](absl::Status st) mutable {
+    if (!st.ok()) {
+      std::move(done)(absl::UnavailableError(absl::StrCat(
+          "audit: record not durable, token withheld: ", st.message())));
+      return;
+    }
+    if (metrics_ != nullptr) {
+      std::chrono::duration<double> took =
+          std::chrono::steady_clock::now() - start;
+      metrics_->ObserveSignLatency(took.count());
+      metrics_->CountTokenSigned(*label, token::TokenKindName(kind));
+    }
+    std::move(done)(std::move(minted));
+  });
+}
+
+absl::StatusOr<token::MintedToken> SigningCore::Sign(
+    std::string_view caller, std::string_view issuer,
+    const token::TokenRequest& req, absl::Time deadline) {
+  std::promise<absl::StatusOr<token::MintedToken>> result;
+  std::future<absl::StatusOr<token::MintedToken>> future = result.get_future();
+  SignAsync(caller, issuer, req, deadline,
+            [&result](absl::StatusOr<token::MintedToken> r) {
+              result.set_value(std::move(r));
+            });
+  return future.get();
 }
 
 absl::StatusOr<std::string> SigningCore::Jwks(std::string_view caller,

@@ -1,10 +1,17 @@
 // SigningCore: the request pipeline of tokensignd without any gRPC in it.
 //
-// Contract: Sign() runs role check -> deadline check -> policy + mint
-// (token::Mint with the issuer's active key from the KeysetManager) -> audit
-// Append (durable before it returns) and returns the minted token. Denied
-// decisions (role, policy) are audited too; a request whose deadline has passed
-// is not signed (DeadlineExceeded) and not audited. Errors are absl::Status:
+// Contract: SignAsync() runs, on the calling (worker) thread, role check ->
+// deadline check -> policy + mint (token::Mint with the issuer's active key
+// from the KeysetManager), then hands the audit record to
+// AuditLog::AppendAsync and returns without waiting for fdatasync; `done` gets
+// the minted token once its record is durable (on the audit writer thread), so
+// many requests share one fdatasync. Denied decisions (role, policy) are
+// audited the same way and `done` gets the denial once that record is durable.
+// Errors that need no audit record (deadline, no key, HSM) call `done` inline.
+// `done` runs exactly once and must be quick (it runs on the audit writer
+// thread: no blocking, no Append). Sign() is the blocking form (SignAsync +
+// wait). A request whose deadline has passed is not signed (DeadlineExceeded)
+// and not audited. Errors are absl::Status:
 // PermissionDenied (caller role/issuer), NotFound (unknown issuer),
 // FailedPrecondition (no active key), InvalidArgument / PermissionDenied from
 // the policy, Unavailable when the audit log cannot make the record durable (no
@@ -18,11 +25,14 @@
 #define TOKENSIGN_SIGNER_SERVICE_SIGNING_CORE_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "signer/audit/audit_log.h"
@@ -62,11 +72,26 @@ class SigningCore {
     return policy_.load();
   }
 
-  // The whole signing pipeline for one token (see the file comment).
+  using SignDone =
+      absl::AnyInvocable<void(absl::StatusOr<token::MintedToken>) &&>;
+
+  // The whole signing pipeline for one token (see the file comment); `done`
+  // gets the token only after its audit record is durable.
+  void SignAsync(std::string_view caller, std::string_view issuer,
+                 const token::TokenRequest& req, absl::Time deadline,
+                 SignDone done);
+  // Blocking form of SignAsync (waits for `done`). Never call it from a `done`
+  // callback or the audit writer thread.
   absl::StatusOr<token::MintedToken> Sign(std::string_view caller,
                                           std::string_view issuer,
                                           const token::TokenRequest& req,
                                           absl::Time deadline);
+
+  // SignAsync calls whose `done` has not run yet.
+  int in_flight() const;
+  // Blocks until in_flight() is 0 (shutdown: after the work pool has drained,
+  // so no new SignAsync starts; the audit log must still be open).
+  void WaitIdle();
 
   // GetJwks: any configured caller (dev: anyone); NotFound for an unknown
   // issuer.
@@ -84,15 +109,22 @@ class SigningCore {
   keyset::KeysetManager& keys() { return *keys_; }
 
  private:
-  absl::Status AuditDenied(std::string_view caller, std::string_view issuer,
-                           const token::TokenRequest& req,
-                           const absl::Status& why);
+  // Audits the denial asynchronously; `done` gets `why` once the record is
+  // durable (Unavailable if it could not be written).
+  void AuditDeniedAsync(std::string_view caller, std::string_view issuer,
+                        const token::TokenRequest& req, absl::Status why,
+                        SignDone done);
+  // Decrements in_flight_ and wakes WaitIdle.
+  void Done();
 
   std::atomic<std::shared_ptr<const PolicySnapshot>> policy_;
   keyset::KeysetManager* keys_;
   audit::AuditLog* audit_;
   Metrics* metrics_;
   Clock clock_;
+  mutable std::mutex idle_mu_;
+  std::condition_variable idle_cv_;
+  int in_flight_ = 0;  // guarded by idle_mu_
 };
 
 // The field a policy message names ("act.act.sub: chain depth ..." ->

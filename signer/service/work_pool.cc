@@ -25,6 +25,25 @@ bool WorkPool::TrySubmit(std::function<void()> task) {
     depth_.fetch_sub(1, std::memory_order_acq_rel);
     return false;
   }
+  Post(std::move(task));
+  return true;
+}
+
+bool WorkPool::TrySubmitAll(std::vector<std::function<void()>> tasks) {
+  if (tasks.empty()) return !stopped_.load(std::memory_order_acquire);
+  if (stopped_.load(std::memory_order_acquire)) return false;
+  const int n = static_cast<int>(tasks.size());
+  int d = depth_.fetch_add(n, std::memory_order_acq_rel);
+  if (d >= max_queue_) {
+    depth_.fetch_sub(n, std::memory_order_acq_rel);
+    return false;
+  }
+  for (std::function<void()>& task : tasks) Post(std::move(task));
+  return true;
+}
+
+// The caller has already counted the task in depth_.
+void WorkPool::Post(std::function<void()> task) {
   if (on_depth_) on_depth_(+1);
   boost::asio::post(pool_, [this, task = std::move(task)]() {
     if (test_delay_.count() > 0) std::this_thread::sleep_for(test_delay_);
@@ -32,7 +51,6 @@ bool WorkPool::TrySubmit(std::function<void()> task) {
     depth_.fetch_sub(1, std::memory_order_acq_rel);
     if (on_depth_) on_depth_(-1);
   });
-  return true;
 }
 
 void WorkPool::Drain() {

@@ -4,11 +4,15 @@
 //
 // Contract: TrySubmit() accepts a task while fewer than `max_queue` tasks are
 // queued or running, else returns false (the caller answers
-// RESOURCE_EXHAUSTED). Drain() waits for every accepted task to finish and
-// stops the threads; TrySubmit after Drain returns false. An optional test hook
-// (TOKENSIGN_TEST_WORK_DELAY_MS, read by the daemon) delays each task.
+// RESOURCE_EXHAUSTED). TrySubmitAll() admits a group of tasks (a batch's
+// items) all or none: while the queue is not full, all of them enter even if
+// that takes the depth past `max_queue` by up to the group's size; so a
+// batch is never half-refused. Drain() waits for every accepted task to finish
+// and stops the threads; TrySubmit after Drain returns false. An optional test
+// hook (TOKENSIGN_TEST_WORK_DELAY_MS, read by the daemon) delays each task.
 //
-// Thread-safety: TrySubmit, depth and Drain are safe from any thread.
+// Thread-safety: TrySubmit, TrySubmitAll, depth and Drain are safe from any
+// thread.
 #ifndef TOKENSIGN_SIGNER_SERVICE_WORK_POOL_H_
 #define TOKENSIGN_SIGNER_SERVICE_WORK_POOL_H_
 
@@ -17,6 +21,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <vector>
 
 namespace tokensign::service {
 
@@ -31,6 +36,7 @@ class WorkPool {
   WorkPool& operator=(const WorkPool&) = delete;
 
   bool TrySubmit(std::function<void()> task);
+  bool TrySubmitAll(std::vector<std::function<void()>> tasks);
   int depth() const { return depth_.load(std::memory_order_relaxed); }
   int threads() const { return threads_; }
   // True once Drain() has begun (new work is refused).
@@ -38,6 +44,8 @@ class WorkPool {
   void Drain();
 
  private:
+  void Post(std::function<void()> task);
+
   const int threads_;
   const int max_queue_;
   std::function<void(int)> on_depth_;
