@@ -9,7 +9,7 @@
 //       SO]
 //       [--server HOST:PORT (--state-dir DIR | --no-ceiling)] [--daemon-verify
 //       on|off]
-//       [--keep-state] [--json]
+//       [--daemon-pid PID] [--keep-state] [--json]
 // With no --server it starts `tokensignd --dev` in a fresh temp state dir on
 // ephemeral loopback ports, waits for /readyz, and stops it with SIGTERM at the
 // end. The last lines are the ratios (issue 6 targets: unary >= 0.5, batch >=
@@ -17,12 +17,17 @@
 //   unary_vs_ceiling 0.52 / batch_vs_ceiling 0.86 / p99_half_rate_ms 3.1 /
 //   unary_noverify_vs_raw ... / batch_noverify_vs_raw ...
 #include <openssl/sha.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +55,8 @@ struct Options {
   int client_threads = 1;
   std::string tokensignd, module = TOKENSIGN_SOFTHSM_MODULE;
   std::string server, state_dir;
+  pid_t daemon_pid =
+      0;  // --server: for CPU per token (default: STATE_DIR/tokensignd.pid)
   bool no_ceiling = false, daemon_verify = true, keep_state = false,
        json = false;
 };
@@ -98,6 +105,8 @@ bool ParseArgs(int argc, char** argv, Options& o) {
       o.module = v;
     else if (a == "--server")
       o.server = v;
+    else if (a == "--daemon-pid")
+      o.daemon_pid = std::atoi(v);
     else if (a == "--state-dir")
       o.state_dir = v;
     else if (a == "--daemon-verify")
@@ -162,9 +171,48 @@ absl::StatusOr<Ceiling> OpenCeiling(const Options& o,
                              kid);
 }
 
+// CPU seconds used so far by this process (getrusage) and by the daemon
+// (/proc/PID/stat; -1 when its pid is unknown), so each cell can report CPU per
+// signed token.
+struct CpuTimes {
+  double self = 0, daemon = -1;
+};
+CpuTimes ReadCpu(pid_t daemon_pid) {
+  CpuTimes t;
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  t.self = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+           (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  if (daemon_pid <= 0) return t;
+  std::ifstream in("/proc/" + std::to_string(daemon_pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return t;
+  std::istringstream fields(text.substr(paren + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::atof(field.c_str());  // utime, stime
+  }
+  t.daemon = ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return t;
+}
+// Accumulated CPU of one cell over its rounds.
+struct CellCpu {
+  double self = 0, daemon = 0;
+  bool daemon_known = true;
+  void Add(const CpuTimes& before, const CpuTimes& after) {
+    self += after.self - before.self;
+    if (before.daemon < 0 || after.daemon < 0) daemon_known = false;
+    daemon += after.daemon - before.daemon;
+  }
+};
+
 struct Report {
   LoadResult unary, batch, half;
   double ceiling = 0, raw = 0, half_rate_target = 0;
+  double ceiling_ops = 0, raw_ops = 0;
+  CellCpu ceiling_cpu, raw_cpu, unary_cpu, batch_cpu, half_cpu;
   bool have_ceiling = false;
 };
 
@@ -179,28 +227,42 @@ std::string Ratio(double measured, double ceiling, bool applicable,
 
 int PrintReport(const Options& o, Report& r) {
   FILE* table = o.json ? stderr : stdout;
-  std::fprintf(table, "%-30s %12s %10s %10s %8s\n", "cell", "rate/s", "p50_ms",
-               "p99_ms", "errors");
-  auto row = [&](const char* name, double rate, LoadResult* lr) {
+  std::fprintf(table, "%-30s %10s %9s %9s %7s %14s %14s\n", "cell", "rate/s",
+               "p50_ms", "p99_ms", "errors", "daemon_cpu_us", "bench_cpu_us");
+  // CPU columns: microseconds of CPU per token (per op for the ceiling).
+  auto row = [&](const char* name, double rate, LoadResult* lr,
+                 const CellCpu& cpu, double tokens) {
+    char daemon_us[32] = "-", self_us[32] = "-";
+    if (tokens > 0) {
+      std::snprintf(self_us, sizeof(self_us), "%.0f", cpu.self / tokens * 1e6);
+      if (lr != nullptr && cpu.daemon_known)
+        std::snprintf(daemon_us, sizeof(daemon_us), "%.0f",
+                      cpu.daemon / tokens * 1e6);
+    }
     if (lr == nullptr) {
-      std::fprintf(table, "%-30s %12.0f %10s %10s %8s\n", name, rate, "-", "-",
-                   "-");
+      std::fprintf(table, "%-30s %10.0f %9s %9s %7s %14s %14s\n", name, rate,
+                   "-", "-", "-", daemon_us, self_us);
       return;
     }
-    std::fprintf(table, "%-30s %12.0f %10.2f %10.2f %8ld\n", name, rate,
-                 lr->Percentile(0.5), lr->Percentile(0.99), lr->errors);
+    std::fprintf(table, "%-30s %10.0f %9.2f %9.2f %7ld %14s %14s\n", name, rate,
+                 lr->Percentile(0.5), lr->Percentile(0.99), lr->errors,
+                 daemon_us, self_us);
   };
   if (r.have_ceiling) {
-    row("ceiling C_Sign+verify", r.ceiling, nullptr);
-    row("ceiling C_Sign alone", r.raw, nullptr);
+    row("ceiling C_Sign+verify", r.ceiling, nullptr, r.ceiling_cpu,
+        r.ceiling_ops);
+    row("ceiling C_Sign alone", r.raw, nullptr, r.raw_cpu, r.raw_ops);
   }
-  row("SignToken (calls)", r.unary.calls_per_s(), &r.unary);
+  row("SignToken (calls)", r.unary.calls_per_s(), &r.unary, r.unary_cpu,
+      static_cast<double>(r.unary.items));
   char name[64];
   std::snprintf(name, sizeof(name), "SignTokens x%d (items)", o.batch_size);
-  row(name, r.batch.items_per_s(), &r.batch);
+  row(name, r.batch.items_per_s(), &r.batch, r.batch_cpu,
+      static_cast<double>(r.batch.items));
   std::snprintf(name, sizeof(name), "SignToken @%.0f/s open loop",
                 r.half_rate_target);
-  row(name, r.half.calls_per_s(), &r.half);
+  row(name, r.half.calls_per_s(), &r.half, r.half_cpu,
+      static_cast<double>(r.half.items));
   for (LoadResult* lr : {&r.unary, &r.batch, &r.half}) {
     if (!lr->first_error.empty())
       std::fprintf(table, "first error: %s\n", lr->first_error.c_str());
@@ -250,6 +312,21 @@ int PrintReport(const Options& o, Report& r) {
                       {"p99_ms", r.half.Percentile(0.99)},
                       {"skipped", r.half.skipped},
                       {"errors", r.half.errors}};
+    auto per_token = [](const CellCpu& cpu, double tokens,
+                        bool daemon) -> nlohmann::json {
+      if (tokens <= 0 || (daemon && !cpu.daemon_known)) return nullptr;
+      return (daemon ? cpu.daemon : cpu.self) / tokens * 1e6;
+    };
+    j["unary"]["daemon_cpu_us_per_token"] =
+        per_token(r.unary_cpu, static_cast<double>(r.unary.items), true);
+    j["unary"]["bench_cpu_us_per_token"] =
+        per_token(r.unary_cpu, static_cast<double>(r.unary.items), false);
+    j["batch"]["daemon_cpu_us_per_token"] =
+        per_token(r.batch_cpu, static_cast<double>(r.batch.items), true);
+    j["batch"]["bench_cpu_us_per_token"] =
+        per_token(r.batch_cpu, static_cast<double>(r.batch.items), false);
+    j["ceiling_cpu_us_per_op"] = per_token(r.ceiling_cpu, r.ceiling_ops, false);
+    j["raw_cpu_us_per_op"] = per_token(r.raw_cpu, r.raw_ops, false);
     for (auto& line : lines) {
       char* end = nullptr;
       double d = std::strtod(line[1].c_str(), &end);
@@ -283,6 +360,11 @@ int RunDaemonBench(int argc, char** argv) {
     daemon = std::move(*started);
     target = daemon->grpc_target();
     state_dir = daemon->state_dir();
+  }
+  pid_t daemon_pid = daemon ? daemon->pid() : o.daemon_pid;
+  if (daemon_pid <= 0 && !state_dir.empty()) {
+    std::ifstream pid_in(state_dir + "/tokensignd.pid");
+    pid_in >> daemon_pid;
   }
   LoadClient client(target, o.client_threads);
   const v1::SignTokenRequest req = ScenarioSignRequest("dev");
@@ -343,19 +425,33 @@ int RunDaemonBench(int argc, char** argv) {
   bool ceiling_failed = false;
   for (int round = 0; round < o.rounds; ++round) {
     if (ceiling) {
+      CpuTimes t0 = ReadCpu(-1);
       double c = MeasureOps(hw, slice, raw_op(true));
+      CpuTimes t1 = ReadCpu(-1);
       double raw = MeasureOps(hw, slice, raw_op(false));
+      CpuTimes t2 = ReadCpu(-1);
+      r.ceiling_cpu.Add(t0, t1);
+      r.raw_cpu.Add(t1, t2);
+      r.ceiling_ops += c * slice;
+      r.raw_ops += raw * slice;
       if (c < 0 || raw < 0) ceiling_failed = true;
       r.ceiling += c / o.rounds;
       r.raw += raw / o.rounds;
     }
+    CpuTimes t0 = ReadCpu(daemon_pid);
     r.unary.Merge(client.RunClosed(req, 0, o.in_flight, slice));
+    CpuTimes t1 = ReadCpu(daemon_pid);
     r.batch.Merge(
         client.RunClosed(req, o.batch_size, o.batch_in_flight, slice));
+    r.unary_cpu.Add(t0, t1);
+    r.batch_cpu.Add(t1, ReadCpu(daemon_pid));
   }
   r.half_rate_target = r.unary.calls_per_s() / 2;
-  if (r.half_rate_target > 0)
+  if (r.half_rate_target > 0) {
+    CpuTimes t0 = ReadCpu(daemon_pid);
     r.half = client.RunOpen(req, r.half_rate_target, o.seconds, 4096);
+    r.half_cpu.Add(t0, ReadCpu(daemon_pid));
+  }
   if (ceiling_failed)
     std::fprintf(stderr, "daemon bench: a ceiling C_Sign/verify failed\n");
   int rc = PrintReport(o, r);
