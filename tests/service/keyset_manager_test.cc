@@ -1,0 +1,286 @@
+// KeysetManager against a real SoftHSM token (this program's own, made by
+// tokensign_test_main): lifecycle states and refusals, JWKS contents by state,
+// the record persisted in the HSM, kid = RFC 7638 thumbprint, every algorithm.
+#include "signer/keyset/keyset_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "hsm/hsm.h"
+#include "hsm/provider/provider_keys.h"
+#include "nlohmann/json.hpp"
+#include "signer/keyset/keyset_record.h"
+#include "signer/token/jwk.h"
+#include "tests/support/softhsm_token.h"
+
+namespace tokensign::keyset {
+namespace {
+
+constexpr int64_t kStart = 1'700'000'000;
+
+class KeysetManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto hsm = hsm::Hsm::Open(tokensign::testing::GlobalToken().config());
+    ASSERT_TRUE(hsm.ok()) << hsm.status();
+    hsm_ = std::shared_ptr<hsm::Hsm>(std::move(*hsm));
+    auto provider = hsm::provider::HsmKeyProvider::Create(hsm_);
+    ASSERT_TRUE(provider.ok()) << provider.status();
+    provider_ = std::move(*provider);
+    keys_ = NewManager();
+    // Each test uses its own issuer name so the shared token's records never
+    // collide.
+    issuer_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_TRUE(keys_->Load({issuer_}).ok());
+  }
+
+  std::unique_ptr<KeysetManager> NewManager() {
+    return std::make_unique<KeysetManager>(
+        hsm_,
+        [p = provider_.get()](std::string_view id) {
+          return p->PrivateKey(id);
+        },
+        [this] { return absl::FromUnixSeconds(now_.load()); });
+  }
+
+  // The kids in the issuer's JWKS.
+  std::set<std::string> JwksKids() {
+    auto jwks = keys_->Jwks(issuer_);
+    EXPECT_TRUE(jwks.ok()) << jwks.status();
+    std::set<std::string> kids;
+    nlohmann::json parsed = nlohmann::json::parse(*jwks);
+    for (const auto& k : parsed["keys"])
+      kids.insert(k["kid"].get<std::string>());
+    return kids;
+  }
+
+  KeyState StateOf(const std::string& kid) {
+    auto ks = keys_->Keyset(issuer_);
+    EXPECT_TRUE(ks.ok()) << ks.status();
+    KeyRecord* k = ks->FindByKid(kid);
+    EXPECT_NE(k, nullptr) << kid;
+    return k == nullptr ? KeyState::kDestroyed : k->state;
+  }
+
+  std::atomic<int64_t> now_{kStart};
+  std::shared_ptr<hsm::Hsm> hsm_;
+  std::unique_ptr<hsm::provider::HsmKeyProvider> provider_;
+  std::unique_ptr<KeysetManager> keys_;
+  std::string issuer_;
+};
+
+TEST_F(KeysetManagerTest, EmptyKeysetHasNoActiveKeyAndEmptyJwks) {
+  EXPECT_EQ(keys_->ActiveKey(issuer_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(JwksKids().empty());
+  EXPECT_EQ(keys_->ActiveKey("not-loaded").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(keys_->CreateKey("not-loaded", hsm::SignAlgorithm::kES256)
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(KeysetManagerTest, LifecycleStatesJwksAndRefusals) {
+  // Create: pending, published, not used for signing; kid = thumbprint.
+  auto a = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->state, KeyState::kPending);
+  EXPECT_EQ(a->created_at, kStart);
+  auto pub = hsm_->PublicKey(a->id);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  auto thumb = token::JwkThumbprint(pub->get());
+  ASSERT_TRUE(thumb.ok());
+  EXPECT_EQ(a->kid, *thumb);
+  EXPECT_EQ(JwksKids(), std::set<std::string>{a->kid});
+  EXPECT_EQ(keys_->ActiveKey(issuer_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // Activate: the signing key.
+  now_ = kStart + 10;
+  auto act = keys_->ActivateKey(issuer_, a->kid);
+  ASSERT_TRUE(act.ok()) << act.status();
+  EXPECT_EQ(act->state, KeyState::kActive);
+  EXPECT_EQ(act->activated_at, kStart + 10);
+  auto active = keys_->ActiveKey(issuer_);
+  ASSERT_TRUE(active.ok()) << active.status();
+  EXPECT_EQ((*active)->kid, a->kid);
+  EXPECT_EQ(keys_->ActivateKey(issuer_, a->kid).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // only pending activates
+  EXPECT_EQ(keys_->ActivateKey(issuer_, "no-such-kid").status().code(),
+            absl::StatusCode::kNotFound);
+
+  // A second key activated retires the first; both stay in the JWKS.
+  auto b = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_NE(b->kid, a->kid);
+  now_ = kStart + 20;
+  ASSERT_TRUE(keys_->ActivateKey(issuer_, b->kid).ok());
+  EXPECT_EQ(StateOf(a->kid), KeyState::kRetired);
+  EXPECT_EQ(StateOf(b->kid), KeyState::kActive);
+  EXPECT_EQ((*keys_->ActiveKey(issuer_))->kid, b->kid);
+  EXPECT_EQ(JwksKids(), (std::set<std::string>{a->kid, b->kid}));
+  EXPECT_EQ(keys_->RetireKey(issuer_, a->kid).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // already retired
+
+  // Destroy refusals: the active key, a retired key inside its live window.
+  const absl::Duration live = absl::Seconds(3600);
+  auto refused = keys_->DestroyKey(issuer_, b->kid, false, live);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("active"), std::string::npos);
+  now_ = kStart + 20 + 3599;
+  refused = keys_->DestroyKey(issuer_, a->kid, false, live);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("live"), std::string::npos);
+  EXPECT_TRUE(hsm_->PublicKey(a->id).ok());  // nothing destroyed
+
+  // After the window: destroyed in the HSM, gone from the JWKS, kept in the
+  // record.
+  now_ = kStart + 20 + 3600;
+  auto destroyed = keys_->DestroyKey(issuer_, a->kid, false, live);
+  ASSERT_TRUE(destroyed.ok()) << destroyed.status();
+  EXPECT_EQ(destroyed->state, KeyState::kDestroyed);
+  EXPECT_FALSE(hsm_->PublicKey(a->id).ok());
+  EXPECT_EQ(StateOf(a->kid), KeyState::kDestroyed);
+  EXPECT_EQ(JwksKids(), std::set<std::string>{b->kid});
+  EXPECT_EQ(keys_->DestroyKey(issuer_, a->kid, true, live).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // already destroyed
+  EXPECT_EQ(keys_->RetireKey(issuer_, a->kid).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(keys_->ActivateKey(issuer_, a->kid).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  // Retire the active key: no signing key left, still published.
+  ASSERT_TRUE(keys_->RetireKey(issuer_, b->kid).ok());
+  EXPECT_EQ(keys_->ActiveKey(issuer_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(JwksKids(), std::set<std::string>{b->kid});
+}
+
+TEST_F(KeysetManagerTest, PendingKeyRetiresAndForceDestroysActive) {
+  auto p = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto retired = keys_->RetireKey(issuer_, p->kid);
+  ASSERT_TRUE(retired.ok()) << retired.status();
+  EXPECT_EQ(retired->state, KeyState::kRetired);
+  EXPECT_EQ(retired->retired_at, kStart);
+
+  auto a = keys_->EnsureActiveKey(issuer_, hsm::SignAlgorithm::kES256);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto again = keys_->EnsureActiveKey(issuer_, hsm::SignAlgorithm::kES256);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->kid, a->kid);  // idempotent: no second key
+  EXPECT_EQ(keys_->Keyset(issuer_)->keys.size(), 2u);
+
+  auto forced = keys_->DestroyKey(issuer_, a->kid, true, absl::Hours(1));
+  ASSERT_TRUE(forced.ok()) << forced.status();
+  EXPECT_EQ(forced->state, KeyState::kDestroyed);
+  EXPECT_EQ(keys_->ActiveKey(issuer_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(JwksKids(), std::set<std::string>{p->kid});
+}
+
+TEST_F(KeysetManagerTest, RotateReturnsNewActiveAndRetiredPrevious) {
+  auto first = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->active.state, KeyState::kActive);
+  EXPECT_FALSE(first->retired.has_value());
+  now_ = kStart + 5;
+  auto second = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES384);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE(second->retired.has_value());
+  EXPECT_EQ(second->retired->kid, first->active.kid);
+  EXPECT_EQ(second->retired->state, KeyState::kRetired);
+  EXPECT_EQ(second->retired->retired_at, kStart + 5);
+  EXPECT_EQ(second->active.alg, hsm::SignAlgorithm::kES384);
+  EXPECT_EQ((*keys_->ActiveKey(issuer_))->alg, hsm::SignAlgorithm::kES384);
+}
+
+TEST_F(KeysetManagerTest, RecordPersistsInHsmAndReloadSeesSameState) {
+  auto a = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kEdDSA);
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto before = keys_->Keyset(issuer_);
+  ASSERT_TRUE(before.ok());
+  std::string jwks_before = *keys_->Jwks(issuer_);
+
+  // The record is on the token as CKO_DATA keyset/<issuer>.
+  auto data = hsm_->GetData(KeysetObjectName(issuer_));
+  ASSERT_TRUE(data.ok()) << data.status();
+  ASSERT_TRUE(data->has_value());
+  auto stored = ParseKeysetRecord(**data);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(SerializeKeysetRecord(*stored), SerializeKeysetRecord(*before));
+
+  // A fresh manager on a freshly opened HSM session sees the same state.
+  keys_.reset();
+  provider_.reset();
+  hsm_.reset();
+  auto hsm = hsm::Hsm::Open(tokensign::testing::GlobalToken().config());
+  ASSERT_TRUE(hsm.ok()) << hsm.status();
+  hsm_ = std::shared_ptr<hsm::Hsm>(std::move(*hsm));
+  auto provider = hsm::provider::HsmKeyProvider::Create(hsm_);
+  ASSERT_TRUE(provider.ok()) << provider.status();
+  provider_ = std::move(*provider);
+  keys_ = NewManager();
+  ASSERT_TRUE(keys_->Load({issuer_}).ok());
+  auto after = keys_->Keyset(issuer_);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(SerializeKeysetRecord(*after), SerializeKeysetRecord(*before));
+  EXPECT_EQ(nlohmann::json::parse(*keys_->Jwks(issuer_)),
+            nlohmann::json::parse(jwks_before));
+  auto active = keys_->ActiveKey(issuer_);
+  ASSERT_TRUE(active.ok()) << active.status();
+  EXPECT_EQ((*active)->kid, a->active.kid);
+  EXPECT_EQ(StateOf(b->kid), KeyState::kPending);
+}
+
+TEST_F(KeysetManagerTest, EveryAlgorithmPublishesMatchingJwk) {
+  struct Case {
+    hsm::SignAlgorithm alg;
+    const char* name;
+    const char* kty;
+    const char* crv;  // "" for RSA
+  };
+  const Case cases[] = {
+      {hsm::SignAlgorithm::kES256, "ES256", "EC", "P-256"},
+      {hsm::SignAlgorithm::kES384, "ES384", "EC", "P-384"},
+      {hsm::SignAlgorithm::kEdDSA, "EdDSA", "OKP", "Ed25519"},
+      {hsm::SignAlgorithm::kPS256, "PS256", "RSA", ""},
+      {hsm::SignAlgorithm::kRS256, "RS256", "RSA", ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto key = keys_->CreateKey(issuer_, c.alg);
+    ASSERT_TRUE(key.ok()) << key.status();
+    auto thumb = token::JwkThumbprint(hsm_->PublicKey(key->id)->get());
+    ASSERT_TRUE(thumb.ok());
+    EXPECT_EQ(key->kid, *thumb);
+    auto jwks = nlohmann::json::parse(*keys_->Jwks(issuer_));
+    bool found = false;
+    for (const auto& jwk : jwks["keys"]) {
+      if (jwk["kid"] != key->kid) continue;
+      found = true;
+      EXPECT_EQ(jwk["alg"], c.name);
+      EXPECT_EQ(jwk["kty"], c.kty);
+      if (*c.crv != '\0') {
+        EXPECT_EQ(jwk["crv"], c.crv);
+      }
+      EXPECT_FALSE(jwk.contains("d"));  // never private material
+      EXPECT_EQ(token::JwkThumbprint(jwk).value_or(""), key->kid);
+    }
+    EXPECT_TRUE(found);
+    auto activated = keys_->ActivateKey(issuer_, key->kid);
+    ASSERT_TRUE(activated.ok()) << activated.status();
+    EXPECT_EQ((*keys_->ActiveKey(issuer_))->alg, c.alg);
+  }
+  EXPECT_EQ(JwksKids().size(), 5u);
+}
+
+}  // namespace
+}  // namespace tokensign::keyset
