@@ -5,6 +5,7 @@
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -67,9 +68,42 @@ absl::Status SetRsaPadding(EVP_PKEY_CTX* pctx, SignAlgorithm alg) {
   return absl::OkStatus();
 }
 
+// Parses one DER INTEGER (short-form length, as in every ECDSA-Sig-Value of
+// P-256/P-384) at der[*pos], non-negative, and writes it left-padded into
+// out[0..half). False when the encoding is anything else; DerToRaw then falls
+// back to OpenSSL's parser.
+bool TakeDerInteger(const unsigned char* der, size_t der_len, size_t* pos,
+                    size_t half, unsigned char* out) {
+  if (*pos + 2 > der_len || der[*pos] != 0x02) return false;
+  size_t len = der[*pos + 1];
+  size_t at = *pos + 2;
+  if (len == 0 || len > 0x7f || at + len > der_len) return false;
+  if ((der[at] & 0x80) != 0) return false;  // negative
+  *pos = at + len;
+  while (len > 0 && der[at] == 0) {  // leading zero octets
+    ++at;
+    --len;
+  }
+  if (len > half) return false;
+  std::memset(out, 0, half - len);
+  std::memcpy(out + half - len, der + at, len);
+  return true;
+}
+
 // DER ECDSA-Sig-Value -> r||s, each left-padded to `half` bytes.
 absl::StatusOr<std::string> DerToRaw(const unsigned char* der, size_t der_len,
                                      size_t half) {
+  // Fast path without BIGNUMs: SEQUENCE { INTEGER r, INTEGER s }, short form.
+  if (der_len >= 2 && der[0] == 0x30 && der[1] == der_len - 2) {
+    std::string raw(2 * half, '\0');
+    auto* out = reinterpret_cast<unsigned char*>(raw.data());
+    size_t pos = 2;
+    if (TakeDerInteger(der, der_len, &pos, half, out) &&
+        TakeDerInteger(der, der_len, &pos, half, out + half) &&
+        pos == der_len) {
+      return raw;
+    }
+  }
   const unsigned char* p = der;
   UniqueEcdsaSig sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len)));
   if (sig == nullptr || p != der + der_len) {
@@ -286,6 +320,20 @@ absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg,
 
 std::string JwsHeaderJson(SignAlgorithm alg, std::string_view kid,
                           std::string_view typ) {
+  auto plain = [](std::string_view v) {
+    for (char c : v) {
+      if (static_cast<unsigned char>(c) < 0x20 ||
+          static_cast<unsigned char>(c) >= 0x80 || c == '"' || c == '\\') {
+        return false;
+      }
+    }
+    return true;
+  };
+  if (plain(kid) && plain(typ)) {  // what dump() would write, without it
+    return absl::StrCat(R"({"alg":")", Av(hsm::SignAlgorithmName(alg)),
+                        R"(","kid":")", Av(kid), R"(","typ":")", Av(typ),
+                        R"("})");
+  }
   // dump() escapes; kid and typ are normally plain ASCII.
   return absl::StrCat(R"({"alg":")", Av(hsm::SignAlgorithmName(alg)),
                       R"(","kid":)", nlohmann::json(std::string(kid)).dump(),
