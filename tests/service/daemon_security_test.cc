@@ -1,0 +1,281 @@
+// End-to-end tests of tokensignd (part 2): every signing algorithm through a
+// config-file daemon verified by PyJWT against the HTTP JWKS, the PIN kept out
+// of argv and logs, and the audit log holding only token hashes.
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/service/daemon_harness.h"
+
+namespace tokensign::testing {
+namespace {
+
+using v1::KeyAdmin;
+using v1::TokenSigner;
+
+constexpr char kPython[] = "/usr/bin/python3";
+
+struct AlgCase {
+  const char* issuer;
+  const char* alg;
+};
+constexpr AlgCase kAlgs[] = {{"es256", "ES256"},
+                             {"es384", "ES384"},
+                             {"eddsa", "EdDSA"},
+                             {"ps256", "PS256"},
+                             {"rs256", "RS256"}};
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 15]);
+  }
+  return out;
+}
+
+grpc::Status Sign(const std::shared_ptr<grpc::Channel>& ch,
+                  const v1::SignTokenRequest& req,
+                  v1::SignTokenResponse* resp) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  return TokenSigner::NewStub(ch)->SignToken(&ctx, req, resp);
+}
+
+v1::SignTokenRequest TxnRequest(const std::string& issuer) {
+  v1::SignTokenRequest r = ScenarioRequest(issuer);
+  r.set_kind(v1::TRANSACTION_TOKEN);
+  r.set_ttl_seconds(120);
+  r.set_txn("txn-" + issuer);
+  return r;
+}
+
+// Config file: plaintext loopback; the "loopback" caller signs for every
+// issuer and is custodian; one issuer per algorithm, no keys yet.
+std::string AlgorithmsToml(const std::string& audit) {
+  std::string toml = "[hsm]\nmodule = \"" TOKENSIGN_SOFTHSM_MODULE
+                     "\"\ntoken_label = \"tokensign-dev\"\npin_env = "
+                     "\"TOKENSIGN_TEST_PIN\"\n\n"
+                     "[server]\ninsecure = true\n\n[audit]\npath = \"" +
+                     audit +
+                     "\"\n\n[[callers]]\nid = \"loopback\"\nroles = "
+                     "[\"signer\", \"custodian\"]\nissuers = [\"*\"]\n";
+  for (const AlgCase& c : kAlgs) {
+    toml += std::string("\n[issuers.") + c.issuer + "]\niss = \"https://" +
+            c.issuer + ".example\"\nalgorithm = \"" + c.alg +
+            "\"\naudiences = [\"https://api.example\"]\nscopes = [\"read\"]\n"
+            "any_actor = true\n";
+  }
+  return toml;
+}
+
+// PyJWT verifies `token` with the JWKS (only `alg` allowed, iss and aud
+// checked); returns "<alg> <typ> <sub>" or the failure output.
+std::string PyJwtVerify(DaemonHarness& h, const std::string& token,
+                        const std::string& jwks, const std::string& alg,
+                        const std::string& iss) {
+  WriteAll(h.Path("token"), token);
+  WriteAll(h.Path("jwks.json"), jwks);
+  WriteAll(h.Path("verify.py"), R"(import json, sys, jwt
+token = open(sys.argv[1]).read().strip()
+jwks = json.load(open(sys.argv[2]))
+hdr = jwt.get_unverified_header(token)
+key = next(k for k in jwks["keys"] if k["kid"] == hdr["kid"])
+c = jwt.decode(token, jwt.PyJWK(key).key, algorithms=[sys.argv[3]],
+               audience="https://api.example", issuer=sys.argv[4])
+print(hdr["alg"], hdr["typ"], c["sub"])
+)");
+  std::string out;
+  Shell(std::string(kPython) + " " + h.Path("verify.py") + " " +
+            h.Path("token") + " " + h.Path("jwks.json") + " " + alg + " " +
+            iss + " 2>&1",
+        &out);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+TEST(DaemonAlgorithmsTest, EveryAlgorithmSignsBothKindsAndPyJwtVerifies) {
+  DaemonHarness h;
+  std::string state = h.Path("state");
+  h.InitDevState(state);
+  std::string pin = ReadAll(state + "/pin");
+  ASSERT_FALSE(pin.empty());
+  WriteAll(h.Path("algs.toml"), AlgorithmsToml(h.Path("audit.log")));
+  DaemonProcess d = h.Start({"--config", h.Path("algs.toml")},
+                            {"SOFTHSM2_CONF=" + state + "/softhsm2.conf",
+                             "TOKENSIGN_TEST_PIN=" + pin});
+  ASSERT_GT(d.pid, 0);
+  auto ch = h.Insecure(d);
+
+  // The custodian gives each issuer its first key (algorithm from config).
+  for (const AlgCase& c : kAlgs) {
+    grpc::ClientContext ctx;
+    v1::RotateKeyRequest req;
+    req.set_issuer(c.issuer);
+    v1::RotateKeyResponse r;
+    grpc::Status st = KeyAdmin::NewStub(ch)->RotateKey(&ctx, req, &r);
+    ASSERT_TRUE(st.ok()) << c.issuer << ": " << st.error_message();
+    EXPECT_EQ(r.active().alg(), c.alg);
+  }
+
+  v1::SignTokensRequest batch;
+  for (const AlgCase& c : kAlgs) {
+    SCOPED_TRACE(c.alg);
+    std::string iss = std::string("https://") + c.issuer + ".example";
+    int code = 0;
+    std::string jwks =
+        h.HttpGet(d, std::string("/issuers/") + c.issuer + "/jwks.json", &code);
+    ASSERT_EQ(code, 200) << jwks;
+    v1::SignTokenResponse access, txn;
+    grpc::Status st = Sign(ch, ScenarioRequest(c.issuer), &access);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(PyJwtVerify(h, access.token(), jwks, c.alg, iss),
+              std::string(c.alg) + " at+jwt alice");
+    st = Sign(ch, TxnRequest(c.issuer), &txn);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(PyJwtVerify(h, txn.token(), jwks, c.alg, iss),
+              std::string(c.alg) + " txntoken+jwt alice");
+    // The verifier must reject a wrong algorithm (the check is real).
+    EXPECT_NE(
+        PyJwtVerify(h, access.token(), jwks,
+                    std::string(c.alg) == "ES256" ? "ES384" : "ES256", iss),
+        std::string(c.alg) + " at+jwt alice");
+    *batch.add_requests() = ScenarioRequest(c.issuer);
+  }
+
+  // A batch mixing all five algorithms: each item verifies with its issuer's
+  // JWKS.
+  grpc::ClientContext ctx;
+  v1::SignTokensResponse resp;
+  grpc::Status st = TokenSigner::NewStub(ch)->SignTokens(&ctx, batch, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(resp.results_size(), 5);
+  for (int i = 0; i < 5; ++i) {
+    const AlgCase& c = kAlgs[i];
+    ASSERT_TRUE(resp.results(i).has_response()) << c.alg;
+    std::string jwks =
+        h.HttpGet(d, std::string("/issuers/") + c.issuer + "/jwks.json");
+    EXPECT_EQ(PyJwtVerify(h, resp.results(i).response().token(), jwks, c.alg,
+                          std::string("https://") + c.issuer + ".example"),
+              std::string(c.alg) + " at+jwt alice");
+  }
+  EXPECT_EQ(h.Stop(d, SIGTERM), 0);
+}
+
+TEST(DaemonSecretsTest, PinNeverInArgvOrLogsAndPinFilesAre0600) {
+  DaemonHarness h;
+  std::string state = h.Path("state");
+  DaemonProcess d =
+      h.Start({"--dev", "--state-dir", state, "--log-level", "trace"});
+  ASSERT_GT(d.pid, 0);
+  std::string pin = ReadAll(state + "/pin");
+  std::string so_pin = ReadAll(state + "/so-pin");
+  ASSERT_GE(pin.size(), 16u);
+  ASSERT_GE(so_pin.size(), 16u);
+  for (const char* f : {"/pin", "/so-pin"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat((state + f).c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
+  struct stat dir_st {};
+  ASSERT_EQ(::stat(state.c_str(), &dir_st), 0);
+  EXPECT_EQ(dir_st.st_mode & 0077, 0u);  // state dir private
+
+  std::string cmdline = ReadAll("/proc/" + std::to_string(d.pid) + "/cmdline");
+  ASSERT_NE(cmdline.find("--dev"), std::string::npos);  // read the right file
+  EXPECT_EQ(cmdline.find(pin), std::string::npos);
+  EXPECT_EQ(cmdline.find(so_pin), std::string::npos);
+  std::string environ = ReadAll("/proc/" + std::to_string(d.pid) + "/environ");
+  EXPECT_EQ(environ.find(pin), std::string::npos);
+
+  v1::SignTokenResponse resp;
+  ASSERT_TRUE(Sign(h.Insecure(d), ScenarioRequest(), &resp).ok());
+  std::string sig = resp.token().substr(resp.token().rfind('.') + 1);
+  ASSERT_EQ(h.Stop(d, SIGTERM), 0);
+
+  // Config mode with the PIN in an environment variable: argv and log clean.
+  WriteAll(h.Path("pin.toml"),
+           "[hsm]\nmodule = \"" TOKENSIGN_SOFTHSM_MODULE
+           "\"\ntoken_label = \"tokensign-dev\"\npin_env = \"MY_PIN\"\n\n"
+           "[server]\ninsecure = true\n\n[audit]\npath = \"" +
+               h.Path("audit.log") +
+               "\"\n\n[issuers.dev]\niss = \"https://issuer.example\"\n"
+               "audiences = [\"https://api.example\"]\n");
+  DaemonProcess c =
+      h.Start({"--config", h.Path("pin.toml"), "--log-level", "trace"},
+              {"SOFTHSM2_CONF=" + state + "/softhsm2.conf", "MY_PIN=" + pin});
+  ASSERT_GT(c.pid, 0);
+  std::string cmdline2 = ReadAll("/proc/" + std::to_string(c.pid) + "/cmdline");
+  ASSERT_NE(cmdline2.find("--config"), std::string::npos);
+  EXPECT_EQ(cmdline2.find(pin), std::string::npos);
+  ASSERT_EQ(h.Stop(c, SIGTERM), 0);
+
+  for (const std::string& log : {d.log_path, c.log_path}) {
+    std::string text = ReadAll(log);
+    ASSERT_FALSE(text.empty()) << log;  // the daemon did log
+    EXPECT_EQ(text.find(pin), std::string::npos) << log;
+    EXPECT_EQ(text.find(so_pin), std::string::npos) << log;
+    EXPECT_EQ(text.find(sig), std::string::npos) << log;  // no whole token
+  }
+}
+
+TEST(DaemonSecretsTest, AuditLogHoldsOnlyTheTokensSha256) {
+  DaemonHarness h;
+  std::string state = h.Path("state");
+  DaemonProcess d = h.Start({"--dev", "--state-dir", state});
+  ASSERT_GT(d.pid, 0);
+  auto ch = h.Insecure(d);
+  std::vector<std::string> tokens;
+  v1::SignTokenResponse r;
+  ASSERT_TRUE(Sign(ch, ScenarioRequest(), &r).ok());
+  tokens.push_back(r.token());
+  ASSERT_TRUE(Sign(ch, TxnRequest("dev"), &r).ok());
+  tokens.push_back(r.token());
+  v1::SignTokensRequest batch;
+  for (int i = 0; i < 4; ++i) *batch.add_requests() = ScenarioRequest();
+  v1::SignTokenRequest denied = ScenarioRequest();
+  denied.set_audience(0, "https://evil.example");
+  *batch.add_requests() = denied;
+  grpc::ClientContext ctx;
+  v1::SignTokensResponse resp;
+  ASSERT_TRUE(TokenSigner::NewStub(ch)->SignTokens(&ctx, batch, &resp).ok());
+  for (const auto& item : resp.results()) {
+    if (item.has_response()) tokens.push_back(item.response().token());
+  }
+  ASSERT_EQ(tokens.size(), 6u);
+  ASSERT_EQ(h.Stop(d, SIGTERM), 0);
+
+  std::string text = ReadAll(state + "/audit.log");
+  std::set<std::string> want, got;
+  for (const std::string& t : tokens) {
+    want.insert(Sha256Hex(t));
+    size_t dot1 = t.find('.'), dot2 = t.rfind('.');
+    EXPECT_EQ(text.find(t), std::string::npos);
+    EXPECT_EQ(text.find(t.substr(dot1 + 1, dot2 - dot1 - 1)),
+              std::string::npos);                                 // payload
+    EXPECT_EQ(text.find(t.substr(dot2 + 1)), std::string::npos);  // signature
+  }
+  int denied_lines = 0;
+  for (const auto& l : h.AuditLines(state + "/audit.log")) {
+    std::string outcome = l.value("outcome", "");
+    if (outcome == "signed") got.insert(l.value("token_sha256", ""));
+    if (outcome == "denied") {
+      ++denied_lines;
+      EXPECT_EQ(l.value("token_sha256", ""), "") << l.dump();
+    }
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(denied_lines, 1);
+}
+
+}  // namespace
+}  // namespace tokensign::testing
