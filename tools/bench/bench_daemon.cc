@@ -270,6 +270,27 @@ int PrintReport(const Options& o, Report& r) {
   if (r.half.skipped > 0)
     std::fprintf(table, "half rate: %ld sends skipped (max in flight)\n",
                  r.half.skipped);
+  // CPU efficiency: the ceiling's CPU per op over (daemon + bench) CPU per
+  // token. Unlike the rate ratios it does not depend on how other processes
+  // share the cores (under contention the daemon's many threads win a larger
+  // CPU share than the ceiling's).
+  const double ceiling_us =
+      r.ceiling_ops > 0 ? r.ceiling_cpu.self / r.ceiling_ops : 0;
+  const double raw_us = r.raw_ops > 0 ? r.raw_cpu.self / r.raw_ops : 0;
+  const double base_us = o.daemon_verify ? ceiling_us : raw_us;
+  auto efficiency = [&](const CellCpu& cpu, long tokens) {
+    if (base_us <= 0 || tokens <= 0 || !cpu.daemon_known) return -1.0;
+    return base_us / ((cpu.daemon + cpu.self) / static_cast<double>(tokens));
+  };
+  const double unary_eff = efficiency(r.unary_cpu, r.unary.items);
+  const double batch_eff = efficiency(r.batch_cpu, r.batch.items);
+  if (unary_eff > 0 && batch_eff > 0) {
+    std::fprintf(
+        table,
+        "cpu efficiency (%s CPU/op / (daemon+bench) CPU/token): unary %.2f  "
+        "batch %.2f\n",
+        o.daemon_verify ? "ceiling" : "raw C_Sign", unary_eff, batch_eff);
+  }
 
   const bool on = o.daemon_verify, c = r.have_ceiling;
   const char* why_on = c ? "daemon verify off" : "no ceiling";
@@ -327,6 +348,10 @@ int PrintReport(const Options& o, Report& r) {
         per_token(r.batch_cpu, static_cast<double>(r.batch.items), false);
     j["ceiling_cpu_us_per_op"] = per_token(r.ceiling_cpu, r.ceiling_ops, false);
     j["raw_cpu_us_per_op"] = per_token(r.raw_cpu, r.raw_ops, false);
+    j["unary_cpu_efficiency"] =
+        unary_eff > 0 ? nlohmann::json(unary_eff) : nullptr;
+    j["batch_cpu_efficiency"] =
+        batch_eff > 0 ? nlohmann::json(batch_eff) : nullptr;
     for (auto& line : lines) {
       char* end = nullptr;
       double d = std::strtod(line[1].c_str(), &end);
