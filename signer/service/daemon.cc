@@ -334,7 +334,9 @@ int Daemon::Run() {
   p.server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::milliseconds(200));
   p.server->Wait();
-  spdlog::info("stopped: {} audit records durable", p.audit->stats().records);
+  audit::AuditLogStats stats = p.audit->stats();
+  spdlog::info("stopped: {} audit records durable in {} commits", stats.records,
+               stats.commits);
   return 0;
 }
 
