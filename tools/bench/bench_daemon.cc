@@ -17,14 +17,11 @@
 //   unary_vs_ceiling 0.52 / batch_vs_ceiling 0.86 / p99_half_rate_ms 3.1 /
 //   unary_noverify_vs_raw ... / batch_noverify_vs_raw ...
 #include <openssl/sha.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -170,43 +167,6 @@ absl::StatusOr<Ceiling> OpenCeiling(const Options& o,
   return absl::NotFoundError("daemon bench: no key on the dev token has kid " +
                              kid);
 }
-
-// CPU seconds used so far by this process (getrusage) and by the daemon
-// (/proc/PID/stat; -1 when its pid is unknown), so each cell can report CPU per
-// signed token.
-struct CpuTimes {
-  double self = 0, daemon = -1;
-};
-CpuTimes ReadCpu(pid_t daemon_pid) {
-  CpuTimes t;
-  rusage usage{};
-  ::getrusage(RUSAGE_SELF, &usage);
-  t.self = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
-           (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-  if (daemon_pid <= 0) return t;
-  std::ifstream in("/proc/" + std::to_string(daemon_pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  size_t paren = text.rfind(')');
-  if (paren == std::string::npos) return t;
-  std::istringstream fields(text.substr(paren + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i >= 14) ticks += std::atof(field.c_str());  // utime, stime
-  }
-  t.daemon = ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
-  return t;
-}
-// Accumulated CPU of one cell over its rounds.
-struct CellCpu {
-  double self = 0, daemon = 0;
-  bool daemon_known = true;
-  void Add(const CpuTimes& before, const CpuTimes& after) {
-    self += after.self - before.self;
-    if (before.daemon < 0 || after.daemon < 0) daemon_known = false;
-    daemon += after.daemon - before.daemon;
-  }
-};
 
 struct Report {
   LoadResult unary, batch, half;

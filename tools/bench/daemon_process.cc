@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -150,6 +152,33 @@ DaemonProcess::~DaemonProcess() {
     std::error_code ec;
     fs::remove_all(state_dir_, ec);
   }
+}
+
+CpuTimes ReadCpu(pid_t daemon_pid) {
+  CpuTimes t;
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  t.self = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+           (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+  if (daemon_pid <= 0) return t;
+  std::ifstream in("/proc/" + std::to_string(daemon_pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return t;
+  std::istringstream fields(text.substr(paren + 2));  // from field 3 (state)
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::atof(field.c_str());  // utime, stime
+  }
+  t.daemon = ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return t;
+}
+
+void CellCpu::Add(const CpuTimes& before, const CpuTimes& after) {
+  self += after.self - before.self;
+  if (before.daemon < 0 || after.daemon < 0) daemon_known = false;
+  daemon += after.daemon - before.daemon;
 }
 
 }  // namespace tokensign::bench

@@ -41,6 +41,21 @@ class DaemonProcess {
   bool keep_state_ = false;
 };
 
+// CPU seconds used so far by this process (getrusage) and by `daemon_pid`
+// (/proc/PID/stat; daemon = -1 when daemon_pid <= 0 or unreadable), for CPU per
+// signed token.
+struct CpuTimes {
+  double self = 0, daemon = -1;
+};
+CpuTimes ReadCpu(pid_t daemon_pid);
+
+// CPU of one bench cell accumulated over its rounds.
+struct CellCpu {
+  double self = 0, daemon = 0;
+  bool daemon_known = true;
+  void Add(const CpuTimes& before, const CpuTimes& after);
+};
+
 }  // namespace tokensign::bench
 
 #endif  // TOKENSIGN_TOOLS_BENCH_DAEMON_PROCESS_H_
