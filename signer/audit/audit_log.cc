@@ -96,6 +96,11 @@ class FileAuditLog final : public AuditLog {
     absl::MutexLock lock(&mu_);
     absl::StatusOr<int64_t> seq = EnqueueLocked(body, nullptr);
     if (!seq.ok()) return seq.status();
+    // Blocked synchronous appenders cannot add more records: once as many
+    // are queued as the last commit had, lingering longer only adds latency.
+    ++sync_queued_;
+    if (writer_state_ == WriterState::kLingering && SyncBatchCompleteLocked())
+      work_cv_.Signal();
     while (durable_seq_ < *seq && failed_.ok()) done_cv_.Wait(&mu_);
     return durable_seq_ >= *seq ? absl::OkStatus() : failed_;
   }
@@ -198,6 +203,13 @@ class FileAuditLog final : public AuditLog {
     return CommitLineLocked(start, seq, decision);
   }
 
+  // Every queued decision is a blocked synchronous Append and there are as
+  // many as in the last commit: nobody is likely to add more soon.
+  bool SyncBatchCompleteLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return sync_queued_ > 0 && sync_queued_ == queued_decisions_ &&
+           sync_queued_ >= last_commit_sync_;
+  }
+
   std::string& SegmentForAppendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (pending_.empty()) pending_.emplace_back();
     return pending_.back().data;
@@ -244,12 +256,15 @@ class FileAuditLog final : public AuditLog {
           const absl::Time deadline = absl::Now() + options_.commit_linger;
           while (!stopping_ &&
                  queued_decisions_ < options_.commit_batch_records &&
+                 !SyncBatchCompleteLocked() &&
                  !work_cv_.WaitWithDeadline(&mu_, deadline)) {
           }
         }
         writer_state_ = WriterState::kBusy;
         last_commit_decisions_ = queued_decisions_;
+        last_commit_sync_ = sync_queued_;
         queued_decisions_ = 0;
+        sync_queued_ = 0;
         batch.swap(pending_);
       }
       absl::Status status;
@@ -355,6 +370,8 @@ class FileAuditLog final : public AuditLog {
   WriterState writer_state_ ABSL_GUARDED_BY(mu_) = WriterState::kBusy;
   int64_t queued_decisions_ ABSL_GUARDED_BY(mu_) = 0;  // in pending_
   int64_t last_commit_decisions_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t sync_queued_ ABSL_GUARDED_BY(mu_) = 0;  // of queued_decisions_
+  int64_t last_commit_sync_ ABSL_GUARDED_BY(mu_) = 0;
   Sha256Hasher hasher_ ABSL_GUARDED_BY(mu_);  // chains lines (prev_hash_)
 };
 

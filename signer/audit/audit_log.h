@@ -70,10 +70,12 @@ struct AuditLogOptions {
   // previous commit covered more than one decision record (others append
   // concurrently), the writer lingers up to commit_linger after waking, or
   // until commit_batch_records decisions are queued, before one write() and
-  // one fdatasync(). A lone appender is never delayed. Durability is
-  // unchanged: an Append completes only after its line is synced. Costs at
-  // most commit_linger of latency per record under load; saves an fdatasync
-  // (and a writer wake-up) per record otherwise. Zero = commit at once.
+  // one fdatasync(). A lone appender is never delayed, and blocked synchronous
+  // Appends end the linger once as many are queued as the last commit had.
+  // Durability is unchanged: an Append completes only after its line is synced.
+  // Costs at most commit_linger of latency per record under load; saves an
+  // fdatasync (and a writer wake-up) per record otherwise. Zero = commit at
+  // once.
   absl::Duration commit_linger = absl::Milliseconds(1);
   int commit_batch_records = 128;
 };

@@ -80,6 +80,34 @@ TEST(GroupCommitTest, LoneSynchronousAppendsCommitOneByOne) {
   EXPECT_EQ((*log)->last_durable_seq(), 5);
 }
 
+TEST(GroupCommitTest, ConcurrentSynchronousAppendersAllComplete) {
+  TempDir dir;
+  AuditLogOptions o{.path = dir.File("audit.log")};
+  o.commit_linger = absl::Milliseconds(300);
+  constexpr int kThreads = 4, kPerThread = 25;
+  std::atomic<int> ok{0};
+  {
+    auto log = AuditLog::Open(o);
+    ASSERT_TRUE(log.ok()) << log.status();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          auto rec =
+              MakeRecord("y" + std::to_string(t) + "-" + std::to_string(i));
+          if ((*log)->Append(rec).ok()) ++ok;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ((*log)->stats().records, kThreads * kPerThread);
+  }
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  auto report = VerifyAuditChain(o.path);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->ok) << FormatVerifyReport(*report);
+}
+
 TEST(GroupCommitTest, RefusesNegativeLingerAndEmptyBatch) {
   TempDir dir;
   AuditLogOptions o{.path = dir.File("audit.log")};
