@@ -1,15 +1,18 @@
-// Mode `core`: the token core (policy -> claims -> JWS via the HSM-backed provider key ->
-// verify) on one fresh SoftHSM ES256 key, against the ceiling of the same work measured in
-// the same run on the same key: threads doing raw C_Sign + one OpenSSL verify per signature
-// and nothing else. Prints, at 1 and 2 threads:
-//   core_vs_ceiling ES256 t=2 0.91          Mint (verify on) / (C_Sign + verify)
-//   core_noverify_vs_raw ES256 t=2 0.93     Mint (verify off) / C_Sign alone
-//   audit_fsync_vs_off ES256 t=2 0.95       Mint + durable audit record / Mint alone
-// The audit cell keeps a window of records in flight per thread (AppendAsync), as the
-// daemon does, so one fdatasync covers many records (the log's default group-commit
-// linger, AuditLogOptions.commit_linger, applies).
+// Mode `core`: the token core (policy -> claims -> JWS via the HSM-backed
+// provider key -> verify) on one fresh SoftHSM ES256 key, against the ceiling
+// of the same work measured in the same run on the same key: threads doing raw
+// C_Sign + one OpenSSL verify per signature and nothing else. Prints, at 1 and
+// 2 threads:
+//   core_vs_ceiling ES256 t=2 0.91          Mint (verify on) / (C_Sign +
+//   verify) core_noverify_vs_raw ES256 t=2 0.93     Mint (verify off) / C_Sign
+//   alone audit_fsync_vs_off ES256 t=2 0.95       Mint + durable audit record /
+//   Mint alone
+// The audit cell keeps a window of records in flight per thread (AppendAsync),
+// as the daemon does, so one fdatasync covers many records (the log's default
+// group-commit linger, AuditLogOptions.commit_linger, applies).
 //   tokensign-bench core [seconds_per_cell] [commit_linger_us]
 #include <openssl/sha.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -38,7 +41,8 @@ token::IssuerPolicy ScenarioPolicy() {
   return policy;
 }
 
-// DOMAIN.md's scenario: alice via app, agent-7 acting for planner, read on api.example.
+// DOMAIN.md's scenario: alice via app, agent-7 acting for planner, read on
+// api.example.
 token::TokenRequest ScenarioRequest() {
   token::TokenRequest req;
   req.subject = "alice";
@@ -50,7 +54,8 @@ token::TokenRequest ScenarioRequest() {
   return req;
 }
 
-audit::AuditRecord RecordOf(const token::MintedToken& minted, const token::TokenRequest& req) {
+audit::AuditRecord RecordOf(const token::MintedToken& minted,
+                            const token::TokenRequest& req) {
   audit::AuditRecord r;
   r.caller = "bench";
   r.issuer = "bench";
@@ -99,12 +104,15 @@ class Window {
   bool failed_ = false;
 };
 
-void PrintCell(const char* name, const char* ceiling_name, const char* measured_name,
-               int threads, const RatePair& rates, std::vector<std::string>& lines) {
-  std::printf("%-22s t=%d  %-22s %9.0f/s  %-22s %9.0f/s  ratio %.2f\n", name, threads,
-              ceiling_name, rates.ceiling, measured_name, rates.measured, rates.ratio());
+void PrintCell(const char* name, const char* ceiling_name,
+               const char* measured_name, int threads, const RatePair& rates,
+               std::vector<std::string>& lines) {
+  std::printf("%-22s t=%d  %-22s %9.0f/s  %-22s %9.0f/s  ratio %.2f\n", name,
+              threads, ceiling_name, rates.ceiling, measured_name,
+              rates.measured, rates.ratio());
   char line[128];
-  std::snprintf(line, sizeof(line), "%s ES256 t=%d %.2f", name, threads, rates.ratio());
+  std::snprintf(line, sizeof(line), "%s ES256 t=%d %.2f", name, threads,
+                rates.ratio());
   lines.push_back(line);
 }
 
@@ -123,8 +131,9 @@ int RunCoreBench(int argc, char** argv) {
   if (!pub.ok()) return Fail("core", "PublicKey", pub.status());
   auto kid = token::JwkThumbprint(pub->get());
   if (!kid.ok()) return Fail("core", "thumbprint", kid.status());
-  token::SigningKey signing_key{*priv, std::shared_ptr<EVP_PKEY>(pub->release(), EVP_PKEY_free),
-                                hsm::SignAlgorithm::kES256, *kid};
+  token::SigningKey signing_key{
+      *priv, std::shared_ptr<EVP_PKEY>(pub->release(), EVP_PKEY_free),
+      hsm::SignAlgorithm::kES256, *kid};
   token::IssuerPolicy policy = ScenarioPolicy();
   token::IssuerPolicy policy_noverify = policy;
   policy_noverify.verify_before_release = false;
@@ -136,8 +145,8 @@ int RunCoreBench(int argc, char** argv) {
   const std::string signing_input =
       sample->token.substr(0, sample->token.rfind('.'));
   std::string digest(SHA256_DIGEST_LENGTH, '\0');
-  SHA256(reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(),
-         reinterpret_cast<unsigned char*>(digest.data()));
+  SHA256(reinterpret_cast<const unsigned char*>(signing_input.data()),
+         signing_input.size(), reinterpret_cast<unsigned char*>(digest.data()));
 
   std::string audit_dir = env->token->dir() + "/audit";
   std::string mkdir = "mkdir -p '" + audit_dir + "'";
@@ -145,64 +154,96 @@ int RunCoreBench(int argc, char** argv) {
   audit::AuditLogOptions audit_options;
   audit_options.path = audit_dir + "/audit.log";
   audit_options.durability = audit::Durability::kFsync;
-  if (argc >= 3) audit_options.commit_linger = absl::Microseconds(std::atoi(argv[2]));
+  if (argc >= 3)
+    audit_options.commit_linger = absl::Microseconds(std::atoi(argv[2]));
   auto audit_log = audit::AuditLog::Open(audit_options);
-  if (!audit_log.ok()) return Fail("core", "AuditLog::Open", audit_log.status());
+  if (!audit_log.ok())
+    return Fail("core", "AuditLog::Open", audit_log.status());
 
   hsm::Hsm& hsm = *env->hsm;
   auto raw_op = [&](bool verify) {
     return [&, verify](int) {
-      auto signer = std::make_shared<RawSigner>(
-          std::move(*RawSigner::Create(hsm, key->id, hsm::SignAlgorithm::kES256)));
+      auto signer = std::make_shared<RawSigner>(std::move(
+          *RawSigner::Create(hsm, key->id, hsm::SignAlgorithm::kES256)));
       return [&, signer, verify]() {
         std::string sig = signer->Sign(digest);
         if (sig.empty()) return false;
         if (!verify) return true;
-        return token::VerifyRaw(signing_key.public_key.get(), hsm::SignAlgorithm::kES256,
-                                signing_input, sig)
+        return token::VerifyRaw(signing_key.public_key.get(),
+                                hsm::SignAlgorithm::kES256, signing_input, sig)
             .ok();
       };
     };
   };
   auto mint_op = [&](const token::IssuerPolicy& p) {
     return [&](int) {
-      return [&]() { return token::Mint(p, signing_key, req, absl::Now()).ok(); };
+      return
+          [&]() { return token::Mint(p, signing_key, req, absl::Now()).ok(); };
     };
   };
   constexpr int kWindowPerThread = 128;
   auto audited_op = [&](int) {
     auto window = std::make_shared<Window>(kWindowPerThread);
-    // The window drains when the operation (last copy) is destroyed at the end of a round.
+    // The window drains when the operation (last copy) is destroyed at the end
+    // of a round.
     std::shared_ptr<void> drain(nullptr, [window](void*) { window->Drain(); });
     return [&, window, drain]() {
       auto minted = token::Mint(policy, signing_key, req, absl::Now());
       if (!minted.ok()) return false;
       window->Acquire();
-      (*audit_log)->AppendAsync(RecordOf(*minted, req),
-                                [window](absl::Status st) { window->Release(st.ok()); });
+      (*audit_log)
+          ->AppendAsync(RecordOf(*minted, req), [window](absl::Status st) {
+            window->Release(st.ok());
+          });
       return true;
     };
   };
 
-  std::printf("tokensign-bench core: SoftHSM ES256, %u hw threads, pool %d sessions, %.1f s/cell"
-              ", audit fsync window %d/thread, commit linger %.0f us\n",
-              std::thread::hardware_concurrency(), hsm.impl().pool().size(), seconds,
-              kWindowPerThread, absl::ToDoubleMicroseconds(audit_options.commit_linger));
+  std::printf(
+      "tokensign-bench core: SoftHSM ES256, %u hw threads, pool %d sessions, "
+      "%.1f s/cell"
+      ", audit fsync window %d/thread, commit linger %.0f us\n",
+      std::thread::hardware_concurrency(), hsm.impl().pool().size(), seconds,
+      kWindowPerThread,
+      absl::ToDoubleMicroseconds(audit_options.commit_linger));
   std::vector<std::string> lines;
   int rc = 0;
   for (int threads : {1, 2}) {
-    RatePair core = MeasurePair(threads, seconds, raw_op(true), mint_op(policy));
+    RatePair core =
+        MeasurePair(threads, seconds, raw_op(true), mint_op(policy));
     PrintCell("core_vs_ceiling", "C_Sign+verify", "Mint", threads, core, lines);
-    RatePair noverify = MeasurePair(threads, seconds, raw_op(false), mint_op(policy_noverify));
-    PrintCell("core_noverify_vs_raw", "C_Sign", "Mint(verify off)", threads, noverify, lines);
-    RatePair audited = MeasurePair(threads, seconds, mint_op(policy), audited_op);
-    PrintCell("audit_fsync_vs_off", "Mint", "Mint+audit(fsync)", threads, audited, lines);
+    RatePair noverify =
+        MeasurePair(threads, seconds, raw_op(false), mint_op(policy_noverify));
+    PrintCell("core_noverify_vs_raw", "C_Sign", "Mint(verify off)", threads,
+              noverify, lines);
+    RatePair audited =
+        MeasurePair(threads, seconds, mint_op(policy), audited_op);
+    PrintCell("audit_fsync_vs_off", "Mint", "Mint+audit(fsync)", threads,
+              audited, lines);
     if (core.failed || noverify.failed || audited.failed) rc = 1;
   }
+  // CPU (user, sys) per token of the whole process at 2 threads: where the
+  // audit's cost goes, independent of other load on the machine.
+  auto cpu_per_op = [&](auto make_op, const char* name) {
+    struct rusage a, b;
+    getrusage(RUSAGE_SELF, &a);
+    double rate = MeasureOps(2, seconds / 2, make_op);
+    getrusage(RUSAGE_SELF, &b);
+    auto us = [](const timeval& t) { return t.tv_sec * 1e6 + t.tv_usec; };
+    double ops = rate * seconds / 2;
+    std::printf("cpu/token %-18s user %6.1f us  sys %6.1f us\n", name,
+                (us(b.ru_utime) - us(a.ru_utime)) / ops,
+                (us(b.ru_stime) - us(a.ru_stime)) / ops);
+  };
+  cpu_per_op(mint_op(policy), "Mint");
+  cpu_per_op(audited_op, "Mint+audit(fsync)");
   audit::AuditLogStats stats = (*audit_log)->stats();
-  std::printf("audit: %lld records in %lld fdatasync commits (%.1f per commit)\n",
-              static_cast<long long>(stats.records), static_cast<long long>(stats.commits),
-              stats.commits > 0 ? static_cast<double>(stats.records) / stats.commits : 0.0);
+  std::printf(
+      "audit: %lld records in %lld fdatasync commits (%.1f per commit)\n",
+      static_cast<long long>(stats.records),
+      static_cast<long long>(stats.commits),
+      stats.commits > 0 ? static_cast<double>(stats.records) / stats.commits
+                        : 0.0);
   for (const std::string& line : lines) std::printf("%s\n", line.c_str());
   return rc;
 }
