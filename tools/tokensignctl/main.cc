@@ -20,6 +20,8 @@
 #include "nlohmann/json.hpp"
 #include "signer/audit/audit_verify.h"
 #include "signer/audit/lineage.h"
+#include "signer/token/jws.h"
+#include "absl/status/status.h"
 #include "tokensign/v1/tokensign.grpc.pb.h"
 
 namespace {
@@ -51,44 +53,24 @@ std::shared_ptr<grpc::Channel> Channel(const Conn& c) {
 }
 
 int Fail(const grpc::Status& st) {
-  std::cerr << "tokensignctl: " << st.error_code() << " " << st.error_message()
-            << "\n";
+  // gRPC and absl share the canonical code numbering.
+  std::cerr << "tokensignctl: "
+            << absl::StatusCodeToString(static_cast<absl::StatusCode>(st.error_code()))
+            << ": " << st.error_message() << "\n";
   return 1;
 }
 
-std::string B64UrlDecode(const std::string& in) {
-  std::string out;
-  int val = 0, bits = -8;
-  for (char ch : in) {
-    int d;
-    if (ch >= 'A' && ch <= 'Z')
-      d = ch - 'A';
-    else if (ch >= 'a' && ch <= 'z')
-      d = ch - 'a' + 26;
-    else if (ch >= '0' && ch <= '9')
-      d = ch - '0' + 52;
-    else if (ch == '-')
-      d = 62;
-    else if (ch == '_')
-      d = 63;
-    else
-      break;
-    val = (val << 6) + d;
-    bits += 6;
-    if (bits >= 0) {
-      out.push_back(static_cast<char>((val >> bits) & 0xff));
-      bits -= 8;
-    }
-  }
-  return out;
+// One JWS segment decoded as JSON ("(not base64url JSON)" if it is not).
+nlohmann::json DecodeSegment(const std::string& segment) {
+  auto bytes = tokensign::token::Base64UrlDecode(segment, "token segment");
+  if (!bytes.ok()) return "(not base64url: " + std::string(bytes.status().message()) + ")";
+  return nlohmann::json::parse(*bytes, nullptr, false);
 }
 
 void PrintDecoded(const std::string& token) {
   size_t a = token.find('.'), b = token.find('.', a + 1);
-  auto header =
-      nlohmann::json::parse(B64UrlDecode(token.substr(0, a)), nullptr, false);
-  auto claims = nlohmann::json::parse(
-      B64UrlDecode(token.substr(a + 1, b - a - 1)), nullptr, false);
+  nlohmann::json header = DecodeSegment(token.substr(0, a));
+  nlohmann::json claims = DecodeSegment(token.substr(a + 1, b - a - 1));
   std::cout << "header: " << header.dump(2) << "\nclaims: " << claims.dump(2)
             << "\n";
 }
