@@ -140,8 +140,19 @@ absl::StatusOr<SessionPool::Lease> SessionPool::Acquire() {
     cv_.wait(lock, [&] { return !free_.empty(); });
     index = free_.back();
     free_.pop_back();
+    ++active_;  // optimistically counted as inside the module (EnterModule)
   }
   Entry& entry = entries_[index];  // owned by this thread until released
+  // Fast path, one lock per lease: the session is current and no
+  // re-initialization is pending. Counted before checking, as EnterModule.
+  if (entry.open && entry.epoch == epoch() && !needs_reinit_.load()) {
+    Lease lease;
+    lease.pool_ = this;
+    lease.index_ = index;
+    lease.session_ = entry.session;
+    return lease;
+  }
+  ExitModule();
   absl::Status status;
   for (int round = 0; round < kEstablishAttempts; ++round) {
     if (!entry.open || entry.epoch != epoch() || needs_reinit_.load()) {

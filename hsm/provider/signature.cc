@@ -169,26 +169,40 @@ absl::StatusOr<SignAlgorithm> Plan(const SigCtx& c, size_t digest_len) {
 
 size_t MaxSize(const SigCtx& c) { return static_cast<size_t>(EVP_PKEY_get_size(c.key->pub)); }
 
-// raw r||s -> DER ECDSA-Sig-Value.
-absl::StatusOr<std::string> RawToDer(const std::string& raw) {
-  size_t half = raw.size() / 2;
-  ECDSA_SIG* sig = ECDSA_SIG_new();
-  BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()), half, nullptr);
-  BIGNUM* s =
-      BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()) + half, half, nullptr);
-  if (sig == nullptr || r == nullptr || s == nullptr || !ECDSA_SIG_set0(sig, r, s)) {
-    ECDSA_SIG_free(sig);
-    BN_free(r);
-    BN_free(s);
-    return absl::InternalError("ECDSA: cannot build ECDSA_SIG");
+// One DER INTEGER (unsigned big-endian magnitude, minimal, 0x00 before a set
+// high bit) appended at out[pos]; returns the new position.
+size_t PutDerInteger(const unsigned char* v, size_t n, unsigned char* out,
+                     size_t pos) {
+  while (n > 1 && v[0] == 0) ++v, --n;
+  const bool pad = (v[0] & 0x80) != 0;
+  out[pos++] = 0x02;
+  out[pos++] = static_cast<unsigned char>(n + (pad ? 1 : 0));
+  if (pad) out[pos++] = 0x00;
+  std::memcpy(out + pos, v, n);
+  return pos + n;
+}
+
+// raw r||s -> DER ECDSA-Sig-Value, written straight into `sig` (no BIGNUM or
+// heap work on the signing path). HSM keys are P-256/P-384 (r, s <= 48
+// bytes); up to 60 bytes the lengths stay in DER's short form.
+int EmitEcdsaDer(const std::string& raw, unsigned char* sig, size_t* siglen,
+                 size_t sigsize) {
+  const size_t half = raw.size() / 2;
+  if (half == 0 || half > 60) {
+    return Fail(Cat("ECDSA: raw signature of ", raw.size(), " bytes"));
   }
-  unsigned char* der = nullptr;
-  int len = i2d_ECDSA_SIG(sig, &der);
-  ECDSA_SIG_free(sig);
-  if (len <= 0) return absl::InternalError("ECDSA: i2d_ECDSA_SIG failed");
-  std::string out(reinterpret_cast<char*>(der), len);
-  OPENSSL_free(der);
-  return out;
+  unsigned char der[2 + 2 * (3 + 60)];
+  const auto* r = reinterpret_cast<const unsigned char*>(raw.data());
+  size_t pos = PutDerInteger(r, half, der, 2);
+  pos = PutDerInteger(r + half, half, der, pos);
+  der[0] = 0x30;
+  der[1] = static_cast<unsigned char>(pos - 2);
+  if (pos > sigsize) {
+    return Fail(Cat("signature: buffer of ", sigsize, " bytes < ", pos));
+  }
+  std::memcpy(sig, der, pos);
+  *siglen = pos;
+  return 1;
 }
 
 int Emit(const std::string& sig, unsigned char* out, size_t* outlen, size_t outsize) {
@@ -207,11 +221,7 @@ int SignDigestNow(SigCtx* c, const unsigned char* dgst, size_t dlen, unsigned ch
   absl::StatusOr<std::string> raw = c->key->hsm->SignDigest(
       c->key->info.id, *alg, std::string_view(reinterpret_cast<const char*>(dgst), dlen));
   if (!raw.ok()) return Fail(raw.status());
-  if (c->family == Family::kEc) {
-    absl::StatusOr<std::string> der = RawToDer(*raw);
-    if (!der.ok()) return Fail(der.status());
-    return Emit(*der, sig, siglen, sigsize);
-  }
+  if (c->family == Family::kEc) return EmitEcdsaDer(*raw, sig, siglen, sigsize);
   return Emit(*raw, sig, siglen, sigsize);
 }
 

@@ -1,6 +1,11 @@
 // tokensignd: the tokensign gRPC signing daemon.
 //   tokensignd --config FILE [--pid-file F] [--ready-file F]
 //   tokensignd --dev [--state-dir DIR] [--grpc-listen A] [--http-listen A]
+//              [--dev-verify-before-release=false] [--dev-audit-durability none]
+// The --dev-* knobs are for benchmarks and development only (they weaken what a
+// released token is checked against / how durable its audit record is); in
+// config mode the same settings are the TOML keys
+// issuers.<name>.verify_before_release and audit.durability.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -23,6 +28,8 @@ int main(int argc, char** argv) {
   std::string pid_file, ready_file, log_level = "info";
   std::string module = TOKENSIGN_SOFTHSM_MODULE;
   bool dev = false;
+  bool dev_verify = true;
+  std::string dev_durability = "fsync";
   auto* config_opt =
       app.add_option("--config", config_path, "TOML config file");
   auto* dev_opt =
@@ -37,6 +44,16 @@ int main(int argc, char** argv) {
   app.add_option("--http-listen", http_listen,
                  "HTTP listen address (overrides config)");
   app.add_option("--module", module, "dev mode: PKCS#11 module")
+      ->needs(dev_opt);
+  app.add_option("--dev-verify-before-release", dev_verify,
+                 "dev/benchmark only: false = release tokens without verifying "
+                 "the fresh signature (config mode: "
+                 "issuers.<name>.verify_before_release)")
+      ->needs(dev_opt);
+  app.add_option("--dev-audit-durability", dev_durability,
+                 "dev/benchmark only: fsync (default) | none = audit records "
+                 "are not fdatasync'ed (config mode: audit.durability)")
+      ->check(CLI::IsMember({"fsync", "none"}))
       ->needs(dev_opt);
   app.add_option("--pid-file", pid_file,
                  "pid file (dev default: STATE_DIR/tokensignd.pid)");
@@ -61,6 +78,17 @@ int main(int argc, char** argv) {
     opts.config = DevConfig(*dir, module);
     opts.config.hsm.token_label = kDevTokenLabel;
     if (pid_file.empty()) pid_file = *dir + "/tokensignd.pid";
+    if (!dev_verify) {
+      for (auto& [name, issuer] : opts.config.issuers)
+        issuer.policy.verify_before_release = false;
+      spdlog::warn("dev/benchmark knob: tokens are released WITHOUT verifying "
+                   "their signature (--dev-verify-before-release=false)");
+    }
+    if (dev_durability == "none") {
+      opts.config.audit.durability = tokensign::audit::Durability::kNone;
+      spdlog::warn("dev/benchmark knob: audit records are NOT fdatasync'ed "
+                   "(--dev-audit-durability=none)");
+    }
     spdlog::info("dev mode: state in {} (SOFTHSM2_CONF={}/softhsm2.conf)", *dir,
                  *dir);
   } else {

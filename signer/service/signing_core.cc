@@ -1,13 +1,12 @@
 #include "signer/service/signing_core.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <future>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "signer/audit/audit_format.h"
 #include "signer/service/http/metrics.h"
 
 namespace tokensign::service {
@@ -15,20 +14,6 @@ namespace {
 
 absl::string_view S(std::string_view s) {
   return absl::string_view(s.data(), s.size());
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 15]);
-  }
-  return out;
 }
 
 audit::AuditRecord RecordFor(std::string_view caller, std::string_view issuer,
@@ -202,7 +187,7 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
   r.kid = minted->kid;
   r.jti = minted->jti;
   r.exp = minted->exp;
-  r.token_sha256 = Sha256Hex(minted->token);
+  r.token_sha256 = audit::Sha256Hex(minted->token);  // reused digest ctx
   r.outcome = "signed";
   // The writer thread completes the request; `snap` keeps *label alive.
   const std::string* label = &issuer_label;

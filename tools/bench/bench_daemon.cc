@@ -9,10 +9,17 @@
 //       SO]
 //       [--server HOST:PORT (--state-dir DIR | --no-ceiling)] [--daemon-verify
 //       on|off]
-//       [--daemon-pid PID] [--keep-state] [--json]
+//       [--daemon-pid PID] [--keep-state] [--json] [--no-noverify]
+//       [--daemon-audit fsync|none] [--only unary|batch]
 // With no --server it starts `tokensignd --dev` in a fresh temp state dir on
 // ephemeral loopback ports, waits for /readyz, and stops it with SIGTERM at the
-// end. The last lines are the ratios (issue 6 targets: unary >= 0.5, batch >=
+// end. Its own daemon is then restarted on the same token and key with the
+// dev/benchmark knob --dev-verify-before-release=false for the verify-off cells
+// (unary/batch against raw C_Sign alone, rounds alternating again); skip that
+// with --no-noverify. --daemon-audit passes --dev-audit-durability to its own
+// daemon (default fsync). --only runs just that closed-loop cell (profiling
+// the daemon: CPU and context switches per token of one kind of load). The
+// last lines are the ratios (issue 6 targets: unary >= 0.5, batch >=
 // 0.85, p99 < 5 ms at half rate):
 //   unary_vs_ceiling 0.52 / batch_vs_ceiling 0.86 / p99_half_rate_ms 3.1 /
 //   unary_noverify_vs_raw ... / batch_noverify_vs_raw ...
@@ -55,7 +62,9 @@ struct Options {
   pid_t daemon_pid =
       0;  // --server: for CPU per token (default: STATE_DIR/tokensignd.pid)
   bool no_ceiling = false, daemon_verify = true, keep_state = false,
-       json = false;
+       json = false, noverify_phase = true;
+  std::string daemon_audit = "fsync";  // own daemon: --dev-audit-durability
+  std::string only;                    // "", "unary" or "batch"
 };
 
 bool ParseArgs(int argc, char** argv, Options& o) {
@@ -75,6 +84,10 @@ bool ParseArgs(int argc, char** argv, Options& o) {
     }
     if (a == "--json") {
       o.json = true;
+      continue;
+    }
+    if (a == "--no-noverify") {
+      o.noverify_phase = false;
       continue;
     }
     if ((v = value()) == nullptr) {
@@ -108,10 +121,18 @@ bool ParseArgs(int argc, char** argv, Options& o) {
       o.state_dir = v;
     else if (a == "--daemon-verify")
       o.daemon_verify = std::strcmp(v, "off") != 0;
+    else if (a == "--daemon-audit")
+      o.daemon_audit = v;
+    else if (a == "--only")
+      o.only = v;
     else {
       std::fprintf(stderr, "daemon bench: unknown flag %s\n", a.c_str());
       return false;
     }
+  }
+  if (!o.only.empty() && o.only != "unary" && o.only != "batch") {
+    std::fprintf(stderr, "daemon bench: --only must be unary or batch\n");
+    return false;
   }
   if (o.seconds <= 0 || o.rounds < 1 || o.in_flight < 1 ||
       o.batch_in_flight < 1 || o.batch_size < 1 || o.client_threads < 1) {
@@ -174,6 +195,13 @@ struct Report {
   double ceiling_ops = 0, raw_ops = 0;
   CellCpu ceiling_cpu, raw_cpu, unary_cpu, batch_cpu, half_cpu;
   bool have_ceiling = false;
+  // Verify-off phase (own daemon restarted with
+  // --dev-verify-before-release=false), against raw C_Sign measured in its
+  // own alternating rounds.
+  bool have_noverify = false;
+  LoadResult unary_nv, batch_nv;
+  double raw_nv = 0, raw_nv_ops = 0;
+  CellCpu raw_nv_cpu, unary_nv_cpu, batch_nv_cpu;
 };
 
 std::string Ratio(double measured, double ceiling, bool applicable,
@@ -223,7 +251,16 @@ int PrintReport(const Options& o, Report& r) {
                 r.half_rate_target);
   row(name, r.half.calls_per_s(), &r.half, r.half_cpu,
       static_cast<double>(r.half.items));
-  for (LoadResult* lr : {&r.unary, &r.batch, &r.half}) {
+  if (r.have_noverify) {
+    row("C_Sign alone (verify-off run)", r.raw_nv, nullptr,
+        r.raw_nv_cpu, r.raw_nv_ops);
+    row("SignToken verify off (calls)", r.unary_nv.calls_per_s(), &r.unary_nv,
+        r.unary_nv_cpu, static_cast<double>(r.unary_nv.items));
+    std::snprintf(name, sizeof(name), "SignTokens x%d verify off", o.batch_size);
+    row(name, r.batch_nv.items_per_s(), &r.batch_nv, r.batch_nv_cpu,
+        static_cast<double>(r.batch_nv.items));
+  }
+  for (LoadResult* lr : {&r.unary, &r.batch, &r.half, &r.unary_nv, &r.batch_nv}) {
     if (!lr->first_error.empty())
       std::fprintf(table, "first error: %s\n", lr->first_error.c_str());
   }
@@ -254,7 +291,15 @@ int PrintReport(const Options& o, Report& r) {
 
   const bool on = o.daemon_verify, c = r.have_ceiling;
   const char* why_on = c ? "daemon verify off" : "no ceiling";
-  const char* why_off = c ? "daemon verify on" : "no ceiling";
+  const char* why_off =
+      c ? "daemon verify on; own daemon only, or --daemon-verify off"
+        : "no ceiling";
+  // Verify-off cells: from the own daemon's verify-off phase, else (a
+  // --server daemon told to be verify-off) from the main cells.
+  LoadResult& unary_off = r.have_noverify ? r.unary_nv : r.unary;
+  LoadResult& batch_off = r.have_noverify ? r.batch_nv : r.batch;
+  const double raw_off = r.have_noverify ? r.raw_nv : r.raw;
+  const bool off = r.have_noverify || !on;
   std::string lines[5][2] = {
       {"unary_vs_ceiling",
        Ratio(r.unary.calls_per_s(), r.ceiling, c && on, why_on)},
@@ -262,9 +307,9 @@ int PrintReport(const Options& o, Report& r) {
        Ratio(r.batch.items_per_s(), r.ceiling, c && on, why_on)},
       {"p99_half_rate_ms", ""},
       {"unary_noverify_vs_raw",
-       Ratio(r.unary.calls_per_s(), r.raw, c && !on, why_off)},
+       Ratio(unary_off.calls_per_s(), raw_off, c && off, why_off)},
       {"batch_noverify_vs_raw",
-       Ratio(r.batch.items_per_s(), r.raw, c && !on, why_off)},
+       Ratio(batch_off.items_per_s(), raw_off, c && off, why_off)},
   };
   char p99[32];
   std::snprintf(p99, sizeof(p99), "%.1f", r.half.Percentile(0.99));
@@ -306,6 +351,21 @@ int PrintReport(const Options& o, Report& r) {
         per_token(r.batch_cpu, static_cast<double>(r.batch.items), true);
     j["batch"]["bench_cpu_us_per_token"] =
         per_token(r.batch_cpu, static_cast<double>(r.batch.items), false);
+    if (r.have_noverify) {
+      j["noverify"] = {
+          {"ceiling_sign_per_s", r.raw_nv},
+          {"unary_calls_per_s", r.unary_nv.calls_per_s()},
+          {"unary_p99_ms", r.unary_nv.Percentile(0.99)},
+          {"batch_items_per_s", r.batch_nv.items_per_s()},
+          {"batch_p99_ms", r.batch_nv.Percentile(0.99)},
+          {"unary_daemon_cpu_us_per_token",
+           per_token(r.unary_nv_cpu, static_cast<double>(r.unary_nv.items),
+                     true)},
+          {"batch_daemon_cpu_us_per_token",
+           per_token(r.batch_nv_cpu, static_cast<double>(r.batch_nv.items),
+                     true)},
+          {"raw_cpu_us_per_op", per_token(r.raw_nv_cpu, r.raw_nv_ops, false)}};
+    }
     j["ceiling_cpu_us_per_op"] = per_token(r.ceiling_cpu, r.ceiling_ops, false);
     j["raw_cpu_us_per_op"] = per_token(r.raw_cpu, r.raw_ops, false);
     j["unary_cpu_efficiency"] =
@@ -326,7 +386,12 @@ int PrintReport(const Options& o, Report& r) {
     for (auto& line : lines)
       std::printf("%s %s\n", line[0].c_str(), line[1].c_str());
   }
-  bool failed = r.unary.calls == 0 || r.batch.items == 0 || r.half.calls == 0;
+  const bool want_unary = o.only != "batch", want_batch = o.only != "unary";
+  bool failed = (want_unary && r.unary.calls == 0) ||
+                (want_batch && r.batch.items == 0) ||
+                (o.only.empty() && r.half.calls == 0) ||
+                (r.have_noverify &&
+                 (r.unary_nv.calls == 0 || r.batch_nv.items == 0));
   return failed ? 1 : 0;
 }
 
@@ -338,8 +403,9 @@ int RunDaemonBench(int argc, char** argv) {
   std::unique_ptr<DaemonProcess> daemon;
   std::string target = o.server, state_dir = o.state_dir;
   if (target.empty()) {
-    auto started =
-        DaemonProcess::StartDev(o.tokensignd, o.module, o.keep_state);
+    auto started = DaemonProcess::StartDev(
+        o.tokensignd, o.module, o.keep_state,
+        {"--dev-audit-durability", o.daemon_audit});
     if (!started.ok())
       return Fail("daemon", "start tokensignd --dev", started.status());
     daemon = std::move(*started);
@@ -403,8 +469,10 @@ int RunDaemonBench(int argc, char** argv) {
                daemon ? "own tokensignd --dev" : target.c_str(), hw, o.seconds,
                o.rounds, o.in_flight, o.batch_in_flight, o.batch_size,
                o.client_threads, sample.token().size());
-  client.RunClosed(req, 0, o.in_flight, o.warmup);
-  client.RunClosed(req, o.batch_size, o.batch_in_flight, o.warmup);
+  const bool want_unary = o.only != "batch", want_batch = o.only != "unary";
+  if (want_unary) client.RunClosed(req, 0, o.in_flight, o.warmup);
+  if (want_batch)
+    client.RunClosed(req, o.batch_size, o.batch_in_flight, o.warmup);
   if (ceiling) MeasureOps(hw, o.warmup / 2, raw_op(true));
   const double slice = o.seconds / o.rounds;
   bool ceiling_failed = false;
@@ -424,18 +492,47 @@ int RunDaemonBench(int argc, char** argv) {
       r.raw += raw / o.rounds;
     }
     CpuTimes t0 = ReadCpu(daemon_pid);
-    r.unary.Merge(client.RunClosed(req, 0, o.in_flight, slice));
+    if (want_unary) r.unary.Merge(client.RunClosed(req, 0, o.in_flight, slice));
     CpuTimes t1 = ReadCpu(daemon_pid);
-    r.batch.Merge(
-        client.RunClosed(req, o.batch_size, o.batch_in_flight, slice));
+    if (want_batch)
+      r.batch.Merge(
+          client.RunClosed(req, o.batch_size, o.batch_in_flight, slice));
     r.unary_cpu.Add(t0, t1);
     r.batch_cpu.Add(t1, ReadCpu(daemon_pid));
   }
   r.half_rate_target = r.unary.calls_per_s() / 2;
-  if (r.half_rate_target > 0) {
+  if (r.half_rate_target > 0 && o.only.empty()) {
     CpuTimes t0 = ReadCpu(daemon_pid);
     r.half = client.RunOpen(req, r.half_rate_target, o.seconds, 4096);
     r.half_cpu.Add(t0, ReadCpu(daemon_pid));
+  }
+  if (daemon && ceiling && o.noverify_phase) {
+    // Same token and key, verify-before-release off (dev/benchmark knob).
+    absl::Status restarted = daemon->Restart(
+        {"--dev-audit-durability", o.daemon_audit,
+         "--dev-verify-before-release=false"});
+    if (!restarted.ok())
+      return Fail("daemon", "restart tokensignd verify off", restarted);
+    daemon_pid = daemon->pid();
+    LoadClient nv_client(daemon->grpc_target(), o.client_threads);
+    nv_client.RunClosed(req, 0, o.in_flight, o.warmup / 2);
+    nv_client.RunClosed(req, o.batch_size, o.batch_in_flight, o.warmup / 2);
+    for (int round = 0; round < o.rounds; ++round) {
+      CpuTimes t0 = ReadCpu(-1);
+      double raw = MeasureOps(hw, slice, raw_op(false));
+      r.raw_nv_cpu.Add(t0, ReadCpu(-1));
+      if (raw < 0) ceiling_failed = true;
+      r.raw_nv += raw / o.rounds;
+      r.raw_nv_ops += raw * slice;
+      CpuTimes t1 = ReadCpu(daemon_pid);
+      r.unary_nv.Merge(nv_client.RunClosed(req, 0, o.in_flight, slice));
+      CpuTimes t2 = ReadCpu(daemon_pid);
+      r.batch_nv.Merge(
+          nv_client.RunClosed(req, o.batch_size, o.batch_in_flight, slice));
+      r.unary_nv_cpu.Add(t1, t2);
+      r.batch_nv_cpu.Add(t2, ReadCpu(daemon_pid));
+    }
+    r.have_noverify = true;
   }
   if (ceiling_failed)
     std::fprintf(stderr, "daemon bench: a ceiling C_Sign/verify failed\n");

@@ -62,7 +62,8 @@ std::string DefaultBinary() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::StartDev(
-    const std::string& binary_arg, const std::string& module, bool keep_state) {
+    const std::string& binary_arg, const std::string& module, bool keep_state,
+    std::vector<std::string> extra_args) {
   std::string binary = binary_arg.empty() ? DefaultBinary() : binary_arg;
   if (::access(binary.c_str(), X_OK) != 0)
     return absl::NotFoundError("tokensignd not found at " + binary +
@@ -72,15 +73,32 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::StartDev(
   if (::mkdtemp(tmpl.data()) == nullptr)
     return absl::InternalError("mkdtemp failed");
   std::unique_ptr<DaemonProcess> d(new DaemonProcess);
+  d->binary_ = binary;
+  d->module_ = module;
   d->state_dir_ = tmpl;
   d->keep_state_ = keep_state;
+  if (absl::Status st = d->Spawn(extra_args); !st.ok()) return st;
+  return d;
+}
+
+absl::Status DaemonProcess::Restart(std::vector<std::string> extra_args) {
+  if (absl::Status st = Stop(); !st.ok()) return st;
+  grpc_port_ = http_port_ = 0;
+  return Spawn(extra_args);
+}
+
+absl::Status DaemonProcess::Spawn(const std::vector<std::string>& extra_args) {
+  const std::string& tmpl = state_dir_;
   std::string ready_file = tmpl + "/ready.json",
               log_file = tmpl + "/tokensignd.log";
+  std::error_code ec;
+  fs::remove(ready_file, ec);
   std::vector<std::string> args = {
-      binary,          "--dev",       "--state-dir",   tmpl,
+      binary_,         "--dev",       "--state-dir",   tmpl,
       "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-      "--ready-file",  ready_file,    "--module",      module,
+      "--ready-file",  ready_file,    "--module",      module_,
       "--log-level",   "warn"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -89,34 +107,34 @@ absl::StatusOr<std::unique_ptr<DaemonProcess>> DaemonProcess::StartDev(
   posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  int rc = ::posix_spawn(&d->pid_, binary.c_str(), &actions, nullptr,
+  int rc = ::posix_spawn(&pid_, binary_.c_str(), &actions, nullptr,
                          argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
-    d->pid_ = -1;
-    return absl::InternalError("posix_spawn " + binary + " failed");
+    pid_ = -1;
+    return absl::InternalError("posix_spawn " + binary_ + " failed");
   }
   auto deadline = Clock::now() + std::chrono::seconds(60);
   while (Clock::now() < deadline) {
     int wstatus = 0;
-    if (::waitpid(d->pid_, &wstatus, WNOHANG) == d->pid_) {
-      d->pid_ = -1;
+    if (::waitpid(pid_, &wstatus, WNOHANG) == pid_) {
+      pid_ = -1;
       std::ifstream in(log_file);
       std::stringstream text;
       text << in.rdbuf();
       return absl::InternalError("tokensignd exited during start; its log:\n" +
                                  text.str());
     }
-    if (d->grpc_port_ == 0) {
+    if (grpc_port_ == 0) {
       std::ifstream in(ready_file);
       auto j = nlohmann::json::parse(in, nullptr, false);
       if (!j.is_discarded() && j.contains("grpc_port") &&
           j.contains("http_port")) {
-        d->grpc_port_ = j["grpc_port"].get<int>();
-        d->http_port_ = j["http_port"].get<int>();
+        grpc_port_ = j["grpc_port"].get<int>();
+        http_port_ = j["http_port"].get<int>();
       }
     }
-    if (d->http_port_ != 0 && Ready(d->http_port_)) return d;
+    if (http_port_ != 0 && Ready(http_port_)) return absl::OkStatus();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return absl::DeadlineExceededError(

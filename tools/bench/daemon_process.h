@@ -1,7 +1,9 @@
 // A tokensignd --dev child process for `tokensign-bench daemon`: a fresh temp
 // state dir, ephemeral loopback ports (read back from --ready-file), ready when
 // GET /readyz says 200. Stop() sends SIGTERM and waits for exit 0 (SIGKILL
-// after 20 s). The destructor stops the child if still running and removes the
+// after 20 s). Restart() stops it and starts it again on the same state dir
+// (same token and key) with other extra flags, e.g. the dev/benchmark knobs
+// --dev-verify-before-release=false / --dev-audit-durability=none. The destructor stops the child if still running and removes the
 // state dir unless asked to keep it. Thread-safety: one thread.
 #ifndef TOKENSIGN_TOOLS_BENCH_DAEMON_PROCESS_H_
 #define TOKENSIGN_TOOLS_BENCH_DAEMON_PROCESS_H_
@@ -10,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -21,7 +24,10 @@ class DaemonProcess {
   // `binary` empty = tokensignd in this build tree
   // (../../signer/service/tokensignd next to tools/bench/tokensign-bench).
   static absl::StatusOr<std::unique_ptr<DaemonProcess>> StartDev(
-      const std::string& binary, const std::string& module, bool keep_state);
+      const std::string& binary, const std::string& module, bool keep_state,
+      std::vector<std::string> extra_args = {});
+  // Stop() then start again in the same state dir with `extra_args`.
+  absl::Status Restart(std::vector<std::string> extra_args);
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
@@ -35,7 +41,8 @@ class DaemonProcess {
 
  private:
   DaemonProcess() = default;
-  std::string state_dir_;
+  absl::Status Spawn(const std::vector<std::string>& extra_args);
+  std::string binary_, module_, state_dir_;
   pid_t pid_ = -1;
   int grpc_port_ = 0, http_port_ = 0;
   bool keep_state_ = false;
