@@ -1,5 +1,7 @@
 #include "signer/service/config.h"
 
+#include <arpa/inet.h>
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -157,6 +159,8 @@ absl::Status ParseAudit(const toml::table& t, AuditConfig* out) {
                             "\""));
   }
   RETURN_IF_ERROR(r.Integer("rotate_bytes", &out->rotate_bytes, 0, INT64_MAX));
+  RETURN_IF_ERROR(
+      r.Integer("commit_linger_us", &out->commit_linger_us, 0, 100000));
   RETURN_IF_ERROR(r.CheckUnknown());
   if (out->path.empty()) return Bad("audit.path", "must not be empty");
   return absl::OkStatus();
@@ -315,7 +319,10 @@ bool IsLoopbackAddress(std::string_view addr) {
   size_t colon = host.rfind(':');
   if (colon != std::string_view::npos) host = host.substr(0, colon);
   if (host == "localhost" || host == "::1") return true;
-  return host.starts_with("127.");
+  // An IPv4 literal in 127.0.0.0/8 only: a host name such as 127.example.com is not.
+  in_addr v4{};
+  return inet_pton(AF_INET, std::string(host).c_str(), &v4) == 1 &&
+         (ntohl(v4.s_addr) >> 24) == 127;
 }
 
 absl::StatusOr<Config> ParseConfig(std::string_view toml_text,

@@ -4,6 +4,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <cmath>
 #include <memory>
 
 #include "signer/service/signing_core.h"
@@ -25,10 +26,12 @@ nlohmann::json ValueToJson(const google::protobuf::Value& v) {
       return nullptr;
     case google::protobuf::Value::kNumberValue: {
       double d = v.number_value();
-      if (d == static_cast<double>(static_cast<int64_t>(d)) && d > -9.0e15 &&
-          d < 9.0e15) {
+      // Range first: casting NaN, +-Inf or |d| >= 2^63 to int64_t is undefined.
+      if (std::isfinite(d) && d > -9.0e15 && d < 9.0e15 &&
+          d == static_cast<double>(static_cast<int64_t>(d))) {
         return static_cast<int64_t>(d);
       }
+      if (!std::isfinite(d)) return nullptr;  // JSON has no NaN/Inf
       return d;
     }
     case google::protobuf::Value::kStringValue:
@@ -101,9 +104,20 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
-std::string CallerIdentity(
-    const grpc::ServerContextBase& ctx, bool dev, bool insecure,
-    const std::function<bool(const std::string&)>& is_known) {
+std::string IdentityFromCertificate(const std::string& pem) {
+  std::vector<std::string> uris;
+  std::string cn;
+  NamesFromPem(pem, &uris, &cn);
+  // A certificate with URI SANs is named by its URI SAN alone: a CN chosen by whoever
+  // requested the certificate must never stand in for it. Several URI SANs are
+  // ambiguous, and a CN that looks like a URI could impersonate a URI-named caller.
+  if (uris.size() == 1) return uris[0];
+  if (!uris.empty()) return "";
+  if (cn.find(':') != std::string::npos) return "";
+  return cn;
+}
+
+std::string CallerIdentity(const grpc::ServerContextBase& ctx, bool dev, bool insecure) {
   if (dev) return "dev";
   if (insecure) return "loopback";
   std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
@@ -111,14 +125,7 @@ std::string CallerIdentity(
   std::vector<grpc::string_ref> pems =
       auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
   if (pems.empty()) return "";
-  std::vector<std::string> uris;
-  std::string cn;
-  NamesFromPem(std::string(pems[0].data(), pems[0].size()), &uris, &cn);
-  for (const std::string& u : uris) {
-    if (is_known(u)) return u;
-  }
-  if (!uris.empty() && !is_known(cn)) return uris[0];
-  return cn;
+  return IdentityFromCertificate(std::string(pems[0].data(), pems[0].size()));
 }
 
 absl::StatusOr<token::TokenRequest> ToTokenRequest(

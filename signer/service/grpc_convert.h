@@ -6,12 +6,13 @@
 // - ToGrpcStatus keeps the code (absl and gRPC codes share their numbering) and
 // message.
 // - CallerIdentity: in dev mode "dev"; on an insecure (plaintext loopback)
-// listener
-//   "loopback" (config may grant that id roles like any other caller);
-//   otherwise the first URI SAN of the
-// verified client
-//   certificate that names a configured caller, else the first URI SAN, else
-//   the CN; "" when the peer presented no certificate.
+//   listener "loopback" (config may grant that id roles like any other caller);
+//   otherwise IdentityFromCertificate of the verified client certificate; ""
+//   when the peer presented no certificate.
+// - IdentityFromCertificate: the certificate's URI SAN when it has exactly one;
+//   "" when it has several (ambiguous); else its CN, unless the CN contains ':'
+//   (it could pose as a URI-named caller) -> "". Never the CN of a certificate
+//   that has a URI SAN.
 // - ToTokenRequest converts a SignTokenRequest (Structs become JSON objects);
 // it only
 //   rejects what the proto cannot express internally (TOKEN_KIND_UNSPECIFIED ->
@@ -35,10 +36,8 @@ namespace tokensign::service {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// `is_known(id)` says whether a SAN URI is a configured caller id.
-std::string CallerIdentity(
-    const grpc::ServerContextBase& ctx, bool dev, bool insecure,
-    const std::function<bool(const std::string&)>& is_known);
+std::string CallerIdentity(const grpc::ServerContextBase& ctx, bool dev, bool insecure);
+std::string IdentityFromCertificate(const std::string& pem);
 
 absl::StatusOr<token::TokenRequest> ToTokenRequest(
     const v1::SignTokenRequest& in);

@@ -25,9 +25,7 @@ absl::Time Deadline(const grpc::CallbackServerContext* ctx) {
 
 std::string Caller(const grpc::CallbackServerContext* ctx, SigningCore* core) {
   std::shared_ptr<const PolicySnapshot> snap = core->policy();
-  return CallerIdentity(
-      *ctx, snap->config.dev, snap->config.server.insecure,
-      [&](const std::string& id) { return snap->FindCaller(id) != nullptr; });
+  return CallerIdentity(*ctx, snap->config.dev, snap->config.server.insecure);
 }
 
 // Finishes the reactor and counts the answer.

@@ -174,6 +174,8 @@ TEST(ConfigTest, LoopbackAddresses) {
   EXPECT_FALSE(IsLoopbackAddress("0.0.0.0:1"));
   EXPECT_FALSE(IsLoopbackAddress("[::]:1"));
   EXPECT_FALSE(IsLoopbackAddress("10.0.0.1:1"));
+  EXPECT_FALSE(IsLoopbackAddress("127.example.com:1"));  // a name, not an IP literal
+  EXPECT_TRUE(IsLoopbackAddress("127.1.2.3:1"));
 }
 
 TEST(ConfigTest, DevConfigMatchesIssue) {

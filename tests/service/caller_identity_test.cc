@@ -1,0 +1,67 @@
+// Caller identity from the client certificate: the URI SAN when there is one, never a
+// CN that the certificate's requester could choose to impersonate another caller.
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "signer/service/grpc_convert.h"
+#include "tests/support/softhsm_token.h"
+
+namespace tokensign::service {
+namespace {
+
+// A self-signed certificate with `subject` and optional subjectAltName, made by openssl.
+std::string MakeCert(const std::string& subject, const std::string& san) {
+  char tmpl[] = "/tmp/tokensign-cert-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::vector<std::string> argv = {"openssl", "req", "-x509", "-newkey", "ec",
+                                   "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                                   "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem",
+                                   "-days", "1", "-subj", subject};
+  if (!san.empty()) {
+    argv.push_back("-addext");
+    argv.push_back("subjectAltName=" + san);
+  }
+  auto result = testing::RunCommand(argv);
+  EXPECT_TRUE(result.ok() && result->exit_code == 0)
+      << (result.ok() ? result->output : std::string(result.status().message()));
+  std::ifstream in(dir + "/cert.pem");
+  std::stringstream pem;
+  pem << in.rdbuf();
+  std::system(("rm -rf '" + dir + "'").c_str());
+  return pem.str();
+}
+
+TEST(CallerIdentityTest, UriSanWinsAndTheCnIsIgnored) {
+  // The requester controls the CN; it must not turn this workload into the custodian.
+  std::string pem = MakeCert("/CN=key-custodian-1", "URI:spiffe://example.org/some-svc");
+  EXPECT_EQ(IdentityFromCertificate(pem), "spiffe://example.org/some-svc");
+}
+
+TEST(CallerIdentityTest, SeveralUriSansAreAmbiguousAndNameNobody) {
+  std::string pem = MakeCert("/CN=x", "URI:spiffe://example.org/a,URI:spiffe://example.org/b");
+  EXPECT_EQ(IdentityFromCertificate(pem), "");
+}
+
+TEST(CallerIdentityTest, CnIsTheIdentityWithoutUriSans) {
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN=key-custodian-1", "")), "key-custodian-1");
+  // A DNS SAN is not a URI SAN: the CN still names the caller.
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN=custodian-2", "DNS:host.example")),
+            "custodian-2");
+}
+
+TEST(CallerIdentityTest, UriLookingCnCannotPoseAsAUriCaller) {
+  std::string pem = MakeCert("/CN=spiffe:\\/\\/example.org\\/authz-server", "");
+  EXPECT_EQ(IdentityFromCertificate(pem), "");
+}
+
+TEST(CallerIdentityTest, GarbageIsNobody) {
+  EXPECT_EQ(IdentityFromCertificate(""), "");
+  EXPECT_EQ(IdentityFromCertificate("-----BEGIN CERTIFICATE-----\nAAAA\n"), "");
+}
+
+}  // namespace
+}  // namespace tokensign::service
