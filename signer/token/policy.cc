@@ -1,24 +1,35 @@
 #include "signer/token/policy.h"
 
 #include <algorithm>
-#include <array>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 
 namespace tokensign::token {
 namespace {
 
-// Registered (RFC 7519, 8693, 9068, OIDC core) and service-set claims.
-constexpr std::array<std::string_view, 24> kReservedClaims = {
-    "acr",    "act",    "amr",       "at_hash", "aud",   "auth_time",
-    "azp",    "c_hash", "client_id", "cnf",     "exp",   "iat",
-    "iss",    "jti",    "may_act",   "nbf",     "nonce", "rctx",
-    "req_wl", "scope",  "sub",       "tctx",    "txn",   "typ"};
+// Claim names extra_claims may not carry, compared case-insensitively (so
+// "Scope" cannot smuggle a second scope past a case-folding consumer):
+// RFC 7519 registered claims; RFC 9068 (client_id, scope, auth_time, acr,
+// amr, and the section 2.2.3.1 authorization attributes roles, groups,
+// entitlements) and the OIDC ID-token claims it borrows; RFC 8693 act /
+// may_act; RFC 7800 cnf; RFC 9396 authorization_details; the common scope
+// alias scp; transaction-token claims (txn, req_wl, rctx, tctx, purp, azd,
+// sub_id) and RFC 8417 SET claims (events, toe, txn); the JOSE typ.
+constexpr std::string_view kReservedClaims[] = {
+    "acr",     "act",       "amr",    "at_hash",  "aud",
+    "auth_time", "authorization_details", "azd", "azp",
+    "c_hash",  "client_id", "cnf",    "entitlements", "events",
+    "exp",     "groups",    "iat",    "iss",      "jti",
+    "may_act", "nbf",       "nonce",  "purp",     "rctx",
+    "req_wl",  "roles",     "s_hash", "scope",    "scp",
+    "sid",     "sub",       "sub_id", "tctx",     "toe",
+    "txn",     "typ"};
 
 // A value as it appears in messages: quoted, cut at 64 bytes.
 std::string Quote(absl::string_view v) {
@@ -79,7 +90,40 @@ absl::Status CheckString(absl::string_view field, absl::string_view v,
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": not valid UTF-8; use UTF-8 text"));
   }
+  // C0 (NUL truncates in C consumers), DEL, and C1 (U+0080..U+009F, UTF-8
+  // C2 80..C2 9F): none belongs in an identifier and all confuse logs.
+  for (size_t i = 0; i < v.size(); ++i) {
+    const auto c = static_cast<unsigned char>(v[i]);
+    uint32_t cp = c;
+    if (c == 0xC2 && i + 1 < v.size()) {
+      cp = static_cast<unsigned char>(v[i + 1]);  // valid UTF-8: 0x80..0xBF
+    } else if (c >= 0x80) {
+      continue;
+    }
+    if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: contains control character U+%04X at byte %d; control "
+          "characters (U+0000..U+001F, U+007F..U+009F) are not allowed",
+          field, cp, i));
+    }
+  }
   return absl::OkStatus();
+}
+
+// A name as it appears in a field: printable ASCII except the quote and the
+// backslash as is, every other byte as \xNN; cut at 64 bytes.
+std::string Escaped(absl::string_view v) {
+  std::string out;
+  for (size_t i = 0; i < v.size() && i < 64; ++i) {
+    const auto c = static_cast<unsigned char>(v[i]);
+    if (c < 0x20 || c > 0x7E || c == '"' || c == '\\') {
+      absl::StrAppend(&out, absl::StrFormat("\\x%02x", c));
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (v.size() > 64) absl::StrAppend(&out, "...");
+  return out;
 }
 
 bool Contains(const std::vector<std::string>& list, absl::string_view v) {
@@ -240,6 +284,21 @@ absl::Status CheckCnf(const IssuerPolicy& policy, const TokenRequest& req) {
         field, ": ", Quote(v),
         " is not a SHA-256 thumbprint; need 43 base64url characters"));
   }
+  // 43 characters carry 258 bits for 256: the last character's 2 low bits are
+  // padding and must be 0, or two spellings name one thumbprint.
+  const char last = v.back();
+  const int index = last >= 'A' && last <= 'Z'   ? last - 'A'
+                    : last >= 'a' && last <= 'z' ? last - 'a' + 26
+                    : last >= '0' && last <= '9' ? last - '0' + 52
+                    : last == '-'                ? 62
+                                                 : 63;
+  if ((index & 3) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", Quote(v), " is not canonical base64url: last character '",
+        std::string(1, last),
+        "' has non-zero padding bits; encode the 32-byte SHA-256 without "
+        "padding bits set"));
+  }
   return absl::OkStatus();
 }
 
@@ -253,16 +312,35 @@ absl::Status CheckExtraClaims(const IssuerPolicy& policy,
   }
   for (const auto& item : extra.items()) {
     const std::string& name = item.key();
-    if (name.empty()) {
+    const std::string field =
+        absl::StrCat("extra_claims[\"", Escaped(name), "\"]");
+    if (name.empty() || name.size() > kMaxClaimNameBytes) {
       return absl::InvalidArgumentError(
-          "extra_claims: empty claim name; names are non-empty");
+          absl::StrCat(field, ": name of ", name.size(), " bytes; a claim name "
+                       "is 1..", kMaxClaimNameBytes, " bytes"));
+    }
+    for (char ch : name) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c < 0x21 || c > 0x7E || c == '"' || c == '\\') {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: name contains byte 0x%02x; a claim name is printable ASCII "
+            "(0x21..0x7E) without \" or \\",
+            field, c));
+      }
     }
     if (IsReservedClaim(name)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "extra_claims.", name,
-          ": is a registered or service-set claim; extra claims may "
-          "not overwrite it (set it through its request field, if it has "
-          "one)"));
+          field,
+          ": is a registered, authorization or service-set claim (names "
+          "compare case-insensitively); extra claims may not overwrite it (set "
+          "it through its request field, if it has one)"));
+    }
+    if (!policy.allowed_extra_claims.empty() &&
+        !Contains(policy.allowed_extra_claims, name)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(field, ": not in this issuer's allowed_extra_claims; "
+                       "allowed: ",
+                       AllowedList(policy.allowed_extra_claims)));
     }
   }
   absl::StatusOr<size_t> size = JsonSize("extra_claims", extra);
@@ -278,8 +356,14 @@ absl::Status CheckExtraClaims(const IssuerPolicy& policy,
 }  // namespace
 
 bool IsReservedClaim(std::string_view name) {
-  return std::find(kReservedClaims.begin(), kReservedClaims.end(), name) !=
-         kReservedClaims.end();
+  for (std::string_view reserved : kReservedClaims) {
+    if (absl::EqualsIgnoreCase(
+            absl::string_view(reserved.data(), reserved.size()),
+            absl::string_view(name.data(), name.size()))) {
+      return true;
+    }
+  }
+  return false;
 }
 
 int64_t EffectiveTtl(const IssuerPolicy& policy, const TokenRequest& req) {
@@ -410,6 +494,21 @@ absl::Status CheckRequest(const IssuerPolicy& policy, const TokenRequest& req) {
     return s;
   if (absl::Status s = CheckContext("tctx", req.tctx, req.kind); !s.ok())
     return s;
+  // Audit linkage: goes into every audit record.
+  if (req.parent_jti.size() > kMaxParentJtiBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parent_jti: ", req.parent_jti.size(),
+                     " bytes exceeds max ", kMaxParentJtiBytes));
+  }
+  for (char ch : req.parent_jti) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x21 || c > 0x7E) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "parent_jti: contains byte 0x%02x; a jti is printable ASCII "
+          "(0x21..0x7E) without spaces",
+          c));
+    }
+  }
   // Anything else.
   return CheckExtraClaims(policy, req.extra_claims);
 }

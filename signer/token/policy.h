@@ -39,6 +39,9 @@ struct IssuerPolicy {
   int max_chain_depth = 4;
   bool require_cnf = false;
   int64_t max_extra_claims_bytes = 4096;
+  // Names extra_claims may carry (exact, case-sensitive); empty = any name
+  // that is well-formed and not reserved (IsReservedClaim).
+  std::vector<std::string> allowed_extra_claims;
   bool verify_before_release = true;  // verify each token with the public key
 };
 
@@ -52,6 +55,10 @@ inline constexpr size_t kMaxContextBytes =
     8192;  // rctx, tctx (each, serialized)
 inline constexpr size_t kMaxHardChainDepth =
     64;  // even if a policy allows more
+// An extra claim name: 1..128 bytes of printable ASCII without " or \.
+inline constexpr size_t kMaxClaimNameBytes = 128;
+// parent_jti (audit only): up to 256 bytes of printable ASCII, no spaces.
+inline constexpr size_t kMaxParentJtiBytes = 256;
 
 // Checks `req` against `policy`. OK or the first rule broken. Messages read
 // "<field>: <what is wrong>; <what is allowed>". InvalidArgument for malformed
@@ -59,8 +66,10 @@ inline constexpr size_t kMaxHardChainDepth =
 // scope, actor, actor for this client).
 absl::Status CheckRequest(const IssuerPolicy& policy, const TokenRequest& req);
 
-// True for registered / service-set claim names that extra_claims may not carry
-// (iss, sub, aud, exp, nbf, iat, jti, client_id, scope, act, cnf, txn, ...).
+// True for registered / authorization / service-set claim names that
+// extra_claims may not carry (iss, sub, aud, exp, nbf, iat, jti, client_id,
+// scope, scp, roles, groups, entitlements, authorization_details, act, may_act,
+// cnf, txn, ...), compared ASCII case-insensitively ("Scope" is reserved).
 bool IsReservedClaim(std::string_view name);
 
 // The token lifetime in seconds: the request's ttl, or the policy default for

@@ -143,7 +143,7 @@ TEST(Mint, PolicyRejectionIsPassedThrough) {
   r.extra_claims = {{"iss", "https://evil"}};
   absl::StatusOr<MintedToken> t = Mint(Policy(), key, r, kNow);
   EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(t.status().message(), HasSubstr("extra_claims.iss"));
+  EXPECT_THAT(t.status().message(), HasSubstr(R"(extra_claims["iss"])"));
 }
 
 // A key whose public half does not match its private half stands in for an HSM

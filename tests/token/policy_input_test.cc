@@ -1,0 +1,264 @@
+// Delegation policy against hostile input (security review findings):
+// authorization claims smuggled through extra_claims (any case), malformed
+// claim names, control characters in identities, parent_jti bounds, and
+// non-canonical cnf thumbprints. Each rejection asserts the code, the field the
+// message starts with, and the rule.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+
+#include "signer/token/policy.h"
+
+namespace tokensign::token {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using Code = absl::StatusCode;
+
+IssuerPolicy BasePolicy() {
+  IssuerPolicy p;
+  p.iss = "https://issuer.example";
+  p.allowed_audiences = {"https://api.example", "https://tools.example"};
+  p.allowed_scopes = {"read", "write"};
+  p.allowed_actors = {{"agent-7", "", {}},
+                      {"planner", "https://agents.example", {"app"}}};
+  return p;
+}
+
+TokenRequest BaseRequest() {
+  TokenRequest r;
+  r.subject = "alice";
+  r.client_id = "app";
+  r.audience = {"https://api.example"};
+  r.scope = {"read"};
+  r.actor_chain = {{"agent-7", ""}, {"planner", "https://agents.example"}};
+  r.ttl_seconds = 600;
+  return r;
+}
+
+TokenRequest TxnRequest() {
+  TokenRequest r = BaseRequest();
+  r.kind = TokenKind::kTransactionToken;
+  r.ttl_seconds = 60;
+  r.txn = "97053963-771d-49cc-a4e3-20aad399c312";
+  r.req_wl = "apigateway.example";
+  return r;
+}
+
+// A 43-character SHA-256 thumbprint; its last character 'I' (index 8) has
+// clear padding bits. 'J' (9), 'K' (10), 'L' (11) do not.
+const char kJkt[] = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+std::string JktEndingIn(char c) {
+  return std::string(kJkt).substr(0, 42) + std::string(1, c);
+}
+
+struct Case {
+  std::string name;
+  std::function<void(IssuerPolicy&, TokenRequest&)> mutate;
+  Code code;          // kOk = must be accepted
+  std::string field;  // message starts with "<field>:"
+  std::string rule;   // and contains this
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+class PolicyInput : public ::testing::TestWithParam<Case> {};
+
+TEST_P(PolicyInput, AcceptsOrRejectsNamingFieldAndRule) {
+  const Case& c = GetParam();
+  IssuerPolicy p = BasePolicy();
+  TokenRequest r = BaseRequest();
+  c.mutate(p, r);
+  absl::Status s = CheckRequest(p, r);
+  if (c.code == Code::kOk) {
+    EXPECT_TRUE(s.ok()) << s;
+    return;
+  }
+  ASSERT_FALSE(s.ok()) << "accepted but should be rejected: " << c.name;
+  EXPECT_EQ(s.code(), c.code) << s;
+  EXPECT_THAT(std::string(s.message()), StartsWith(c.field + ":"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr(c.rule));
+  EXPECT_EQ(std::string(s.message()).find('\0'), std::string::npos)
+      << "messages carry no raw NUL";
+  EXPECT_LT(s.message().size(), 600u);
+}
+
+using P = IssuerPolicy;
+using R = TokenRequest;
+
+// extra_claims = {name: "x"}.
+std::function<void(P&, R&)> Extra(std::string name) {
+  return [name](P&, R& r) { r.extra_claims = {{name, "x"}}; };
+}
+
+Case Reserved(const std::string& name) {
+  return {"extra_reserved_" + name, Extra(name), Code::kInvalidArgument,
+          "extra_claims[\"" + name + "\"]", "may not overwrite it"};
+}
+
+std::vector<Case> Cases() {
+  std::vector<Case> cases = {
+      {"extra_tenant_ok", Extra("tenant"), Code::kOk, "", ""},
+      {"extra_name_128_ok", Extra(std::string(128, 'n')), Code::kOk, "", ""},
+      {"extra_printable_ok", Extra("https://example.com/claims/tier~1"),
+       Code::kOk, "", ""},
+      // Case-insensitive reservation.
+      {"extra_Scope", Extra("Scope"), Code::kInvalidArgument,
+       R"(extra_claims["Scope"])", "compare case-insensitively"},
+      {"extra_SCOPE", Extra("SCOPE"), Code::kInvalidArgument,
+       R"(extra_claims["SCOPE"])", "may not overwrite it"},
+      {"extra_Roles", Extra("Roles"), Code::kInvalidArgument,
+       R"(extra_claims["Roles"])", "may not overwrite it"},
+      {"extra_ISS", Extra("ISS"), Code::kInvalidArgument,
+       R"(extra_claims["ISS"])", "may not overwrite it"},
+      // Name syntax.
+      {"extra_name_nul", Extra(std::string("ro\0les", 6)),
+       Code::kInvalidArgument, R"(extra_claims["ro\x00les"])",
+       "name contains byte 0x00; a claim name is printable ASCII"},
+      {"extra_name_space", Extra("my claim"), Code::kInvalidArgument,
+       R"(extra_claims["my claim"])", "byte 0x20"},
+      {"extra_name_tab", Extra("a\tb"), Code::kInvalidArgument,
+       R"(extra_claims["a\x09b"])", "byte 0x09"},
+      {"extra_name_quote", Extra("a\"b"), Code::kInvalidArgument,
+       R"(extra_claims["a\x22b"])", "byte 0x22"},
+      {"extra_name_backslash", Extra("a\\b"), Code::kInvalidArgument,
+       R"(extra_claims["a\x5cb"])", "byte 0x5c"},
+      {"extra_name_del", Extra("a\x7f"), Code::kInvalidArgument,
+       R"(extra_claims["a\x7f"])", "byte 0x7f"},
+      {"extra_name_non_ascii", Extra("t\xc3\xa4nant"), Code::kInvalidArgument,
+       R"(extra_claims["t\xc3\xa4nant"])", "byte 0xc3"},
+      {"extra_name_empty", Extra(""), Code::kInvalidArgument,
+       R"(extra_claims[""])", "name of 0 bytes; a claim name is 1..128 bytes"},
+      {"extra_name_129", Extra(std::string(129, 'n')), Code::kInvalidArgument,
+       "extra_claims[\"" + std::string(64, 'n') + "...\"]",
+       "name of 129 bytes; a claim name is 1..128 bytes"},
+      // Per-issuer allowlist.
+      {"allowlist_ok",
+       [](P& p, R& r) {
+         p.allowed_extra_claims = {"tenant", "tier"};
+         r.extra_claims = {{"tier", "gold"}};
+       },
+       Code::kOk, "", ""},
+      {"allowlist_denied",
+       [](P& p, R& r) {
+         p.allowed_extra_claims = {"tenant", "tier"};
+         r.extra_claims = {{"department", "x"}};
+       },
+       Code::kPermissionDenied, R"(extra_claims["department"])",
+       "not in this issuer's allowed_extra_claims; allowed: tenant, tier"},
+      {"allowlist_never_allows_reserved",
+       [](P& p, R& r) {
+         p.allowed_extra_claims = {"roles"};
+         r.extra_claims = {{"roles", {"admin"}}};
+       },
+       Code::kInvalidArgument, R"(extra_claims["roles"])",
+       "may not overwrite it"},
+      // Control characters in identities.
+      {"sub_nul", [](P&, R& r) { r.subject = std::string("alice\0admin", 11); },
+       Code::kInvalidArgument, "sub",
+       "contains control character U+0000 at byte 5; control characters"},
+      {"sub_newline", [](P&, R& r) { r.subject = "alice\nadmin"; },
+       Code::kInvalidArgument, "sub", "U+000A at byte 5"},
+      {"sub_del", [](P&, R& r) { r.subject = "alice\x7f"; },
+       Code::kInvalidArgument, "sub", "U+007F"},
+      {"sub_c1", [](P&, R& r) { r.subject = "alice\xc2\x85"; },
+       Code::kInvalidArgument, "sub", "U+0085"},
+      {"sub_latin1_ok", [](P&, R& r) { r.subject = "Jos\xc3\xa9 \xc2\xa0x"; },
+       Code::kOk, "", ""},
+      {"client_id_ctrl", [](P&, R& r) { r.client_id = "app\x1b[2J"; },
+       Code::kInvalidArgument, "client_id", "U+001B"},
+      {"aud_ctrl",
+       [](P&, R& r) { r.audience = {std::string("https://api.example\0", 20)}; },
+       Code::kInvalidArgument, "aud[0]", "U+0000"},
+      {"actor_sub_ctrl", [](P&, R& r) { r.actor_chain[0].sub = "agent-7\r"; },
+       Code::kInvalidArgument, "act.sub", "U+000D"},
+      {"actor_iss_ctrl",
+       [](P&, R& r) { r.actor_chain[1].iss = "https://agents.example\t"; },
+       Code::kInvalidArgument, "act.act.iss", "U+0009"},
+      {"txn_ctrl",
+       [](P&, R& r) {
+         r = TxnRequest();
+         r.txn = std::string("t\0x", 3);
+       },
+       Code::kInvalidArgument, "txn", "U+0000"},
+      {"req_wl_ctrl",
+       [](P&, R& r) {
+         r = TxnRequest();
+         r.req_wl = "gw\x01";
+       },
+       Code::kInvalidArgument, "req_wl", "U+0001"},
+      // parent_jti.
+      {"parent_jti_ok", [](P&, R& r) { r.parent_jti = "Zx9-_~.abc"; },
+       Code::kOk, "", ""},
+      {"parent_jti_256_ok", [](P&, R& r) { r.parent_jti = std::string(256, 'j'); },
+       Code::kOk, "", ""},
+      {"parent_jti_257",
+       [](P&, R& r) { r.parent_jti = std::string(257, 'j'); },
+       Code::kInvalidArgument, "parent_jti", "257 bytes exceeds max 256"},
+      {"parent_jti_space", [](P&, R& r) { r.parent_jti = "a b"; },
+       Code::kInvalidArgument, "parent_jti",
+       "contains byte 0x20; a jti is printable ASCII (0x21..0x7E) without "
+       "spaces"},
+      {"parent_jti_newline",
+       [](P&, R& r) { r.parent_jti = "abc\n{\"forged\":1}"; },
+       Code::kInvalidArgument, "parent_jti", "byte 0x0a"},
+      {"parent_jti_nul",
+       [](P&, R& r) { r.parent_jti = std::string("a\0b", 3); },
+       Code::kInvalidArgument, "parent_jti", "byte 0x00"},
+      {"parent_jti_utf8", [](P&, R& r) { r.parent_jti = "j\xc3\xa9"; },
+       Code::kInvalidArgument, "parent_jti", "byte 0xc3"},
+      // cnf canonical base64url.
+      {"cnf_jkt_canonical_ok",
+       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('I'), ""}; }, Code::kOk,
+       "", ""},
+      {"cnf_jkt_last_A_ok",
+       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('A'), ""}; }, Code::kOk,
+       "", ""},
+      {"cnf_jkt_last_w_ok",
+       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('w'), ""}; }, Code::kOk,
+       "", ""},
+      {"cnf_jkt_last_J",
+       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('J'), ""}; },
+       Code::kInvalidArgument, "cnf.jkt",
+       "not canonical base64url: last character 'J' has non-zero padding bits"},
+      {"cnf_x5t_last_underscore",
+       [](P&, R& r) { r.cnf = Confirmation{"", JktEndingIn('_')}; },
+       Code::kInvalidArgument, "cnf.x5t#S256", "last character '_'"},
+      {"cnf_jkt_last_dash",
+       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('-'), ""}; },
+       Code::kInvalidArgument, "cnf.jkt", "last character '-'"},
+      {"cnf_jkt_last_9",
+       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('9'), ""}; },
+       Code::kInvalidArgument, "cnf.jkt", "last character '9'"},
+  };
+  // Every claim the review named, and the registered ones around them.
+  for (const char* name :
+       {"roles", "groups", "entitlements", "scp", "authorization_details",
+        "sid", "may_act", "act", "purp", "azd", "at_hash", "nonce", "events",
+        "toe", "txn", "req_wl", "rctx", "tctx", "sub_id", "s_hash", "c_hash",
+        "azp", "acr", "amr", "auth_time", "cnf", "client_id", "scope", "typ",
+        "iss", "sub", "aud", "exp", "nbf", "iat", "jti"}) {
+    cases.push_back(Reserved(name));
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Review, PolicyInput, ::testing::ValuesIn(Cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(ReservedClaims, CaseInsensitiveAndExact) {
+  EXPECT_TRUE(IsReservedClaim("scope"));
+  EXPECT_TRUE(IsReservedClaim("Scope"));
+  EXPECT_TRUE(IsReservedClaim("SCOPE"));
+  EXPECT_TRUE(IsReservedClaim("Authorization_Details"));
+  EXPECT_FALSE(IsReservedClaim("scopes"));
+  EXPECT_FALSE(IsReservedClaim("scop"));
+  EXPECT_FALSE(IsReservedClaim(""));
+  EXPECT_FALSE(IsReservedClaim(std::string("scope\0", 6)));
+}
+
+}  // namespace
+}  // namespace tokensign::token
