@@ -47,6 +47,10 @@ struct AuditConfig {
   std::string path = "tokensign-audit.log";
   audit::Durability durability = audit::Durability::kFsync;
   int64_t rotate_bytes = 64 << 20;
+  // Group-commit linger of the audit writer in microseconds
+  // (audit.commit_linger_us; see AuditLogOptions::commit_linger); -1 = the
+  // audit log's default.
+  int64_t commit_linger_us = -1;
 };
 
 // A caller known by its client-certificate identity (SAN URI, else CN).

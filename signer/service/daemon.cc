@@ -191,6 +191,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   audit_opts.path = cfg.audit.path;
   audit_opts.durability = cfg.audit.durability;
   audit_opts.rotate_bytes = cfg.audit.rotate_bytes;
+  if (cfg.audit.commit_linger_us >= 0)
+    audit_opts.commit_linger = absl::Microseconds(cfg.audit.commit_linger_us);
   auto audit = audit::AuditLog::Open(audit_opts);
   if (!audit.ok()) return audit.status();
   p->audit = std::move(*audit);

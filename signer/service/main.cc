@@ -2,6 +2,7 @@
 //   tokensignd --config FILE [--pid-file F] [--ready-file F]
 //   tokensignd --dev [--state-dir DIR] [--grpc-listen A] [--http-listen A]
 //              [--dev-verify-before-release=false] [--dev-audit-durability none]
+//              [--dev-audit-linger-us N]
 // The --dev-* knobs are for benchmarks and development only (they weaken what a
 // released token is checked against / how durable its audit record is); in
 // config mode the same settings are the TOML keys
@@ -12,6 +13,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "absl/synchronization/mutex.h"
 #include "signer/service/config.h"
 #include "signer/service/daemon.h"
 #include "signer/service/dev_mode.h"
@@ -30,6 +32,8 @@ int main(int argc, char** argv) {
   bool dev = false;
   bool dev_verify = true;
   std::string dev_durability = "fsync";
+  int64_t dev_linger_us = -1;
+  int worker_threads = -1;
   auto* config_opt =
       app.add_option("--config", config_path, "TOML config file");
   auto* dev_opt =
@@ -55,6 +59,16 @@ int main(int argc, char** argv) {
                  "are not fdatasync'ed (config mode: audit.durability)")
       ->check(CLI::IsMember({"fsync", "none"}))
       ->needs(dev_opt);
+  app.add_option("--dev-audit-linger-us", dev_linger_us,
+                 "dev/benchmark only: audit group-commit linger in us "
+                 "(default: the audit log's; config mode: "
+                 "audit.commit_linger_us)")
+      ->check(CLI::Range(0, 100000))
+      ->needs(dev_opt);
+  app.add_option("--worker-threads", worker_threads,
+                 "signing worker threads (overrides server.worker_threads; "
+                 "0 = hardware threads)")
+      ->check(CLI::Range(0, 256));
   app.add_option("--pid-file", pid_file,
                  "pid file (dev default: STATE_DIR/tokensignd.pid)");
   app.add_option(
@@ -62,6 +76,11 @@ int main(int argc, char** argv) {
       "write {\"grpc_port\",\"http_port\",\"pid\"} here once listening");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
   CLI11_PARSE(app, argc, argv);
+  // gRPC locks are absl::Mutex; Debian's absl keeps its debug deadlock
+  // detection on, which maintains a lock graph on every contended lock
+  // (GraphCycles: ~2% of the daemon's CPU under load). Our lock order is
+  // checked by the tests (ThreadSanitizer builds), not at run time.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (!dev && config_path.empty()) {
     std::cerr << "tokensignd: give --config FILE or --dev\n";
@@ -84,6 +103,7 @@ int main(int argc, char** argv) {
       spdlog::warn("dev/benchmark knob: tokens are released WITHOUT verifying "
                    "their signature (--dev-verify-before-release=false)");
     }
+    if (dev_linger_us >= 0) opts.config.audit.commit_linger_us = dev_linger_us;
     if (dev_durability == "none") {
       opts.config.audit.durability = tokensign::audit::Durability::kNone;
       spdlog::warn("dev/benchmark knob: audit records are NOT fdatasync'ed "
@@ -103,6 +123,7 @@ int main(int argc, char** argv) {
   }
   if (!grpc_listen.empty()) opts.config.server.grpc_listen = grpc_listen;
   if (!http_listen.empty()) opts.config.server.http_listen = http_listen;
+  if (worker_threads >= 0) opts.config.server.worker_threads = worker_threads;
   if (!dev && opts.config.server.insecure &&
       !IsLoopbackAddress(opts.config.server.grpc_listen)) {
     std::cerr << "tokensignd: config refused: server.insecure: plaintext is "

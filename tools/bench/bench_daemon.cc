@@ -11,13 +11,15 @@
 //       on|off]
 //       [--daemon-pid PID] [--keep-state] [--json] [--no-noverify]
 //       [--daemon-audit fsync|none] [--only unary|batch]
+//       [--daemon-flag FLAG ...]
 // With no --server it starts `tokensignd --dev` in a fresh temp state dir on
 // ephemeral loopback ports, waits for /readyz, and stops it with SIGTERM at the
 // end. Its own daemon is then restarted on the same token and key with the
 // dev/benchmark knob --dev-verify-before-release=false for the verify-off cells
 // (unary/batch against raw C_Sign alone, rounds alternating again); skip that
 // with --no-noverify. --daemon-audit passes --dev-audit-durability to its own
-// daemon (default fsync). --only runs just that closed-loop cell (profiling
+// daemon (default fsync); --daemon-flag adds any flag to its command line
+// (e.g. --daemon-flag --dev-audit-linger-us=0). --only runs just that closed-loop cell (profiling
 // the daemon: CPU and context switches per token of one kind of load). The
 // last lines are the ratios (issue 6 targets: unary >= 0.5, batch >=
 // 0.85, p99 < 5 ms at half rate):
@@ -65,6 +67,7 @@ struct Options {
        json = false, noverify_phase = true;
   std::string daemon_audit = "fsync";  // own daemon: --dev-audit-durability
   std::string only;                    // "", "unary" or "batch"
+  std::vector<std::string> daemon_flags;  // extra flags for the own daemon
 };
 
 bool ParseArgs(int argc, char** argv, Options& o) {
@@ -125,6 +128,8 @@ bool ParseArgs(int argc, char** argv, Options& o) {
       o.daemon_audit = v;
     else if (a == "--only")
       o.only = v;
+    else if (a == "--daemon-flag")
+      o.daemon_flags.push_back(v);
     else {
       std::fprintf(stderr, "daemon bench: unknown flag %s\n", a.c_str());
       return false;
@@ -403,9 +408,12 @@ int RunDaemonBench(int argc, char** argv) {
   std::unique_ptr<DaemonProcess> daemon;
   std::string target = o.server, state_dir = o.state_dir;
   if (target.empty()) {
-    auto started = DaemonProcess::StartDev(
-        o.tokensignd, o.module, o.keep_state,
-        {"--dev-audit-durability", o.daemon_audit});
+    std::vector<std::string> flags;  // none by default: any tokensignd works
+    if (o.daemon_audit != "fsync")
+      flags = {"--dev-audit-durability", o.daemon_audit};
+    flags.insert(flags.end(), o.daemon_flags.begin(), o.daemon_flags.end());
+    auto started =
+        DaemonProcess::StartDev(o.tokensignd, o.module, o.keep_state, flags);
     if (!started.ok())
       return Fail("daemon", "start tokensignd --dev", started.status());
     daemon = std::move(*started);
@@ -508,9 +516,13 @@ int RunDaemonBench(int argc, char** argv) {
   }
   if (daemon && ceiling && o.noverify_phase) {
     // Same token and key, verify-before-release off (dev/benchmark knob).
-    absl::Status restarted = daemon->Restart(
-        {"--dev-audit-durability", o.daemon_audit,
-         "--dev-verify-before-release=false"});
+    std::vector<std::string> flags = {"--dev-verify-before-release=false"};
+    if (o.daemon_audit != "fsync") {
+      flags.push_back("--dev-audit-durability");
+      flags.push_back(o.daemon_audit);
+    }
+    flags.insert(flags.end(), o.daemon_flags.begin(), o.daemon_flags.end());
+    absl::Status restarted = daemon->Restart(flags);
     if (!restarted.ok())
       return Fail("daemon", "restart tokensignd verify off", restarted);
     daemon_pid = daemon->pid();
