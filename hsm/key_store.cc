@@ -50,10 +50,12 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
   CK_ULONG modulus_bits = static_cast<CK_ULONG>(rsa_bits);
   static constexpr unsigned char kExponent[] = {0x01, 0x00, 0x01};
   CK_MECHANISM mech{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
+  // The public half only verifies: no encrypt, wrap or verify-recover.
   std::vector<CK_ATTRIBUTE> pub = {
-      Attr(CKA_TOKEN, &yes),  Attr(CKA_PRIVATE, &no), Attr(CKA_VERIFY, &yes),
-      Attr(CKA_ENCRYPT, &no), Attr(CKA_WRAP, &no),    Attr(CKA_ID, id_bytes),
-      Attr(CKA_LABEL, label),
+      Attr(CKA_TOKEN, &yes),          Attr(CKA_PRIVATE, &no),
+      Attr(CKA_VERIFY, &yes),         Attr(CKA_ENCRYPT, &no),
+      Attr(CKA_WRAP, &no),            Attr(CKA_VERIFY_RECOVER, &no),
+      Attr(CKA_ID, id_bytes),         Attr(CKA_LABEL, label),
   };
   switch (type) {
     case KeyType::kEcP256:
@@ -72,15 +74,17 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
       pub.push_back(Attr(CKA_PUBLIC_EXPONENT, kExponent, sizeof(kExponent)));
       break;
   }
+  // The private half only signs (C_Sign): no sign-recover, decrypt, unwrap
+  // or derive; never leaves the token. SoftHSM's CKA_DECRYPT default is true,
+  // even for EC.
   std::vector<CK_ATTRIBUTE> priv = {
-      Attr(CKA_TOKEN, &yes),      Attr(CKA_PRIVATE, &yes),
-      Attr(CKA_SENSITIVE, &yes),  Attr(CKA_SIGN, &yes),
-      Attr(CKA_EXTRACTABLE, &no), Attr(CKA_UNWRAP, &no),
-      Attr(CKA_DERIVE, &no),      Attr(CKA_COPYABLE, &no),
-      Attr(CKA_ID, id_bytes),     Attr(CKA_LABEL, label),
+      Attr(CKA_TOKEN, &yes),        Attr(CKA_PRIVATE, &yes),
+      Attr(CKA_SENSITIVE, &yes),    Attr(CKA_SIGN, &yes),
+      Attr(CKA_SIGN_RECOVER, &no),  Attr(CKA_EXTRACTABLE, &no),
+      Attr(CKA_UNWRAP, &no),        Attr(CKA_DERIVE, &no),
+      Attr(CKA_DECRYPT, &no),       Attr(CKA_COPYABLE, &no),
+      Attr(CKA_ID, id_bytes),       Attr(CKA_LABEL, label),
   };
-  priv.push_back(
-      Attr(CKA_DECRYPT, &no));  // SoftHSM's default is true, even for EC
 
   std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
@@ -127,6 +131,10 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
       {CKA_EXTRACTABLE, false, "CKA_EXTRACTABLE"},
       {CKA_PRIVATE, true, "CKA_PRIVATE"},
       {CKA_TOKEN, true, "CKA_TOKEN"},
+      {CKA_DECRYPT, false, "CKA_DECRYPT"},
+      {CKA_UNWRAP, false, "CKA_UNWRAP"},
+      {CKA_DERIVE, false, "CKA_DERIVE"},
+      {CKA_SIGN_RECOVER, false, "CKA_SIGN_RECOVER"},
   };
   for (const Expect& expect : kExpect) {
     absl::StatusOr<bool> got =

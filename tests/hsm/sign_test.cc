@@ -100,7 +100,8 @@ TEST_P(RsaSizeTest, GenerateAndSign) {
 INSTANTIATE_TEST_SUITE_P(Sizes, RsaSizeTest, ::testing::Values(3072, 4096));
 
 TEST_F(SignTest, AttributesReadBack) {
-  for (KeyType type : {KeyType::kEcP256, KeyType::kEd25519, KeyType::kRsa}) {
+  for (KeyType type : {KeyType::kEcP256, KeyType::kEcP384, KeyType::kEd25519,
+                        KeyType::kRsa}) {
     SCOPED_TRACE(std::string(KeyTypeName(type)));
     auto key =
         hsm_->GenerateKey(type, "attrs", type == KeyType::kRsa ? 2048 : 0);
@@ -123,17 +124,31 @@ TEST_F(SignTest, AttributesReadBack) {
         {CKA_NEVER_EXTRACTABLE, true},
         {CKA_EXTRACTABLE, false},
         {CKA_SIGN, true},
+        {CKA_SIGN_RECOVER, false},
+        {CKA_DECRYPT, false},
         {CKA_UNWRAP, false},
         {CKA_DERIVE, false},
         {CKA_COPYABLE, false},
     };
-    if (type == KeyType::kRsa) wants.push_back({CKA_DECRYPT, false});
     for (const Want& want : wants) {
       auto got = GetBoolAttribute(p11, lease->session(), handles->private_key,
                                   want.type);
       ASSERT_TRUE(got.ok())
-          << got.status() << " attr 0x" << std::hex << want.type;
-      EXPECT_EQ(*got, want.value) << "attr 0x" << std::hex << want.type;
+          << got.status() << " private attr 0x" << std::hex << want.type;
+      EXPECT_EQ(*got, want.value) << "private attr 0x" << std::hex << want.type;
+    }
+    // The public half only verifies.
+    const std::vector<Want> public_wants = {
+        {CKA_TOKEN, true},   {CKA_PRIVATE, false},
+        {CKA_VERIFY, true},  {CKA_VERIFY_RECOVER, false},
+        {CKA_ENCRYPT, false}, {CKA_WRAP, false},
+    };
+    for (const Want& want : public_wants) {
+      auto got = GetBoolAttribute(p11, lease->session(), handles->public_key,
+                                  want.type);
+      ASSERT_TRUE(got.ok())
+          << got.status() << " public attr 0x" << std::hex << want.type;
+      EXPECT_EQ(*got, want.value) << "public attr 0x" << std::hex << want.type;
     }
     for (CK_OBJECT_HANDLE h : {handles->private_key, handles->public_key}) {
       auto id = GetAttribute(p11, lease->session(), h, CKA_ID);
