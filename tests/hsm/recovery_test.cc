@@ -10,6 +10,7 @@
 #include "hsm/hsm.h"
 #include "hsm/hsm_impl.h"
 #include "hsm/module.h"
+#include "hsm/pkcs11_call.h"
 #include "tests/hsm/verify_util.h"
 #include "tests/support/softhsm_token.h"
 
@@ -101,6 +102,38 @@ TEST_F(RecoveryTest, LogoutBehindThePoolsBack) {
   // Every pool session is now logged out; each must recover as it is used.
   for (int i = 0; i < 2 * hsm_->impl().pool().size(); ++i) {
     SignAndVerify("after logout " + std::to_string(i));
+  }
+  EXPECT_TRUE(hsm_->Healthy());
+}
+
+TEST_F(RecoveryTest, SessionsWithAStuckSignOperationAreReopened) {
+  SignAndVerify("before");
+  HsmImpl& impl = hsm_->impl();
+  ASSERT_GE(impl.pool().size(), 2);
+  auto key = impl.Handles(id_);
+  ASSERT_TRUE(key.ok()) << key.status();
+  {
+    // Two pooled sessions go back with a C_SignInit never finished (as after
+    // a C_Sign that failed without ending its operation): their next
+    // C_SignInit returns CKR_OPERATION_ACTIVE.
+    auto a = impl.pool().Acquire();
+    auto b = impl.pool().Acquire();
+    ASSERT_TRUE(a.ok() && b.ok());
+    for (auto* lease : {&*a, &*b}) {
+      CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
+      ASSERT_TRUE(TS_P11(impl.pool().p11(), C_SignInit, lease->session(),
+                         &mech, key->private_key)
+                      .ok());
+      CK_MECHANISM again{CKM_ECDSA, nullptr, 0};
+      EXPECT_EQ(RvOf(TS_P11(impl.pool().p11(), C_SignInit, lease->session(),
+                            &again, key->private_key)),
+                CKR_OPERATION_ACTIVE);
+    }
+  }
+  // Each stuck session costs one retried attempt inside a call, then is
+  // re-opened: no call fails, now or later.
+  for (int i = 0; i < 3 * impl.pool().size(); ++i) {
+    SignAndVerify("after stuck " + std::to_string(i));
   }
   EXPECT_TRUE(hsm_->Healthy());
 }
