@@ -96,14 +96,15 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST_F(SignOnceTest, OtherErrorsKeepTheirRvAndTheSession) {
-  for (CK_RV rv : {CKR_GENERAL_ERROR, CKR_DATA_LEN_RANGE, CKR_KEY_HANDLE_INVALID,
-                   CKR_FUNCTION_FAILED}) {
+  for (CK_RV rv : {CKR_GENERAL_ERROR, CKR_DATA_LEN_RANGE,
+                   CKR_KEY_HANDLE_INVALID, CKR_FUNCTION_FAILED}) {
     g_sign_rv = rv;
     absl::Status s = Sign();
     ASSERT_FALSE(s.ok());
     EXPECT_EQ(RvOf(s), rv) << s;
     EXPECT_FALSE(IsBrokenSessionRv(RvOf(s))) << s;
-    EXPECT_THAT(std::string(s.message()), ::testing::Not(HasSubstr("re-opened")));
+    EXPECT_THAT(std::string(s.message()),
+                ::testing::Not(HasSubstr("re-opened")));
   }
   g_sign_rv = CKR_OK;
   g_init_rv = CKR_KEY_HANDLE_INVALID;

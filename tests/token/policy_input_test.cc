@@ -171,7 +171,9 @@ std::vector<Case> Cases() {
       {"client_id_ctrl", [](P&, R& r) { r.client_id = "app\x1b[2J"; },
        Code::kInvalidArgument, "client_id", "U+001B"},
       {"aud_ctrl",
-       [](P&, R& r) { r.audience = {std::string("https://api.example\0", 20)}; },
+       [](P&, R& r) {
+         r.audience = {std::string("https://api.example\0", 20)};
+       },
        Code::kInvalidArgument, "aud[0]", "U+0000"},
       {"actor_sub_ctrl", [](P&, R& r) { r.actor_chain[0].sub = "agent-7\r"; },
        Code::kInvalidArgument, "act.sub", "U+000D"},
@@ -193,10 +195,10 @@ std::vector<Case> Cases() {
       // parent_jti.
       {"parent_jti_ok", [](P&, R& r) { r.parent_jti = "Zx9-_~.abc"; },
        Code::kOk, "", ""},
-      {"parent_jti_256_ok", [](P&, R& r) { r.parent_jti = std::string(256, 'j'); },
-       Code::kOk, "", ""},
-      {"parent_jti_257",
-       [](P&, R& r) { r.parent_jti = std::string(257, 'j'); },
+      {"parent_jti_256_ok",
+       [](P&, R& r) { r.parent_jti = std::string(256, 'j'); }, Code::kOk, "",
+       ""},
+      {"parent_jti_257", [](P&, R& r) { r.parent_jti = std::string(257, 'j'); },
        Code::kInvalidArgument, "parent_jti", "257 bytes exceeds max 256"},
       {"parent_jti_space", [](P&, R& r) { r.parent_jti = "a b"; },
        Code::kInvalidArgument, "parent_jti",
@@ -212,35 +214,79 @@ std::vector<Case> Cases() {
        Code::kInvalidArgument, "parent_jti", "byte 0xc3"},
       // cnf canonical base64url.
       {"cnf_jkt_canonical_ok",
-       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('I'), ""}; }, Code::kOk,
-       "", ""},
+       [](P&, R& r) {
+         r.cnf = Confirmation{JktEndingIn('I'), ""};
+       },
+       Code::kOk, "", ""},
       {"cnf_jkt_last_A_ok",
-       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('A'), ""}; }, Code::kOk,
-       "", ""},
+       [](P&, R& r) {
+         r.cnf = Confirmation{JktEndingIn('A'), ""};
+       },
+       Code::kOk, "", ""},
       {"cnf_jkt_last_w_ok",
-       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('w'), ""}; }, Code::kOk,
-       "", ""},
+       [](P&, R& r) {
+         r.cnf = Confirmation{JktEndingIn('w'), ""};
+       },
+       Code::kOk, "", ""},
       {"cnf_jkt_last_J",
-       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('J'), ""}; },
+       [](P&, R& r) {
+         r.cnf = Confirmation{JktEndingIn('J'), ""};
+       },
        Code::kInvalidArgument, "cnf.jkt",
        "not canonical base64url: last character 'J' has non-zero padding bits"},
       {"cnf_x5t_last_underscore",
-       [](P&, R& r) { r.cnf = Confirmation{"", JktEndingIn('_')}; },
+       [](P&, R& r) {
+         r.cnf = Confirmation{"", JktEndingIn('_')};
+       },
        Code::kInvalidArgument, "cnf.x5t#S256", "last character '_'"},
       {"cnf_jkt_last_dash",
-       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('-'), ""}; },
+       [](P&, R& r) {
+         r.cnf = Confirmation{JktEndingIn('-'), ""};
+       },
        Code::kInvalidArgument, "cnf.jkt", "last character '-'"},
       {"cnf_jkt_last_9",
-       [](P&, R& r) { r.cnf = Confirmation{JktEndingIn('9'), ""}; },
+       [](P&, R& r) {
+         r.cnf = Confirmation{JktEndingIn('9'), ""};
+       },
        Code::kInvalidArgument, "cnf.jkt", "last character '9'"},
   };
   // Every claim the review named, and the registered ones around them.
-  for (const char* name :
-       {"roles", "groups", "entitlements", "scp", "authorization_details",
-        "sid", "may_act", "act", "purp", "azd", "at_hash", "nonce", "events",
-        "toe", "txn", "req_wl", "rctx", "tctx", "sub_id", "s_hash", "c_hash",
-        "azp", "acr", "amr", "auth_time", "cnf", "client_id", "scope", "typ",
-        "iss", "sub", "aud", "exp", "nbf", "iat", "jti"}) {
+  for (const char* name : {"roles",
+                           "groups",
+                           "entitlements",
+                           "scp",
+                           "authorization_details",
+                           "sid",
+                           "may_act",
+                           "act",
+                           "purp",
+                           "azd",
+                           "at_hash",
+                           "nonce",
+                           "events",
+                           "toe",
+                           "txn",
+                           "req_wl",
+                           "rctx",
+                           "tctx",
+                           "sub_id",
+                           "s_hash",
+                           "c_hash",
+                           "azp",
+                           "acr",
+                           "amr",
+                           "auth_time",
+                           "cnf",
+                           "client_id",
+                           "scope",
+                           "typ",
+                           "iss",
+                           "sub",
+                           "aud",
+                           "exp",
+                           "nbf",
+                           "iat",
+                           "jti"}) {
     cases.push_back(Reserved(name));
   }
   return cases;
