@@ -51,8 +51,9 @@ void SignInto(SigningCore* core, const std::string& caller,
               v1::SignTokenResponse* resp,
               absl::AnyInvocable<void(absl::Status) &&> done) {
   auto treq = ToTokenRequest(req);
-  if (!treq.ok()) {
-    std::move(done)(treq.status());
+  if (!treq.ok()) {  // malformed: a decision too, so audited
+    core->DenyAsync(caller, req.issuer(), "malformed_request", treq.status(),
+                    std::move(done));
     return;
   }
   core->SignAsync(caller, req.issuer(), *treq, deadline,
@@ -119,6 +120,21 @@ grpc::ServerUnaryReactor* TokenSignerService::SignTokens(
   }
   std::string caller = Caller(ctx, core_);
   absl::Time deadline = Deadline(ctx);
+  // Refused as a whole (one audit line, nothing queued): an unauthorized
+  // caller, then a batch above kMaxBatchItems or the queue's capacity.
+  absl::Status refuse = core_->CheckSignerCaller(caller);
+  const int cap = std::min(kMaxBatchItems, pool_->max_queue());
+  if (refuse.ok() && n > cap) {
+    refuse = absl::InvalidArgumentError(
+        absl::StrCat("requests: ", n, " items exceed max ", cap));
+  }
+  if (!refuse.ok()) {
+    core_->DenyAsync(caller, "", "batch", std::move(refuse),
+                     [this, reactor](absl::Status st) {
+                       Finish(reactor, metrics_, "SignTokens", st);
+                     });
+    return reactor;
+  }
   // Results exist before any item runs: item i writes only results(i).
   for (int i = 0; i < n; ++i) resp->add_results();
   // One pool task per item; the reactor finishes when the last item's outcome
@@ -168,7 +184,12 @@ grpc::ServerUnaryReactor* KeyAdminService::Run(
     if (st.ok()) {
       std::string kid;
       st = op(&kid);
-      if (!read_only) core_->AuditAdmin(caller, method, issuer, kid, st);
+      if (!read_only) {
+        // Not recorded -> the caller must learn it (Unavailable names the
+        // operation's own outcome).
+        absl::Status audited = core_->AuditAdmin(caller, method, issuer, kid, st);
+        if (!audited.ok()) st = std::move(audited);
+      }
     }
     Finish(reactor, metrics_, method, st);
   });

@@ -5,9 +5,16 @@
 // hands its audit record to the audit log asynchronously and the audit writer
 // thread finishes the reactor once the record is durable (a worker never
 // waits for fdatasync). A full pool answers RESOURCE_EXHAUSTED at once.
-// SignTokens submits one pool task per item (admitted all or none, see
-// WorkPool::TrySubmitAll) and finishes when the last item's outcome is in,
-// one result per item, in order. Every answer is counted in Metrics (method,
+// SignTokens first refuses the whole call, with one audit line and nothing
+// queued, when the caller is unknown or lacks the signer role
+// (PERMISSION_DENIED) or the batch has more than min(kMaxBatchItems,
+// max_queue) items (INVALID_ARGUMENT "requests: 300 items exceed max 256");
+// then it submits one pool task per item (admitted all or none, counted
+// exactly against max_queue, see WorkPool::TrySubmitAll) and finishes when the
+// last item's outcome is in, one result per item, in order. A malformed item
+// (ToTokenRequest error) is audited as denied. KeyAdmin: refused with
+// UNAVAILABLE while the audit log is unhealthy; a mutation whose outcome could
+// not be recorded answers UNAVAILABLE (see SigningCore::AuditAdmin). Every answer is counted in Metrics (method,
 // code).
 //
 // Thread-safety: the services are called by gRPC from many threads; all state
@@ -27,6 +34,9 @@
 namespace tokensign::service {
 
 class Metrics;
+
+// Most items one SignTokens call may carry (also capped by max_queue).
+inline constexpr int kMaxBatchItems = 256;
 
 class TokenSignerService final : public v1::TokenSigner::CallbackService {
  public:

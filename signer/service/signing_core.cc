@@ -33,7 +33,58 @@ audit::AuditRecord RecordFor(std::string_view caller, std::string_view issuer,
   return r;
 }
 
+// Cuts `s` to `max` bytes (on a UTF-8 boundary) plus a marker.
+void Cut(std::string* s, size_t max) {
+  if (s->size() <= max) return;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>((*s)[cut]) & 0xC0) == 0x80)
+    --cut;
+  size_t dropped = s->size() - cut;
+  s->resize(cut);
+  absl::StrAppend(s, "...[cut ", dropped, " bytes]");
+}
+
+// Keeps the first kMaxAuditListItems entries; returns how many were dropped.
+template <typename T>
+size_t CapList(std::vector<T>* v) {
+  if (v->size() <= kMaxAuditListItems) return 0;
+  size_t dropped = v->size() - kMaxAuditListItems;
+  v->resize(kMaxAuditListItems);
+  return dropped;
+}
+
 }  // namespace
+
+audit::AuditRecord BoundForAudit(audit::AuditRecord r) {
+  std::string note;
+  if (size_t n = r.actor_chain.size(); n > kMaxAuditListItems) {
+    absl::StrAppend(&note, "; actor_chain: ", n, " entries, first ",
+                    kMaxAuditListItems, " recorded");
+  }
+  if (size_t n = r.aud.size(); n > kMaxAuditListItems) {
+    absl::StrAppend(&note, "; aud: ", n, " entries, first ",
+                    kMaxAuditListItems, " recorded");
+  }
+  if (size_t n = r.scope.size(); n > kMaxAuditListItems) {
+    absl::StrAppend(&note, "; scope: ", n, " entries, first ",
+                    kMaxAuditListItems, " recorded");
+  }
+  CapList(&r.actor_chain);
+  CapList(&r.aud);
+  CapList(&r.scope);
+  for (std::string* f : {&r.caller, &r.issuer, &r.kind, &r.kid, &r.jti, &r.sub,
+                         &r.client_id, &r.parent_jti, &r.token_sha256})
+    Cut(f, kMaxAuditFieldBytes);
+  for (audit::AuditActor& a : r.actor_chain) {
+    Cut(&a.sub, kMaxAuditFieldBytes);
+    Cut(&a.iss, kMaxAuditFieldBytes);
+  }
+  for (std::string& a : r.aud) Cut(&a, kMaxAuditFieldBytes);
+  for (std::string& sc : r.scope) Cut(&sc, kMaxAuditFieldBytes);
+  Cut(&r.reason, kMaxAuditReasonBytes);
+  r.reason += note;
+  return r;
+}
 
 std::string FieldOf(std::string_view message) {
   size_t colon = message.find(": ");
@@ -89,6 +140,22 @@ SigningCore::SigningCore(std::shared_ptr<const PolicySnapshot> policy,
       metrics_(metrics),
       clock_(std::move(clock)) {}
 
+void SigningCore::AuditAsync(audit::AuditRecord r, absl::Status result,
+                             SignDone done) {
+  audit_->AppendAsync(
+      BoundForAudit(std::move(r)),
+      [result = std::move(result),
+       done = std::move(done)](absl::Status st) mutable {
+        if (!st.ok()) {
+          std::move(done)(absl::UnavailableError(
+              absl::StrCat("audit: decision not recorded: ", st.message(),
+                           " (decision: ", result.ToString(), ")")));
+          return;
+        }
+        std::move(done)(std::move(result));
+      });
+}
+
 void SigningCore::AuditDeniedAsync(std::string_view caller,
                                    std::string_view issuer,
                                    const token::TokenRequest& req,
@@ -96,15 +163,48 @@ void SigningCore::AuditDeniedAsync(std::string_view caller,
   audit::AuditRecord r = RecordFor(caller, issuer, req, clock_());
   r.outcome = "denied";
   r.reason = std::string(why.message());
-  audit_->AppendAsync(r, [why = std::move(why),
-                          done = std::move(done)](absl::Status st) mutable {
-    if (!st.ok()) {
-      std::move(done)(absl::UnavailableError(
-          absl::StrCat("audit: denial not recorded: ", st.message())));
-      return;
-    }
-    std::move(done)(std::move(why));
-  });
+  AuditAsync(std::move(r), std::move(why), std::move(done));
+}
+
+absl::Status SigningCore::CheckSignerCaller(std::string_view caller) const {
+  std::shared_ptr<const PolicySnapshot> snap = policy();
+  if (snap->config.dev) return absl::OkStatus();
+  const CallerConfig* c = snap->FindCaller(caller);
+  if (c == nullptr) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("caller: \"", S(caller), "\" is not a configured caller"));
+  }
+  if (std::find(c->roles.begin(), c->roles.end(), Role::kSigner) ==
+      c->roles.end()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "caller: \"", S(caller), "\" lacks the ", RoleName(Role::kSigner),
+        " role"));
+  }
+  return absl::OkStatus();
+}
+
+void SigningCore::DenyAsync(std::string_view caller, std::string_view issuer,
+                            std::string_view kind, absl::Status why,
+                            absl::AnyInvocable<void(absl::Status) &&> done) {
+  Enter();
+  audit::AuditRecord r;
+  r.time = clock_();
+  r.caller = std::string(caller);
+  r.issuer = std::string(issuer);
+  r.kind = std::string(kind);
+  r.outcome = "denied";
+  r.reason = std::string(why.message());
+  AuditAsync(std::move(r), std::move(why),
+             [this, done = std::move(done)](
+                 absl::StatusOr<token::MintedToken> result) mutable {
+               std::move(done)(result.status());
+               Done();
+             });
+}
+
+void SigningCore::Enter() {
+  std::lock_guard lock(idle_mu_);
+  ++in_flight_;
 }
 
 void SigningCore::Done() {
@@ -125,10 +225,7 @@ void SigningCore::WaitIdle() {
 void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
                             const token::TokenRequest& req, absl::Time deadline,
                             SignDone user_done) {
-  {
-    std::lock_guard lock(idle_mu_);
-    ++in_flight_;
-  }
+  Enter();
   // Runs the caller's callback exactly once, then leaves the in-flight count.
   SignDone done = [this, user_done = std::move(user_done)](
                       absl::StatusOr<token::MintedToken> result) mutable {
@@ -170,17 +267,16 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
   absl::StatusOr<token::MintedToken> minted =
       token::Mint(it->second.policy, **key, req, now);
   if (!minted.ok()) {
+    // Every Mint failure is a decision: policy (InvalidArgument,
+    // PermissionDenied, FailedPrecondition) or a withheld signature.
     absl::StatusCode code = minted.status().code();
-    if (code == absl::StatusCode::kInvalidArgument ||
-        code == absl::StatusCode::kPermissionDenied) {
-      if (metrics_ != nullptr) {
-        metrics_->CountDenied(issuer_label,
-                              FieldOf(std::string(minted.status().message())));
-      }
-      AuditDeniedAsync(caller, issuer, req, minted.status(), std::move(done));
-      return;
+    if (metrics_ != nullptr && (code == absl::StatusCode::kInvalidArgument ||
+                                code == absl::StatusCode::kPermissionDenied ||
+                                code == absl::StatusCode::kFailedPrecondition)) {
+      metrics_->CountDenied(issuer_label,
+                            FieldOf(std::string(minted.status().message())));
     }
-    std::move(done)(minted.status());
+    AuditDeniedAsync(caller, issuer, req, minted.status(), std::move(done));
     return;
   }
   audit::AuditRecord r = RecordFor(caller, issuer, req, now);
@@ -188,6 +284,17 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
   r.jti = minted->jti;
   r.exp = minted->exp;
   r.token_sha256 = audit::Sha256Hex(minted->token);  // reused digest ctx
+  // Mint may have waited (HSM session pool, HSM): a token minted after the
+  // deadline is never released, and the log says so.
+  if (clock_() >= deadline) {
+    r.outcome = "withheld";
+    r.reason = "deadline passed during signing";
+    AuditAsync(std::move(r),
+               absl::DeadlineExceededError(
+                   "deadline passed during signing; token withheld"),
+               std::move(done));
+    return;
+  }
   r.outcome = "signed";
   // The writer thread completes the request; `snap` keeps *label alive.
   const std::string* label = &issuer_label;
@@ -235,6 +342,11 @@ absl::Status SigningCore::AuthorizeAdmin(std::string_view caller,
                                          std::string_view method,
                                          std::string_view issuer,
                                          bool read_only) {
+  if (absl::Status h = audit_->health(); !h.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("audit: log not accepting records (", h.message(), "); ",
+                     S(method), " refused"));
+  }
   std::shared_ptr<const PolicySnapshot> snap = policy();
   absl::Status st = snap->CheckRole(caller, Role::kCustodian, issuer);
   if (!st.ok() && read_only &&
@@ -245,11 +357,14 @@ absl::Status SigningCore::AuthorizeAdmin(std::string_view caller,
     st = absl::NotFoundError(
         absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
   }
-  if (!st.ok()) AuditAdmin(caller, method, issuer, "", st);
+  if (!st.ok()) {
+    if (absl::Status a = AuditAdmin(caller, method, issuer, "", st); !a.ok())
+      return a;
+  }
   return st;
 }
 
-void SigningCore::AuditAdmin(std::string_view caller, std::string_view method,
+absl::Status SigningCore::AuditAdmin(std::string_view caller, std::string_view method,
                              std::string_view issuer, std::string_view kid,
                              const absl::Status& outcome) {
   audit::AuditRecord r;
@@ -260,7 +375,15 @@ void SigningCore::AuditAdmin(std::string_view caller, std::string_view method,
   r.kid = std::string(kid);
   r.outcome = outcome.ok() ? "done" : "denied";
   r.reason = std::string(outcome.message());
-  (void)audit_->Append(r);  // best effort: the key operation already happened
+  if (absl::Status st = audit_->Append(BoundForAudit(std::move(r)));
+      !st.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "audit: outcome of ", S(method), " not recorded (", st.message(),
+        "); the operation ",
+        outcome.ok() ? std::string("succeeded")
+                     : absl::StrCat("failed: ", outcome.ToString())));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tokensign::service

@@ -2,21 +2,37 @@
 //
 // Contract: SignAsync() runs, on the calling (worker) thread, role check ->
 // deadline check -> policy + mint (token::Mint with the issuer's active key
-// from the KeysetManager), then hands the audit record to
+// from the KeysetManager) -> deadline re-check, then hands the audit record to
 // AuditLog::AppendAsync and returns without waiting for fdatasync; `done` gets
 // the minted token once its record is durable (on the audit writer thread), so
-// many requests share one fdatasync. Denied decisions (role, policy) are
-// audited the same way and `done` gets the denial once that record is durable.
-// Errors that need no audit record (deadline, no key, HSM) call `done` inline.
-// `done` runs exactly once and must be quick (it runs on the audit writer
-// thread: no blocking, no Append). Sign() is the blocking form (SignAsync +
-// wait). A request whose deadline has passed is not signed (DeadlineExceeded)
-// and not audited. Errors are absl::Status:
-// PermissionDenied (caller role/issuer), NotFound (unknown issuer),
-// FailedPrecondition (no active key), InvalidArgument / PermissionDenied from
-// the policy, Unavailable when the audit log cannot make the record durable (no
-// token is released). Authorize*() decide and audit the KeyAdmin / GetJwks
-// calls. The policy (issuers and callers) is an immutable snapshot swapped
+// many requests share one fdatasync. Every decision is audited: denials (role,
+// unknown issuer, policy: InvalidArgument / PermissionDenied /
+// FailedPrecondition, any other Mint failure) are audited the same way and
+// `done` gets the denial once that record is durable. A token minted after its
+// deadline passed (Mint waited on the HSM session pool or the HSM) is never
+// released: it is audited with outcome "withheld" (reason "deadline passed
+// during signing", kid/jti/token_sha256 kept) and `done` gets
+// DeadlineExceeded. Errors that need no audit record (deadline passed before
+// signing: nothing was decided; no active key; HSM) call `done` inline. `done`
+// runs exactly once and must be quick (it runs on the audit writer thread: no
+// blocking, no Append). Sign() is the blocking form (SignAsync + wait).
+// Not covered: the audit group commit itself may finish after the deadline; the
+// record then says "signed" and gRPC drops the late answer.
+// Errors are absl::Status: PermissionDenied (caller role/issuer), NotFound
+// (unknown issuer), FailedPrecondition (no active key, unusable issuer policy),
+// InvalidArgument / PermissionDenied from the policy, DeadlineExceeded,
+// Unavailable when the audit log cannot make the record durable (no token is
+// released).
+//
+// Denial records are bounded (BoundForAudit): every attacker-controlled string
+// is cut to kMaxAuditFieldBytes with a marker, actor chain / aud / scope lists
+// to kMaxAuditListItems entries (the dropped count goes into `reason`), so a
+// 4 MB `sub` never reaches the log.
+//
+// Authorize*() decide and audit the KeyAdmin calls: KeyAdmin is refused
+// (Unavailable) while the audit log is unhealthy, denials are appended durably
+// (Unavailable if that fails), and AuditAdmin reports whether the outcome was
+// recorded. The policy (issuers and callers) is an immutable snapshot swapped
 // atomically by SetPolicy (SIGHUP); a request uses the snapshot it started
 // with.
 //
@@ -44,6 +60,11 @@
 namespace tokensign::service {
 
 class Metrics;
+
+// Bounds for attacker-controlled fields in denial audit records.
+inline constexpr size_t kMaxAuditFieldBytes = 256;
+inline constexpr size_t kMaxAuditReasonBytes = 1024;
+inline constexpr size_t kMaxAuditListItems = 16;
 
 // Callers and issuer policies as of one config load.
 struct PolicySnapshot {
@@ -93,27 +114,51 @@ class SigningCore {
   // so no new SignAsync starts; the audit log must still be open).
   void WaitIdle();
 
-  // GetJwks: any configured caller (dev: anyone); NotFound for an unknown
-  // issuer.
+  // OK when `caller` may call the signing API at all (dev: anyone; else a
+  // configured caller with the signer role); per-issuer rights are checked per
+  // request by SignAsync. Used to refuse a whole SignTokens call once.
+  absl::Status CheckSignerCaller(std::string_view caller) const;
+  // Audits a decision made before a TokenRequest exists (malformed request,
+  // refused batch, unauthorized caller of a whole call) as "denied" with
+  // kind `kind`, bounded like every denial; `done` gets `why` once the record
+  // is durable, or Unavailable if it could not be written. Counted in
+  // in_flight() like SignAsync. Never blocks.
+  void DenyAsync(std::string_view caller, std::string_view issuer,
+                 std::string_view kind, absl::Status why,
+                 absl::AnyInvocable<void(absl::Status) &&> done);
+
+  // GetJwks: JWKS are public (the HTTP listener serves them to anyone), so any
+  // authenticated, configured caller may read any issuer's JWKS without a role
+  // (dev: anyone); unknown caller -> PermissionDenied, unknown issuer ->
+  // NotFound. Not audited (not a decision about keys or tokens).
   absl::StatusOr<std::string> Jwks(std::string_view caller,
                                    std::string_view issuer);
 
-  // KeyAdmin: custodian (ListKeys: custodian or auditor). A denial is audited.
+  // KeyAdmin: custodian (ListKeys: custodian or auditor). Unavailable (nothing
+  // done, nothing appended) while audit->health() is not OK. A denial is
+  // appended durably before it is returned; if that append fails the result
+  // is Unavailable.
   absl::Status AuthorizeAdmin(std::string_view caller, std::string_view method,
                               std::string_view issuer, bool read_only);
-  // Audits the outcome of a KeyAdmin operation (kind "key_admin.<method>").
-  void AuditAdmin(std::string_view caller, std::string_view method,
-                  std::string_view issuer, std::string_view kid,
-                  const absl::Status& outcome);
+  // Appends the outcome of a KeyAdmin operation (kind "key_admin.<method>")
+  // and waits until durable. Returns OK when recorded, else Unavailable naming
+  // the operation's own outcome: the caller must learn it was not recorded.
+  absl::Status AuditAdmin(std::string_view caller, std::string_view method,
+                          std::string_view issuer, std::string_view kid,
+                          const absl::Status& outcome);
 
   keyset::KeysetManager& keys() { return *keys_; }
 
  private:
-  // Audits the denial asynchronously; `done` gets `why` once the record is
-  // durable (Unavailable if it could not be written).
+  // Audits the denial (bounded) asynchronously; `done` gets `why` once the
+  // record is durable (Unavailable if it could not be written).
   void AuditDeniedAsync(std::string_view caller, std::string_view issuer,
                         const token::TokenRequest& req, absl::Status why,
                         SignDone done);
+  // Appends `r` (bounded) asynchronously; `done` gets `result` once durable,
+  // else Unavailable.
+  void AuditAsync(audit::AuditRecord r, absl::Status result, SignDone done);
+  void Enter();
   // Decrements in_flight_ and wakes WaitIdle.
   void Done();
 
@@ -130,6 +175,11 @@ class SigningCore {
 // The field a policy message names ("act.act.sub: chain depth ..." ->
 // "act.act.sub"), or "" when the message does not start with a field path.
 std::string FieldOf(std::string_view message);
+
+// Caps every attacker-controlled field of a denial record (see the file
+// comment); a cut string ends with "...[cut N bytes]" and never splits a UTF-8
+// sequence.
+audit::AuditRecord BoundForAudit(audit::AuditRecord r);
 
 }  // namespace tokensign::service
 

@@ -34,7 +34,7 @@ bool WorkPool::TrySubmitAll(std::vector<std::function<void()>> tasks) {
   if (stopped_.load(std::memory_order_acquire)) return false;
   const int n = static_cast<int>(tasks.size());
   int d = depth_.fetch_add(n, std::memory_order_acq_rel);
-  if (d >= max_queue_) {
+  if (d > max_queue_ - n) {  // d + n > max_queue_, without overflow
     depth_.fetch_sub(n, std::memory_order_acq_rel);
     return false;
   }

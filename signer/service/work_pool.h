@@ -5,9 +5,11 @@
 // Contract: TrySubmit() accepts a task while fewer than `max_queue` tasks are
 // queued or running, else returns false (the caller answers
 // RESOURCE_EXHAUSTED). TrySubmitAll() admits a group of tasks (a batch's
-// items) all or none: while the queue is not full, all of them enter even if
-// that takes the depth past `max_queue` by up to the group's size; so a
-// batch is never half-refused. Drain() waits for every accepted task to finish
+// items) all or none, counting each task: it enters only if depth + group
+// size stays <= `max_queue` (a batch is never half-refused and never takes the
+// depth past `max_queue`; a group larger than `max_queue` is never admitted).
+// Concurrent submitters may be refused spuriously while another's reservation
+// is being undone; never admitted beyond the bound. Drain() waits for every accepted task to finish
 // and stops the threads; TrySubmit after Drain returns false. An optional test
 // hook (TOKENSIGN_TEST_WORK_DELAY_MS, read by the daemon) delays each task.
 //
@@ -39,6 +41,7 @@ class WorkPool {
   bool TrySubmitAll(std::vector<std::function<void()>> tasks);
   int depth() const { return depth_.load(std::memory_order_relaxed); }
   int threads() const { return threads_; }
+  int max_queue() const { return max_queue_; }
   // True once Drain() has begun (new work is refused).
   bool stopping() const { return stopped_.load(std::memory_order_acquire); }
   void Drain();

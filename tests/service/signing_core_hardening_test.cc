@@ -1,0 +1,206 @@
+// Security-review fixes in SigningCore and WorkPool: a token minted after its
+// deadline is withheld and audited "withheld"; every Mint failure (also
+// FailedPrecondition) and malformed request is audited; denial records are
+// bounded (4 MB sub, 40 actors); KeyAdmin is refused while the audit log is
+// unhealthy and reports an unrecorded outcome; SignTokens' caller pre-check;
+// WorkPool counts a batch exactly against max_queue.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+
+#include "signer/service/work_pool.h"
+#include "tests/service/signing_core_fixture.h"
+
+namespace tokensign::service {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
+
+Config StrictConfig() {
+  Config c = DevConfig("/nonexistent", "unused.so");
+  c.dev = false;
+  c.callers = {{"custodian-1", {Role::kCustodian}, {}},
+               {"signer-1", {Role::kSigner}, {"dev"}},
+               {"auditor-1", {Role::kAuditor}, {}}};
+  return c;
+}
+
+TEST_F(SigningCoreTest, TokenMintedPastDeadlineIsWithheldAndAudited) {
+  // Call 0 (before Mint) is on time; call 1 (after Mint) is 10 s later.
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  Rebuild(DevConfig("/nonexistent", "unused.so"),
+          [calls] { return kT0 + absl::Seconds(10) * calls->fetch_add(1); });
+  Result late;
+  Start(Request(), &late, kT0 + absl::Seconds(5));
+  ASSERT_EQ(audit_.pending(), 1u);
+  EXPECT_FALSE(late.has_value());  // answered only once the record is durable
+  audit::AuditRecord rec = audit_.PendingRecord(0);
+  EXPECT_EQ(rec.outcome, "withheld");
+  EXPECT_EQ(rec.reason, "deadline passed during signing");
+  EXPECT_EQ(rec.token_sha256.size(), 64u);
+  EXPECT_FALSE(rec.jti.empty());
+  audit_.CompleteNext(absl::OkStatus());
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(late->status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(core_->in_flight(), 0);
+
+  // Same clock, deadline after both reads: signed.
+  calls->store(0);
+  Result ok;
+  Start(Request(), &ok, kT0 + absl::Seconds(30));
+  ASSERT_EQ(audit_.pending(), 1u);
+  EXPECT_EQ(audit_.PendingRecord(0).outcome, "signed");
+  audit_.CompleteNext(absl::OkStatus());
+  ASSERT_TRUE(ok.has_value() && ok->ok());
+}
+
+TEST_F(SigningCoreTest, FailedPreconditionFromPolicyIsAudited) {
+  Config c = DevConfig("/nonexistent", "unused.so");
+  c.issuers.begin()->second.policy.iss = "";  // unusable issuer policy
+  Rebuild(std::move(c));
+  Result r;
+  Start(Request(), &r);
+  ASSERT_EQ(audit_.pending(), 1u);
+  audit::AuditRecord rec = audit_.PendingRecord(0);
+  EXPECT_EQ(rec.outcome, "denied");
+  EXPECT_NE(rec.reason.find("iss"), std::string::npos) << rec.reason;
+  audit_.CompleteNext(absl::OkStatus());
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SigningCoreTest, MalformedRequestDenialIsAuditedAndCounted) {
+  std::optional<absl::Status> got;
+  core_->DenyAsync("dev", "dev", "malformed_request",
+                   absl::InvalidArgumentError("kind: must be set"),
+                   [&](absl::Status st) { got = st; });
+  EXPECT_EQ(core_->in_flight(), 1);
+  ASSERT_EQ(audit_.pending(), 1u);
+  audit::AuditRecord rec = audit_.PendingRecord(0);
+  EXPECT_EQ(rec.outcome, "denied");
+  EXPECT_EQ(rec.kind, "malformed_request");
+  EXPECT_EQ(rec.reason, "kind: must be set");
+  audit_.CompleteNext(absl::DataLossError("disk gone"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->code(), absl::StatusCode::kUnavailable);  // not recorded
+  EXPECT_EQ(core_->in_flight(), 0);
+}
+
+TEST_F(SigningCoreTest, DenialRecordsAreBounded) {
+  token::TokenRequest huge = Request();
+  huge.subject = std::string(4 << 20, 'x');
+  huge.actor_chain.clear();
+  for (int i = 0; i < 40; ++i)
+    huge.actor_chain.push_back({std::string(1000, 'a'), "iss"});
+  Result r;
+  core_->SignAsync(
+      "dev", std::string(5000, 'i'), huge, absl::InfiniteFuture(),
+      [&](absl::StatusOr<token::MintedToken> m) { r = std::move(m); });
+  ASSERT_EQ(audit_.pending(), 1u);
+  audit::AuditRecord rec = audit_.PendingRecord(0);
+  EXPECT_EQ(rec.outcome, "denied");
+  EXPECT_LE(rec.sub.size(), kMaxAuditFieldBytes + 32);
+  EXPECT_EQ(rec.sub.substr(0, 10), "xxxxxxxxxx");
+  EXPECT_NE(rec.sub.find("[cut "), std::string::npos);
+  EXPECT_LE(rec.issuer.size(), kMaxAuditFieldBytes + 32);
+  EXPECT_EQ(rec.actor_chain.size(), kMaxAuditListItems);
+  EXPECT_LE(rec.actor_chain[0].sub.size(), kMaxAuditFieldBytes + 32);
+  EXPECT_NE(rec.reason.find("actor_chain: 40 entries, first 16 recorded"),
+            std::string::npos)
+      << rec.reason;
+  EXPECT_LE(rec.reason.size(), kMaxAuditReasonBytes + 200);
+  audit_.CompleteNext(absl::OkStatus());
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SigningCoreTest, BoundForAuditKeepsUtf8Whole) {
+  audit::AuditRecord r;
+  r.sub = std::string(255, 'a') + "\xc3\xa9" + "tail";  // é across byte 256
+  audit::AuditRecord b = BoundForAudit(r);
+  EXPECT_EQ(b.sub.substr(0, 256), std::string(255, 'a') + ".");
+  EXPECT_EQ(BoundForAudit(audit::AuditRecord{}).sub, "");
+}
+
+TEST_F(SigningCoreTest, KeyAdminRefusedWhileAuditUnhealthy) {
+  Rebuild(StrictConfig());
+  audit_.set_health(absl::DataLossError("fdatasync failed"));
+  absl::Status st = core_->AuthorizeAdmin("custodian-1", "DestroyKey", "dev",
+                                          /*read_only=*/false);
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(st.message().find("DestroyKey refused"), std::string::npos) << st;
+  EXPECT_EQ(audit_.appends(), 0);
+  audit_.set_health(absl::OkStatus());
+  EXPECT_TRUE(core_->AuthorizeAdmin("custodian-1", "DestroyKey", "dev", false)
+                  .ok());
+}
+
+TEST_F(SigningCoreTest, KeyAdminDenialAndOutcomeAreRecordedOrFail) {
+  Rebuild(StrictConfig());
+  // Denied and recorded durably.
+  absl::Status st =
+      core_->AuthorizeAdmin("signer-1", "RotateKey", "dev", false);
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied);
+  ASSERT_EQ(audit_.durable().size(), 1u);
+  EXPECT_EQ(audit_.durable()[0].kind, "key_admin.RotateKey");
+  EXPECT_EQ(audit_.durable()[0].outcome, "denied");
+  EXPECT_TRUE(core_->AuthorizeAdmin("auditor-1", "ListKeys", "dev", true).ok());
+
+  // The log fails after the health check: denial not recorded -> Unavailable.
+  audit_.set_fail_append(absl::InternalError("disk full"));
+  st = core_->AuthorizeAdmin("signer-1", "RotateKey", "dev", false);
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
+  // A done operation whose outcome is not recorded -> Unavailable, says so.
+  st = core_->AuditAdmin("custodian-1", "DestroyKey", "dev", "kid-1",
+                         absl::OkStatus());
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(st.message().find("DestroyKey not recorded"), std::string::npos);
+  EXPECT_NE(st.message().find("succeeded"), std::string::npos) << st;
+  audit_.set_fail_append(absl::OkStatus());
+  EXPECT_TRUE(core_->AuditAdmin("custodian-1", "DestroyKey", "dev", "kid-1",
+                                absl::OkStatus())
+                  .ok());
+  EXPECT_EQ(audit_.durable().back().outcome, "done");
+}
+
+TEST_F(SigningCoreTest, CheckSignerCallerNeedsAConfiguredSigner) {
+  EXPECT_TRUE(core_->CheckSignerCaller("anyone").ok());  // dev mode
+  Rebuild(StrictConfig());
+  EXPECT_TRUE(core_->CheckSignerCaller("signer-1").ok());
+  EXPECT_EQ(core_->CheckSignerCaller("stranger").code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(core_->CheckSignerCaller("custodian-1").code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST(WorkPoolTest, SigningCoreBatchCountsExactlyAgainstMaxQueue) {
+  WorkPool pool(1, 4);
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  std::atomic<int> ran{0};
+  ASSERT_TRUE(pool.TrySubmit([gate, &ran] {
+    gate.wait();
+    ++ran;
+  }));
+  auto group = [&ran](int n) {
+    std::vector<std::function<void()>> v;
+    for (int i = 0; i < n; ++i) v.emplace_back([&ran] { ++ran; });
+    return v;
+  };
+  EXPECT_FALSE(pool.TrySubmitAll(group(4)));  // 1 + 4 > 4
+  EXPECT_EQ(pool.depth(), 1);
+  EXPECT_TRUE(pool.TrySubmitAll(group(3)));   // 1 + 3 == 4
+  EXPECT_EQ(pool.depth(), 4);
+  EXPECT_FALSE(pool.TrySubmit([] {}));
+  EXPECT_FALSE(pool.TrySubmitAll(group(1)));
+  release.set_value();
+  pool.Drain();
+  EXPECT_EQ(ran.load(), 4);
+  WorkPool empty(1, 4);
+  EXPECT_FALSE(empty.TrySubmitAll(group(5)));  // never fits
+  EXPECT_EQ(empty.depth(), 0);
+}
+
+}  // namespace
+}  // namespace tokensign::service
