@@ -246,6 +246,15 @@ absl::Status ParseIssuer(const std::string& name, const toml::table& t,
   RETURN_IF_ERROR(r.Bool("require_cnf", &p.require_cnf));
   RETURN_IF_ERROR(r.Integer("max_extra_claims_bytes", &p.max_extra_claims_bytes,
                             0, 1 << 20));
+  RETURN_IF_ERROR(r.StringList("extra_claims", &p.allowed_extra_claims));
+  for (size_t i = 0; i < p.allowed_extra_claims.size(); ++i) {
+    if (token::IsReservedClaim(p.allowed_extra_claims[i])) {
+      return Bad(absl::StrCat(r.KeyPath("extra_claims"), "[", i, "]"),
+                 absl::StrCat("\"", p.allowed_extra_claims[i],
+                              "\" is a registered or service-set claim and can never be an "
+                              "extra claim"));
+    }
+  }
   RETURN_IF_ERROR(r.Bool("verify_before_release", &p.verify_before_release));
   return r.CheckUnknown();
 }

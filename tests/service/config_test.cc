@@ -193,3 +193,20 @@ TEST(ConfigTest, DevConfigMatchesIssue) {
 
 }  // namespace
 }  // namespace tokensign::service
+
+namespace tokensign::service {
+namespace {
+
+TEST(ConfigExtraClaimsTest, AllowlistParsesAndReservedNamesAreRefused) {
+  auto cfg = ParseConfig(std::string(kMinimal) + "extra_claims = [\"tenant\", \"https://x.example/c\"]\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->issuers.at("dev").policy.allowed_extra_claims,
+            (std::vector<std::string>{"tenant", "https://x.example/c"}));
+  // A registered or service-set claim can never be allowed as an extra claim, in any case.
+  EXPECT_EQ(Err(std::string(kMinimal) + "extra_claims = [\"tenant\", \"Scope\"]\n"),
+            "issuers.dev.extra_claims[1]: \"Scope\" is a registered or service-set claim "
+            "and can never be an extra claim");
+}
+
+}  // namespace
+}  // namespace tokensign::service
