@@ -199,6 +199,12 @@ bool IsBrokenSessionRv(CK_RV rv) {
     case CKR_TOKEN_NOT_PRESENT:
     case CKR_USER_NOT_LOGGED_IN:
     case CKR_CRYPTOKI_NOT_INITIALIZED:
+    // The session holds a signing operation it will not finish (a C_Sign that
+    // failed without ending it, or kept it active for a larger buffer): every
+    // later C_SignInit on it fails until it is closed and re-opened.
+    case CKR_OPERATION_ACTIVE:
+    case CKR_OPERATION_NOT_INITIALIZED:
+    case CKR_BUFFER_TOO_SMALL:
       return true;
     default:
       return false;

@@ -35,7 +35,8 @@ CK_RV RvOf(const absl::Status& status);
 // True for the return values after which a session (or the whole module) must
 // be re-established: SESSION_HANDLE_INVALID, SESSION_CLOSED, DEVICE_ERROR,
 // DEVICE_REMOVED, TOKEN_NOT_PRESENT, USER_NOT_LOGGED_IN,
-// CRYPTOKI_NOT_INITIALIZED.
+// CRYPTOKI_NOT_INITIALIZED, and a session stuck in an operation it will not
+// finish: OPERATION_ACTIVE, OPERATION_NOT_INITIALIZED, BUFFER_TOO_SMALL.
 bool IsBrokenSessionRv(CK_RV rv);
 // True when recovery needs C_Finalize + C_Initialize, not just a new session.
 bool NeedsModuleReinitRv(CK_RV rv);

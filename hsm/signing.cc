@@ -76,32 +76,6 @@ absl::Status FromDigest(const Mechanisms& mechs, SignAlgorithm alg, size_t size,
       "SignDigest: EdDSA signs the message itself, not a digest");
 }
 
-// After these the session holds (or thinks it holds) an operation it will
-// not finish: C_SignInit finds one active (a C_Sign that failed without
-// ending its operation, or another caller's C_*Init); C_Sign finds none, or
-// keeps it active (CKR_BUFFER_TOO_SMALL). Every later C_SignInit on that
-// session fails, so it must not go back to the pool as is.
-bool LeavesOperationStuck(CK_RV rv) {
-  return rv == CKR_OPERATION_ACTIVE || rv == CKR_OPERATION_NOT_INITIALIZED ||
-         rv == CKR_BUFFER_TOO_SMALL;
-}
-
-// `status` with the CK_RV payload replaced by CKR_SESSION_CLOSED, so that
-// Lease::Check marks the session broken and the pool closes and re-opens it
-// (C_CloseSession ends any operation); the message keeps the real CKR_ name.
-absl::Status ReopenSession(const absl::Status& status) {
-  absl::Status out(
-      status.code(),
-      Cat(status.message(),
-          "; the session is left with a signing operation in an unknown "
-          "state and is re-opened"));
-  CkStatus("", CKR_SESSION_CLOSED)
-      .ForEachPayload([&out](auto url, const absl::Cord& payload) {
-        out.SetPayload(url, payload);
-      });
-  return out;
-}
-
 size_t DigestSize(SignAlgorithm alg) {
   return alg == SignAlgorithm::kES384 ? SHA384_DIGEST_LENGTH
                                       : SHA256_DIGEST_LENGTH;
@@ -187,9 +161,7 @@ absl::StatusOr<std::string> SignOnce(const P11& p11, CK_SESSION_HANDLE session,
   }
   absl::Status status =
       TS_P11(p11, C_SignInit, session, &mech, key.private_key);
-  if (!status.ok()) {
-    return LeavesOperationStuck(RvOf(status)) ? ReopenSession(status) : status;
-  }
+  if (!status.ok()) return status;
   std::string signature(key.signature_size, '\0');
   CK_ULONG size = signature.size();
   status = TS_P11(
@@ -197,9 +169,7 @@ absl::StatusOr<std::string> SignOnce(const P11& p11, CK_SESSION_HANDLE session,
       reinterpret_cast<CK_BYTE_PTR>(const_cast<char*>(input.data.data())),
       static_cast<CK_ULONG>(input.data.size()),
       reinterpret_cast<CK_BYTE_PTR>(signature.data()), &size);
-  if (!status.ok()) {
-    return LeavesOperationStuck(RvOf(status)) ? ReopenSession(status) : status;
-  }
+  if (!status.ok()) return status;
   if (size != key.signature_size) {
     return absl::InternalError(Cat("C_Sign: returned ", size,
                                    " bytes, expected ", key.signature_size));

@@ -56,9 +56,8 @@ absl::Status PrepareDigest(const Mechanisms& mechs, const KeyHandles& key,
 // C_SignInit + C_Sign on `session`; the signature is exactly key.signature_size
 // bytes. A failure that leaves the session's operation state stuck
 // (CKR_OPERATION_ACTIVE, CKR_OPERATION_NOT_INITIALIZED, CKR_BUFFER_TOO_SMALL)
-// comes back with CKR_SESSION_CLOSED as its CK_RV payload (message unchanged
-// but for a note), so Lease::Check marks the session broken and it is
-// re-opened.
+// is a broken-session CK_RV (IsBrokenSessionRv), so Lease::Check marks the
+// session broken and the pool re-opens it.
 absl::StatusOr<std::string> SignOnce(const P11& p11, CK_SESSION_HANDLE session,
                                      const KeyHandles& key, SignInput& input);
 
