@@ -428,4 +428,38 @@ Config DevConfig(const std::string& state_dir, const std::string& module_path) {
   return cfg;
 }
 
+std::vector<std::string> KeepRestartOnlySections(const Config& running, Config* next) {
+  std::vector<std::string> changed;
+  auto note = [&](const char* path, bool differs) {
+    if (differs) changed.push_back(path);
+  };
+  const ServerConfig &a = running.server, &b = next->server;
+  note("server.grpc_listen", a.grpc_listen != b.grpc_listen);
+  note("server.http_listen", a.http_listen != b.http_listen);
+  note("server.tls_cert", a.tls_cert != b.tls_cert);
+  note("server.tls_key", a.tls_key != b.tls_key);
+  note("server.client_ca", a.client_ca != b.client_ca);
+  note("server.insecure", a.insecure != b.insecure);
+  note("server.worker_threads", a.worker_threads != b.worker_threads);
+  note("server.max_queue", a.max_queue != b.max_queue);
+  note("server.jwks_max_age", a.jwks_max_age != b.jwks_max_age);
+  const hsm::HsmConfig &ha = running.hsm, &hb = next->hsm;
+  note("hsm.module", ha.module_path != hb.module_path);
+  note("hsm.token_label", ha.token_label != hb.token_label);
+  note("hsm.token_serial", ha.token_serial != hb.token_serial);
+  note("hsm.pin_env", ha.pin_env != hb.pin_env);
+  note("hsm.pin_file", ha.pin_file != hb.pin_file);
+  note("hsm.pool_size", ha.pool_size != hb.pool_size);
+  const AuditConfig &aa = running.audit, &ab = next->audit;
+  note("audit.path", aa.path != ab.path);
+  note("audit.durability", aa.durability != ab.durability);
+  note("audit.rotate_bytes", aa.rotate_bytes != ab.rotate_bytes);
+  note("audit.commit_linger_us", aa.commit_linger_us != ab.commit_linger_us);
+  next->server = running.server;
+  next->hsm = running.hsm;
+  next->audit = running.audit;
+  next->dev = running.dev;
+  return changed;
+}
+
 }  // namespace tokensign::service

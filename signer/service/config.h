@@ -96,6 +96,12 @@ bool IsLoopbackAddress(std::string_view listen_address);
 // `state_dir`/pin.
 Config DevConfig(const std::string& state_dir, const std::string& module_path);
 
+// SIGHUP reloads callers and issuer policies only: the [server], [hsm] and [audit]
+// sections (listeners, TLS files, listener mode, module, token, PIN source, audit file)
+// need a restart. Copies them from `running` into `next` and returns the key paths that
+// differed (e.g. "server.insecure"), so the daemon can say which changes it ignored.
+std::vector<std::string> KeepRestartOnlySections(const Config& running, Config* next);
+
 }  // namespace tokensign::service
 
 #endif  // TOKENSIGN_SIGNER_SERVICE_CONFIG_H_

@@ -1,5 +1,6 @@
 #include "signer/service/daemon.h"
 
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -19,6 +20,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "hsm/hsm.h"
 #include "hsm/provider/provider_keys.h"
 #include "signer/audit/audit_log.h"
@@ -133,6 +135,13 @@ struct Daemon::Parts {
         spdlog::error("SIGHUP: config not reloaded, keeping the old one: {}",
                       std::string(cfg.status().message()));
         return;
+      }
+      // Listener mode, TLS, HSM and audit settings stay as started: a reload that
+      // turned on `insecure` must not make a live mTLS listener trust every peer.
+      std::vector<std::string> ignored = KeepRestartOnlySections(next->config, &*cfg);
+      if (!ignored.empty()) {
+        spdlog::warn("SIGHUP: changes to {} need a restart; keeping the running values",
+                     absl::StrJoin(ignored, ", "));
       }
       next = std::make_shared<const PolicySnapshot>(std::move(*cfg));
     }

@@ -210,3 +210,27 @@ TEST(ConfigExtraClaimsTest, AllowlistParsesAndReservedNamesAreRefused) {
 
 }  // namespace
 }  // namespace tokensign::service
+
+namespace tokensign::service {
+namespace {
+
+TEST(ConfigReloadTest, RestartOnlySectionsKeepTheRunningValues) {
+  auto running = ParseConfig(std::string(kMinimal));
+  ASSERT_TRUE(running.ok()) << running.status();
+  running->server.insecure = false;  // as if started with mTLS
+  running->server.tls_cert = "c.pem";
+  auto next = ParseConfig(std::string(kMinimal) + "max_chain_depth = 2\n");
+  ASSERT_TRUE(next.ok()) << next.status();
+  next->hsm.pin_file = "/other/pin";
+  std::vector<std::string> ignored = KeepRestartOnlySections(*running, &*next);
+  // The listener mode and TLS files of the running daemon win; policy changes apply.
+  EXPECT_FALSE(next->server.insecure);
+  EXPECT_EQ(next->server.tls_cert, "c.pem");
+  EXPECT_EQ(next->hsm.pin_file, "");
+  EXPECT_EQ(next->issuers.at("dev").policy.max_chain_depth, 2);
+  EXPECT_EQ(ignored, (std::vector<std::string>{"server.tls_cert", "server.insecure",
+                                               "hsm.pin_file"}));
+}
+
+}  // namespace
+}  // namespace tokensign::service
