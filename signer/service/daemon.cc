@@ -199,6 +199,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   audit::AuditLogOptions audit_opts;
   audit_opts.path = cfg.audit.path;
   audit_opts.durability = cfg.audit.durability;
+  if (cfg.audit.durability == audit::Durability::kNone) {
+    spdlog::warn(
+        "audit.durability = \"none\": tokens are released before their audit records "
+        "are on disk; a crash can lose records. Use only for benchmarks.");
+  }
   audit_opts.rotate_bytes = cfg.audit.rotate_bytes;
   if (cfg.audit.commit_linger_us >= 0)
     audit_opts.commit_linger = absl::Microseconds(cfg.audit.commit_linger_us);
