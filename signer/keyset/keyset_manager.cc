@@ -21,6 +21,17 @@ absl::Status Prefix(const absl::Status& st, std::string_view what) {
   return absl::Status(st.code(), absl::StrCat(S(what), ": ", st.message()));
 }
 
+// The key `kid` of `record` (to be modified), or NotFound naming the kid and issuer.
+absl::StatusOr<KeyRecord*> FindKey(KeysetRecord& record, std::string_view issuer,
+                                   std::string_view kid) {
+  KeyRecord* k = record.FindByKid(kid);
+  if (k == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("kid: no key \"", S(kid), "\" for issuer ", S(issuer)));
+  }
+  return k;
+}
+
 }  // namespace
 
 KeysetManager::KeysetManager(std::shared_ptr<hsm::Hsm> hsm,
@@ -199,11 +210,9 @@ absl::StatusOr<KeyRecord> KeysetManager::ActivateKeyLocked(
   auto state = State(issuer);
   if (!state.ok()) return state.status();
   KeysetRecord next = (*state)->record;
-  KeyRecord* k = next.FindByKid(kid);
-  if (k == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("kid: no key \"", S(kid), "\" for issuer ", S(issuer)));
-  }
+  auto found = FindKey(next, issuer, kid);
+  if (!found.ok()) return found.status();
+  KeyRecord* k = *found;
   if (k->state != KeyState::kPending) {
     return absl::FailedPreconditionError(
         absl::StrCat("kid: key ", S(kid), " is ", KeyStateName(k->state),
@@ -276,11 +285,9 @@ absl::StatusOr<KeyRecord> KeysetManager::RetireKey(std::string_view issuer,
   auto state = State(issuer);
   if (!state.ok()) return state.status();
   KeysetRecord next = (*state)->record;
-  KeyRecord* k = next.FindByKid(kid);
-  if (k == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("kid: no key \"", S(kid), "\" for issuer ", S(issuer)));
-  }
+  auto found = FindKey(next, issuer, kid);
+  if (!found.ok()) return found.status();
+  KeyRecord* k = *found;
   if (k->state != KeyState::kPending && k->state != KeyState::kActive) {
     return absl::FailedPreconditionError(
         absl::StrCat("kid: key ", S(kid), " is ", KeyStateName(k->state),
@@ -301,11 +308,9 @@ absl::StatusOr<KeyRecord> KeysetManager::DestroyKey(
   auto state = State(issuer);
   if (!state.ok()) return state.status();
   KeysetRecord next = (*state)->record;
-  KeyRecord* k = next.FindByKid(kid);
-  if (k == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("kid: no key \"", S(kid), "\" for issuer ", S(issuer)));
-  }
+  auto found = FindKey(next, issuer, kid);
+  if (!found.ok()) return found.status();
+  KeyRecord* k = *found;
   if (k->state == KeyState::kDestroyed) {
     return absl::FailedPreconditionError(
         absl::StrCat("kid: key ", S(kid), " is already destroyed"));
