@@ -166,6 +166,8 @@ absl::StatusOr<std::optional<std::string>> Hsm::GetData(std::string_view name) {
   return impl_->data().Get(name);
 }
 
+// Answers from the pool's state: no PKCS#11 call, never blocks (/readyz runs
+// on the HTTP io thread). Recovery is driven by the next Acquire.
 bool Hsm::Healthy() { return impl_->pool().Healthy(); }
 
 const std::string& Hsm::token_label() const { return impl_->token_label(); }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "hsm/pkcs11_call.h"
 #include "hsm/strcat.h"
 
 namespace tokensign::hsm {
@@ -132,7 +133,22 @@ absl::Status SessionPool::CheckFork() {
   return absl::OkStatus();
 }
 
+bool SessionPool::IsPinFailureRv(CK_RV rv) {
+  return rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED ||
+         rv == CKR_PIN_EXPIRED || rv == CKR_PIN_INVALID ||
+         rv == CKR_PIN_LEN_RANGE;
+}
+
+absl::Status SessionPool::LoginLatch() const {
+  CK_RV rv = login_latched_rv_.load(std::memory_order_acquire);
+  if (rv == CKR_OK) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      Cat("C_Login: ", CkrName(rv),
+          "; not retried: fix the PIN source and restart/reload"));
+}
+
 absl::StatusOr<SessionPool::Lease> SessionPool::Acquire() {
+  if (absl::Status latch = LoginLatch(); !latch.ok()) return latch;
   (void)CheckFork();
   int index;
   {
@@ -244,13 +260,32 @@ absl::Status SessionPool::Establish(int index) {
       if (RvOf(last) != CKR_SESSION_COUNT) needs_reinit_.store(true);
       continue;
     }
-    last = TS_P11(p11(), C_Login, session, CKU_USER,
-                  reinterpret_cast<CK_UTF8CHAR_PTR>(options_.pin.data()),
-                  static_cast<CK_ULONG>(options_.pin.size()));
-    CK_RV rv = RvOf(last);
+    CK_RV rv;
+    {
+      // Checked under the lock so concurrent establishers make at most one
+      // C_Login after a PIN failure.
+      std::lock_guard<std::mutex> login(login_mu_);
+      last = LoginLatch();
+      if (last.ok()) {
+        last = TS_P11(p11(), C_Login, session, CKU_USER,
+                      reinterpret_cast<CK_UTF8CHAR_PTR>(options_.pin.data()),
+                      static_cast<CK_ULONG>(options_.pin.size()));
+        rv = RvOf(last);
+        if (IsPinFailureRv(rv)) {
+          login_latched_rv_.store(rv, std::memory_order_release);
+          last = LoginLatch();
+        }
+      } else {
+        rv = login_latched_rv_.load(std::memory_order_acquire);
+      }
+    }
     if (rv == CKR_USER_ALREADY_LOGGED_IN) last = absl::OkStatus();
     if (!last.ok()) {
       (void)TS_P11(p11(), C_CloseSession, session);
+      if (IsPinFailureRv(rv)) {
+        healthy_.store(false);
+        return last;  // latched: retrying would only lock the user PIN
+      }
       if (absl::IsPermissionDenied(last) && rv != CKR_USER_NOT_LOGGED_IN) {
         healthy_.store(false);
         return last;  // wrong or locked PIN: retrying would only lock the token
@@ -292,11 +327,18 @@ absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch) {
   return absl::OkStatus();
 }
 
-bool SessionPool::Healthy() {
-  absl::StatusOr<Lease> lease = Acquire();
-  if (!lease.ok()) return false;
-  if (!lease->CheckLoggedIn()) return false;
-  return healthy_.load();
+bool SessionPool::Healthy() const {
+  return login_latched_rv_.load(std::memory_order_acquire) == CKR_OK &&
+         healthy_.load() && !needs_reinit_.load();
+}
+
+bool SessionPool::Probe() {
+  {
+    absl::StatusOr<Lease> lease = Acquire();
+    if (!lease.ok()) return false;
+    if (!lease->CheckLoggedIn()) return false;
+  }
+  return Healthy();
 }
 
 }  // namespace tokensign::hsm

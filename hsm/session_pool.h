@@ -12,6 +12,14 @@
 // (pthread_atfork generation). epoch() changes whenever object handles may have
 // become invalid (module re-init).
 //
+// A PIN failure on C_Login (CKR_PIN_INCORRECT/LOCKED/EXPIRED/INVALID/LEN_RANGE)
+// latches the pool: C_Login is never called again (each retry would count
+// toward locking the user PIN) and every Acquire fails with
+// kPermissionDenied "C_Login: CKR_...; not retried: ..." until the process
+// restarts. Healthy() answers from the pool's state without calling the
+// module or blocking; Probe() acquires a session and checks it (it may block
+// and drives recovery).
+//
 // Thread-safety: all methods are thread-safe. A Lease is owned by one thread at
 // a time.
 #ifndef TOKENSIGN_HSM_SESSION_POOL_H_
@@ -80,8 +88,15 @@ class SessionPool {
   CK_SLOT_ID slot() const { return slot_.load(std::memory_order_acquire); }
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
   int size() const { return static_cast<int>(entries_.size()); }
-  // True when the last recovery succeeded and a session is logged in.
-  bool Healthy();
+  // Non-blocking, no module call: true when the last session establishment
+  // succeeded, no module re-initialization is pending and no PIN failure
+  // latched the pool.
+  bool Healthy() const;
+  // Blocking: acquires a session (re-establishing it if needed) and checks it
+  // is logged in; then Healthy().
+  bool Probe();
+  // The latched C_Login failure, or OK.
+  absl::Status LoginLatch() const;
 
  private:
   struct Entry {
@@ -100,6 +115,7 @@ class SessionPool {
   bool EnterModule();
   void ExitModule();
   absl::Status CheckFork();
+  static bool IsPinFailureRv(CK_RV rv);
 
   Module* module_;
   Options options_;
@@ -108,6 +124,9 @@ class SessionPool {
   std::atomic<bool> healthy_{true};
   std::atomic<bool> needs_reinit_{false};
   std::atomic<uint64_t> fork_generation_;
+  // CKR_OK, or the PIN failure that latched the pool (written under login_mu_).
+  std::atomic<CK_RV> login_latched_rv_{CKR_OK};
+  std::mutex login_mu_;  // serializes C_Login with the latch check
 
   std::mutex mu_;  // guards entries_ and free_
   std::condition_variable cv_;

@@ -12,10 +12,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -36,6 +38,7 @@ namespace {
 
 constexpr auto kKeyAgeInterval = std::chrono::seconds(15);
 constexpr auto kShutdownGrace = std::chrono::seconds(20);
+constexpr auto kHsmProbeInterval = std::chrono::seconds(2);
 
 absl::StatusOr<std::string> ReadFile(const std::string& what,
                                      const std::string& path) {
@@ -90,6 +93,46 @@ struct Daemon::Parts {
   std::thread io_thread;
   std::promise<void> stop;
   std::once_flag stop_once;
+  // /readyz answers from the pool's state (Hsm::Healthy never blocks the io
+  // thread); while that state is unhealthy and no request comes (an unready
+  // daemon gets no traffic), this thread makes one pooled call per interval
+  // so sessions are re-established. A latched PIN failure stays unready.
+  std::thread hsm_probe;
+  std::mutex probe_mu;
+  std::condition_variable probe_cv;
+  bool probe_stop = false;
+
+  ~Parts() { StopProbe(); }  // before hsm and the rest go
+
+  void StopProbe() {
+    {
+      std::lock_guard<std::mutex> lock(probe_mu);
+      probe_stop = true;
+    }
+    probe_cv.notify_all();
+    if (hsm_probe.joinable()) hsm_probe.join();
+  }
+
+  void ProbeLoop() {
+    bool was_healthy = true;
+    std::unique_lock<std::mutex> lock(probe_mu);
+    while (!probe_cv.wait_for(lock, kHsmProbeInterval,
+                              [this] { return probe_stop; })) {
+      if (hsm->Healthy()) {
+        if (!was_healthy) spdlog::info("hsm: sessions re-established");
+        was_healthy = true;
+        continue;
+      }
+      lock.unlock();
+      // Any pooled call re-establishes a broken session (or re-initializes
+      // the module); a latched PIN failure returns at once.
+      absl::Status st = hsm->ListKeys().status();
+      lock.lock();
+      if (was_healthy && !st.ok())
+        spdlog::warn("hsm: not ready: {}", std::string(st.message()));
+      was_healthy = st.ok() && hsm->Healthy();
+    }
+  }
   int grpc_port = 0;
   int http_port = 0;
 
@@ -298,6 +341,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   p->UpdateKeyAges();
   p->ArmTimer();
   p->io_thread = std::thread([parts] { parts->io.run(); });
+  p->hsm_probe = std::thread([parts] { parts->ProbeLoop(); });
 
   if (!p->options.pid_file.empty()) {
     if (absl::Status st = WriteAtomically(p->options.pid_file,
@@ -330,6 +374,7 @@ Daemon::~Daemon() {
   if (p.http) p.http->Stop();
   if (p.signals) p.signals->cancel();
   if (p.timer) p.timer->cancel();
+  p.StopProbe();
   p.io.stop();
   if (p.io_thread.joinable()) p.io_thread.join();
   if (!p.options.pid_file.empty()) std::remove(p.options.pid_file.c_str());

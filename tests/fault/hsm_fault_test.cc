@@ -338,5 +338,56 @@ TEST_F(HsmFaultTest, LostGenerateReplyLeavesNoOrphanKey) {
   }
 }
 
+TEST_F(HsmFaultTest, PinFailureLatchesAndCLoginIsNeverRetried) {
+  ASSERT_TRUE(SignVerified("before").ok());
+  ASSERT_TRUE(hsm_->Healthy());
+  unsigned long before = injected_();
+  // One lost session forces a re-login, and the token refuses the PIN
+  // (0xA0 = CKR_PIN_INCORRECT) on every C_Login from now on.
+  SetFaults("C_Sign CKR_SESSION_HANDLE_INVALID 1\nC_Login 0xA0 always\n");
+  for (int i = 0; i < 20; ++i) {
+    absl::Status status = SignVerified("pin-" + std::to_string(i));
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << status;
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr("C_Login: CKR_PIN_INCORRECT; not retried"));
+  }
+  EXPECT_FALSE(hsm_->Healthy());
+  auto keys = hsm_->ListKeys();
+  ASSERT_FALSE(keys.ok());
+  EXPECT_EQ(keys.status().code(), absl::StatusCode::kPermissionDenied);
+  // One injected C_Sign failure and exactly one C_Login: 20 Signs, a
+  // ListKeys and Healthy() never logged in again.
+  EXPECT_EQ(injected_() - before, 2u);
+  // The latch holds even once the PIN would work, until a restart.
+  SetFaults("");
+  EXPECT_FALSE(SignVerified("pin-fixed").ok());
+  EXPECT_FALSE(hsm_->Healthy());
+  hsm_.reset();
+  HsmConfig config = tokensign::testing::GlobalToken().config();
+  config.module_path = TOKENSIGN_FAULT_MODULE;
+  config.pool_size = 4;
+  auto hsm = Hsm::Open(config);
+  ASSERT_TRUE(hsm.ok()) << hsm.status();
+  hsm_ = std::move(*hsm);
+  EXPECT_TRUE(SignVerified("restarted").ok());
+  EXPECT_TRUE(hsm_->Healthy());
+}
+
+TEST_F(HsmFaultTest, HealthyMakesNoModuleCall) {
+  ASSERT_TRUE(hsm_->Healthy());
+  unsigned long before = injected_();
+  // The HSM is down, but nothing has used it yet: Healthy() answers from
+  // the pool's state without a PKCS#11 call (it never blocks /readyz).
+  SetFaults("* CKR_DEVICE_REMOVED always\n");
+  EXPECT_TRUE(hsm_->Healthy());
+  EXPECT_EQ(injected_() - before, 0u);
+  EXPECT_FALSE(SignVerified("down").ok());
+  EXPECT_FALSE(hsm_->Healthy());
+  SetFaults("");
+  EXPECT_TRUE(SignVerified("up").ok());
+  EXPECT_TRUE(hsm_->Healthy());
+}
+
 }  // namespace
 }  // namespace tokensign::hsm
