@@ -350,15 +350,19 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
       spdlog::warn("pid file: {}", std::string(st.message()));
     }
   }
-  if (!p->options.ready_file.empty()) {
-    std::string ready = absl::StrCat("{\"grpc_port\":", p->grpc_port,
-                                     ",\"http_port\":", p->http_port,
+  // From here on the threads run: a failure must go through ~Daemon, which stops
+  // and joins them (returning with a joinable std::thread would abort).
+  std::unique_ptr<Daemon> daemon(new Daemon(std::move(p)));
+  const Parts& started = *daemon->parts_;
+  if (!started.options.ready_file.empty()) {
+    std::string ready = absl::StrCat("{\"grpc_port\":", started.grpc_port,
+                                     ",\"http_port\":", started.http_port,
                                      ",\"pid\":", ::getpid(), "}\n");
-    if (absl::Status st = WriteAtomically(p->options.ready_file, ready);
+    if (absl::Status st = WriteAtomically(started.options.ready_file, ready);
         !st.ok())
       return st;
   }
-  return std::unique_ptr<Daemon>(new Daemon(std::move(p)));
+  return daemon;
 }
 
 Daemon::Daemon(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
