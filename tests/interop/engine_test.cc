@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
 #include "tests/support/softhsm_token.h"
+#include "tests/interop/verify_sha256.h"
 
 #ifndef TOKENSIGN_PKCS11_ENGINE
 #define TOKENSIGN_PKCS11_ENGINE "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"
@@ -92,18 +93,6 @@ class EngineInteropTest : public ::testing::Test {
   std::unique_ptr<Hsm> hsm_;
 };
 
-bool VerifyInProcess(EVP_PKEY* pub, const std::string& message,
-                     const std::string& sig) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok =
-      EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, pub) == 1 &&
-      EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()),
-                       sig.size(),
-                       reinterpret_cast<const unsigned char*>(message.data()),
-                       message.size()) == 1;
-  EVP_MD_CTX_free(ctx);
-  return ok;
-}
 
 TEST_F(EngineInteropTest, PkeyutlSignsADigestWithOurEcKey) {
   UniquePkey pub;
@@ -131,8 +120,8 @@ TEST_F(EngineInteropTest, PkeyutlSignsADigestWithOurEcKey) {
       << verify->output;
   // Independently of the CLI: DER ECDSA over SHA-256 of the message.
   std::string sig = ReadFile(dir_ + "/ec.sig");
-  EXPECT_TRUE(VerifyInProcess(pub.get(), message, sig));
-  EXPECT_FALSE(VerifyInProcess(pub.get(), message + "?", sig));
+  EXPECT_TRUE(tokensign::testing::VerifySha256(pub.get(), message, sig));
+  EXPECT_FALSE(tokensign::testing::VerifySha256(pub.get(), message + "?", sig));
 }
 
 TEST_F(EngineInteropTest, DgstSignsWithOurRsaKey) {
@@ -155,7 +144,7 @@ TEST_F(EngineInteropTest, DgstSignsWithOurRsaKey) {
       << verify->output;
   std::string sig = ReadFile(dir_ + "/rsa.sig");
   EXPECT_EQ(sig.size(), 256u);
-  EXPECT_TRUE(VerifyInProcess(pub.get(), message, sig));
+  EXPECT_TRUE(tokensign::testing::VerifySha256(pub.get(), message, sig));
   // The CLI must reject a tampered message (the check can fail).
   WriteFile(dir_ + "/msg.txt", message + "!");
   auto bad = RunCommand({"openssl", "dgst", "-sha256", "-verify",

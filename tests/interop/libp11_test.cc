@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
 #include "tests/support/softhsm_token.h"
+#include "tests/interop/verify_sha256.h"
 
 namespace tokensign::hsm {
 namespace {
@@ -44,18 +45,6 @@ std::string SignSha256(EVP_PKEY* pkey, const std::string& message) {
   return sig;
 }
 
-bool VerifySha256(EVP_PKEY* pkey, const std::string& message,
-                  const std::string& sig) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool ok =
-      EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, pkey) == 1 &&
-      EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()),
-                       sig.size(),
-                       reinterpret_cast<const unsigned char*>(message.data()),
-                       message.size()) == 1;
-  EVP_MD_CTX_free(ctx);
-  return ok;
-}
 
 class Libp11InteropTest : public ::testing::Test {
  protected:
@@ -137,8 +126,8 @@ class Libp11InteropTest : public ::testing::Test {
     std::string sig = SignSha256(priv, message);
     EVP_PKEY_free(priv);
     ASSERT_FALSE(sig.empty()) << "libp11 signing failed";
-    EXPECT_TRUE(VerifySha256(made.pub.get(), message, sig));
-    EXPECT_FALSE(VerifySha256(made.pub.get(), message + "!", sig));
+    EXPECT_TRUE(tokensign::testing::VerifySha256(made.pub.get(), message, sig));
+    EXPECT_FALSE(tokensign::testing::VerifySha256(made.pub.get(), message + "!", sig));
   }
 
   static inline std::vector<MadeKey>* keys_ = new std::vector<MadeKey>();
