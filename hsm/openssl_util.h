@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace tokensign::hsm {
 
@@ -28,6 +29,17 @@ using UniqueBn = std::unique_ptr<BIGNUM, BnDeleter>;
 // "EVP_DigestVerifyInit: error:...:bad signature". Clears the queue.
 absl::Status OpenSslError(std::string_view what,
                           absl::StatusCode code = absl::StatusCode::kInternal);
+
+// ECDSA signature encodings. JWS (and PKCS#11 CKM_ECDSA) use raw r||s, each
+// half the curve's byte size; OpenSSL and X.509 use a DER ECDSA-Sig-Value.
+// raw r||s (each half <= 60 bytes, i.e. up to P-384 and beyond) -> DER, without
+// BIGNUMs or heap work beyond the result. InvalidArgument for an odd or
+// out-of-range length.
+absl::StatusOr<std::string> EcdsaRawToDer(std::string_view raw);
+// DER -> raw r||s with each integer left-padded to `half` bytes;
+// InvalidArgument naming the problem when the DER is malformed or an integer
+// is longer than `half`.
+absl::StatusOr<std::string> EcdsaDerToRaw(std::string_view der, size_t half);
 
 }  // namespace tokensign::hsm
 

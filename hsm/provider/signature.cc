@@ -19,6 +19,7 @@
 #include <cctype>
 #include <cstring>
 
+#include "hsm/openssl_util.h"
 #include "hsm/strcat.h"
 #include "hsm/provider/provider_internal.h"
 
@@ -169,39 +170,17 @@ absl::StatusOr<SignAlgorithm> Plan(const SigCtx& c, size_t digest_len) {
 
 size_t MaxSize(const SigCtx& c) { return static_cast<size_t>(EVP_PKEY_get_size(c.key->pub)); }
 
-// One DER INTEGER (unsigned big-endian magnitude, minimal, 0x00 before a set
-// high bit) appended at out[pos]; returns the new position.
-size_t PutDerInteger(const unsigned char* v, size_t n, unsigned char* out,
-                     size_t pos) {
-  while (n > 1 && v[0] == 0) ++v, --n;
-  const bool pad = (v[0] & 0x80) != 0;
-  out[pos++] = 0x02;
-  out[pos++] = static_cast<unsigned char>(n + (pad ? 1 : 0));
-  if (pad) out[pos++] = 0x00;
-  std::memcpy(out + pos, v, n);
-  return pos + n;
-}
-
-// raw r||s -> DER ECDSA-Sig-Value, written straight into `sig` (no BIGNUM or
-// heap work on the signing path). HSM keys are P-256/P-384 (r, s <= 48
-// bytes); up to 60 bytes the lengths stay in DER's short form.
+// raw r||s -> DER ECDSA-Sig-Value into `sig` (no BIGNUM work on the signing
+// path).
 int EmitEcdsaDer(const std::string& raw, unsigned char* sig, size_t* siglen,
                  size_t sigsize) {
-  const size_t half = raw.size() / 2;
-  if (half == 0 || half > 60) {
-    return Fail(Cat("ECDSA: raw signature of ", raw.size(), " bytes"));
+  absl::StatusOr<std::string> der = EcdsaRawToDer(raw);
+  if (!der.ok()) return Fail(der.status());
+  if (der->size() > sigsize) {
+    return Fail(Cat("signature: buffer of ", sigsize, " bytes < ", der->size()));
   }
-  unsigned char der[2 + 2 * (3 + 60)];
-  const auto* r = reinterpret_cast<const unsigned char*>(raw.data());
-  size_t pos = PutDerInteger(r, half, der, 2);
-  pos = PutDerInteger(r + half, half, der, pos);
-  der[0] = 0x30;
-  der[1] = static_cast<unsigned char>(pos - 2);
-  if (pos > sigsize) {
-    return Fail(Cat("signature: buffer of ", sigsize, " bytes < ", pos));
-  }
-  std::memcpy(sig, der, pos);
-  *siglen = pos;
+  std::memcpy(sig, der->data(), der->size());
+  *siglen = der->size();
   return 1;
 }
 

@@ -85,6 +85,12 @@ KeysetManager::BuildState(KeysetRecord record) const {
       signing->public_key = shared;
       signing->alg = k.alg;
       signing->kid = k.kid;
+      auto ops = token::KeyOps::Create(signing->private_key, shared, k.alg);
+      if (!ops.ok()) {
+        return Prefix(ops.status(), absl::StrCat("keyset ", record.issuer,
+                                                 " key ", k.kid));
+      }
+      signing->ops = *std::move(ops);
       state->active = std::move(signing);
     }
   }

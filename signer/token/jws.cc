@@ -1,7 +1,6 @@
 #include "signer/token/jws.h"
 
 #include <openssl/core_names.h>
-#include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/rsa.h>
 
@@ -17,11 +16,6 @@ namespace tokensign::token {
 namespace {
 
 using hsm::SignAlgorithm;
-
-struct EcdsaSigDeleter {
-  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-};
-using UniqueEcdsaSig = std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter>;
 
 constexpr int kMinRsaBits = 2048;
 
@@ -66,81 +60,6 @@ absl::Status SetRsaPadding(EVP_PKEY_CTX* pctx, SignAlgorithm alg) {
     }
   }
   return absl::OkStatus();
-}
-
-// Parses one DER INTEGER (short-form length, as in every ECDSA-Sig-Value of
-// P-256/P-384) at der[*pos], non-negative, and writes it left-padded into
-// out[0..half). False when the encoding is anything else; DerToRaw then falls
-// back to OpenSSL's parser.
-bool TakeDerInteger(const unsigned char* der, size_t der_len, size_t* pos,
-                    size_t half, unsigned char* out) {
-  if (*pos + 2 > der_len || der[*pos] != 0x02) return false;
-  size_t len = der[*pos + 1];
-  size_t at = *pos + 2;
-  if (len == 0 || len > 0x7f || at + len > der_len) return false;
-  if ((der[at] & 0x80) != 0) return false;  // negative
-  *pos = at + len;
-  while (len > 0 && der[at] == 0) {  // leading zero octets
-    ++at;
-    --len;
-  }
-  if (len > half) return false;
-  std::memset(out, 0, half - len);
-  std::memcpy(out + half - len, der + at, len);
-  return true;
-}
-
-// DER ECDSA-Sig-Value -> r||s, each left-padded to `half` bytes.
-absl::StatusOr<std::string> DerToRaw(const unsigned char* der, size_t der_len,
-                                     size_t half) {
-  // Fast path without BIGNUMs: SEQUENCE { INTEGER r, INTEGER s }, short form.
-  if (der_len >= 2 && der[0] == 0x30 && der[1] == der_len - 2) {
-    std::string raw(2 * half, '\0');
-    auto* out = reinterpret_cast<unsigned char*>(raw.data());
-    size_t pos = 2;
-    if (TakeDerInteger(der, der_len, &pos, half, out) &&
-        TakeDerInteger(der, der_len, &pos, half, out + half) &&
-        pos == der_len) {
-      return raw;
-    }
-  }
-  const unsigned char* p = der;
-  UniqueEcdsaSig sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len)));
-  if (sig == nullptr || p != der + der_len) {
-    return hsm::OpenSslError("ECDSA signature: DER decode");
-  }
-  const BIGNUM* r = nullptr;
-  const BIGNUM* s = nullptr;
-  ECDSA_SIG_get0(sig.get(), &r, &s);
-  std::string raw(2 * half, '\0');
-  auto* out = reinterpret_cast<unsigned char*>(raw.data());
-  if (BN_bn2binpad(r, out, static_cast<int>(half)) < 0 ||
-      BN_bn2binpad(s, out + half, static_cast<int>(half)) < 0) {
-    return absl::InternalError(
-        absl::StrCat("ECDSA signature: r or s longer than ", half, " bytes"));
-  }
-  return raw;
-}
-
-// r||s -> DER ECDSA-Sig-Value.
-absl::StatusOr<std::string> RawToDer(std::string_view raw) {
-  const size_t half = raw.size() / 2;
-  const auto* in = reinterpret_cast<const unsigned char*>(raw.data());
-  UniqueEcdsaSig sig(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(in, static_cast<int>(half), nullptr);
-  BIGNUM* s = BN_bin2bn(in + half, static_cast<int>(half), nullptr);
-  if (sig == nullptr || r == nullptr || s == nullptr ||
-      ECDSA_SIG_set0(sig.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    return hsm::OpenSslError("ECDSA signature: building r,s");
-  }
-  unsigned char* der = nullptr;
-  int len = i2d_ECDSA_SIG(sig.get(), &der);
-  if (len <= 0) return hsm::OpenSslError("ECDSA signature: DER encode");
-  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
-  OPENSSL_free(der);
-  return out;
 }
 
 // Debian's abseil has its own string_view type; convert at the boundary.
@@ -267,8 +186,7 @@ absl::StatusOr<std::string> SignRaw(EVP_PKEY* key, SignAlgorithm alg,
   }
   sig.resize(sig_len);
   if (IsEcdsa(alg)) {
-    return DerToRaw(reinterpret_cast<const unsigned char*>(sig.data()),
-                    sig.size(), *raw_len / 2);
+    return hsm::EcdsaDerToRaw(sig, *raw_len / 2);
   }
   if (sig.size() != *raw_len) {
     return absl::InternalError(
@@ -291,7 +209,7 @@ absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg,
   std::string der;
   std::string_view to_check = signature;
   if (IsEcdsa(alg)) {
-    absl::StatusOr<std::string> d = RawToDer(signature);
+    absl::StatusOr<std::string> d = hsm::EcdsaRawToDer(signature);
     if (!d.ok()) return d.status();
     der = *std::move(d);
     to_check = der;

@@ -128,9 +128,17 @@ absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy,
     return absl::FailedPreconditionError(
         "key: signing key has no private key or no kid");
   }
-  if (absl::Status s = CheckKeyForAlgorithm(key.private_key.get(), key.alg);
-      !s.ok()) {
-    return absl::FailedPreconditionError(s.message());
+  // Prepared contexts were checked against the key once, when made.
+  const KeyOps* ops =
+      key.ops != nullptr && key.ops->Serves(key.private_key.get(),
+                                            key.public_key.get(), key.alg)
+          ? key.ops.get()
+          : nullptr;
+  if (ops == nullptr) {
+    if (absl::Status s = CheckKeyForAlgorithm(key.private_key.get(), key.alg);
+        !s.ok()) {
+      return absl::FailedPreconditionError(s.message());
+    }
   }
   if (policy.verify_before_release && key.public_key == nullptr) {
     return absl::FailedPreconditionError(
@@ -163,10 +171,14 @@ absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy,
   token.push_back('.');
   token += Base64UrlEncode(payload);
   absl::StatusOr<std::string> sig =
-      SignRaw(key.private_key.get(), key.alg, token);
+      ops != nullptr ? ops->Sign(token)
+                     : SignRaw(key.private_key.get(), key.alg, token);
   if (!sig.ok()) return sig.status();
   if (policy.verify_before_release) {
-    if (absl::Status s = VerifyRaw(key.public_key.get(), key.alg, token, *sig);
+    if (absl::Status s =
+            ops != nullptr
+                ? ops->Verify(token, *sig)
+                : VerifyRaw(key.public_key.get(), key.alg, token, *sig);
         !s.ok()) {
       return absl::InternalError(absl::StrCat(
           "verify-before-release: fresh token does not verify, withheld: ",

@@ -16,6 +16,7 @@
 #include "hsm/algorithm.h"
 #include "hsm/openssl_util.h"
 #include "nlohmann/json.hpp"
+#include "signer/token/key_ops.h"
 #include "signer/token/policy.h"
 #include "signer/token/token_request.h"
 
@@ -29,6 +30,9 @@ struct SigningKey {
   std::shared_ptr<EVP_PKEY> public_key;
   hsm::SignAlgorithm alg;
   std::string kid;
+  // Prepared contexts for private_key/public_key (KeyOps::Create). Optional:
+  // without it Mint signs with SignRaw/VerifyRaw, building contexts per token.
+  std::shared_ptr<const KeyOps> ops;
 };
 
 struct MintedToken {

@@ -16,6 +16,8 @@
 
 #include "hsm/hsm.h"
 #include "hsm/provider/provider_keys.h"
+#include "signer/token/jws.h"
+#include "signer/token/key_ops.h"
 #include "tests/support/softhsm_token.h"
 
 namespace tokensign::hsm::provider {
@@ -176,6 +178,37 @@ TEST_F(ProviderSignTest, ES384SignsAndVerifies) { SignAndVerify(p384_, "SHA384",
 TEST_F(ProviderSignTest, EdDSASignsAndVerifies) { SignAndVerify(ed_, nullptr, Pad::kNone); }
 TEST_F(ProviderSignTest, RS256SignsAndVerifies) { SignAndVerify(rsa_, "SHA256", Pad::kPkcs1); }
 TEST_F(ProviderSignTest, PS256SignsAndVerifies) { SignAndVerify(rsa_, "SHA256", Pad::kPss); }
+
+// The daemon's signing path: token::KeyOps keeps EVP_PKEY_sign contexts on the
+// HSM key (and verify contexts on its public key) and reuses them across
+// threads; every signature must verify under OpenSSL's one-shot path too.
+TEST_F(ProviderSignTest, KeyOpsReuseContextsOnHsmKeysAcrossThreads) {
+  for (auto [id, alg] : {std::pair{p256_, SignAlgorithm::kES256},
+                         std::pair{p384_, SignAlgorithm::kES384}}) {
+    std::shared_ptr<EVP_PKEY> pub(Pub(id).release(), EVP_PKEY_free);
+    auto ops = token::KeyOps::Create(Key(id), pub, alg);
+    ASSERT_TRUE(ops.ok()) << ops.status();
+    std::atomic<int> good{0}, bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 25; ++i) {
+          const std::string input = "h.p" + std::to_string(t * 100 + i);
+          auto sig = (*ops)->Sign(input);
+          if (sig.ok() && (*ops)->Verify(input, *sig).ok() &&
+              token::VerifyRaw(pub.get(), alg, input, *sig).ok()) {
+            ++good;
+          } else {
+            ++bad;
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(bad.load(), 0) << SignAlgorithmName(alg);
+    EXPECT_EQ(good.load(), 100);
+  }
+}
 
 TEST_F(ProviderSignTest, PublicParametersMatchTheHsmPublicKey) {
   struct Case {

@@ -133,7 +133,12 @@ int RunCoreBench(int argc, char** argv) {
   if (!kid.ok()) return Fail("core", "thumbprint", kid.status());
   token::SigningKey signing_key{
       *priv, std::shared_ptr<EVP_PKEY>(pub->release(), EVP_PKEY_free),
-      hsm::SignAlgorithm::kES256, *kid};
+      hsm::SignAlgorithm::kES256, *kid, nullptr};
+  // As the daemon's keyset does: prepared contexts for this key.
+  auto ops = token::KeyOps::Create(signing_key.private_key,
+                                   signing_key.public_key, signing_key.alg);
+  if (!ops.ok()) return Fail("core", "KeyOps", ops.status());
+  signing_key.ops = *std::move(ops);
   token::IssuerPolicy policy = ScenarioPolicy();
   token::IssuerPolicy policy_noverify = policy;
   policy_noverify.verify_before_release = false;

@@ -1,0 +1,184 @@
+#include "signer/token/key_ops.h"
+
+#include <openssl/err.h>
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "hsm/openssl_util.h"
+#include "signer/token/jws.h"
+
+namespace tokensign::token {
+namespace {
+
+using hsm::SignAlgorithm;
+
+bool IsEcdsa(SignAlgorithm alg) {
+  return alg == SignAlgorithm::kES256 || alg == SignAlgorithm::kES384;
+}
+
+// Largest DER ECDSA-Sig-Value for P-384: SEQUENCE + 2 x (INTEGER, 0x00, 48).
+constexpr size_t kMaxDerSignature = 2 + 2 * (3 + 48);
+
+}  // namespace
+
+// Contexts initialised for one operation on one key. Take() hands out a ready
+// context (a pooled one or a new one); Give() returns it after a successful
+// operation. At most kMaxIdle stay pooled; extra ones are freed.
+class KeyOps::ContextPool {
+ public:
+  static constexpr size_t kMaxIdle = 16;
+
+  ContextPool(EVP_PKEY* key, bool sign) : key_(key), sign_(sign) {}
+  ~ContextPool() {
+    for (EVP_PKEY_CTX* c : idle_) EVP_PKEY_CTX_free(c);
+  }
+
+  absl::StatusOr<hsm::UniquePkeyCtx> Take() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!idle_.empty()) {
+        hsm::UniquePkeyCtx c(idle_.back());
+        idle_.pop_back();
+        return c;
+      }
+    }
+    // The key's own provider serves the operation (for HSM keys: the
+    // tokensign provider), as EVP_DigestSignInit_ex(NULL libctx) would pick.
+    hsm::UniquePkeyCtx c(EVP_PKEY_CTX_new_from_pkey(nullptr, key_, nullptr));
+    if (c == nullptr) return hsm::OpenSslError("EVP_PKEY_CTX_new_from_pkey");
+    const int rc = sign_ ? EVP_PKEY_sign_init(c.get())
+                         : EVP_PKEY_verify_init(c.get());
+    if (rc != 1) {
+      return hsm::OpenSslError(sign_ ? "EVP_PKEY_sign_init"
+                                     : "EVP_PKEY_verify_init");
+    }
+    return c;
+  }
+
+  void Give(hsm::UniquePkeyCtx c) {
+    absl::MutexLock lock(&mu_);
+    if (idle_.size() < kMaxIdle) idle_.push_back(c.release());
+  }
+
+ private:
+  EVP_PKEY* const key_;  // owned by the KeyOps
+  const bool sign_;
+  absl::Mutex mu_;
+  std::vector<EVP_PKEY_CTX*> idle_ ABSL_GUARDED_BY(mu_);
+};
+
+KeyOps::KeyOps(std::shared_ptr<EVP_PKEY> private_key,
+               std::shared_ptr<EVP_PKEY> public_key, SignAlgorithm alg)
+    : private_key_(std::move(private_key)),
+      public_key_(std::move(public_key)),
+      alg_(alg) {}
+
+KeyOps::~KeyOps() { EVP_MD_free(md_); }
+
+absl::StatusOr<std::shared_ptr<const KeyOps>> KeyOps::Create(
+    std::shared_ptr<EVP_PKEY> private_key, std::shared_ptr<EVP_PKEY> public_key,
+    SignAlgorithm alg) {
+  absl::StatusOr<size_t> raw_len = SignatureLength(private_key.get(), alg);
+  if (!raw_len.ok()) return raw_len.status();
+  if (public_key != nullptr) {
+    if (absl::Status s = CheckKeyForAlgorithm(public_key.get(), alg); !s.ok())
+      return s;
+  }
+  std::shared_ptr<KeyOps> ops(
+      new KeyOps(std::move(private_key), std::move(public_key), alg));
+  ops->raw_len_ = *raw_len;
+  if (IsEcdsa(alg)) {
+    ops->md_ = EVP_MD_fetch(
+        nullptr, alg == SignAlgorithm::kES384 ? "SHA384" : "SHA256", nullptr);
+    if (ops->md_ == nullptr) return hsm::OpenSslError("EVP_MD_fetch");
+    ops->sign_pool_ =
+        std::make_unique<ContextPool>(ops->private_key_.get(), true);
+    // One context each up front: a key OpenSSL cannot sign or verify with
+    // fails here, at load, not on the first token.
+    absl::StatusOr<hsm::UniquePkeyCtx> s = ops->sign_pool_->Take();
+    if (!s.ok()) return s.status();
+    ops->sign_pool_->Give(*std::move(s));
+    if (ops->public_key_ != nullptr) {
+      ops->verify_pool_ =
+          std::make_unique<ContextPool>(ops->public_key_.get(), false);
+      absl::StatusOr<hsm::UniquePkeyCtx> v = ops->verify_pool_->Take();
+      if (!v.ok()) return v.status();
+      ops->verify_pool_->Give(*std::move(v));
+    }
+  }
+  return std::shared_ptr<const KeyOps>(std::move(ops));
+}
+
+std::string KeyOps::AlgName() const {
+  return std::string(hsm::SignAlgorithmName(alg_));
+}
+
+absl::StatusOr<std::string> KeyOps::Digest(std::string_view input) const {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_Digest(input.data(), input.size(), md, &md_len, md_, nullptr) != 1) {
+    return hsm::OpenSslError("EVP_Digest");
+  }
+  return std::string(reinterpret_cast<char*>(md), md_len);
+}
+
+absl::StatusOr<std::string> KeyOps::Sign(std::string_view signing_input) const {
+  if (sign_pool_ == nullptr) {
+    return SignRaw(private_key_.get(), alg_, signing_input);
+  }
+  absl::StatusOr<std::string> digest = Digest(signing_input);
+  if (!digest.ok()) return digest.status();
+  absl::StatusOr<hsm::UniquePkeyCtx> ctx = sign_pool_->Take();
+  if (!ctx.ok()) return ctx.status();
+  unsigned char der[kMaxDerSignature];
+  size_t der_len = sizeof(der);
+  if (EVP_PKEY_sign(ctx->get(), der, &der_len,
+                    reinterpret_cast<const unsigned char*>(digest->data()),
+                    digest->size()) != 1) {
+    return hsm::OpenSslError(
+        absl::StrCat("EVP_PKEY_sign(", AlgName(), ")"));
+  }
+  sign_pool_->Give(*std::move(ctx));
+  return hsm::EcdsaDerToRaw(
+      std::string_view(reinterpret_cast<char*>(der), der_len), raw_len_ / 2);
+}
+
+absl::Status KeyOps::Verify(std::string_view signing_input,
+                            std::string_view signature) const {
+  if (public_key_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "key: no public key to verify with");
+  }
+  if (verify_pool_ == nullptr) {
+    return VerifyRaw(public_key_.get(), alg_, signing_input, signature);
+  }
+  if (signature.size() != raw_len_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "signature: ", signature.size(), " bytes; ",
+        AlgName(), " with this key needs exactly ",
+        raw_len_));
+  }
+  absl::StatusOr<std::string> der = hsm::EcdsaRawToDer(signature);
+  if (!der.ok()) return der.status();
+  absl::StatusOr<std::string> digest = Digest(signing_input);
+  if (!digest.ok()) return digest.status();
+  absl::StatusOr<hsm::UniquePkeyCtx> ctx = verify_pool_->Take();
+  if (!ctx.ok()) return ctx.status();
+  const int rc = EVP_PKEY_verify(
+      ctx->get(), reinterpret_cast<const unsigned char*>(der->data()),
+      der->size(), reinterpret_cast<const unsigned char*>(digest->data()),
+      digest->size());
+  if (rc == 1 || rc == 0) verify_pool_->Give(*std::move(ctx));
+  ERR_clear_error();
+  if (rc != 1) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("signature: does not verify (",
+                     AlgName(), ") with the public key"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tokensign::token

@@ -1,0 +1,168 @@
+// KeyOps: prepared sign/verify contexts give the same results as the one-shot
+// SignRaw/VerifyRaw for every algorithm, refuse what the one-shot path
+// refuses, stay correct when many threads share one key, and Mint uses them
+// only for the key pair they were made for.
+#include "signer/token/key_ops.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "signer/token/jws.h"
+#include "signer/token/minter.h"
+#include "tests/token/test_keys.h"
+
+namespace tokensign::token {
+namespace {
+
+using hsm::SignAlgorithm;
+using testing::MakeSigningKey;
+
+class KeyOpsTest : public ::testing::TestWithParam<SignAlgorithm> {};
+
+TEST_P(KeyOpsTest, SignsWhatVerifyRawAcceptsAndViceVersa) {
+  const SigningKey key = MakeSigningKey(GetParam());
+  auto ops = KeyOps::Create(key.private_key, key.public_key, GetParam());
+  ASSERT_TRUE(ops.ok()) << ops.status();
+  const std::string input = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
+  for (int i = 0; i < 3; ++i) {  // the second and third reuse pooled contexts
+    auto sig = (*ops)->Sign(input);
+    ASSERT_TRUE(sig.ok()) << sig.status();
+    EXPECT_TRUE(VerifyRaw(key.public_key.get(), GetParam(), input, *sig).ok());
+    EXPECT_TRUE((*ops)->Verify(input, *sig).ok());
+    auto other = SignRaw(key.private_key.get(), GetParam(), input);
+    ASSERT_TRUE(other.ok()) << other.status();
+    EXPECT_TRUE((*ops)->Verify(input, *other).ok());
+  }
+}
+
+TEST_P(KeyOpsTest, RejectsTamperedInputAndSignature) {
+  const SigningKey key = MakeSigningKey(GetParam());
+  auto ops = KeyOps::Create(key.private_key, key.public_key, GetParam());
+  ASSERT_TRUE(ops.ok()) << ops.status();
+  auto sig = (*ops)->Sign("a.b");
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  absl::Status wrong_input = (*ops)->Verify("a.c", *sig);
+  EXPECT_EQ(wrong_input.code(), absl::StatusCode::kUnauthenticated)
+      << wrong_input;
+  std::string flipped = *sig;
+  flipped[flipped.size() / 2] ^= 0x01;
+  EXPECT_EQ((*ops)->Verify("a.b", flipped).code(),
+            absl::StatusCode::kUnauthenticated);
+  absl::Status short_sig = (*ops)->Verify("a.b", sig->substr(1));
+  EXPECT_EQ(short_sig.code(), absl::StatusCode::kInvalidArgument) << short_sig;
+  EXPECT_NE(short_sig.message().find("signature: "), std::string::npos);
+  // A failed verify leaves the pool usable.
+  EXPECT_TRUE((*ops)->Verify("a.b", *sig).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryAlgorithm, KeyOpsTest,
+    ::testing::Values(SignAlgorithm::kES256, SignAlgorithm::kES384,
+                      SignAlgorithm::kEdDSA, SignAlgorithm::kRS256,
+                      SignAlgorithm::kPS256),
+    [](const ::testing::TestParamInfo<SignAlgorithm>& info) {
+      return std::string(hsm::SignAlgorithmName(info.param));
+    });
+
+TEST(KeyOpsCreateTest, RefusesAKeyThatDoesNotFitTheAlgorithm) {
+  const SigningKey p256 = MakeSigningKey(SignAlgorithm::kES256);
+  const SigningKey p384 = MakeSigningKey(SignAlgorithm::kES384);
+  auto wrong_curve =
+      KeyOps::Create(p256.private_key, p256.public_key, SignAlgorithm::kES384);
+  EXPECT_EQ(wrong_curve.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(wrong_curve.status().message().find("ES384"), std::string::npos)
+      << wrong_curve.status();
+  auto wrong_public =
+      KeyOps::Create(p256.private_key, p384.public_key, SignAlgorithm::kES256);
+  EXPECT_EQ(wrong_public.status().code(), absl::StatusCode::kInvalidArgument);
+  auto no_key = KeyOps::Create(nullptr, nullptr, SignAlgorithm::kES256);
+  EXPECT_EQ(no_key.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KeyOpsCreateTest, WithoutAPublicKeyVerifyIsAPreconditionFailure) {
+  const SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  auto ops = KeyOps::Create(key.private_key, nullptr, SignAlgorithm::kES256);
+  ASSERT_TRUE(ops.ok()) << ops.status();
+  auto sig = (*ops)->Sign("a.b");
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_EQ((*ops)->Verify("a.b", *sig).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(KeyOpsThreadsTest, ManyThreadsShareOneKey) {
+  const SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  auto ops = KeyOps::Create(key.private_key, key.public_key,
+                            SignAlgorithm::kES256);
+  ASSERT_TRUE(ops.ok()) << ops.status();
+  constexpr int kThreads = 8;
+  constexpr int kEach = 150;
+  std::atomic<int> good{0}, bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string input =
+            "h.p" + std::to_string(t) + "-" + std::to_string(i);
+        auto sig = (*ops)->Sign(input);
+        // Checked by the one-shot path too, so a context mixed up between
+        // threads cannot pass by verifying its own mistake.
+        if (sig.ok() && (*ops)->Verify(input, *sig).ok() &&
+            VerifyRaw(key.public_key.get(), SignAlgorithm::kES256, input, *sig)
+                .ok() &&
+            !(*ops)->Verify(input + "x", *sig).ok()) {
+          ++good;
+        } else {
+          ++bad;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(good.load(), kThreads * kEach);
+}
+
+TEST(KeyOpsMintTest, MintUsesOpsOnlyForTheirOwnKeyPair) {
+  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  auto ops = KeyOps::Create(key.private_key, key.public_key,
+                            SignAlgorithm::kES256);
+  ASSERT_TRUE(ops.ok()) << ops.status();
+  key.ops = *ops;
+  EXPECT_TRUE((*ops)->Serves(key.private_key.get(), key.public_key.get(),
+                             SignAlgorithm::kES256));
+  IssuerPolicy policy;
+  policy.iss = "https://issuer.example";
+  policy.allowed_audiences = {"https://api.example"};
+  policy.allowed_scopes = {"read"};
+  TokenRequest req;
+  req.kind = TokenKind::kAccessToken;
+  req.subject = "alice";
+  req.client_id = "app";
+  req.audience = {"https://api.example"};
+  req.scope = {"read"};
+  auto minted = Mint(policy, key, req, absl::Now());
+  ASSERT_TRUE(minted.ok()) << minted.status();
+  auto claims = VerifyCompact(minted->token, key.public_key.get(),
+                              {SignAlgorithm::kES256, key.kid, "at+jwt"});
+  EXPECT_TRUE(claims.ok()) << claims.status();
+
+  // Ops made for another key are ignored: the token is still signed by (and
+  // verifies under) the key the SigningKey names.
+  const SigningKey other = MakeSigningKey(SignAlgorithm::kES384);
+  auto other_ops = KeyOps::Create(other.private_key, other.public_key,
+                                  SignAlgorithm::kES384);
+  ASSERT_TRUE(other_ops.ok());
+  key.ops = *other_ops;
+  auto minted2 = Mint(policy, key, req, absl::Now());
+  ASSERT_TRUE(minted2.ok()) << minted2.status();
+  EXPECT_TRUE(VerifyCompact(minted2->token, key.public_key.get(),
+                            {SignAlgorithm::kES256, key.kid, "at+jwt"})
+                  .ok());
+}
+
+}  // namespace
+}  // namespace tokensign::token
