@@ -61,7 +61,7 @@ TEST(Mint, AccessTokenClaimsAsSigned) {
       VerifyCompact(t->token, key.public_key.get(),
                     {SignAlgorithm::kES256, key.kid, "at+jwt"});
   ASSERT_TRUE(claims.ok()) << claims.status();
-  EXPECT_EQ(*claims, t->claims);
+  EXPECT_EQ(*claims, nlohmann::json::parse(t->payload));
   const nlohmann::json want = {
       {"iss", "https://issuer.example"},
       {"sub", "alice"},
@@ -91,12 +91,13 @@ TEST(Mint, ManyAudiencesScopesDefaultTtlNoActor) {
   r.cnf = Confirmation{"", "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"};
   absl::StatusOr<MintedToken> t = Mint(Policy(), key, r, kNow);
   ASSERT_TRUE(t.ok()) << t.status();
-  EXPECT_EQ(t->claims["aud"], nlohmann::json::array({"https://api.example",
+  const nlohmann::json claims = nlohmann::json::parse(t->payload);
+  EXPECT_EQ(claims["aud"], nlohmann::json::array({"https://api.example",
                                                      "https://tools.example"}));
-  EXPECT_EQ(t->claims["scope"], "read write");
+  EXPECT_EQ(claims["scope"], "read write");
   EXPECT_EQ(t->exp - t->iat, 600);  // policy default_ttl_access
-  EXPECT_FALSE(t->claims.contains("act"));
-  EXPECT_EQ(t->claims["cnf"],
+  EXPECT_FALSE(claims.contains("act"));
+  EXPECT_EQ(claims["cnf"],
             (nlohmann::json{
                 {"x5t#S256", "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}));
 }
@@ -180,6 +181,92 @@ TEST(Mint, RefusesUnusableConfig) {
   SigningKey no_kid = key;
   no_kid.kid.clear();
   EXPECT_FALSE(Mint(Policy(), no_kid, Scenario(), kNow).ok());
+}
+
+// ClaimsJson writes the payload without a JSON DOM: it must equal what a JSON
+// library builds from the same request, escape what JSON requires, refuse
+// bytes that are not UTF-8, and never emit a claim twice.
+nlohmann::json ReferenceClaims(const IssuerPolicy& p, const TokenRequest& r,
+                               int64_t iat, int64_t exp, const std::string& jti) {
+  nlohmann::json c = {{"iss", p.iss},      {"sub", r.subject},
+                      {"client_id", r.client_id},
+                      {"iat", iat},        {"nbf", iat},
+                      {"exp", exp},        {"jti", jti}};
+  c["aud"] = r.audience.size() == 1 ? nlohmann::json(r.audience[0])
+                                    : nlohmann::json(r.audience);
+  if (!r.scope.empty()) {
+    std::string joined;
+    for (const std::string& s : r.scope) joined += (joined.empty() ? "" : " ") + s;
+    c["scope"] = joined;
+  }
+  nlohmann::json act;
+  for (auto it = r.actor_chain.rbegin(); it != r.actor_chain.rend(); ++it) {
+    nlohmann::json level = {{"sub", it->sub}};
+    if (!it->iss.empty()) level["iss"] = it->iss;
+    if (!act.is_null()) level["act"] = act;
+    act = level;
+  }
+  if (!act.is_null()) c["act"] = act;
+  if (r.cnf.has_value()) {
+    c["cnf"] = r.cnf->jkt.empty() ? nlohmann::json{{"x5t#S256", r.cnf->x5t_s256}}
+                                  : nlohmann::json{{"jkt", r.cnf->jkt}};
+  }
+  if (r.kind == TokenKind::kTransactionToken) {
+    if (!r.txn.empty()) c["txn"] = r.txn;
+    if (!r.req_wl.empty()) c["req_wl"] = r.req_wl;
+    if (r.rctx.is_object()) c["rctx"] = r.rctx;
+    if (r.tctx.is_object()) c["tctx"] = r.tctx;
+  }
+  for (const auto& item : r.extra_claims.items()) c[item.key()] = item.value();
+  return c;
+}
+
+TEST(ClaimsJson, MatchesAJsonLibraryAndEscapes) {
+  TokenRequest r = Scenario();
+  r.subject = "al\"ice\\ \n\t\x01 \xc3\xa9\xe2\x82\xac";  // quote, controls, UTF-8
+  r.client_id = "app";
+  r.audience = {"https://api.example", "https://tools.example"};
+  r.scope = {"read", "write"};
+  r.actor_chain = {{"agent-7", ""}, {"planner", "https://agents.example"},
+                   {"root", "https://\"x\""}};
+  r.cnf = Confirmation{"", "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"};
+  r.extra_claims = {{"tenant", "t\"1"}, {"n", 3}, {"nested", {{"a", {1, 2}}}}};
+  const std::string jti = "jti-1";
+  auto json = ClaimsJson(Policy(), r, 10, 20, jti);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(nlohmann::json::parse(*json), ReferenceClaims(Policy(), r, 10, 20, jti))
+      << *json;
+  EXPECT_NE(json->find(R"("sub":"al\"ice\\ \n\t\u0001 )"), std::string::npos)
+      << *json;
+
+  r.kind = TokenKind::kTransactionToken;
+  r.txn = "txn-1";
+  r.req_wl = "wl";
+  r.rctx = {{"ip", "10.0.0.1"}};
+  r.tctx = {{"amount", 5}};
+  r.audience = {"https://api.example"};
+  r.scope.clear();
+  r.actor_chain.clear();
+  r.cnf.reset();
+  json = ClaimsJson(Policy(), r, 10, 20, jti);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(nlohmann::json::parse(*json), ReferenceClaims(Policy(), r, 10, 20, jti))
+      << *json;
+  EXPECT_EQ(json->find("\"scope\""), std::string::npos);
+}
+
+TEST(ClaimsJson, RefusesInvalidUtf8AndReservedExtraClaims) {
+  TokenRequest r = Scenario();
+  r.subject = "bad\xff\xfe";
+  auto bad = ClaimsJson(Policy(), r, 10, 20, "j");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("claims: cannot serialize"));
+
+  r = Scenario();
+  r.extra_claims = {{"Sub", "mallory"}};  // case-insensitive reserved name
+  auto dup = ClaimsJson(Policy(), r, 10, 20, "j");
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(dup.status().message(), HasSubstr("extra_claims.Sub"));
 }
 
 }  // namespace
