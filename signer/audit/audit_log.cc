@@ -118,6 +118,14 @@ class FileAuditLog final : public AuditLog {
     std::move(done)(rejected);
   }
 
+  void ExpectRecords(int delta) override {
+    absl::MutexLock lock(&mu_);
+    expected_ += delta;
+    announced_ = true;
+    if (expected_ <= 0 && writer_state_ == WriterState::kLingering)
+      work_cv_.Signal();
+  }
+
   bool torn_tail_repaired() const override { return torn_tail_bytes_ > 0; }
   int64_t torn_tail_bytes() const override { return torn_tail_bytes_; }
   void set_torn_tail_bytes(int64_t n) { torn_tail_bytes_ = n; }
@@ -205,6 +213,10 @@ class FileAuditLog final : public AuditLog {
 
   // Every queued decision is a blocked synchronous Append and there are as
   // many as in the last commit: nobody is likely to add more soon.
+  bool MoreComingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return announced_ ? expected_ > 0 : last_commit_decisions_ > 1;
+  }
+
   bool SyncBatchCompleteLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return sync_queued_ > 0 && sync_queued_ == queued_decisions_ &&
            sync_queued_ >= last_commit_sync_;
@@ -248,17 +260,20 @@ class FileAuditLog final : public AuditLog {
         writer_state_ = WriterState::kIdle;
         while (pending_.empty() && !stopping_) work_cv_.Wait(&mu_);
         if (pending_.empty()) return;  // stopping and drained
-        // commit_delay: linger only while others are appending concurrently
-        // (the last commit covered several decisions), never for a lone one.
-        if (options_.commit_linger > absl::ZeroDuration() &&
-            last_commit_decisions_ > 1 && !stopping_) {
+        // commit_delay: linger only while more records are coming: announced
+        // ones (ExpectRecords), or without announcements while others append
+        // concurrently (the last commit covered several decisions). Never for
+        // a lone record.
+        if (options_.commit_linger > absl::ZeroDuration() && MoreComingLocked() &&
+            !stopping_) {
           writer_state_ = WriterState::kLingering;
           const absl::Time deadline = absl::Now() + options_.commit_linger;
           while (!stopping_ &&
                  queued_decisions_ < options_.commit_batch_records &&
-                 !SyncBatchCompleteLocked() &&
+                 !SyncBatchCompleteLocked() && (!announced_ || expected_ > 0) &&
                  !work_cv_.WaitWithDeadline(&mu_, deadline)) {
           }
+          ++stats_.lingered;
         }
         writer_state_ = WriterState::kBusy;
         last_commit_decisions_ = queued_decisions_;
@@ -373,6 +388,8 @@ class FileAuditLog final : public AuditLog {
   int64_t sync_queued_ ABSL_GUARDED_BY(mu_) = 0;  // of queued_decisions_
   int64_t last_commit_sync_ ABSL_GUARDED_BY(mu_) = 0;
   Sha256Hasher hasher_ ABSL_GUARDED_BY(mu_);  // chains lines (prev_hash_)
+  int64_t expected_ ABSL_GUARDED_BY(mu_) = 0;  // ExpectRecords outstanding
+  bool announced_ ABSL_GUARDED_BY(mu_) = false;  // ExpectRecords ever called
 };
 
 }  // namespace

@@ -89,6 +89,7 @@ struct AuditLogStats {
   int64_t commits = 0;    // write()+fdatasync() rounds
   int64_t bytes = 0;      // bytes written since Open
   int64_t rotations = 0;  // files rotated since Open
+  int64_t lingered = 0;   // commits that waited (commit_linger) for more records
 };
 
 class AuditLog {
@@ -125,6 +126,17 @@ class AuditLog {
                            absl::AnyInvocable<void(absl::Status) &&> done) {
     std::move(done)(Append(record));
   }
+  // Announces records that callers are about to append (+n) or no longer will
+  // (-n): a service calls +1 before it signs a token and -1 just before it
+  // appends the decision. Once a caller has announced, the group commit
+  // lingers only while announced records are outstanding, and ends the
+  // linger the moment none are: under load one fdatasync covers the records
+  // being signed right now; at low load a record is synced at once instead of
+  // waiting commit_linger for appenders that are not coming. Without
+  // announcements the log guesses from the previous commit (see
+  // AuditLogOptions.commit_linger). Default: ignored.
+  virtual void ExpectRecords(int /*delta*/) {}
+
   // OK while the log accepts appends; otherwise the error that stopped it (for
   // /readyz).
   virtual absl::Status health() const { return absl::OkStatus(); }

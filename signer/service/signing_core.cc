@@ -264,8 +264,13 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
     return;
   }
   auto start = std::chrono::steady_clock::now();
+  // The decision record follows within one Mint: the audit writer may wait for
+  // it rather than sync a commit without it (and syncs at once when no token
+  // is being signed).
+  audit_->ExpectRecords(+1);
   absl::StatusOr<token::MintedToken> minted =
       token::Mint(it->second.policy, **key, req, now);
+  audit_->ExpectRecords(-1);
   if (!minted.ok()) {
     // Every Mint failure is a decision: policy (InvalidArgument,
     // PermissionDenied, FailedPrecondition) or a withheld signature.

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "signer/audit/audit_log.h"
 #include "signer/audit/audit_verify.h"
@@ -106,6 +107,52 @@ TEST(GroupCommitTest, ConcurrentSynchronousAppendersAllComplete) {
   auto report = VerifyAuditChain(o.path);
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_TRUE(report->ok) << FormatVerifyReport(*report);
+}
+
+// With announcements (ExpectRecords) the writer lingers exactly while an
+// announced record is outstanding: never when nothing is announced (a 30 s
+// linger would hang the test), and until the last announced one is released.
+TEST(GroupCommitTest, AnnouncedRecordsDecideTheLinger) {
+  TempDir dir;
+  AuditLogOptions o{.path = dir.File("audit.log")};
+  o.commit_linger = absl::Seconds(30);
+  auto opened = AuditLog::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  AuditLog& log = **opened;
+  auto append_and_wait = [&](const std::string& jti) {
+    absl::Notification done;
+    absl::Status result;
+    log.AppendAsync(MakeRecord(jti), [&](absl::Status s) {
+      result = s;
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
+  };
+  // Announced, released just before the append (as the service does): each
+  // record is synced at once.
+  for (int i = 0; i < 4; ++i) {
+    log.ExpectRecords(+1);
+    log.ExpectRecords(-1);
+    ASSERT_TRUE(append_and_wait("a" + std::to_string(i)).ok());
+  }
+  EXPECT_EQ(log.stats().lingered, 0);
+
+  // One record appended while another is still announced: it waits for that
+  // one (not durable after 100 ms of a 30 s linger) and is synced as soon as
+  // the announcement is withdrawn.
+  log.ExpectRecords(+2);
+  log.ExpectRecords(-1);
+  absl::Notification durable;
+  log.AppendAsync(MakeRecord("b"), [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    durable.Notify();
+  });
+  EXPECT_FALSE(durable.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
+  log.ExpectRecords(-1);
+  durable.WaitForNotification();
+  EXPECT_EQ(log.stats().lingered, 1);
+  EXPECT_EQ(log.stats().records, 5);
 }
 
 TEST(GroupCommitTest, RefusesNegativeLingerAndEmptyBatch) {
