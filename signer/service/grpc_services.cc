@@ -99,13 +99,18 @@ grpc::ServerUnaryReactor* TokenSignerService::SignToken(
   absl::Time deadline = Deadline(ctx);
   // The worker mints; the audit writer thread finishes the reactor once the
   // record is durable, so the worker never waits for fdatasync.
+  core_->ExpectSigns(+1);
   bool queued = pool_->TrySubmit([this, reactor, req, resp, caller, deadline] {
+    core_->ExpectSigns(-1);
     SignInto(core_, caller, *req, deadline, resp,
              [this, reactor](absl::Status st) {
                Finish(reactor, metrics_, "SignToken", st);
              });
   });
-  if (!queued) Finish(reactor, metrics_, "SignToken", Busy(pool_));
+  if (!queued) {
+    core_->ExpectSigns(-1);
+    Finish(reactor, metrics_, "SignToken", Busy(pool_));
+  }
   return reactor;
 }
 
@@ -145,6 +150,7 @@ grpc::ServerUnaryReactor* TokenSignerService::SignTokens(
   for (int i = 0; i < n; ++i) {
     items.emplace_back([this, reactor, req, resp, caller, deadline, remaining,
                         i] {
+      core_->ExpectSigns(-1);
       v1::SignTokenResult* result = resp->mutable_results(i);
       SignInto(core_, caller, req->requests(i), deadline,
                result->mutable_response(),
@@ -155,7 +161,9 @@ grpc::ServerUnaryReactor* TokenSignerService::SignTokens(
                });
     });
   }
+  core_->ExpectSigns(+n);
   if (!pool_->TrySubmitAll(std::move(items))) {
+    core_->ExpectSigns(-n);
     resp->clear_results();
     Finish(reactor, metrics_, "SignTokens", Busy(pool_));
   }

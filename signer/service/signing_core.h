@@ -114,6 +114,13 @@ class SigningCore {
   // so no new SignAsync starts; the audit log must still be open).
   void WaitIdle();
 
+  // Tells the audit log that `delta` more (or, negative, fewer) sign requests
+  // are queued for SignAsync, so its group commit waits for their records
+  // while they are coming and syncs at once when none are
+  // (AuditLog::ExpectRecords). The service calls +n when it queues requests,
+  // -n if the queue refuses them, and -1 as each one starts.
+  void ExpectSigns(int delta) { audit_->ExpectRecords(delta); }
+
   // OK when `caller` may call the signing API at all (dev: anyone; else a
   // configured caller with the signer role); per-issuer rights are checked per
   // request by SignAsync. Used to refuse a whole SignTokens call once.
