@@ -253,14 +253,17 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
     return;
   }
   absl::Time now = clock_();
+  // Refusals before signing are decisions too: audited like policy denials.
   if (now >= deadline) {
-    std::move(done)(absl::DeadlineExceededError(
-        "deadline passed before signing; not signed"));
+    AuditDeniedAsync(caller, issuer, req,
+                     absl::DeadlineExceededError(
+                         "deadline passed before signing; not signed"),
+                     std::move(done));
     return;
   }
   auto key = keys_->ActiveKey(issuer);
   if (!key.ok()) {
-    std::move(done)(key.status());
+    AuditDeniedAsync(caller, issuer, req, key.status(), std::move(done));
     return;
   }
   auto start = std::chrono::steady_clock::now();

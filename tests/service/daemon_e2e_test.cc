@@ -286,9 +286,17 @@ TEST(DaemonE2ETest, ExpiredDeadlineIsNotSigned) {
             grpc::StatusCode::DEADLINE_EXCEEDED);
   ASSERT_EQ(h.Stop(d, SIGTERM),
             0);  // drains: the late item has been dealt with
+  // Never signed; the refusal is on record.
+  int refusals = 0;
   for (const auto& l : h.AuditLines(state + "/audit.log")) {
-    EXPECT_NE(l.value("sub", ""), "late-user") << l.dump();
+    if (l.value("sub", "") != "late-user") continue;
+    EXPECT_EQ(l.value("outcome", ""), "denied") << l.dump();
+    EXPECT_EQ(l.value("token_sha256", "x"), "") << l.dump();
+    EXPECT_EQ(l.value("reason", ""),
+              "deadline passed before signing; not signed");
+    ++refusals;
   }
+  EXPECT_EQ(refusals, 1);
 }
 
 TEST(DaemonE2ETest, FullQueueAnswersResourceExhaustedAndStaysHealthy) {

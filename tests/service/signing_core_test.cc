@@ -63,7 +63,7 @@ TEST_F(SigningCoreTest, DenialIsAuditedAsynchronously) {
   EXPECT_EQ(core_->in_flight(), 0);
 }
 
-TEST_F(SigningCoreTest, UnknownIssuerAuditedAndPassedDeadlineNotSigned) {
+TEST_F(SigningCoreTest, UnknownIssuerAndPassedDeadlineAreAuditedRefusals) {
   Result unknown;
   core_->SignAsync(
       "dev", "nope", Request(), absl::InfiniteFuture(),
@@ -73,12 +73,36 @@ TEST_F(SigningCoreTest, UnknownIssuerAuditedAndPassedDeadlineNotSigned) {
   ASSERT_TRUE(unknown.has_value());
   EXPECT_EQ(unknown->status().code(), absl::StatusCode::kNotFound);
 
+  // A deadline already passed is refused without signing, and audited like
+  // every other refusal.
   Result late;
   Start(Request(), &late, absl::Now() - absl::Seconds(1));
-  ASSERT_TRUE(late.has_value());  // inline: nothing to audit
+  ASSERT_EQ(audit_.pending(), 1u);
+  EXPECT_EQ(audit_.PendingRecord(0).outcome, "denied");
+  EXPECT_EQ(audit_.PendingRecord(0).reason,
+            "deadline passed before signing; not signed");
+  EXPECT_TRUE(audit_.PendingRecord(0).token_sha256.empty());
+  audit_.CompleteNext(absl::OkStatus());
+  ASSERT_TRUE(late.has_value());
   EXPECT_EQ(late->status().code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(audit_.pending(), 0u);
   EXPECT_EQ(core_->in_flight(), 0);
+}
+
+TEST_F(SigningCoreTest, NoActiveKeyIsAnAuditedRefusal) {
+  auto active = keys_->ActiveKey("dev");
+  ASSERT_TRUE(active.ok()) << active.status();
+  ASSERT_TRUE(keys_->RetireKey("dev", (*active)->kid).ok());
+  Result refused;
+  Start(Request(), &refused);
+  ASSERT_EQ(audit_.pending(), 1u);
+  EXPECT_EQ(audit_.PendingRecord(0).outcome, "denied");
+  EXPECT_NE(audit_.PendingRecord(0).reason.find("no active key"),
+            std::string::npos)
+      << audit_.PendingRecord(0).reason;
+  audit_.CompleteNext(absl::OkStatus());
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status().code(), absl::StatusCode::kFailedPrecondition);
+  // The next test's SetUp activates a fresh key (EnsureActiveKey).
 }
 
 TEST_F(SigningCoreTest, BlockingSignIsBuiltOnSignAsync) {
