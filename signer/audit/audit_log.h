@@ -66,9 +66,11 @@ struct AuditLogOptions {
   Durability durability = Durability::kFsync;
   // Rotate when the active file exceeds this; 0 = never.
   int64_t rotate_bytes = 64 << 20;
-  // Group commit (after PostgreSQL's commit_delay/commit_siblings): when the
-  // previous commit covered more than one decision record (others append
-  // concurrently), the writer lingers up to commit_linger after waking, or
+  // Group commit (after PostgreSQL's commit_delay/commit_siblings): while
+  // announced records are outstanding (ExpectRecords; the daemon announces
+  // every queued sign request), or, for a log that never gets
+  // announcements, when the previous commit covered more than one decision
+  // record, the writer lingers up to commit_linger after waking, or
   // until commit_batch_records decisions are queued, before one write() and
   // one fdatasync(). A lone appender is never delayed, and blocked synchronous
   // Appends end the linger once as many are queued as the last commit had.
