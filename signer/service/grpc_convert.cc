@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 
 #include "signer/service/signing_core.h"
 
@@ -117,6 +119,26 @@ std::string IdentityFromCertificate(const std::string& pem) {
   return cn;
 }
 
+std::string CachedIdentityFromCertificate(const std::string& pem) {
+  // A client's connection presents the same certificate on every call; the
+  // identity is a pure function of its PEM, so each distinct certificate is
+  // parsed once (a PEM decode and X.509 parse cost more than the rest of the
+  // request's conversion). Bounded: cleared when full, then refilled.
+  constexpr size_t kMaxEntries = 1024;
+  static std::mutex mu;
+  static auto* cache = new std::unordered_map<std::string, std::string>();
+  {
+    std::lock_guard lock(mu);
+    auto it = cache->find(pem);
+    if (it != cache->end()) return it->second;
+  }
+  std::string id = IdentityFromCertificate(pem);
+  std::lock_guard lock(mu);
+  if (cache->size() >= kMaxEntries) cache->clear();
+  cache->emplace(pem, id);
+  return id;
+}
+
 std::string CallerIdentity(const grpc::ServerContextBase& ctx, bool dev, bool insecure) {
   if (dev) return "dev";
   if (insecure) return "loopback";
@@ -125,7 +147,7 @@ std::string CallerIdentity(const grpc::ServerContextBase& ctx, bool dev, bool in
   std::vector<grpc::string_ref> pems =
       auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
   if (pems.empty()) return "";
-  return IdentityFromCertificate(std::string(pems[0].data(), pems[0].size()));
+  return CachedIdentityFromCertificate(std::string(pems[0].data(), pems[0].size()));
 }
 
 absl::StatusOr<token::TokenRequest> ToTokenRequest(

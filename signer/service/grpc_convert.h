@@ -37,7 +37,12 @@ namespace tokensign::service {
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 std::string CallerIdentity(const grpc::ServerContextBase& ctx, bool dev, bool insecure);
+// The caller named by a client certificate (PEM): its single URI SAN; else,
+// for a certificate without URI SANs, its CN unless the CN contains ':'; else ""
+// (nobody).
 std::string IdentityFromCertificate(const std::string& pem);
+// IdentityFromCertificate, remembered per distinct PEM (bounded cache; thread-safe).
+std::string CachedIdentityFromCertificate(const std::string& pem);
 
 absl::StatusOr<token::TokenRequest> ToTokenRequest(
     const v1::SignTokenRequest& in);

@@ -63,5 +63,21 @@ TEST(CallerIdentityTest, GarbageIsNobody) {
   EXPECT_EQ(IdentityFromCertificate("-----BEGIN CERTIFICATE-----\nAAAA\n"), "");
 }
 
+TEST(CallerIdentityTest, CacheAnswersLikeTheParserAndSurvivesEviction) {
+  const std::string a = MakeCert("/CN=key-custodian-1", "URI:spiffe://example.org/a");
+  const std::string b = MakeCert("/CN=key-custodian-1", "");
+  for (int round = 0; round < 2; ++round) {  // second round: from the cache
+    EXPECT_EQ(CachedIdentityFromCertificate(a), "spiffe://example.org/a");
+    EXPECT_EQ(CachedIdentityFromCertificate(b), "key-custodian-1");
+  }
+  // More distinct certificates than the cache holds: it is cleared and
+  // refilled, never mixing up identities.
+  for (int i = 0; i < 3000; ++i) {
+    EXPECT_EQ(CachedIdentityFromCertificate("not a certificate " + std::to_string(i)), "");
+  }
+  EXPECT_EQ(CachedIdentityFromCertificate(a), "spiffe://example.org/a");
+  EXPECT_EQ(CachedIdentityFromCertificate(b), "key-custodian-1");
+}
+
 }  // namespace
 }  // namespace tokensign::service
