@@ -320,7 +320,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
       return parts->keys->Jwks(issuer);
     };
     handlers.ready = [parts] { return parts->ReadyStatus(); };
-    handlers.metrics = [parts] { return parts->metrics->Serialize(); };
+    handlers.metrics = [parts] {
+      audit::AuditLogStats st = parts->audit->stats();
+      parts->metrics->SetAudit({st.records, st.commits, st.lingered, st.bytes,
+                                st.rotations, parts->audit->health().ok()});
+      return parts->metrics->Serialize();
+    };
     auto http = HttpServer::Start(p->io, http_opts, std::move(handlers));
     if (!http.ok()) {
       p->server->Shutdown();

@@ -66,6 +66,23 @@ TEST(MetricsTest, QueueDepthGauge) {
   EXPECT_TRUE(Contains(m.Serialize(), "tokensign_queue_depth 3"));
 }
 
+TEST(MetricsTest, AuditTotalsAreCountedOnceAndHealthFollows) {
+  Metrics m;
+  m.SetAudit({.records = 10, .commits = 2, .lingered = 1, .bytes = 4000,
+              .rotations = 0, .healthy = true});
+  m.SetAudit({.records = 10, .commits = 2, .lingered = 1, .bytes = 4000,
+              .rotations = 0, .healthy = true});  // same totals: no change
+  m.SetAudit({.records = 25, .commits = 3, .lingered = 2, .bytes = 9000,
+              .rotations = 1, .healthy = false});
+  const std::string text = m.Serialize();
+  EXPECT_TRUE(Contains(text, "tokensign_audit_records_total 25\n")) << text;
+  EXPECT_TRUE(Contains(text, "tokensign_audit_commits_total 3\n")) << text;
+  EXPECT_TRUE(Contains(text, "tokensign_audit_lingered_commits_total 2\n")) << text;
+  EXPECT_TRUE(Contains(text, "tokensign_audit_bytes_total 9000\n")) << text;
+  EXPECT_TRUE(Contains(text, "tokensign_audit_rotations_total 1\n")) << text;
+  EXPECT_TRUE(Contains(text, "tokensign_audit_healthy 0\n")) << text;
+}
+
 TEST(MetricsTest, KeyAgesAreReplacedNotAccumulated) {
   Metrics m;
   m.SetKeyAges({{"dev", "k1", "active", 100}, {"dev", "k2", "pending", 5}});

@@ -135,6 +135,12 @@ TEST(DaemonE2ETest, DevModeSignsBothKindsVerifiesAndRestartKeepsKid) {
                 "tokensign_requests_total{code=\"OK\",method=\"SignToken\"} 2"),
             std::string::npos)
       << metrics;
+  // Two tokens: two decision records durable, in at least one commit.
+  EXPECT_NE(metrics.find("tokensign_audit_records_total 2\n"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("tokensign_audit_healthy 1\n"), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("tokensign_audit_commits_total 0\n"), std::string::npos)
+      << metrics;
   std::string kid = access.kid();
   ASSERT_EQ(h.Stop(d, SIGTERM), 0);
 

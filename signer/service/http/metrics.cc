@@ -89,7 +89,39 @@ Metrics::Metrics()
       requests_(requests_family_, {"method", "code"}),
       hsm_errors_(hsm_errors_family_, {"function"}),
       signed_(signed_family_, {"issuer", "kind"}),
-      denied_(denied_family_, {"issuer", "reason_field"}) {}
+      denied_(denied_family_, {"issuer", "reason_field"}) {
+  auto counter = [this](const char* name, const char* help) {
+    return &prometheus::BuildCounter().Name(name).Help(help).Register(*registry_).Add({});
+  };
+  audit_.records = counter("tokensign_audit_records_total",
+                           "Decision records made durable in the audit log.");
+  audit_.commits = counter("tokensign_audit_commits_total",
+                           "Audit log commits (one write and one fdatasync each).");
+  audit_.lingered = counter("tokensign_audit_lingered_commits_total",
+                            "Audit commits that waited for records being signed.");
+  audit_.bytes = counter("tokensign_audit_bytes_total", "Bytes written to the audit log.");
+  audit_.rotations = counter("tokensign_audit_rotations_total", "Audit log files rotated.");
+  audit_.healthy = &prometheus::BuildGauge()
+                        .Name("tokensign_audit_healthy")
+                        .Help("1 while the audit log accepts records, 0 once it failed.")
+                        .Register(*registry_)
+                        .Add({});
+  audit_.healthy->Set(1);
+}
+
+void Metrics::SetAudit(const AuditTotals& totals) {
+  std::lock_guard lock(audit_mu_);
+  auto bump = [](prometheus::Counter* c, int64_t now, int64_t* seen) {
+    if (now > *seen) c->Increment(static_cast<double>(now - *seen));
+    *seen = std::max(*seen, now);
+  };
+  bump(audit_.records, totals.records, &audit_seen_.records);
+  bump(audit_.commits, totals.commits, &audit_seen_.commits);
+  bump(audit_.lingered, totals.lingered, &audit_seen_.lingered);
+  bump(audit_.bytes, totals.bytes, &audit_seen_.bytes);
+  bump(audit_.rotations, totals.rotations, &audit_seen_.rotations);
+  audit_.healthy->Set(totals.healthy ? 1 : 0);
+}
 
 void Metrics::CountRequest(std::string_view method, std::string_view code) {
   requests_.Get({method, code}).Increment();

@@ -12,6 +12,12 @@
 //     tokensign_key_age_seconds{issuer,kid,state}       gauge
 //     tokensign_tokens_signed_total{issuer,kind}        counter
 //     tokensign_denied_total{issuer,reason_field}       counter
+//     tokensign_audit_records_total                     counter
+//     tokensign_audit_commits_total                     counter (write+fdatasync)
+//     tokensign_audit_lingered_commits_total            counter
+//     tokensign_audit_bytes_total                       counter
+//     tokensign_audit_rotations_total                   counter
+//     tokensign_audit_healthy                           gauge (1 = accepting)
 // - Label values are taken as given; callers pass bounded sets (gRPC method
 //   names, status code names, configured issuers, PKCS#11 function names,
 //   field paths), never caller-controlled free text.
@@ -25,6 +31,8 @@
 //   pointers, keyed by the joined label values; the first use of a label set
 //   takes the writer lock and registers it with prometheus-cpp. No allocation
 //   once the key fits the small-string buffer; otherwise one.
+// - SetAudit copies the audit log's running totals (call it before each
+//   scrape); records / commits is the group commit's records per fdatasync.
 // - SetKeyAges replaces the whole key-age family (stale kid/state series are
 //   removed); call it from the keyset refresh timer, not per request.
 //
@@ -48,6 +56,17 @@
 #include "prometheus/registry.h"
 
 namespace tokensign::service {
+
+// The audit log's running totals (audit::AuditLogStats plus health), as
+// SetAudit takes them; totals only grow while the daemon runs.
+struct AuditTotals {
+  int64_t records = 0;
+  int64_t commits = 0;
+  int64_t lingered = 0;
+  int64_t bytes = 0;
+  int64_t rotations = 0;
+  bool healthy = true;
+};
 
 // One row of tokensign_key_age_seconds.
 struct KeyAge {
@@ -92,6 +111,9 @@ class Metrics {
   void CountTokenSigned(std::string_view issuer, std::string_view kind);
   // `reason_field` is the field path the policy rejected, e.g. "act.sub".
   void CountDenied(std::string_view issuer, std::string_view reason_field);
+  // Brings the tokensign_audit_* series up to `totals`.
+  void SetAudit(const AuditTotals& totals);
+
   // Replaces every tokensign_key_age_seconds series with `ages`.
   void SetKeyAges(const std::vector<KeyAge>& ages);
 
@@ -117,6 +139,18 @@ class Metrics {
   LabelCache<prometheus::Counter> hsm_errors_;
   LabelCache<prometheus::Counter> signed_;
   LabelCache<prometheus::Counter> denied_;
+
+  struct AuditSeries {
+    prometheus::Counter* records;
+    prometheus::Counter* commits;
+    prometheus::Counter* lingered;
+    prometheus::Counter* bytes;
+    prometheus::Counter* rotations;
+    prometheus::Gauge* healthy;
+  };
+  AuditSeries audit_;
+  std::mutex audit_mu_;
+  AuditTotals audit_seen_;  // guarded by audit_mu_: totals already counted
 
   std::mutex key_age_mu_;
   std::vector<prometheus::Gauge*> key_age_series_;  // guarded by key_age_mu_
