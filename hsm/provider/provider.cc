@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 
+#include "hsm/openssl_util.h"
 #include "hsm/strcat.h"
 #include "hsm/provider/provider_internal.h"
 
@@ -198,6 +199,7 @@ absl::StatusOr<std::shared_ptr<Hsm>> ProviderCtx::GetHsm(const Pkcs11Uri* uri) {
 }
 
 int RaiseStatus(const absl::Status& status) {
+  RecordProviderStatus(status);  // the code survives EVP (OpenSslError)
   ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "tokensign: %s",
                  std::string(status.message()).c_str());
   return 0;

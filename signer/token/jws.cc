@@ -161,6 +161,7 @@ absl::StatusOr<size_t> SignatureLength(const EVP_PKEY* key, SignAlgorithm alg) {
 
 absl::StatusOr<std::string> SignRaw(EVP_PKEY* key, SignAlgorithm alg,
                                     std::string_view signing_input) {
+  hsm::ClearErrors();  // a failure below reports only its own errors
   absl::StatusOr<size_t> raw_len = SignatureLength(key, alg);
   if (!raw_len.ok()) return raw_len.status();
   hsm::UniqueMdCtx mdctx(EVP_MD_CTX_new());
@@ -199,6 +200,7 @@ absl::StatusOr<std::string> SignRaw(EVP_PKEY* key, SignAlgorithm alg,
 absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg,
                        std::string_view signing_input,
                        std::string_view signature) {
+  hsm::ClearErrors();
   absl::StatusOr<size_t> raw_len = SignatureLength(key, alg);
   if (!raw_len.ok()) return raw_len.status();
   if (signature.size() != *raw_len) {

@@ -126,6 +126,7 @@ absl::StatusOr<std::string> KeyOps::Digest(std::string_view input) const {
 }
 
 absl::StatusOr<std::string> KeyOps::Sign(std::string_view signing_input) const {
+  hsm::ClearErrors();  // a failure below reports only its own errors
   if (sign_pool_ == nullptr) {
     return SignRaw(private_key_.get(), alg_, signing_input);
   }
@@ -148,6 +149,7 @@ absl::StatusOr<std::string> KeyOps::Sign(std::string_view signing_input) const {
 
 absl::Status KeyOps::Verify(std::string_view signing_input,
                             std::string_view signature) const {
+  hsm::ClearErrors();
   if (public_key_ == nullptr) {
     return absl::FailedPreconditionError(
         "key: no public key to verify with");

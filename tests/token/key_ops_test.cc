@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "hsm/openssl_util.h"
 #include "signer/token/jws.h"
 #include "signer/token/minter.h"
 #include "tests/token/test_keys.h"
@@ -162,6 +163,24 @@ TEST(KeyOpsMintTest, MintUsesOpsOnlyForTheirOwnKeyPair) {
   EXPECT_TRUE(VerifyCompact(minted2->token, key.public_key.get(),
                             {SignAlgorithm::kES256, key.kid, "at+jwt"})
                   .ok());
+}
+
+// The tokensign provider's failures reach callers with their own code (an HSM
+// that is down is Unavailable, so clients retry) and message, not as OpenSSL's
+// generic "operation fail"; stale ones never leak into a later error.
+TEST(OpenSslErrorTest, ProviderStatusDecidesCodeAndMessageOnce) {
+  hsm::RecordProviderStatus(
+      absl::UnavailableError("C_Sign: CKR_DEVICE_REMOVED (0x32)"));
+  absl::Status st = hsm::OpenSslError("EVP_PKEY_sign(ES256)");
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(st.message(), "EVP_PKEY_sign(ES256): C_Sign: CKR_DEVICE_REMOVED (0x32)");
+  absl::Status next = hsm::OpenSslError("EVP_Digest");  // taken once
+  EXPECT_EQ(next.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(next.message(), "EVP_Digest: (no OpenSSL error queued)");
+
+  hsm::RecordProviderStatus(absl::UnavailableError("stale"));
+  hsm::ClearErrors();
+  EXPECT_EQ(hsm::OpenSslError("x").code(), absl::StatusCode::kInternal);
 }
 
 }  // namespace
