@@ -287,6 +287,11 @@ absl::Status ParseCallers(const toml::array& arr, const Config& cfg,
                          "\""));
       }
     }
+    if (!c.roles.empty() && c.issuers.empty()) {
+      return Bad(r.KeyPath("issuers"),
+                 "required with roles: the issuers this caller's roles apply "
+                 "to (\"*\" = all)");
+    }
     for (const std::string& iss : c.issuers) {
       if (iss != "*" && !cfg.issuers.contains(iss)) {
         return Bad(r.KeyPath("issuers"),

@@ -58,7 +58,7 @@ struct CallerConfig {
   std::string id;
   std::vector<Role> roles;
   std::vector<std::string>
-      issuers;  // issuer names the signer role covers; "*" = all
+      issuers;  // issuers every role of this caller covers; "*" = all
 };
 
 struct IssuerConfig {

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "signer/audit/audit_format.h"
 #include "signer/service/http/metrics.h"
 
@@ -118,15 +119,17 @@ absl::Status PolicySnapshot::CheckRole(std::string_view caller, Role role,
     return absl::PermissionDeniedError(absl::StrCat(
         "caller: \"", S(caller), "\" lacks the ", RoleName(role), " role"));
   }
-  if (role == Role::kSigner) {
-    bool covered = std::any_of(
-        c->issuers.begin(), c->issuers.end(),
-        [&](const std::string& i) { return i == "*" || i == issuer; });
-    if (!covered) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("issuer: caller \"", S(caller),
-                       "\" may not sign for issuer \"", S(issuer), "\""));
-    }
+  // Every role is scoped to the caller's issuers: a custodian of one issuer
+  // cannot rotate or destroy another issuer's keys.
+  bool covered = std::any_of(
+      c->issuers.begin(), c->issuers.end(),
+      [&](const std::string& i) { return i == "*" || i == issuer; });
+  if (!covered) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "issuer: caller \"", S(caller), "\" may not ",
+        role == Role::kSigner ? "sign" : absl::StrCat("act as ", RoleName(role)),
+        " for issuer \"", S(issuer), "\"; its issuers are [",
+        absl::StrJoin(c->issuers, ", "), "]"));
   }
   return absl::OkStatus();
 }

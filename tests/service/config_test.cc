@@ -71,6 +71,7 @@ issuers = ["corp"]
 [[callers]]
 id = "custodian-1"
 roles = ["custodian", "auditor"]
+issuers = ["corp"]
 [issuers.corp]
 iss = "https://corp.example"
 algorithm = "EdDSA"
@@ -136,6 +137,10 @@ TEST(ConfigTest, WrongTypesAndValues) {
   EXPECT_EQ(Err(std::string(kMinimal) +
                 "[[callers]]\nid = \"x\"\nissuers = [\"nope\"]\n"),
             "callers[0].issuers: unknown issuer \"nope\"");
+  EXPECT_EQ(Err(std::string(kMinimal) +
+                "[[callers]]\nid = \"x\"\nroles = [\"custodian\"]\n"),
+            "callers[0].issuers: required with roles: the issuers this "
+            "caller's roles apply to (\"*\" = all)");
   EXPECT_EQ(Err(std::string(kMinimal) + "[audit]\ndurability = \"maybe\"\n"),
             "audit.durability: must be \"fsync\" or \"none\", got \"maybe\"");
 }

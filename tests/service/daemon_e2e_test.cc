@@ -86,7 +86,7 @@ std::string ConfigToml(
          "[[callers]]\nid = \"loopback\"\nroles = [\"signer\"]\nissuers = "
          "[\"dev\"]\n"
          "[[callers]]\nid = \"custodian-1\"\nroles = [\"custodian\", "
-         "\"auditor\"]\n\n"
+         "\"auditor\"]\nissuers = [\"*\"]\n\n"
          "[issuers.dev]\niss = \"https://issuer.example\"\n"
          "audiences = [\"https://api.example\"]\nscopes = " +
          dev_scopes + "\nany_actor = true\n" +

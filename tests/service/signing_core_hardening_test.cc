@@ -20,9 +20,10 @@ const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
 Config StrictConfig() {
   Config c = DevConfig("/nonexistent", "unused.so");
   c.dev = false;
-  c.callers = {{"custodian-1", {Role::kCustodian}, {}},
+  c.callers = {{"custodian-1", {Role::kCustodian}, {"dev"}},
                {"signer-1", {Role::kSigner}, {"dev"}},
-               {"auditor-1", {Role::kAuditor}, {}}};
+               {"auditor-1", {Role::kAuditor}, {"*"}},
+               {"custodian-other", {Role::kCustodian}, {"other"}}};
   return c;
 }
 
@@ -134,6 +135,22 @@ TEST_F(SigningCoreTest, KeyAdminRefusedWhileAuditUnhealthy) {
   audit_.set_health(absl::OkStatus());
   EXPECT_TRUE(core_->AuthorizeAdmin("custodian-1", "DestroyKey", "dev", false)
                   .ok());
+}
+
+TEST_F(SigningCoreTest, CustodianActsOnlyForItsOwnIssuers) {
+  Rebuild(StrictConfig());
+  EXPECT_TRUE(
+      core_->AuthorizeAdmin("custodian-1", "RotateKey", "dev", false).ok());
+  absl::Status st =
+      core_->AuthorizeAdmin("custodian-other", "DestroyKey", "dev", false);
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(st.message(),
+            "issuer: caller \"custodian-other\" may not act as custodian for "
+            "issuer \"dev\"; its issuers are [other]");
+  ASSERT_FALSE(audit_.durable().empty());
+  EXPECT_EQ(audit_.durable().back().kind, "key_admin.DestroyKey");
+  EXPECT_EQ(audit_.durable().back().caller, "custodian-other");
+  EXPECT_EQ(audit_.durable().back().outcome, "denied");
 }
 
 TEST_F(SigningCoreTest, KeyAdminDenialAndOutcomeAreRecordedOrFail) {
