@@ -86,4 +86,23 @@ absl::StatusOr<std::optional<std::string>> DataStore::Get(
   return std::optional<std::string>(std::move(*value));
 }
 
+absl::StatusOr<std::vector<std::string>> DataStore::GetAll(
+    std::string_view name) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  const P11& p11 = pool_->p11();
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+      FindRecords(p11, *lease, name);
+  if (!found.ok()) return found.status();
+  std::vector<std::string> values;
+  for (CK_OBJECT_HANDLE handle : *found) {
+    absl::StatusOr<std::string> value =
+        GetAttribute(p11, lease->session(), handle, CKA_VALUE);
+    if (!value.ok()) return lease->Check(value.status());
+    values.push_back(*std::move(value));
+  }
+  return values;
+}
+
 }  // namespace tokensign::hsm

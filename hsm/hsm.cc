@@ -166,6 +166,10 @@ absl::StatusOr<std::optional<std::string>> Hsm::GetData(std::string_view name) {
   return impl_->data().Get(name);
 }
 
+absl::StatusOr<std::vector<std::string>> Hsm::GetAllData(std::string_view name) {
+  return impl_->data().GetAll(name);
+}
+
 // Answers from the pool's state: no PKCS#11 call, never blocks (/readyz runs
 // on the HTTP io thread). Recovery is driven by the next Acquire.
 bool Hsm::Healthy() { return impl_->pool().Healthy(); }

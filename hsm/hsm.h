@@ -82,9 +82,12 @@ class Hsm {
 
   // Small named records kept on the token as CKO_DATA objects (CKA_PRIVATE, CKA_TOKEN).
   // PutData replaces an existing record of that name atomically enough for our use
-  // (create new, then destroy old). GetData returns nullopt when absent.
+  // (create new, then destroy old). GetData returns nullopt when absent. After a
+  // crash between create and destroy two records exist: GetAllData returns
+  // every copy (handles do not tell which is newer; keep a version in the value).
   absl::Status PutData(std::string_view name, std::string_view value);
   absl::StatusOr<std::optional<std::string>> GetData(std::string_view name);
+  absl::StatusOr<std::vector<std::string>> GetAllData(std::string_view name);
 
   // True while the pool holds a logged-in session (used by /readyz).
   bool Healthy();

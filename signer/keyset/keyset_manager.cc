@@ -1,5 +1,6 @@
 #include "signer/keyset/keyset_manager.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -42,22 +43,40 @@ KeysetManager::KeysetManager(std::shared_ptr<hsm::Hsm> hsm,
 
 absl::StatusOr<KeysetRecord> KeysetManager::ReadRecord(
     std::string_view issuer) const {
-  auto data = hsm_->GetData(KeysetObjectName(issuer));
+  auto data = hsm_->GetAllData(KeysetObjectName(issuer));
   if (!data.ok())
     return Prefix(data.status(), absl::StrCat("keyset ", S(issuer)));
-  if (!data->has_value()) {
+  if (data->empty()) {
     KeysetRecord empty;
     empty.issuer = std::string(issuer);
     return empty;
   }
-  auto rec = ParseKeysetRecord(**data);
-  if (!rec.ok())
-    return Prefix(rec.status(), absl::StrCat("keyset ", S(issuer)));
-  if (rec->issuer != issuer) {
-    return absl::DataLossError(absl::StrCat(
-        "keyset ", S(issuer), ": record names issuer \"", rec->issuer, "\""));
+  // Normally one record; after a crash mid-write, the newer generation wins
+  // (the next write removes the other).
+  std::optional<KeysetRecord> newest;
+  std::string newest_text;
+  for (const std::string& text : *data) {
+    auto rec = ParseKeysetRecord(text);
+    if (!rec.ok())
+      return Prefix(rec.status(), absl::StrCat("keyset ", S(issuer)));
+    if (rec->issuer != issuer) {
+      return absl::DataLossError(absl::StrCat(
+          "keyset ", S(issuer), ": record names issuer \"", rec->issuer, "\""));
+    }
+    if (newest.has_value() && rec->generation == newest->generation &&
+        text != newest_text) {
+      return absl::DataLossError(absl::StrCat(
+          "keyset ", S(issuer), ": two different records of generation ",
+          rec->generation, " on the token (concurrent writers?); keep one with "
+          "pkcs11-tool --delete-object --type data --label ",
+          KeysetObjectName(issuer)));
+    }
+    if (!newest.has_value() || rec->generation > newest->generation) {
+      newest = *std::move(rec);
+      newest_text = text;
+    }
   }
-  return rec;
+  return *std::move(newest);
 }
 
 absl::StatusOr<std::shared_ptr<const KeysetManager::IssuerState>>
@@ -167,6 +186,25 @@ std::map<std::string, int64_t> KeysetManager::ActiveKeyAges() const {
 
 absl::Status KeysetManager::Commit(KeysetRecord record) {
   std::string issuer = record.issuer;
+  // Optimistic concurrency: `record` derives from this daemon's copy; if
+  // another replica wrote the token's record since, adopt theirs and make the
+  // caller retry rather than overwrite their change.
+  auto on_token = ReadRecord(issuer);
+  if (!on_token.ok()) return on_token.status();
+  if (on_token->generation != record.generation) {
+    const int64_t mine = record.generation;
+    const int64_t theirs = on_token->generation;
+    auto fresh = BuildState(*std::move(on_token));
+    if (fresh.ok()) {
+      std::unique_lock lock(mu_);
+      issuers_[issuer] = std::move(*fresh);
+    }
+    return absl::AbortedError(absl::StrCat(
+        "keyset ", S(issuer), ": changed on the token since this daemon read "
+        "it (generation ", theirs, ", had ", mine,
+        "); reloaded it, retry the operation"));
+  }
+  ++record.generation;
   auto state = BuildState(record);
   if (!state.ok()) return state.status();
   absl::Status st =

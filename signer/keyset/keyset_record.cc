@@ -63,7 +63,9 @@ std::string SerializeKeysetRecord(const KeysetRecord& record) {
                     {"activated_at", k.activated_at},
                     {"retired_at", k.retired_at}});
   }
-  nlohmann::json j = {{"issuer", record.issuer}, {"keys", std::move(keys)}};
+  nlohmann::json j = {{"issuer", record.issuer},
+                      {"generation", record.generation},
+                      {"keys", std::move(keys)}};
   return j.dump();
 }
 
@@ -75,6 +77,11 @@ absl::StatusOr<KeysetRecord> ParseKeysetRecord(std::string_view json_text) {
   if (!j.contains("issuer") || !j["issuer"].is_string())
     return Bad("issuer", "must be a string");
   rec.issuer = j["issuer"].get<std::string>();
+  if (j.contains("generation")) {  // absent in records written before it existed
+    if (!j["generation"].is_number_integer() || j["generation"].get<int64_t>() < 0)
+      return Bad("generation", "must be a non-negative integer");
+    rec.generation = j["generation"].get<int64_t>();
+  }
   if (!j.contains("keys") || !j["keys"].is_array())
     return Bad("keys", "must be an array");
   int active = 0;

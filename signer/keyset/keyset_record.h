@@ -41,6 +41,9 @@ struct KeyRecord {
 
 struct KeysetRecord {
   std::string issuer;
+  // +1 on every write. A crash between writing a record and removing the old
+  // one leaves two on the token; the higher generation is the current one.
+  int64_t generation = 0;
   std::vector<KeyRecord> keys;  // oldest first
 
   // The active key, or nullptr.

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "hsm/hsm.h"
+#include "hsm/hsm_impl.h"
 #include "hsm/provider/provider_keys.h"
 #include "nlohmann/json.hpp"
 #include "signer/keyset/keyset_record.h"
@@ -21,6 +22,33 @@ namespace tokensign::keyset {
 namespace {
 
 constexpr int64_t kStart = 1'700'000'000;
+
+// Creates one more keyset CKO_DATA record beside the existing ones, as a crash
+// between PutData's create and destroy would leave it (raw PKCS#11, no
+// clean-up of older copies).
+void InjectRecord(hsm::Hsm& hsm, const std::string& issuer,
+                  const std::string& value) {
+  hsm::HsmImpl& impl = hsm.impl();
+  CK_FUNCTION_LIST_PTR f = impl.RawFunctionList();
+  CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+  ASSERT_EQ(f->C_OpenSession(impl.slot(), CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                             nullptr, nullptr, &session),
+            CKR_OK);
+  CK_OBJECT_CLASS cls = CKO_DATA;
+  CK_BBOOL yes = CK_TRUE;
+  std::string app = "tokensign", label = KeysetObjectName(issuer);
+  CK_ATTRIBUTE tmpl[] = {
+      {CKA_CLASS, &cls, sizeof(cls)},
+      {CKA_TOKEN, &yes, sizeof(yes)},
+      {CKA_PRIVATE, &yes, sizeof(yes)},
+      {CKA_APPLICATION, app.data(), app.size()},
+      {CKA_LABEL, label.data(), label.size()},
+      {CKA_VALUE, const_cast<char*>(value.data()), value.size()},
+  };
+  CK_OBJECT_HANDLE created = CK_INVALID_HANDLE;
+  EXPECT_EQ(f->C_CreateObject(session, tmpl, 6, &created), CKR_OK);
+  f->C_CloseSession(session);
+}
 
 class KeysetManagerTest : public ::testing::Test {
  protected:
@@ -280,6 +308,71 @@ TEST_F(KeysetManagerTest, EveryAlgorithmPublishesMatchingJwk) {
     EXPECT_EQ((*keys_->ActiveKey(issuer_))->alg, c.alg);
   }
   EXPECT_EQ(JwksKids().size(), 5u);
+}
+
+// A crash between writing the new record and removing the old leaves both on
+// the token; the newer generation must win whatever order the module lists
+// them in, and the next write removes the stale copy.
+TEST_F(KeysetManagerTest, StaleRecordLeftByACrashLosesToTheNewerGeneration) {
+  auto first = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto old_record = keys_->Keyset(issuer_);
+  ASSERT_TRUE(old_record.ok());
+  now_ += 10;
+  auto second = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  ASSERT_TRUE(second.ok()) << second.status();
+  auto current = keys_->Keyset(issuer_);
+  ASSERT_TRUE(current.ok());
+  EXPECT_GT(current->generation, old_record->generation);
+  // The stale copy is created last (the highest handle).
+  InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(*old_record));
+  ASSERT_EQ(hsm_->GetAllData(KeysetObjectName(issuer_))->size(), 2u);
+
+  keys_ = NewManager();
+  ASSERT_TRUE(keys_->Load({issuer_}).ok());
+  EXPECT_EQ(SerializeKeysetRecord(*keys_->Keyset(issuer_)),
+            SerializeKeysetRecord(*current));
+  EXPECT_EQ((*keys_->ActiveKey(issuer_))->kid, second->active.kid);
+
+  ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  EXPECT_EQ(hsm_->GetAllData(KeysetObjectName(issuer_))->size(), 1u);
+}
+
+TEST_F(KeysetManagerTest, TwoDifferentRecordsOfOneGenerationAreDataLoss) {
+  ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  KeysetRecord forged = *keys_->Keyset(issuer_);
+  forged.keys.clear();  // same generation, different content
+  InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(forged));
+  keys_ = NewManager();
+  absl::Status st = keys_->Load({issuer_});
+  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(st.message().find("two different records of generation"),
+            std::string::npos)
+      << st;
+}
+
+// Two daemons (replicas) on one token: the one that wrote second with a stale
+// copy is told to retry (ABORTED) instead of overwriting, and has reloaded.
+TEST_F(KeysetManagerTest, ReplicaWithAStaleCopyIsAbortedAndReloads) {
+  ASSERT_TRUE(keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  std::unique_ptr<KeysetManager> replica = NewManager();
+  ASSERT_TRUE(replica->Load({issuer_}).ok());
+  auto created = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kEdDSA);
+  ASSERT_TRUE(created.ok()) << created.status();
+
+  auto stale = replica->CreateKey(issuer_, hsm::SignAlgorithm::kES384);
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
+  EXPECT_NE(stale.status().message().find("retry the operation"),
+            std::string::npos)
+      << stale.status();
+  // The replica now sees the other's key, and the retry succeeds on top of it.
+  EXPECT_NE(replica->Keyset(issuer_)->FindByKid(created->kid), nullptr);
+  auto retried = replica->CreateKey(issuer_, hsm::SignAlgorithm::kES384);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  ASSERT_TRUE(keys_->Load({issuer_}).ok());
+  KeysetRecord merged = *keys_->Keyset(issuer_);
+  EXPECT_NE(merged.FindByKid(created->kid), nullptr);
+  EXPECT_NE(merged.FindByKid(retried->kid), nullptr);
 }
 
 }  // namespace
