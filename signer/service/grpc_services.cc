@@ -189,6 +189,8 @@ grpc::ServerUnaryReactor* KeyAdminService::Run(
   std::string caller = Caller(ctx, core_);
   bool queued = pool_->TrySubmit([=, this, op = std::move(op)] {
     absl::Status st = core_->AuthorizeAdmin(caller, method, issuer, read_only);
+    // A change is on record before it touches the HSM.
+    if (st.ok() && !read_only) st = core_->AuditAdminIntent(caller, method, issuer);
     if (st.ok()) {
       std::string kid;
       st = op(&kid);

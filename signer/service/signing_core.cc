@@ -375,6 +375,23 @@ absl::Status SigningCore::AuthorizeAdmin(std::string_view caller,
   return st;
 }
 
+absl::Status SigningCore::AuditAdminIntent(std::string_view caller,
+                                           std::string_view method,
+                                           std::string_view issuer) {
+  audit::AuditRecord r;
+  r.time = clock_();
+  r.caller = std::string(caller);
+  r.issuer = std::string(issuer);
+  r.kind = absl::StrCat("key_admin.", S(method));
+  r.outcome = "requested";
+  if (absl::Status st = audit_->Append(BoundForAudit(std::move(r))); !st.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("audit: ", S(method), " not started: its request could "
+                     "not be recorded (", st.message(), "); nothing changed"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SigningCore::AuditAdmin(std::string_view caller, std::string_view method,
                              std::string_view issuer, std::string_view kid,
                              const absl::Status& outcome) {

@@ -153,6 +153,13 @@ class SigningCore {
   absl::Status AuditAdmin(std::string_view caller, std::string_view method,
                           std::string_view issuer, std::string_view kid,
                           const absl::Status& outcome);
+  // Appends a durable "requested" record for an authorized KeyAdmin change
+  // before it touches the HSM, so the log shows the attempt even if the
+  // outcome record later cannot be written. Unavailable if it is not
+  // recorded: then the change must not be made.
+  absl::Status AuditAdminIntent(std::string_view caller,
+                                std::string_view method,
+                                std::string_view issuer);
 
   keyset::KeysetManager& keys() { return *keys_; }
 

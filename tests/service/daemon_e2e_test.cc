@@ -215,6 +215,7 @@ TEST(DaemonE2ETest, MtlsCallerRolesAreEnforcedAndAudited) {
 
   bool wrong_issuer = false, admin_denied = false, stranger = false,
        rotated = false;
+  int64_t requested_seq = -1, done_seq = -1;
   for (const auto& l : h.AuditLines(h.Path("audit.log"))) {
     std::string caller = l.value("caller", ""),
                 outcome = l.value("outcome", "");
@@ -231,8 +232,16 @@ TEST(DaemonE2ETest, MtlsCallerRolesAreEnforcedAndAudited) {
     if (caller == "custodian-1" && kind == "key_admin.RotateKey" &&
         outcome == "done") {
       rotated = true;
+      done_seq = l.value("seq", int64_t{-1});
+    }
+    if (kind == "key_admin.RotateKey" && outcome == "requested") {
+      // Only an authorized change is announced, before the HSM is touched.
+      EXPECT_EQ(caller, "custodian-1") << l.dump();
+      requested_seq = l.value("seq", int64_t{-1});
     }
   }
+  EXPECT_GE(requested_seq, 0);
+  EXPECT_LT(requested_seq, done_seq);
   EXPECT_TRUE(wrong_issuer);
   EXPECT_TRUE(admin_denied);
   EXPECT_TRUE(stranger);

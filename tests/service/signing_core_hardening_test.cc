@@ -137,6 +137,19 @@ TEST_F(SigningCoreTest, KeyAdminRefusedWhileAuditUnhealthy) {
                   .ok());
 }
 
+TEST_F(SigningCoreTest, KeyAdminChangeIsRecordedBeforeItIsMade) {
+  Rebuild(StrictConfig());
+  ASSERT_TRUE(core_->AuditAdminIntent("custodian-1", "RotateKey", "dev").ok());
+  ASSERT_FALSE(audit_.durable().empty());
+  EXPECT_EQ(audit_.durable().back().kind, "key_admin.RotateKey");
+  EXPECT_EQ(audit_.durable().back().outcome, "requested");
+  audit_.set_fail_append(absl::InternalError("disk full"));
+  absl::Status st = core_->AuditAdminIntent("custodian-1", "RotateKey", "dev");
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(st.message().find("nothing changed"), std::string::npos) << st;
+  audit_.set_fail_append(absl::OkStatus());
+}
+
 TEST_F(SigningCoreTest, CustodianActsOnlyForItsOwnIssuers) {
   Rebuild(StrictConfig());
   EXPECT_TRUE(
