@@ -1,5 +1,7 @@
 #include "signer/service/daemon.h"
 
+#include <cstdlib>
+
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -35,6 +37,16 @@
 
 namespace tokensign::service {
 namespace {
+
+// Overwrites the variable's value in place (the bytes /proc/<pid>/environ
+// shows) and removes it from the environment.
+void ScrubEnvironmentVariable(const std::string& name) {
+  if (char* value = std::getenv(name.c_str()); value != nullptr) {
+    volatile char* p = value;
+    while (*p != '\0') *p++ = '\0';
+  }
+  ::unsetenv(name.c_str());
+}
 
 constexpr auto kKeyAgeInterval = std::chrono::seconds(15);
 constexpr auto kShutdownGrace = std::chrono::seconds(20);
@@ -221,6 +233,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   auto hsm = hsm::Hsm::Open(cfg.hsm);
   if (!hsm.ok()) return hsm.status();
   p->hsm = std::shared_ptr<hsm::Hsm>(std::move(*hsm));
+  // The session pool keeps the PIN for re-login; the environment copy would
+  // stay readable in /proc/<pid>/environ for the daemon's lifetime.
+  if (!cfg.hsm.pin_env.empty()) ScrubEnvironmentVariable(cfg.hsm.pin_env);
   spdlog::info("hsm: token \"{}\" opened", p->hsm->token_label());
   auto provider = hsm::provider::HsmKeyProvider::Create(p->hsm);
   if (!provider.ok()) return provider.status();

@@ -208,8 +208,10 @@ TEST(DaemonSecretsTest, PinNeverInArgvOrLogsAndPinFilesAre0600) {
            "\"\ntoken_label = \"tokensign-dev\"\npin_env = \"MY_PIN\"\n\n"
            "[server]\ninsecure = true\n\n[audit]\npath = \"" +
                h.Path("audit.log") +
-               "\"\n\n[issuers.dev]\niss = \"https://issuer.example\"\n"
-               "audiences = [\"https://api.example\"]\n");
+               "\"\n\n[[callers]]\nid = \"loopback\"\nroles = [\"signer\"]\n"
+               "issuers = [\"dev\"]\n\n[issuers.dev]\niss = \"https://issuer.example\"\n"
+               "audiences = [\"https://api.example\"]\nscopes = [\"read\"]\n"
+               "any_actor = true\n");
   DaemonProcess c =
       h.Start({"--config", h.Path("pin.toml"), "--log-level", "trace"},
               {"SOFTHSM2_CONF=" + state + "/softhsm2.conf", "MY_PIN=" + pin});
@@ -217,6 +219,13 @@ TEST(DaemonSecretsTest, PinNeverInArgvOrLogsAndPinFilesAre0600) {
   std::string cmdline2 = ReadAll("/proc/" + std::to_string(c.pid) + "/cmdline");
   ASSERT_NE(cmdline2.find("--config"), std::string::npos);
   EXPECT_EQ(cmdline2.find(pin), std::string::npos);
+  // Read once at start, then scrubbed from the process environment; signing
+  // (re-login included) keeps working from the pool's copy.
+  std::string environ2 = ReadAll("/proc/" + std::to_string(c.pid) + "/environ");
+  EXPECT_NE(environ2.find("SOFTHSM2_CONF="), std::string::npos);
+  EXPECT_EQ(environ2.find(pin), std::string::npos);
+  grpc::Status signed_after_scrub = Sign(h.Insecure(c), ScenarioRequest(), &resp);
+  EXPECT_TRUE(signed_after_scrub.ok()) << signed_after_scrub.error_message();
   ASSERT_EQ(h.Stop(c, SIGTERM), 0);
 
   for (const std::string& log : {d.log_path, c.log_path}) {
