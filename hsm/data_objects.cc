@@ -1,6 +1,7 @@
 #include "hsm/data_objects.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "hsm/objects.h"
 #include "hsm/strcat.h"
@@ -70,22 +71,6 @@ absl::Status DataStore::Put(std::string_view name, std::string_view value) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<std::string>> DataStore::Get(
-    std::string_view name) {
-  if (absl::Status s = CheckName(name); !s.ok()) return s;
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
-  const P11& p11 = pool_->p11();
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
-      FindRecords(p11, *lease, name);
-  if (!found.ok()) return found.status();
-  if (found->empty()) return std::optional<std::string>();
-  absl::StatusOr<std::string> value =
-      GetAttribute(p11, lease->session(), found->back(), CKA_VALUE);
-  if (!value.ok()) return lease->Check(value.status());
-  return std::optional<std::string>(std::move(*value));
-}
-
 absl::StatusOr<std::vector<std::string>> DataStore::GetAll(
     std::string_view name) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
@@ -103,6 +88,14 @@ absl::StatusOr<std::vector<std::string>> DataStore::GetAll(
     values.push_back(*std::move(value));
   }
   return values;
+}
+
+absl::StatusOr<std::optional<std::string>> DataStore::Get(
+    std::string_view name) {
+  absl::StatusOr<std::vector<std::string>> all = GetAll(name);
+  if (!all.ok()) return all.status();
+  if (all->empty()) return std::optional<std::string>();
+  return std::optional<std::string>(std::move(all->back()));
 }
 
 }  // namespace tokensign::hsm

@@ -137,6 +137,37 @@ absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int> KeysetManager::Refresh() {
+  std::lock_guard admin(admin_mu_);
+  std::vector<std::pair<std::string, std::shared_ptr<const IssuerState>>> current;
+  {
+    std::shared_lock lock(mu_);
+    current.assign(issuers_.begin(), issuers_.end());
+  }
+  int changed = 0;
+  absl::Status first_error;
+  for (const auto& [issuer, state] : current) {
+    auto rec = ReadRecord(issuer);
+    if (rec.ok() &&
+        SerializeKeysetRecord(*rec) == SerializeKeysetRecord(state->record)) {
+      continue;  // unchanged
+    }
+    absl::StatusOr<std::shared_ptr<const IssuerState>> next =
+        rec.ok() ? BuildState(*std::move(rec))
+                 : absl::StatusOr<std::shared_ptr<const IssuerState>>(
+                       rec.status());
+    if (!next.ok()) {
+      if (first_error.ok()) first_error = next.status();
+      continue;
+    }
+    std::unique_lock lock(mu_);
+    issuers_[issuer] = std::move(*next);
+    ++changed;
+  }
+  if (!first_error.ok()) return first_error;
+  return changed;
+}
+
 absl::StatusOr<std::shared_ptr<const KeysetManager::IssuerState>>
 KeysetManager::State(std::string_view issuer) const {
   std::shared_lock lock(mu_);

@@ -62,6 +62,14 @@ class KeysetManager {
   // on an error.
   absl::Status Load(const std::vector<std::string>& issuers);
 
+  // Re-reads the records of the loaded issuers and swaps in those that changed
+  // on the HSM (another replica rotated, created or destroyed a key): so this
+  // daemon signs with the keyset's active key and publishes every key other
+  // replicas publish. Unchanged issuers keep their state (and prepared
+  // contexts). Returns how many changed; on an error nothing changes for
+  // that issuer and the first error is returned after the others are tried.
+  absl::StatusOr<int> Refresh();
+
   // The issuer's signing key. NotFound: issuer unknown; FailedPrecondition: no
   // active key.
   absl::StatusOr<std::shared_ptr<const token::SigningKey>> ActiveKey(

@@ -141,6 +141,8 @@ absl::Status ParseServer(const toml::table& t, ServerConfig* out) {
   RETURN_IF_ERROR(r.Integer("worker_threads", &out->worker_threads, 0, 256));
   RETURN_IF_ERROR(r.Integer("max_queue", &out->max_queue, 1, 1 << 20));
   RETURN_IF_ERROR(r.Integer("jwks_max_age", &out->jwks_max_age, 0, 86400));
+  RETURN_IF_ERROR(r.Integer("keyset_refresh_seconds",
+                            &out->keyset_refresh_seconds, 0, 86400));
   return r.CheckUnknown();
 }
 
@@ -448,6 +450,8 @@ std::vector<std::string> KeepRestartOnlySections(const Config& running, Config* 
   note("server.worker_threads", a.worker_threads != b.worker_threads);
   note("server.max_queue", a.max_queue != b.max_queue);
   note("server.jwks_max_age", a.jwks_max_age != b.jwks_max_age);
+  note("server.keyset_refresh_seconds",
+       a.keyset_refresh_seconds != b.keyset_refresh_seconds);
   const hsm::HsmConfig &ha = running.hsm, &hb = next->hsm;
   note("hsm.module", ha.module_path != hb.module_path);
   note("hsm.token_label", ha.token_label != hb.token_label);

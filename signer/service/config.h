@@ -41,6 +41,9 @@ struct ServerConfig {
   int max_queue =
       1024;  // queued + running work items before RESOURCE_EXHAUSTED
   int jwks_max_age = 300;  // Cache-Control max-age of the HTTP JWKS, seconds
+  // Re-read the keyset records from the HSM this often (other replicas'
+  // rotations); 0 = only at start and on SIGHUP.
+  int keyset_refresh_seconds = 15;
 };
 
 struct AuditConfig {

@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
@@ -125,14 +126,31 @@ struct Daemon::Parts {
     if (hsm_probe.joinable()) hsm_probe.join();
   }
 
+  // Also re-reads the keyset records every server.keyset_refresh_seconds, off
+  // the io thread (PKCS#11 calls may block), so a key another replica rotated
+  // in signs and is published here too.
   void ProbeLoop() {
     bool was_healthy = true;
+    bool refresh_failed = false;
+    const auto refresh_every =
+        std::chrono::seconds(options.config.server.keyset_refresh_seconds);
+    auto next_refresh = std::chrono::steady_clock::now() + refresh_every;
+    const std::chrono::seconds wake =
+        refresh_every.count() > 0
+            ? std::min<std::chrono::seconds>(kHsmProbeInterval, refresh_every)
+            : std::chrono::seconds(kHsmProbeInterval);
     std::unique_lock<std::mutex> lock(probe_mu);
-    while (!probe_cv.wait_for(lock, kHsmProbeInterval,
-                              [this] { return probe_stop; })) {
+    while (!probe_cv.wait_for(lock, wake, [this] { return probe_stop; })) {
       if (hsm->Healthy()) {
         if (!was_healthy) spdlog::info("hsm: sessions re-established");
         was_healthy = true;
+        if (refresh_every.count() > 0 &&
+            std::chrono::steady_clock::now() >= next_refresh) {
+          lock.unlock();
+          RefreshKeysets(&refresh_failed);
+          lock.lock();
+          next_refresh = std::chrono::steady_clock::now() + refresh_every;
+        }
         continue;
       }
       lock.unlock();
@@ -145,6 +163,23 @@ struct Daemon::Parts {
       was_healthy = st.ok() && hsm->Healthy();
     }
   }
+  void RefreshKeysets(bool* failed) {
+    absl::StatusOr<int> changed = keys->Refresh();
+    if (!changed.ok()) {
+      if (!*failed)
+        spdlog::warn("keysets: refresh failed, keeping the loaded ones: {}",
+                     std::string(changed.status().message()));
+      *failed = true;
+      return;
+    }
+    if (*failed) spdlog::info("keysets: refresh works again");
+    *failed = false;
+    if (*changed > 0) {
+      spdlog::info("keysets: {} issuer(s) changed on the HSM; reloaded", *changed);
+      UpdateKeyAges();
+    }
+  }
+
   int grpc_port = 0;
   int http_port = 0;
 

@@ -35,6 +35,7 @@ TEST(ConfigTest, MinimalGetsDefaults) {
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->server.grpc_listen, "127.0.0.1:50051");
   EXPECT_EQ(cfg->server.max_queue, 1024);
+  EXPECT_EQ(cfg->server.keyset_refresh_seconds, 15);
   EXPECT_EQ(cfg->audit.durability, audit::Durability::kFsync);
   ASSERT_EQ(cfg->issuers.count("dev"), 1u);
   const IssuerConfig& dev = cfg->issuers.at("dev");
@@ -60,6 +61,7 @@ client_ca = "ca.pem"
 worker_threads = 2
 max_queue = 10
 jwks_max_age = 60
+keyset_refresh_seconds = 5
 [audit]
 path = "/tmp/a.log"
 durability = "none"
@@ -93,6 +95,7 @@ clients = ["app"]
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->hsm.token_serial, "abc");
   EXPECT_EQ(cfg->hsm.pool_size, 4);
+  EXPECT_EQ(cfg->server.keyset_refresh_seconds, 5);
   EXPECT_EQ(cfg->audit.durability, audit::Durability::kNone);
   ASSERT_EQ(cfg->callers.size(), 2u);
   EXPECT_EQ(cfg->callers[1].roles.size(), 2u);

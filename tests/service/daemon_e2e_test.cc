@@ -472,5 +472,67 @@ print("python-ok", c["sub"])
   h.Stop(d, SIGTERM);
 }
 
+// Scale-out: two daemons on one HSM token. A key rotated in through one of them
+// is published and used by the other after its keyset refresh, with no
+// SIGHUP and no restart.
+TEST(DaemonE2ETest, ReplicasOnOneHsmPickUpEachOthersRotation) {
+  DaemonHarness h;
+  const std::string state = h.Path("state");
+  h.InitDevState(state);
+  auto config = [&](const std::string& name) {
+    return "[hsm]\nmodule = \"" TOKENSIGN_SOFTHSM_MODULE
+           "\"\ntoken_label = \"tokensign-dev\"\npin_file = \"" +
+           state +
+           "/pin\"\n\n[server]\ninsecure = true\nkeyset_refresh_seconds = 1\n\n"
+           "[audit]\npath = \"" +
+           h.Path(name + "-audit.log") +
+           "\"\n\n[[callers]]\nid = \"loopback\"\nroles = [\"signer\", "
+           "\"custodian\"]\nissuers = [\"dev\"]\n\n[issuers.dev]\niss = "
+           "\"https://issuer.example\"\naudiences = [\"https://api.example\"]\n"
+           "scopes = [\"read\", \"write\"]\nany_actor = true\n";
+  };
+  WriteAll(h.Path("a.toml"), config("a"));
+  WriteAll(h.Path("b.toml"), config("b"));
+  DaemonProcess a = h.Start({"--config", h.Path("a.toml")}, SoftHsmEnv(state));
+  DaemonProcess b = h.Start({"--config", h.Path("b.toml")}, SoftHsmEnv(state));
+  ASSERT_GT(a.pid, 0);
+  ASSERT_GT(b.pid, 0);
+  v1::SignTokenResponse from_a, from_b;
+  ASSERT_TRUE(Sign(h.Insecure(a), ScenarioRequest(), &from_a).ok());
+  ASSERT_TRUE(Sign(h.Insecure(b), ScenarioRequest(), &from_b).ok());
+  EXPECT_EQ(from_a.kid(), from_b.kid());
+
+  v1::RotateKeyResponse rotated;
+  {
+    grpc::ClientContext ctx;
+    v1::RotateKeyRequest req;
+    req.set_issuer("dev");
+    grpc::Status st =
+        KeyAdmin::NewStub(h.Insecure(a))->RotateKey(&ctx, req, &rotated);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  const std::string new_kid = rotated.active().kid();
+  ASSERT_NE(new_kid, from_a.kid());
+
+  // B publishes and signs with the new key once it has refreshed (bounded
+  // wait for a state change, not a timing assertion).
+  bool picked_up = false;
+  v1::SignTokenResponse after;
+  for (int i = 0; i < 300 && !picked_up; ++i) {
+    grpc::Status st = Sign(h.Insecure(b), ScenarioRequest(), &after);
+    ASSERT_TRUE(st.ok()) << st.error_message() << "\nreplica B log:\n"
+                         << ReadAll(b.log_path);
+    picked_up = after.kid() == new_kid;
+    if (!picked_up) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(picked_up) << "replica B still signs with " << after.kid();
+  const std::string b_jwks = Jwks(h.Insecure(b), "dev");
+  EXPECT_NE(b_jwks.find(new_kid), std::string::npos);
+  EXPECT_NE(b_jwks.find(from_a.kid()), std::string::npos);  // retired, published
+  ExpectPyJwtVerifies(h, after.token(), b_jwks, "at+jwt alice");
+  EXPECT_EQ(h.Stop(a, SIGTERM), 0);
+  EXPECT_EQ(h.Stop(b, SIGTERM), 0);
+}
+
 }  // namespace
 }  // namespace tokensign::testing

@@ -375,5 +375,35 @@ TEST_F(KeysetManagerTest, ReplicaWithAStaleCopyIsAbortedAndReloads) {
   EXPECT_NE(merged.FindByKid(retried->kid), nullptr);
 }
 
+// Replicas share the HSM: a key another daemon rotated in must sign and be
+// published here after a refresh, and an unchanged keyset keeps its state
+// (and its prepared signing contexts).
+TEST_F(KeysetManagerTest, RefreshPicksUpAnotherReplicasRotation) {
+  ASSERT_TRUE(keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  std::unique_ptr<KeysetManager> replica = NewManager();
+  ASSERT_TRUE(replica->Load({issuer_}).ok());
+  auto unchanged = replica->Refresh();
+  ASSERT_TRUE(unchanged.ok()) << unchanged.status();
+  EXPECT_EQ(*unchanged, 0);
+  auto before = *replica->ActiveKey(issuer_);
+
+  now_ += 60;
+  auto rotated = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES384);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_EQ((*replica->ActiveKey(issuer_))->kid, before->kid);  // not yet
+  auto changed = replica->Refresh();
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 1);
+  auto after = *replica->ActiveKey(issuer_);
+  EXPECT_EQ(after->kid, rotated->active.kid);
+  EXPECT_EQ(after->alg, hsm::SignAlgorithm::kES384);
+  EXPECT_EQ(nlohmann::json::parse(*replica->Jwks(issuer_)),
+            nlohmann::json::parse(*keys_->Jwks(issuer_)));
+  auto again = replica->Refresh();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0);
+  EXPECT_EQ(*replica->ActiveKey(issuer_), after);  // same state object kept
+}
+
 }  // namespace
 }  // namespace tokensign::keyset
