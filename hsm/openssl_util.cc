@@ -48,10 +48,8 @@ struct EcdsaSigDeleter {
   void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
 };
 
-}  // namespace
-
-namespace {
 thread_local absl::Status provider_status;  // OK = none recorded
+
 }  // namespace
 
 void RecordProviderStatus(const absl::Status& status) {
@@ -102,15 +100,11 @@ absl::StatusOr<std::string> EcdsaRawToDer(std::string_view raw) {
         " bytes; need an even length of 2..", 2 * kMaxEcdsaHalf));
   }
   const auto* r = reinterpret_cast<const unsigned char*>(raw.data());
-  std::string body;
-  body.reserve(2 * (3 + half));
-  PutDerInteger(r, half, &body);
-  PutDerInteger(r + half, half, &body);
-  std::string der;
-  der.reserve(2 + body.size());
-  der.push_back(0x30);
-  der.push_back(static_cast<char>(body.size()));
-  der += body;
+  std::string der("\x30\x00", 2);  // SEQUENCE; length set below
+  der.reserve(2 + 2 * (3 + half));
+  PutDerInteger(r, half, &der);
+  PutDerInteger(r + half, half, &der);
+  der[1] = static_cast<char>(der.size() - 2);
   return der;
 }
 

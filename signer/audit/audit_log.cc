@@ -211,12 +211,14 @@ class FileAuditLog final : public AuditLog {
     return CommitLineLocked(start, seq, decision);
   }
 
-  // Every queued decision is a blocked synchronous Append and there are as
-  // many as in the last commit: nobody is likely to add more soon.
+  // More records are on their way: announced ones outstanding (ExpectRecords),
+  // or, for a log that never gets announcements, the last commit had several.
   bool MoreComingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return announced_ ? expected_ > 0 : last_commit_decisions_ > 1;
   }
 
+  // Every queued decision is a blocked synchronous Append and there are as
+  // many as in the last commit: nobody is likely to add more soon.
   bool SyncBatchCompleteLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return sync_queued_ > 0 && sync_queued_ == queued_decisions_ &&
            sync_queued_ >= last_commit_sync_;

@@ -375,14 +375,21 @@ absl::Status SigningCore::AuthorizeAdmin(std::string_view caller,
   return st;
 }
 
-absl::Status SigningCore::AuditAdminIntent(std::string_view caller,
-                                           std::string_view method,
-                                           std::string_view issuer) {
+audit::AuditRecord SigningCore::AdminRecord(std::string_view caller,
+                                            std::string_view method,
+                                            std::string_view issuer) const {
   audit::AuditRecord r;
   r.time = clock_();
   r.caller = std::string(caller);
   r.issuer = std::string(issuer);
   r.kind = absl::StrCat("key_admin.", S(method));
+  return r;
+}
+
+absl::Status SigningCore::AuditAdminIntent(std::string_view caller,
+                                           std::string_view method,
+                                           std::string_view issuer) {
+  audit::AuditRecord r = AdminRecord(caller, method, issuer);
   r.outcome = "requested";
   if (absl::Status st = audit_->Append(BoundForAudit(std::move(r))); !st.ok()) {
     return absl::UnavailableError(
@@ -395,11 +402,7 @@ absl::Status SigningCore::AuditAdminIntent(std::string_view caller,
 absl::Status SigningCore::AuditAdmin(std::string_view caller, std::string_view method,
                              std::string_view issuer, std::string_view kid,
                              const absl::Status& outcome) {
-  audit::AuditRecord r;
-  r.time = clock_();
-  r.caller = std::string(caller);
-  r.issuer = std::string(issuer);
-  r.kind = absl::StrCat("key_admin.", S(method));
+  audit::AuditRecord r = AdminRecord(caller, method, issuer);
   r.kid = std::string(kid);
   r.outcome = outcome.ok() ? "done" : "denied";
   r.reason = std::string(outcome.message());

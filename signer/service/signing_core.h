@@ -164,6 +164,10 @@ class SigningCore {
   keyset::KeysetManager& keys() { return *keys_; }
 
  private:
+  // A KeyAdmin record with time, caller, issuer and kind "key_admin.<method>".
+  audit::AuditRecord AdminRecord(std::string_view caller,
+                                 std::string_view method,
+                                 std::string_view issuer) const;
   // Audits the denial (bounded) asynchronously; `done` gets `why` once the
   // record is durable (Unavailable if it could not be written).
   void AuditDeniedAsync(std::string_view caller, std::string_view issuer,
