@@ -11,6 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "hsm/openssl_util.h"
+#include "signer/token/json_text.h"
 
 namespace tokensign::token {
 namespace {
@@ -240,16 +241,7 @@ absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg,
 
 std::string JwsHeaderJson(SignAlgorithm alg, std::string_view kid,
                           std::string_view typ) {
-  auto plain = [](std::string_view v) {
-    for (char c : v) {
-      if (static_cast<unsigned char>(c) < 0x20 ||
-          static_cast<unsigned char>(c) >= 0x80 || c == '"' || c == '\\') {
-        return false;
-      }
-    }
-    return true;
-  };
-  if (plain(kid) && plain(typ)) {  // what dump() would write, without it
+  if (IsPlainJsonString(kid) && IsPlainJsonString(typ)) {  // dump()'s bytes
     return absl::StrCat(R"({"alg":")", Av(hsm::SignAlgorithmName(alg)),
                         R"(","kid":")", Av(kid), R"(","typ":")", Av(typ),
                         R"("})");

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "signer/token/json_text.h"
 #include "signer/token/jws.h"
 
 namespace tokensign::token {
@@ -73,33 +74,6 @@ absl::StatusOr<std::string> NewJti() {
 }
 
 namespace {
-
-// Appends `v` as a JSON string. Printable ASCII without '"' or '\\' (nearly
-// every identity, audience and scope) is copied as is; anything else goes
-// through nlohmann's escaper, which also refuses invalid UTF-8.
-absl::Status AppendJsonString(std::string_view v, std::string* out) {
-  bool plain = true;
-  for (char c : v) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) {
-    out->push_back('"');
-    out->append(v);
-    out->push_back('"');
-    return absl::OkStatus();
-  }
-  try {
-    out->append(nlohmann::json(std::string(v)).dump());
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("claims: cannot serialize a string: ", e.what()));
-  }
-  return absl::OkStatus();
-}
 
 // Appends ,"name":<value> where value is any JSON (rctx, tctx, extra claims).
 absl::Status AppendJsonMember(std::string_view name, const nlohmann::json& value,
