@@ -137,6 +137,15 @@ absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
   return absl::OkStatus();
 }
 
+absl::Status KeysetManager::Install(KeysetRecord record) {
+  std::string issuer = record.issuer;
+  auto state = BuildState(std::move(record));
+  if (!state.ok()) return state.status();
+  std::unique_lock lock(mu_);
+  issuers_[issuer] = std::move(*state);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int> KeysetManager::Refresh() {
   std::lock_guard admin(admin_mu_);
   std::vector<std::pair<std::string, std::shared_ptr<const IssuerState>>> current;
@@ -152,16 +161,11 @@ absl::StatusOr<int> KeysetManager::Refresh() {
         SerializeKeysetRecord(*rec) == SerializeKeysetRecord(state->record)) {
       continue;  // unchanged
     }
-    absl::StatusOr<std::shared_ptr<const IssuerState>> next =
-        rec.ok() ? BuildState(*std::move(rec))
-                 : absl::StatusOr<std::shared_ptr<const IssuerState>>(
-                       rec.status());
-    if (!next.ok()) {
-      if (first_error.ok()) first_error = next.status();
+    absl::Status st = rec.ok() ? Install(*std::move(rec)) : rec.status();
+    if (!st.ok()) {
+      if (first_error.ok()) first_error = st;
       continue;
     }
-    std::unique_lock lock(mu_);
-    issuers_[issuer] = std::move(*next);
     ++changed;
   }
   if (!first_error.ok()) return first_error;
@@ -225,11 +229,7 @@ absl::Status KeysetManager::Commit(KeysetRecord record) {
   if (on_token->generation != record.generation) {
     const int64_t mine = record.generation;
     const int64_t theirs = on_token->generation;
-    auto fresh = BuildState(*std::move(on_token));
-    if (fresh.ok()) {
-      std::unique_lock lock(mu_);
-      issuers_[issuer] = std::move(*fresh);
-    }
+    (void)Install(*std::move(on_token));  // if it fails, the next read retries
     return absl::AbortedError(absl::StrCat(
         "keyset ", S(issuer), ": changed on the token since this daemon read "
         "it (generation ", theirs, ", had ", mine,

@@ -122,6 +122,8 @@ class KeysetManager {
   absl::StatusOr<std::shared_ptr<const IssuerState>> State(
       std::string_view issuer) const;
   absl::StatusOr<KeysetRecord> ReadRecord(std::string_view issuer) const;
+  // Builds the state for a record read from the HSM and swaps it in.
+  absl::Status Install(KeysetRecord record);
   // Writes the record to the HSM and swaps in the new state. Caller holds
   // admin_mu_.
   absl::Status Commit(KeysetRecord record);
