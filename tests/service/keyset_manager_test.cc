@@ -16,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "signer/keyset/keyset_record.h"
 #include "signer/token/jwk.h"
+#include "tests/service/hsm_test_env.h"
 #include "tests/support/softhsm_token.h"
 
 namespace tokensign::keyset {
@@ -53,12 +54,7 @@ void InjectRecord(hsm::Hsm& hsm, const std::string& issuer,
 class KeysetManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto hsm = hsm::Hsm::Open(tokensign::testing::GlobalToken().config());
-    ASSERT_TRUE(hsm.ok()) << hsm.status();
-    hsm_ = std::shared_ptr<hsm::Hsm>(std::move(*hsm));
-    auto provider = hsm::provider::HsmKeyProvider::Create(hsm_);
-    ASSERT_TRUE(provider.ok()) << provider.status();
-    provider_ = std::move(*provider);
+    tokensign::testing::OpenHsmWithProvider(&hsm_, &provider_);
     keys_ = NewManager();
     // Each test uses its own issuer name so the shared token's records never
     // collide.
@@ -249,12 +245,7 @@ TEST_F(KeysetManagerTest, RecordPersistsInHsmAndReloadSeesSameState) {
   keys_.reset();
   provider_.reset();
   hsm_.reset();
-  auto hsm = hsm::Hsm::Open(tokensign::testing::GlobalToken().config());
-  ASSERT_TRUE(hsm.ok()) << hsm.status();
-  hsm_ = std::shared_ptr<hsm::Hsm>(std::move(*hsm));
-  auto provider = hsm::provider::HsmKeyProvider::Create(hsm_);
-  ASSERT_TRUE(provider.ok()) << provider.status();
-  provider_ = std::move(*provider);
+  tokensign::testing::OpenHsmWithProvider(&hsm_, &provider_);
   keys_ = NewManager();
   ASSERT_TRUE(keys_->Load({issuer_}).ok());
   auto after = keys_->Keyset(issuer_);

@@ -21,6 +21,7 @@
 #include "hsm/hsm.h"
 #include "hsm/provider/provider_keys.h"
 #include "signer/service/signing_core.h"
+#include "tests/service/hsm_test_env.h"
 #include "tests/support/softhsm_token.h"
 
 namespace tokensign::service {
@@ -123,12 +124,7 @@ using Result = std::optional<absl::StatusOr<token::MintedToken>>;
 class SigningCoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto hsm = hsm::Hsm::Open(tokensign::testing::GlobalToken().config());
-    ASSERT_TRUE(hsm.ok()) << hsm.status();
-    hsm_ = std::shared_ptr<hsm::Hsm>(std::move(*hsm));
-    auto provider = hsm::provider::HsmKeyProvider::Create(hsm_);
-    ASSERT_TRUE(provider.ok()) << provider.status();
-    provider_ = std::move(*provider);
+    tokensign::testing::OpenHsmWithProvider(&hsm_, &provider_);
     keys_ = std::make_unique<keyset::KeysetManager>(
         hsm_, [p = provider_.get()](std::string_view id) {
           return p->PrivateKey(id);
