@@ -1,5 +1,6 @@
 #include "hsm/pkcs11_call.h"
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -171,6 +172,21 @@ std::string_view CkrName(CK_RV rv) {
   }
   if (rv >= CKR_VENDOR_DEFINED) return "CKR_VENDOR_DEFINED";
   return "CKR_UNKNOWN";
+}
+
+namespace {
+std::atomic<const P11ErrorObserver*> error_observer{nullptr};
+}  // namespace
+
+void SetP11ErrorObserver(const P11ErrorObserver* observer) {
+  error_observer.store(observer, std::memory_order_release);
+}
+
+void NotifyP11Error(std::string_view function, CK_RV rv) {
+  if (rv == CKR_USER_ALREADY_LOGGED_IN) return;
+  const P11ErrorObserver* observer =
+      error_observer.load(std::memory_order_acquire);
+  if (observer != nullptr && *observer) (*observer)(function, rv);
 }
 
 absl::Status CkStatus(std::string_view function, CK_RV rv) {

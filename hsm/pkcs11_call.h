@@ -10,6 +10,7 @@
 #ifndef TOKENSIGN_HSM_PKCS11_CALL_H_
 #define TOKENSIGN_HSM_PKCS11_CALL_H_
 
+#include <functional>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -41,6 +42,15 @@ bool IsBrokenSessionRv(CK_RV rv);
 // True when recovery needs C_Finalize + C_Initialize, not just a new session.
 bool NeedsModuleReinitRv(CK_RV rv);
 
+// Told of every PKCS#11 call that fails (for metrics such as
+// tokensign_hsm_errors_total{function}), except CKR_USER_ALREADY_LOGGED_IN
+// which the session pool treats as success. Set it once before the first call
+// and clear it (nullptr) before `observer` goes away; it runs on the calling
+// thread and must be thread-safe and quick.
+using P11ErrorObserver = std::function<void(std::string_view function, CK_RV rv)>;
+void SetP11ErrorObserver(const P11ErrorObserver* observer);
+void NotifyP11Error(std::string_view function, CK_RV rv);
+
 class P11 {
  public:
   P11() = default;
@@ -60,6 +70,7 @@ class P11 {
     }
     CK_RV rv = fn(args...);
     if (rv == CKR_OK) return absl::OkStatus();
+    NotifyP11Error(name, rv);
     return CkStatus(name, rv);
   }
 

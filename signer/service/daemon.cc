@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "hsm/hsm.h"
+#include "hsm/pkcs11_call.h"
 #include "hsm/provider/provider_keys.h"
 #include "signer/audit/audit_log.h"
 #include "signer/keyset/keyset_manager.h"
@@ -113,7 +114,13 @@ struct Daemon::Parts {
   std::condition_variable probe_cv;
   bool probe_stop = false;
 
-  ~Parts() { StopProbe(); }  // before hsm and the rest go
+  // Counts failing PKCS#11 calls in tokensign_hsm_errors_total{function}.
+  hsm::P11ErrorObserver hsm_errors;
+
+  ~Parts() {
+    StopProbe();  // before hsm and the rest go
+    hsm::SetP11ErrorObserver(nullptr);  // before metrics goes
+  }
 
   void StopProbe() {
     {
@@ -303,6 +310,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   p->audit = std::move(*audit);
 
   p->metrics = std::make_unique<Metrics>();
+  p->hsm_errors = [m = p->metrics.get()](std::string_view function, CK_RV) {
+    m->CountHsmError(function);
+  };
+  hsm::SetP11ErrorObserver(&p->hsm_errors);
   p->core = std::make_unique<SigningCore>(
       std::make_shared<const PolicySnapshot>(cfg), p->keys.get(),
       p->audit.get(), p->metrics.get());

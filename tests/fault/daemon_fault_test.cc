@@ -86,6 +86,11 @@ TEST(DaemonFaultTest, HsmOutageIsRetryableAuditedAndRecoveredWithoutRestart) {
     EXPECT_TRUE(resp.token().empty());
   }
   EXPECT_TRUE(WaitReady(h, d, 503));
+  // The failing PKCS#11 calls are counted by function.
+  const std::string metrics = h.HttpGet(d, "/metrics");
+  EXPECT_NE(metrics.find("tokensign_hsm_errors_total{function=\"C_"),
+            std::string::npos)
+      << metrics;
 
   // Back: /readyz recovers with no request sent (the background probe), then
   // signing works again on the same key, same process.
