@@ -15,8 +15,6 @@ namespace {
 using v1::KeyAdmin;
 using v1::TokenSigner;
 
-constexpr char kPython[] =
-    "/usr/bin/python3";  // Debian's, with python3-jwt / grpcio
 
 grpc::Status Sign(const std::shared_ptr<grpc::Channel>& ch,
                   const v1::SignTokenRequest& req, v1::SignTokenResponse* resp,
@@ -38,26 +36,15 @@ std::string Jwks(const std::shared_ptr<grpc::Channel>& ch,
   return resp.jwks_json();
 }
 
-// PyJWT (an independent JOSE implementation) verifies `token` with the JWKS.
+// PyJWT accepts `token` (the JWK's alg, the dev issuer); `typ_sub` is what it
+// must report after the alg, e.g. "at+jwt alice".
 void ExpectPyJwtVerifies(DaemonHarness& h, const std::string& token,
-                         const std::string& jwks, const std::string& typ) {
-  WriteAll(h.Path("token"), token);
-  WriteAll(h.Path("jwks.json"), jwks);
-  WriteAll(h.Path("verify.py"), R"(import json, sys, jwt
-token = open(sys.argv[1]).read().strip()
-jwks = json.load(open(sys.argv[2]))
-hdr = jwt.get_unverified_header(token)
-key = next(k for k in jwks["keys"] if k["kid"] == hdr["kid"])
-c = jwt.decode(token, jwt.PyJWK(key).key, algorithms=[key["alg"]], audience="https://api.example",
-               issuer="https://issuer.example")
-print(hdr["typ"], c["sub"], json.dumps(c.get("act")))
-)");
-  std::string out;
-  int rc = Shell(std::string(kPython) + " " + h.Path("verify.py") + " " +
-                     h.Path("token") + " " + h.Path("jwks.json") + " 2>&1",
-                 &out);
-  EXPECT_EQ(rc, 0) << out;
-  EXPECT_EQ(out.substr(0, typ.size()), typ) << out;
+                         const std::string& jwks, const std::string& typ_sub) {
+  const std::string out =
+      PyJwtVerify(h, token, jwks, "", "https://issuer.example");
+  const size_t space = out.find(' ');
+  ASSERT_NE(space, std::string::npos) << out;
+  EXPECT_EQ(out.substr(space + 1), typ_sub) << out;
 }
 
 std::string KidOf(const std::string& jwks_json) {
@@ -463,7 +450,7 @@ assert c["act"] == {"sub": "agent-7", "act": {"sub": "planner"}}
 print("python-ok", c["sub"])
 )");
   out.clear();
-  EXPECT_EQ(Shell("cd " + gen + " && " + kPython + " client.py 127.0.0.1:" +
+  EXPECT_EQ(Shell("cd " + gen + " && " + kSystemPython + " client.py 127.0.0.1:" +
                       std::to_string(d.grpc_port) + " 2>&1",
                   &out),
             0)

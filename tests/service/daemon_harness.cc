@@ -222,4 +222,28 @@ std::vector<nlohmann::json> DaemonHarness::AuditLines(const std::string& path) {
   return lines;
 }
 
+std::string PyJwtVerify(DaemonHarness& h, const std::string& token,
+                        const std::string& jwks, const std::string& alg,
+                        const std::string& iss) {
+  WriteAll(h.Path("token"), token);
+  WriteAll(h.Path("jwks.json"), jwks);
+  WriteAll(h.Path("verify.py"), R"(import json, sys, jwt
+token = open(sys.argv[1]).read().strip()
+jwks = json.load(open(sys.argv[2]))
+hdr = jwt.get_unverified_header(token)
+key = next(k for k in jwks["keys"] if k["kid"] == hdr["kid"])
+alg = sys.argv[3] or key["alg"]
+c = jwt.decode(token, jwt.PyJWK(key).key, algorithms=[alg],
+               audience="https://api.example", issuer=sys.argv[4])
+print(hdr["alg"], hdr["typ"], c["sub"])
+)");
+  std::string out;
+  Shell(std::string(kSystemPython) + " " + h.Path("verify.py") + " " +
+            h.Path("token") + " " + h.Path("jwks.json") + " '" + alg + "' '" +
+            iss + "' 2>&1",
+        &out);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
 }  // namespace tokensign::testing

@@ -79,6 +79,17 @@ void WriteAll(const std::string& path, const std::string& content);
 // given.
 int Shell(const std::string& cmd, std::string* out = nullptr);
 
+// Debian's Python, which has python3-jwt and grpcio (not a pyenv shim).
+inline constexpr char kSystemPython[] = "/usr/bin/python3";
+
+// PyJWT (an independent JOSE implementation) verifies `token` with `jwks`:
+// only `alg` allowed ("" = the alg of the JWK the token's kid names),
+// audience https://api.example and issuer `iss` checked. Returns
+// "<alg> <typ> <sub>" or PyJWT's failure output.
+std::string PyJwtVerify(DaemonHarness& h, const std::string& token,
+                        const std::string& jwks, const std::string& alg,
+                        const std::string& iss);
+
 }  // namespace tokensign::testing
 
 #endif  // TOKENSIGN_TESTS_SERVICE_DAEMON_HARNESS_H_

@@ -18,7 +18,6 @@ namespace {
 using v1::KeyAdmin;
 using v1::TokenSigner;
 
-constexpr char kPython[] = "/usr/bin/python3";
 
 struct AlgCase {
   const char* issuer;
@@ -76,31 +75,6 @@ std::string AlgorithmsToml(const std::string& audit) {
             "any_actor = true\n";
   }
   return toml;
-}
-
-// PyJWT verifies `token` with the JWKS (only `alg` allowed, iss and aud
-// checked); returns "<alg> <typ> <sub>" or the failure output.
-std::string PyJwtVerify(DaemonHarness& h, const std::string& token,
-                        const std::string& jwks, const std::string& alg,
-                        const std::string& iss) {
-  WriteAll(h.Path("token"), token);
-  WriteAll(h.Path("jwks.json"), jwks);
-  WriteAll(h.Path("verify.py"), R"(import json, sys, jwt
-token = open(sys.argv[1]).read().strip()
-jwks = json.load(open(sys.argv[2]))
-hdr = jwt.get_unverified_header(token)
-key = next(k for k in jwks["keys"] if k["kid"] == hdr["kid"])
-c = jwt.decode(token, jwt.PyJWK(key).key, algorithms=[sys.argv[3]],
-               audience="https://api.example", issuer=sys.argv[4])
-print(hdr["alg"], hdr["typ"], c["sub"])
-)");
-  std::string out;
-  Shell(std::string(kPython) + " " + h.Path("verify.py") + " " +
-            h.Path("token") + " " + h.Path("jwks.json") + " " + alg + " " +
-            iss + " 2>&1",
-        &out);
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  return out;
 }
 
 TEST(DaemonAlgorithmsTest, EveryAlgorithmSignsBothKindsAndPyJwtVerifies) {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "signer/token/jws.h"
+#include "tests/token/policy_cases.h"
 #include "tests/token/test_keys.h"
 
 namespace tokensign::token {
@@ -17,6 +18,7 @@ using hsm::SignAlgorithm;
 using testing::B64;
 using testing::GenerateKey;
 using ::testing::HasSubstr;
+using testing::BaseRequest;
 using testing::MakeSigningKey;
 using testing::PublicOnly;
 
@@ -32,20 +34,9 @@ IssuerPolicy Policy() {
   return p;
 }
 
-TokenRequest Scenario() {
-  TokenRequest r;
-  r.subject = "alice";
-  r.client_id = "app";
-  r.audience = {"https://api.example"};
-  r.scope = {"read"};
-  r.actor_chain = {{"agent-7", ""}, {"planner", "https://agents.example"}};
-  r.ttl_seconds = 600;
-  return r;
-}
-
 TEST(Mint, AccessTokenClaimsAsSigned) {
   SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
-  TokenRequest r = Scenario();
+  TokenRequest r = BaseRequest();
   r.cnf = Confirmation{"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", ""};
   r.extra_claims = {{"tenant", "t1"}};
   r.parent_jti = "parent-1";
@@ -83,7 +74,7 @@ TEST(Mint, AccessTokenClaimsAsSigned) {
 
 TEST(Mint, ManyAudiencesScopesDefaultTtlNoActor) {
   SigningKey key = MakeSigningKey(SignAlgorithm::kEdDSA);
-  TokenRequest r = Scenario();
+  TokenRequest r = BaseRequest();
   r.audience = {"https://api.example", "https://tools.example"};
   r.scope = {"read", "write"};
   r.actor_chain.clear();
@@ -107,7 +98,7 @@ TEST(Mint, TransactionTokenPerAlgorithm) {
        {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
         SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
     SigningKey key = MakeSigningKey(alg);
-    TokenRequest r = Scenario();
+    TokenRequest r = BaseRequest();
     r.kind = TokenKind::kTransactionToken;
     r.ttl_seconds = 0;
     r.txn = "97053963-771d-49cc-a4e3-20aad399c312";
@@ -132,7 +123,7 @@ TEST(Mint, JtiIsFreshEachTime) {
   SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   std::set<std::string> seen;
   for (int i = 0; i < 200; ++i) {
-    absl::StatusOr<MintedToken> t = Mint(Policy(), key, Scenario(), kNow);
+    absl::StatusOr<MintedToken> t = Mint(Policy(), key, BaseRequest(), kNow);
     ASSERT_TRUE(t.ok());
     EXPECT_TRUE(seen.insert(t->jti).second);
   }
@@ -140,7 +131,7 @@ TEST(Mint, JtiIsFreshEachTime) {
 
 TEST(Mint, PolicyRejectionIsPassedThrough) {
   SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
-  TokenRequest r = Scenario();
+  TokenRequest r = BaseRequest();
   r.extra_claims = {{"iss", "https://evil"}};
   absl::StatusOr<MintedToken> t = Mint(Policy(), key, r, kNow);
   EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
@@ -155,32 +146,32 @@ TEST(Mint, VerifyBeforeReleaseWithholdsBadSignature) {
   key.public_key = std::shared_ptr<EVP_PKEY>(PublicOnly(other.get()).release(),
                                              EVP_PKEY_free);
   IssuerPolicy p = Policy();
-  absl::StatusOr<MintedToken> t = Mint(p, key, Scenario(), kNow);
+  absl::StatusOr<MintedToken> t = Mint(p, key, BaseRequest(), kNow);
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), absl::StatusCode::kInternal);
   EXPECT_THAT(t.status().message(), HasSubstr("verify-before-release"));
   p.verify_before_release = false;
-  EXPECT_TRUE(Mint(p, key, Scenario(), kNow).ok());
+  EXPECT_TRUE(Mint(p, key, BaseRequest(), kNow).ok());
 }
 
 TEST(Mint, RefusesUnusableConfig) {
   SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   IssuerPolicy p = Policy();
   p.iss.clear();
-  EXPECT_EQ(Mint(p, key, Scenario(), kNow).status().code(),
+  EXPECT_EQ(Mint(p, key, BaseRequest(), kNow).status().code(),
             absl::StatusCode::kFailedPrecondition);
   SigningKey wrong = key;
   wrong.alg = SignAlgorithm::kES384;
-  absl::StatusOr<MintedToken> t = Mint(Policy(), wrong, Scenario(), kNow);
+  absl::StatusOr<MintedToken> t = Mint(Policy(), wrong, BaseRequest(), kNow);
   EXPECT_EQ(t.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(t.status().message(), HasSubstr("does not fit alg ES384"));
   SigningKey no_pub = key;
   no_pub.public_key.reset();
-  EXPECT_THAT(Mint(Policy(), no_pub, Scenario(), kNow).status().message(),
+  EXPECT_THAT(Mint(Policy(), no_pub, BaseRequest(), kNow).status().message(),
               HasSubstr("verify-before-release needs one"));
   SigningKey no_kid = key;
   no_kid.kid.clear();
-  EXPECT_FALSE(Mint(Policy(), no_kid, Scenario(), kNow).ok());
+  EXPECT_FALSE(Mint(Policy(), no_kid, BaseRequest(), kNow).ok());
 }
 
 // ClaimsJson writes the payload without a JSON DOM: it must equal what a JSON
@@ -222,7 +213,7 @@ nlohmann::json ReferenceClaims(const IssuerPolicy& p, const TokenRequest& r,
 }
 
 TEST(ClaimsJson, MatchesAJsonLibraryAndEscapes) {
-  TokenRequest r = Scenario();
+  TokenRequest r = BaseRequest();
   r.subject = "al\"ice\\ \n\t\x01 \xc3\xa9\xe2\x82\xac";  // quote, controls, UTF-8
   r.client_id = "app";
   r.audience = {"https://api.example", "https://tools.example"};
@@ -256,13 +247,13 @@ TEST(ClaimsJson, MatchesAJsonLibraryAndEscapes) {
 }
 
 TEST(ClaimsJson, RefusesInvalidUtf8AndReservedExtraClaims) {
-  TokenRequest r = Scenario();
+  TokenRequest r = BaseRequest();
   r.subject = "bad\xff\xfe";
   auto bad = ClaimsJson(Policy(), r, 10, 20, "j");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), HasSubstr("claims: cannot serialize"));
 
-  r = Scenario();
+  r = BaseRequest();
   r.extra_claims = {{"Sub", "mallory"}};  // case-insensitive reserved name
   auto dup = ClaimsJson(Policy(), r, 10, 20, "j");
   EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
