@@ -113,6 +113,31 @@ SessionPool::SessionPool(Module* module, Options options, CK_SLOT_ID slot,
   for (int i = size - 1; i >= 0; --i) free_.push_back(i);
 }
 
+int SessionPool::TakeLocked() {
+  int index = free_.back();
+  free_.pop_back();
+  entries_[index].leased = true;
+  entries_[index].owner = pthread_self();
+  return index;
+}
+
+void SessionPool::GiveBackLocked(int index) {
+  entries_[index].leased = false;
+  free_.push_back(index);
+}
+
+int SessionPool::HeldByThisThreadLocked(int except) const {
+  int held = 0;
+  const pthread_t self = pthread_self();
+  for (int i = 0; i < static_cast<int>(entries_.size()); ++i) {
+    if (i != except && entries_[i].leased &&
+        pthread_equal(entries_[i].owner, self)) {
+      ++held;
+    }
+  }
+  return held;
+}
+
 SessionPool::~SessionPool() {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait_for(lock, kReinitDrainTimeout, [&] { return active_ == 0; });
@@ -126,10 +151,29 @@ SessionPool::~SessionPool() {
 
 absl::Status SessionPool::CheckFork() {
   uint64_t generation = g_fork_generation.load(std::memory_order_relaxed);
-  if (generation != fork_generation_.load(std::memory_order_relaxed)) {
-    fork_generation_.store(generation);
-    needs_reinit_.store(true);
+  uint64_t seen = fork_generation_.load(std::memory_order_relaxed);
+  if (generation == seen ||
+      !fork_generation_.compare_exchange_strong(seen, generation)) {
+    return absl::OkStatus();
   }
+  // A forked child: only the forking thread exists here. Leases of the
+  // parent's other threads will never be released, so they are forgotten
+  // (their entries go back to free_) and only this thread's stay counted.
+  std::lock_guard<std::mutex> lock(mu_);
+  const pthread_t self = pthread_self();
+  free_.clear();
+  active_ = 0;
+  for (int i = static_cast<int>(entries_.size()) - 1; i >= 0; --i) {
+    Entry& entry = entries_[i];
+    if (entry.leased && pthread_equal(entry.owner, self)) {
+      ++active_;
+    } else {
+      entry.open = false;  // the parent's session: not ours to close
+      GiveBackLocked(i);
+    }
+  }
+  needs_reinit_.store(true);
+  cv_.notify_all();
   return absl::OkStatus();
 }
 
@@ -154,8 +198,7 @@ absl::StatusOr<SessionPool::Lease> SessionPool::Acquire() {
   {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return !free_.empty(); });
-    index = free_.back();
-    free_.pop_back();
+    index = TakeLocked();
     ++active_;  // optimistically counted as inside the module (EnterModule)
   }
   Entry& entry = entries_[index];  // owned by this thread until released
@@ -191,7 +234,7 @@ absl::StatusOr<SessionPool::Lease> SessionPool::Acquire() {
         "SessionPool: module re-initialized while acquiring a session");
   }
   std::lock_guard<std::mutex> lock(mu_);
-  free_.push_back(index);
+  GiveBackLocked(index);
   cv_.notify_one();
   return status;
 }
@@ -220,7 +263,7 @@ void SessionPool::Release(int index, CK_RV broken_rv) {
     entry.open = false;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  free_.push_back(index);
+  GiveBackLocked(index);
   --active_;
   cv_.notify_all();
 }
@@ -235,7 +278,7 @@ absl::Status SessionPool::Establish(int index) {
       backoff *= 4;
     }
     if (needs_reinit_.load()) {
-      last = ReinitializeModule(epoch());
+      last = ReinitializeModule(epoch(), index);
       if (!last.ok()) continue;
     }
     // Counted as active while calling into the module (see Acquire).
@@ -307,14 +350,24 @@ absl::Status SessionPool::Establish(int index) {
           " attempts with backoff; last error: ", last.message()));
 }
 
-absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch) {
+absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch,
+                                             int own_index) {
   std::lock_guard<std::mutex> recover(recover_mu_);
   if (epoch() != seen_epoch) return absl::OkStatus();  // another thread did it
   {
     // Let leased sessions finish their call before the module goes away under
-    // them.
+    // them; never finalize it under one (postpone instead). Sessions this
+    // thread holds are idle while it is here.
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, kReinitDrainTimeout, [&] { return active_ == 0; });
+    const int own = HeldByThisThreadLocked(own_index);
+    if (!cv_.wait_for(lock, kReinitDrainTimeout,
+                      [&] { return active_ <= own; })) {
+      return absl::UnavailableError(Cat(
+          "SessionPool: module re-initialization postponed: ", active_ - own,
+          " call(s) still inside the module after ",
+          kReinitDrainTimeout.count(),
+          " s (finalizing it under them is unsafe)"));
+    }
   }
   absl::Status status = module_->Reinitialize();
   if (!status.ok()) return status;

@@ -7,10 +7,18 @@
 // broken-session CK_RV (see IsBrokenSessionRv) is marked broken; its session is
 // re-opened and re-logged-in on the next Acquire, and when the rv says so
 // (device error, token gone, not initialized) the module is re-initialized and
-// every session re-opened. Recovery retries with exponential backoff. After
-// fork() the child re-initializes the module on its first Acquire
-// (pthread_atfork generation). epoch() changes whenever object handles may have
-// become invalid (module re-init).
+// every session re-opened. Recovery retries with exponential backoff. The
+// module is re-initialized (C_Finalize + C_Initialize) only once no other call
+// of this pool is inside it: the re-init waits up to 2 s for them to drain and,
+// if some are still inside (a hung network HSM), is postponed — that attempt
+// fails kUnavailable and a later one retries — rather than finalizing the
+// module under a running call. After fork() the child re-initializes the
+// module on its first Acquire (pthread_atfork generation); it first forgets the
+// leases of the parent's other threads, which do not exist in the child (their
+// sessions go back to the pool; only the forking thread's leases stay counted).
+// The child must not fork while another thread holds the pool's lock (it only
+// does for a few instructions). epoch() changes whenever object handles may
+// have become invalid (module re-init).
 //
 // A PIN failure on C_Login (CKR_PIN_INCORRECT/LOCKED/EXPIRED/INVALID/LEN_RANGE)
 // latches the pool: C_Login is never called again (each retry would count
@@ -24,6 +32,8 @@
 // a time.
 #ifndef TOKENSIGN_HSM_SESSION_POOL_H_
 #define TOKENSIGN_HSM_SESSION_POOL_H_
+
+#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -103,12 +113,24 @@ class SessionPool {
     CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
     uint64_t epoch = 0;  // pool epoch the session was opened in
     bool open = false;
+    bool leased = false;  // taken from free_ (guarded by mu_)
+    pthread_t owner{};    // the thread that took it, while leased (mu_)
   };
 
   SessionPool(Module* module, Options options, CK_SLOT_ID slot, int size);
   void Release(int index, CK_RV broken_rv);
   absl::Status Establish(int index);  // open + login
-  absl::Status ReinitializeModule(uint64_t seen_epoch);
+  // Re-initializes the module unless another thread already did (epoch moved
+  // past `seen_epoch`). The caller is establishing `own_index` (not counted as
+  // active); leases the calling thread holds on other entries are not waited
+  // for.
+  absl::Status ReinitializeModule(uint64_t seen_epoch, int own_index);
+  // Leases other than `except` that the calling thread holds. mu_ held.
+  int HeldByThisThreadLocked(int except) const;
+  // Takes free_'s last entry for the calling thread. mu_ held, free_ non-empty.
+  int TakeLocked();
+  // Puts `index` back in free_. mu_ held.
+  void GiveBackLocked(int index);
   // Counts the caller as active (inside the module) so a re-initialization
   // waits for it; false when a re-init is pending (the caller must still call
   // ExitModule and must not touch the module).

@@ -15,7 +15,11 @@
  * forwards the call first and then reports the error (the token did the work,
  * the reply was lost: e.g. a key pair exists that the caller has no handles
  * for). The first
- * matching rule with hits left wins. The file is read on every call and
+ * matching rule with hits left wins. A slow HSM:
+ *   <function|*> DELAY <count|always|off> <milliseconds>
+ * makes the next count matching calls wait that long inside the module before
+ * they are forwarded (the first matching DELAY rule with hits left applies, on
+ * top of any fault rule). The file is read on every call and
  * re-parsed (counts and latch reset) when its content changes; to re-arm the
  * same rules, change a comment line. Write it atomically (temp + rename).
  *
@@ -25,13 +29,17 @@
  * caught by signature verification.
  *
  * tokensign_fault_injected() returns how many calls were failed so far (tests
- * prove a fault was actually exercised). Thread-safe: one mutex around the
- * rule table; forwarded calls run unlocked. */
+ * prove a fault was actually exercised). tokensign_fault_finalize_overlaps()
+ * counts C_Finalize calls made while another call was still inside the module
+ * (what PKCS#11 forbids and a real module may crash on);
+ * tokensign_fault_inside() is how many calls are inside right now. Thread-safe:
+ * one mutex around the rule table; forwarded calls run unlocked. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hsm/pkcs11.h"
 
@@ -44,6 +52,7 @@ struct rule {
   long remaining; /* -1 = always */
   int latch;
   int after;
+  long delay_ms; /* > 0: a DELAY rule */
 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -52,6 +61,8 @@ static int g_nrules;
 static CK_RV g_latched;   /* CKR_OK = not down */
 static char g_text[4096]; /* control file content last parsed */
 static unsigned long g_injected;
+static int g_inside;             /* non-lifecycle calls in progress */
+static unsigned long g_overlaps; /* C_Finalize while g_inside > 0 */
 static CK_FUNCTION_LIST_PTR g_real;
 
 static const struct {
@@ -111,7 +122,15 @@ static void reload_locked(void) {
       continue;
     }
     struct rule* r = &g_rules[g_nrules];
-    if (!parse_rv(rv_text, &r->rv)) {
+    r->delay_ms = 0;
+    if (strcmp(rv_text, "DELAY") == 0) {
+      r->rv = CKR_OK;
+      r->delay_ms = strtol(flag, NULL, 10);
+      if (r->delay_ms <= 0) {
+        fprintf(stderr, "fault_module: DELAY needs milliseconds > 0\n");
+        continue;
+      }
+    } else if (!parse_rv(rv_text, &r->rv)) {
       fprintf(stderr, "fault_module: bad CK_RV '%s' ignored\n", rv_text);
       continue;
     }
@@ -119,8 +138,8 @@ static void reload_locked(void) {
     r->remaining = strcmp(count, "always") == 0 ? -1
                    : strcmp(count, "off") == 0  ? 0
                                                 : strtol(count, NULL, 10);
-    r->latch = strcmp(flag, "latch") == 0;
-    r->after = strcmp(flag, "after") == 0;
+    r->latch = r->delay_ms == 0 && strcmp(flag, "latch") == 0;
+    r->after = r->delay_ms == 0 && strcmp(flag, "after") == 0;
     ++g_nrules;
   }
 }
@@ -130,35 +149,71 @@ static int is_lifecycle(const char* fn) {
          strcmp(fn, "C_GetInfo") == 0;
 }
 
-/* CKR_OK to forward `fn`, or the CK_RV to fail it with; *after = forward it
- * anyway before failing. */
-static CK_RV fault_for(const char* fn, int* after) {
+/* Enters `fn`: CKR_OK to forward it, or the CK_RV to fail it with; *after =
+ * forward it anyway before failing. Counts the call as inside the module (until
+ * fault_exit) after any DELAY, which it sleeps inside. */
+static CK_RV fault_enter(const char* fn, int* after) {
   CK_RV rv = CKR_OK;
+  long delay_ms = 0;
   *after = 0;
   pthread_mutex_lock(&g_mu);
   reload_locked();
+  if (strcmp(fn, "C_Finalize") == 0 && g_inside > 0) ++g_overlaps;
+  if (!is_lifecycle(fn)) ++g_inside;
   if (g_latched != CKR_OK && !is_lifecycle(fn)) {
     rv = g_latched;
   } else {
-    for (int i = 0; i < g_nrules && rv == CKR_OK; ++i) {
+    for (int i = 0; i < g_nrules; ++i) {
       struct rule* r = &g_rules[i];
       int match = strcmp(r->fn, fn) == 0 ||
                   (strcmp(r->fn, "*") == 0 && !is_lifecycle(fn));
       if (!match || r->remaining == 0) continue;
+      if (r->delay_ms > 0) {
+        if (delay_ms > 0) continue;
+        delay_ms = r->delay_ms;
+      } else {
+        if (rv != CKR_OK) continue;
+        rv = r->rv;
+        *after = r->after;
+        if (r->latch) g_latched = rv;
+      }
       if (r->remaining > 0) --r->remaining;
-      rv = r->rv;
-      *after = r->after;
-      if (r->latch) g_latched = rv;
     }
   }
   if (rv != CKR_OK) ++g_injected;
   pthread_mutex_unlock(&g_mu);
+  if (delay_ms > 0) {
+    struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+  }
   return rv;
+}
+
+static void fault_exit(const char* fn) {
+  if (is_lifecycle(fn)) return;
+  pthread_mutex_lock(&g_mu);
+  --g_inside;
+  pthread_mutex_unlock(&g_mu);
 }
 
 EXPORT unsigned long tokensign_fault_injected(void) {
   pthread_mutex_lock(&g_mu);
   unsigned long n = g_injected;
+  pthread_mutex_unlock(&g_mu);
+  return n;
+}
+
+EXPORT unsigned long tokensign_fault_finalize_overlaps(void) {
+  pthread_mutex_lock(&g_mu);
+  unsigned long n = g_overlaps;
+  pthread_mutex_unlock(&g_mu);
+  return n;
+}
+
+EXPORT int tokensign_fault_inside(void) {
+  pthread_mutex_lock(&g_mu);
+  int n = g_inside;
   pthread_mutex_unlock(&g_mu);
   return n;
 }
@@ -292,13 +347,16 @@ EXPORT unsigned long tokensign_fault_injected(void) {
 
 /* clang-format on */
 
-#define FAULT_FORWARD(name, params, args)       \
-  static CK_RV fault_##name params {            \
-    int after = 0;                              \
-    CK_RV rv = fault_for(#name, &after);        \
-    if (rv == CKR_OK) return g_real->name args; \
-    if (after) (void)g_real->name args;         \
-    return rv;                                  \
+#define FAULT_FORWARD(name, params, args)  \
+  static CK_RV fault_##name params {       \
+    int after = 0;                         \
+    CK_RV rv = fault_enter(#name, &after); \
+    if (rv == CKR_OK)                      \
+      rv = g_real->name args;              \
+    else if (after)                        \
+      (void)g_real->name args;             \
+    fault_exit(#name);                     \
+    return rv;                             \
   }
 FAULT_FUNCTIONS(FAULT_FORWARD)
 
@@ -306,18 +364,20 @@ static CK_RV fault_C_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
                           CK_ULONG data_len, CK_BYTE_PTR signature,
                           CK_ULONG_PTR signature_len) {
   int after = 0;
-  CK_RV rv = fault_for("C_Sign", &after);
+  CK_RV rv = fault_enter("C_Sign", &after);
   if (rv == CKR_OK) {
-    return g_real->C_Sign(session, data, data_len, signature, signature_len);
+    rv = g_real->C_Sign(session, data, data_len, signature, signature_len);
+  } else {
+    /* End the real operation, as a failing C_Sign must, then poison the
+     * output. */
+    CK_BYTE scratch[2048];
+    CK_ULONG scratch_len = sizeof(scratch);
+    (void)g_real->C_Sign(session, data, data_len, scratch, &scratch_len);
+    if (signature != NULL && signature_len != NULL) {
+      memset(signature, 0xA5, *signature_len);
+    }
   }
-  /* End the real operation, as a failing C_Sign must, then poison the output.
-   */
-  CK_BYTE scratch[2048];
-  CK_ULONG scratch_len = sizeof(scratch);
-  (void)g_real->C_Sign(session, data, data_len, scratch, &scratch_len);
-  if (signature != NULL && signature_len != NULL) {
-    memset(signature, 0xA5, *signature_len);
-  }
+  fault_exit("C_Sign");
   return rv;
 }
 

@@ -6,9 +6,12 @@
 // no signature that fails verification is ever returned.
 #include <dlfcn.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -59,8 +62,14 @@ class HsmFaultTest : public ::testing::Test {
     ASSERT_NE(module, nullptr);
     injected_ = reinterpret_cast<unsigned long (*)()>(
         dlsym(module, "tokensign_fault_injected"));
+    overlaps_ = reinterpret_cast<unsigned long (*)()>(
+        dlsym(module, "tokensign_fault_finalize_overlaps"));
+    inside_ =
+        reinterpret_cast<int (*)()>(dlsym(module, "tokensign_fault_inside"));
     dlclose(module);  // Hsm keeps its own reference
     ASSERT_NE(injected_, nullptr);
+    ASSERT_NE(overlaps_, nullptr);
+    ASSERT_NE(inside_, nullptr);
   }
   void TearDown() override {
     SetFaults("");
@@ -89,11 +98,21 @@ class HsmFaultTest : public ::testing::Test {
     return absl::OkStatus();
   }
 
+  // Waits (bounded) until `n` calls are inside the module: a state change,
+  // not a timing assertion.
+  bool AwaitInside(int n) {
+    for (int i = 0; i < 3000 && inside_() < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return inside_() >= n;
+  }
+
   std::string control_;
   std::unique_ptr<Hsm> hsm_;
   std::string id_;
   UniquePkey pub_;
   unsigned long (*injected_)() = nullptr;
+  unsigned long (*overlaps_)() = nullptr;  // C_Finalize under a running call
+  int (*inside_)() = nullptr;              // calls inside the module now
 };
 
 TEST_F(HsmFaultTest, DeviceErrorOnTwoSignsIsRetriedWithinOneCall) {
@@ -387,6 +406,65 @@ TEST_F(HsmFaultTest, HealthyMakesNoModuleCall) {
   SetFaults("");
   EXPECT_TRUE(SignVerified("up").ok());
   EXPECT_TRUE(hsm_->Healthy());
+}
+
+// A slow HSM: one sign is still inside the module (3 s) when another call's
+// device error asks for a module re-initialization. The re-init must wait for
+// it, past its own 2 s drain if need be (postponed, retried), and never call
+// C_Finalize while the slow call is inside; both calls get valid signatures.
+TEST_F(HsmFaultTest, ReinitNeverFinalizesUnderACallStillInsideTheModule) {
+  const unsigned long overlaps = overlaps_();
+  SetFaults("C_Sign DELAY 1 3000\n");
+  absl::Status slow;
+  std::thread slow_thread([&] { slow = SignVerified("slow"); });
+  ASSERT_TRUE(AwaitInside(1));
+  const unsigned long before = injected_();
+  SetFaults("C_Sign CKR_DEVICE_ERROR 1\n");
+  EXPECT_TRUE(SignVerified("recovers-after-drain").ok());
+  slow_thread.join();
+  EXPECT_TRUE(slow.ok()) << slow;
+  EXPECT_EQ(injected_() - before, 1u);  // the device error did happen
+  EXPECT_EQ(overlaps_() - overlaps, 0u)
+      << "C_Finalize ran while a call was inside the module";
+  EXPECT_EQ(inside_(), 0);
+  EXPECT_TRUE(SignVerified("after").ok());
+  EXPECT_TRUE(hsm_->Healthy());
+}
+
+// fork() while the parent's threads hold every session of the pool (inside a
+// slow call): the child has none of those threads, so it must take the
+// sessions back instead of waiting forever for them, re-initialize the module
+// and sign. The parent's calls finish normally.
+TEST_F(HsmFaultTest, ForkedChildReclaimsSessionsHeldByParentThreads) {
+  constexpr int kPool = 4;  // config.pool_size in SetUp
+  SetFaults("C_Sign DELAY 4 3000\n");
+  std::vector<absl::Status> held(kPool);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kPool; ++i) {
+    threads.emplace_back(
+        [&, i] { held[i] = SignVerified("held-" + std::to_string(i)); });
+  }
+  ASSERT_TRUE(AwaitInside(kPool));
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(60);  // a child stuck waiting for the parent's sessions fails
+    auto sig = hsm_->Sign(id_, SignAlgorithm::kES256, "child");
+    bool ok = sig.ok() &&
+              VerifyJose(pub_.get(), SignAlgorithm::kES256, "child", *sig);
+    if (!sig.ok())
+      std::fprintf(stderr, "child: %s\n", sig.status().ToString().c_str());
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  for (std::thread& t : threads) t.join();
+  ASSERT_TRUE(WIFEXITED(status))
+      << "child killed by signal "
+      << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  for (int i = 0; i < kPool; ++i) EXPECT_TRUE(held[i].ok()) << held[i];
+  EXPECT_TRUE(SignVerified("parent after fork").ok());
 }
 
 }  // namespace
