@@ -19,10 +19,10 @@
 // (unary/batch against raw C_Sign alone, rounds alternating again); skip that
 // with --no-noverify. --daemon-audit passes --dev-audit-durability to its own
 // daemon (default fsync); --daemon-flag adds any flag to its command line
-// (e.g. --daemon-flag --dev-audit-linger-us=0). --only runs just that closed-loop cell (profiling
-// the daemon: CPU and context switches per token of one kind of load). The
-// last lines are the ratios (issue 6 targets: unary >= 0.5, batch >=
-// 0.85, p99 < 5 ms at half rate):
+// (e.g. --daemon-flag --dev-audit-linger-us=0). --only runs just that
+// closed-loop cell (profiling the daemon: CPU and context switches per token of
+// one kind of load). The last lines are the ratios (issue 6 targets: unary >=
+// 0.5, batch >= 0.85, p99 < 5 ms at half rate):
 //   unary_vs_ceiling 0.52 / batch_vs_ceiling 0.86 / p99_half_rate_ms 3.1 /
 //   unary_noverify_vs_raw ... / batch_noverify_vs_raw ...
 #include <openssl/sha.h>
@@ -89,6 +89,10 @@ absl::StatusOr<Ceiling> OpenCeiling(const Options& o,
 int RunDaemonBench(int argc, char** argv) {
   Options o;
   if (!ParseArgs(argc, argv, o)) return 2;
+  if (o.help) {
+    std::fputs(kDaemonBenchUsage, stdout);
+    return 0;
+  }
   std::unique_ptr<DaemonProcess> daemon;
   std::string target = o.server, state_dir = o.state_dir;
   if (target.empty()) {

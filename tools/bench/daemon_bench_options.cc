@@ -7,9 +7,42 @@
 
 namespace tokensign::bench {
 
+const char kDaemonBenchUsage[] =
+    "usage: tokensign-bench daemon [flags]\n"
+    "Loads tokensignd over gRPC and measures, in the same run on the same\n"
+    "SoftHSM key, the ceiling (raw C_Sign + one OpenSSL verify per token, and\n"
+    "C_Sign alone); the last lines are the ratios.\n"
+    "  --seconds S           measured time per cell, split over the rounds "
+    "(3)\n"
+    "  --rounds R            ceiling and load cells alternate R times (3)\n"
+    "  --warmup S            warm-up per kind of load (1)\n"
+    "  --in-flight N         unary calls in flight (32)\n"
+    "  --batch-in-flight N   SignTokens calls in flight (4)\n"
+    "  --batch-size N        items per SignTokens call (64)\n"
+    "  --client-threads T    completion-queue threads of the client (1)\n"
+    "  --only unary|batch    just that closed-loop cell (profiling)\n"
+    "  --json                the report as JSON on stdout\n"
+    "Own daemon (default): starts tokensignd --dev in a temp state dir\n"
+    "  --tokensignd PATH     the daemon binary (default: the build tree's)\n"
+    "  --module SO           PKCS#11 module (SoftHSM)\n"
+    "  --daemon-audit fsync|none   audit durability of the own daemon (fsync)\n"
+    "  --daemon-flag FLAG    add FLAG to the own daemon's command line\n"
+    "  --no-noverify         skip the verify-off phase\n"
+    "  --keep-state          keep the temp state dir\n"
+    "A running daemon:\n"
+    "  --server HOST:PORT    plaintext dev daemon to load\n"
+    "  --state-dir DIR       its state dir (for the ceiling on the same key)\n"
+    "  --daemon-pid PID      for CPU per token (default: DIR/tokensignd.pid)\n"
+    "  --daemon-verify on|off   whether that daemon verifies before release\n"
+    "  --no-ceiling          no ceiling (no state dir needed)\n";
+
 bool ParseArgs(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      o.help = true;
+      return true;
+    }
     auto value = [&]() -> const char* {
       return i + 1 < argc ? argv[++i] : nullptr;
     };

@@ -28,10 +28,14 @@ struct Options {
       0;  // --server: for CPU per token (default: STATE_DIR/tokensignd.pid)
   bool no_ceiling = false, daemon_verify = true, keep_state = false,
        json = false, noverify_phase = true;
-  std::string daemon_audit = "fsync";  // own daemon: --dev-audit-durability
-  std::string only;                    // "", "unary" or "batch"
+  std::string daemon_audit = "fsync";     // own daemon: --dev-audit-durability
+  std::string only;                       // "", "unary" or "batch"
   std::vector<std::string> daemon_flags;  // extra flags for the own daemon
+  bool help = false;                      // --help / -h: print usage, exit 0
 };
+
+// The flags and what they do (printed by --help).
+extern const char kDaemonBenchUsage[];
 
 // Parses argv[1..]; prints what is wrong to stderr and returns false on a bad
 // flag or value.

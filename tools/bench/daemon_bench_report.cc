@@ -58,15 +58,17 @@ int PrintReport(const Options& o, Report& r) {
   row(name, r.half.calls_per_s(), &r.half, r.half_cpu,
       static_cast<double>(r.half.items));
   if (r.have_noverify) {
-    row("C_Sign alone (verify-off run)", r.raw_nv, nullptr,
-        r.raw_nv_cpu, r.raw_nv_ops);
+    row("C_Sign alone (verify-off run)", r.raw_nv, nullptr, r.raw_nv_cpu,
+        r.raw_nv_ops);
     row("SignToken verify off (calls)", r.unary_nv.calls_per_s(), &r.unary_nv,
         r.unary_nv_cpu, static_cast<double>(r.unary_nv.items));
-    std::snprintf(name, sizeof(name), "SignTokens x%d verify off", o.batch_size);
+    std::snprintf(name, sizeof(name), "SignTokens x%d verify off",
+                  o.batch_size);
     row(name, r.batch_nv.items_per_s(), &r.batch_nv, r.batch_nv_cpu,
         static_cast<double>(r.batch_nv.items));
   }
-  for (LoadResult* lr : {&r.unary, &r.batch, &r.half, &r.unary_nv, &r.batch_nv}) {
+  for (LoadResult* lr :
+       {&r.unary, &r.batch, &r.half, &r.unary_nv, &r.batch_nv}) {
     if (!lr->first_error.empty())
       std::fprintf(table, "first error: %s\n", lr->first_error.c_str());
   }
@@ -193,11 +195,19 @@ int PrintReport(const Options& o, Report& r) {
       std::printf("%s %s\n", line[0].c_str(), line[1].c_str());
   }
   const bool want_unary = o.only != "batch", want_batch = o.only != "unary";
-  bool failed = (want_unary && r.unary.calls == 0) ||
-                (want_batch && r.batch.items == 0) ||
-                (o.only.empty() && r.half.calls == 0) ||
-                (r.have_noverify &&
-                 (r.unary_nv.calls == 0 || r.batch_nv.items == 0));
+  bool failed =
+      (want_unary && r.unary.calls == 0) ||
+      (want_batch && r.batch.items == 0) ||
+      (o.only.empty() && r.half.calls == 0) ||
+      (r.have_noverify && (r.unary_nv.calls == 0 || r.batch_nv.items == 0));
+  // A failed call means the numbers are not of the work they claim.
+  const int64_t errors = r.unary.errors + r.batch.errors + r.half.errors +
+                         r.unary_nv.errors + r.batch_nv.errors;
+  if (errors > 0) {
+    std::fprintf(stderr, "daemon bench: %lld call(s) failed (see errors)\n",
+                 static_cast<long long>(errors));
+    failed = true;
+  }
   return failed ? 1 : 0;
 }
 
