@@ -49,6 +49,10 @@ int PrintReport(const Options& o, Report& r) {
   }
   row("SignToken (calls)", r.unary.calls_per_s(), &r.unary, r.unary_cpu,
       static_cast<double>(r.unary.items));
+  if (r.floor.calls > 0) {
+    row("GetJwks (gRPC floor, calls)", r.floor.calls_per_s(), &r.floor,
+        r.floor_cpu, static_cast<double>(r.floor.calls));
+  }
   char name[64];
   std::snprintf(name, sizeof(name), "SignTokens x%d (items)", o.batch_size);
   row(name, r.batch.items_per_s(), &r.batch, r.batch_cpu,
@@ -68,7 +72,7 @@ int PrintReport(const Options& o, Report& r) {
         static_cast<double>(r.batch_nv.items));
   }
   for (LoadResult* lr :
-       {&r.unary, &r.batch, &r.half, &r.unary_nv, &r.batch_nv}) {
+       {&r.unary, &r.batch, &r.half, &r.floor, &r.unary_nv, &r.batch_nv}) {
     if (!lr->first_error.empty())
       std::fprintf(table, "first error: %s\n", lr->first_error.c_str());
   }
@@ -122,6 +126,18 @@ int PrintReport(const Options& o, Report& r) {
   char p99[32];
   std::snprintf(p99, sizeof(p99), "%.1f", r.half.Percentile(0.99));
   lines[2][1] = p99;
+  // If a unary SignToken cost the ceiling's work plus a GetJwks call's, both
+  // CPU-bound on the same cores: rate = 1 / (1/ceiling + 1/floor), so the
+  // best unary ratio gRPC leaves is floor / (floor + ceiling).
+  const double floor_rate = r.floor.calls_per_s();
+  auto bound = [&](double base, bool applicable, const char* why) {
+    return Ratio(floor_rate, floor_rate + base, applicable && floor_rate > 0,
+                 floor_rate > 0 ? why : "no GetJwks floor measured");
+  };
+  std::string bounds[2][2] = {
+      {"unary_grpc_bound_vs_ceiling", bound(r.ceiling, c && on, why_on)},
+      {"unary_noverify_grpc_bound_vs_raw", bound(raw_off, c && off, why_off)},
+  };
   if (o.json) {
     nlohmann::json j;
     j["hw_threads"] = std::thread::hardware_concurrency();
@@ -140,6 +156,10 @@ int PrintReport(const Options& o, Report& r) {
                   {"p50_ms", r.batch.Percentile(0.5)},
                   {"p99_ms", r.batch.Percentile(0.99)},
                   {"errors", r.batch.errors}};
+    j["grpc_floor"] = {{"calls_per_s", floor_rate},
+                       {"p50_ms", r.floor.Percentile(0.5)},
+                       {"p99_ms", r.floor.Percentile(0.99)},
+                       {"errors", r.floor.errors}};
     j["half_rate"] = {{"target_per_s", r.half_rate_target},
                       {"calls_per_s", r.half.calls_per_s()},
                       {"p50_ms", r.half.Percentile(0.5)},
@@ -180,6 +200,13 @@ int PrintReport(const Options& o, Report& r) {
         unary_eff > 0 ? nlohmann::json(unary_eff) : nullptr;
     j["batch_cpu_efficiency"] =
         batch_eff > 0 ? nlohmann::json(batch_eff) : nullptr;
+    for (auto& line : bounds) {
+      char* end = nullptr;
+      double d = std::strtod(line[1].c_str(), &end);
+      j[line[0]] = end != line[1].c_str() && *end == '\0'
+                       ? nlohmann::json(d)
+                       : nlohmann::json(line[1]);
+    }
     for (auto& line : lines) {
       char* end = nullptr;
       double d = std::strtod(line[1].c_str(), &end);
@@ -191,6 +218,9 @@ int PrintReport(const Options& o, Report& r) {
     }
     std::printf("%s\n", j.dump().c_str());
   } else {
+    // What gRPC alone allows first, then the ratios (the last lines).
+    for (auto& line : bounds)
+      std::printf("%s %s\n", line[0].c_str(), line[1].c_str());
     for (auto& line : lines)
       std::printf("%s %s\n", line[0].c_str(), line[1].c_str());
   }
@@ -202,7 +232,7 @@ int PrintReport(const Options& o, Report& r) {
       (r.have_noverify && (r.unary_nv.calls == 0 || r.batch_nv.items == 0));
   // A failed call means the numbers are not of the work they claim.
   const int64_t errors = r.unary.errors + r.batch.errors + r.half.errors +
-                         r.unary_nv.errors + r.batch_nv.errors;
+                         r.floor.errors + r.unary_nv.errors + r.batch_nv.errors;
   if (errors > 0) {
     std::fprintf(stderr, "daemon bench: %lld call(s) failed (see errors)\n",
                  static_cast<long long>(errors));

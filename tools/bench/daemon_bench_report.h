@@ -10,10 +10,11 @@
 namespace tokensign::bench {
 
 struct Report {
-  LoadResult unary, batch, half;
+  // floor: GetJwks closed loop (gRPC alone), measured beside each unary cell.
+  LoadResult unary, batch, half, floor;
   double ceiling = 0, raw = 0, half_rate_target = 0;
   double ceiling_ops = 0, raw_ops = 0;
-  CellCpu ceiling_cpu, raw_cpu, unary_cpu, batch_cpu, half_cpu;
+  CellCpu ceiling_cpu, raw_cpu, unary_cpu, batch_cpu, half_cpu, floor_cpu;
   bool have_ceiling = false;
   // Verify-off phase (own daemon restarted with
   // --dev-verify-before-release=false), against raw C_Sign measured in its

@@ -8,6 +8,18 @@
 #include <utility>
 
 namespace tokensign::bench {
+
+// What one client thread drives: exactly one of unary/batch/jwks.
+struct DriveSpec {
+  const v1::SignTokenRequest* unary = nullptr;   // set for SignToken
+  const v1::SignTokensRequest* batch = nullptr;  // set for SignTokens
+  const v1::GetJwksRequest* jwks = nullptr;      // set for GetJwks
+  int in_flight = 0;                             // closed loop; 0 = open loop
+  double rate = 0;                               // open loop calls/s
+  int max_in_flight = 0;                         // open loop cap
+  double seconds = 0;
+};
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -22,17 +34,10 @@ struct Call {
   std::unique_ptr<grpc::ClientAsyncResponseReader<v1::SignTokenResponse>> unary;
   std::unique_ptr<grpc::ClientAsyncResponseReader<v1::SignTokensResponse>>
       batch;
+  v1::GetJwksResponse jwks_resp;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetJwksResponse>> jwks;
   grpc::Status status;
   Clock::time_point start;  // send time (open loop: the scheduled send time)
-};
-
-struct DriveSpec {
-  const v1::SignTokenRequest* unary = nullptr;   // set for SignToken
-  const v1::SignTokensRequest* batch = nullptr;  // set for SignTokens
-  int in_flight = 0;                             // closed loop; 0 = open loop
-  double rate = 0;                               // open loop calls/s
-  int max_in_flight = 0;                         // open loop cap
-  double seconds = 0;
 };
 
 std::string StatusText(const grpc::Status& st) {
@@ -61,6 +66,10 @@ LoadResult Drive(const std::shared_ptr<grpc::Channel>& channel,
       call->batch = stub->PrepareAsyncSignTokens(&call->ctx, *spec.batch, &cq);
       call->batch->StartCall();
       call->batch->Finish(&call->batch_resp, &call->status, call);
+    } else if (spec.jwks != nullptr) {
+      call->jwks = stub->PrepareAsyncGetJwks(&call->ctx, *spec.jwks, &cq);
+      call->jwks->StartCall();
+      call->jwks->Finish(&call->jwks_resp, &call->status, call);
     } else {
       call->unary = stub->PrepareAsyncSignToken(&call->ctx, *spec.unary, &cq);
       call->unary->StartCall();
@@ -225,15 +234,30 @@ LoadResult LoadClient::RunClosed(const v1::SignTokenRequest& req,
                                  double seconds) {
   v1::SignTokensRequest batch;
   for (int i = 0; i < batch_size; ++i) *batch.add_requests() = req;
+  DriveSpec spec;
+  if (batch_size > 0) {
+    spec.batch = &batch;
+  } else {
+    spec.unary = &req;
+  }
+  return RunClosedSpec(spec, in_flight, seconds);
+}
+
+LoadResult LoadClient::RunClosedJwks(const std::string& issuer, int in_flight,
+                                     double seconds) {
+  v1::GetJwksRequest jwks;
+  jwks.set_issuer(issuer);
+  DriveSpec spec;
+  spec.jwks = &jwks;
+  return RunClosedSpec(spec, in_flight, seconds);
+}
+
+LoadResult LoadClient::RunClosedSpec(const DriveSpec& what, int in_flight,
+                                     double seconds) {
   const int n = static_cast<int>(channels_.size());
   std::vector<DriveSpec> specs;
   for (int i = 0; i < n; ++i) {
-    DriveSpec spec;
-    if (batch_size > 0) {
-      spec.batch = &batch;
-    } else {
-      spec.unary = &req;
-    }
+    DriveSpec spec = what;
     spec.in_flight = in_flight / n + (i < in_flight % n ? 1 : 0);
     spec.seconds = seconds;
     if (spec.in_flight > 0) specs.push_back(spec);

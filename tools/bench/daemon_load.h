@@ -1,5 +1,6 @@
 // Load generator for `tokensign-bench daemon`: an async gRPC C++ client (one
-// CompletionQueue per client thread) that keeps N SignToken or SignTokens calls
+// CompletionQueue per client thread) that keeps N SignToken, SignTokens (or
+// GetJwks, the gRPC floor) calls
 // in flight for a fixed time (closed loop), or sends at a fixed rate (open
 // loop, latency measured from the scheduled send time so a stalled server
 // cannot hide queueing delay). Thread-safety: a LoadClient may run one Run* at
@@ -16,6 +17,8 @@
 #include "tokensign/v1/tokensign.grpc.pb.h"
 
 namespace tokensign::bench {
+
+struct DriveSpec;  // one client thread's share of a run (daemon_load.cc)
 
 // What one load run measured. Latencies are per RPC (a whole batch for
 // SignTokens).
@@ -57,12 +60,20 @@ class LoadClient {
   // items.
   LoadResult RunClosed(const v1::SignTokenRequest& req, int batch_size,
                        int in_flight, double seconds);
+  // Closed loop of GetJwks (answered from memory, no HSM, no audit): what a
+  // unary call costs client and daemon in gRPC alone, the floor under any
+  // SignToken rate.
+  LoadResult RunClosedJwks(const std::string& issuer, int in_flight,
+                           double seconds);
   // Open loop: unary SignToken at `rate` calls/s for `seconds`, at most
   // `max_in_flight`.
   LoadResult RunOpen(const v1::SignTokenRequest& req, double rate,
                      double seconds, int max_in_flight);
 
  private:
+  LoadResult RunClosedSpec(const DriveSpec& what, int in_flight,
+                           double seconds);
+
   std::vector<std::shared_ptr<grpc::Channel>>
       channels_;  // one per client thread
 };
