@@ -17,11 +17,11 @@
 #include <iostream>
 #include <sstream>
 
+#include "absl/status/status.h"
 #include "nlohmann/json.hpp"
 #include "signer/audit/audit_verify.h"
 #include "signer/audit/lineage.h"
 #include "signer/token/jws.h"
-#include "absl/status/status.h"
 #include "tokensign/v1/tokensign.grpc.pb.h"
 
 namespace {
@@ -55,7 +55,8 @@ std::shared_ptr<grpc::Channel> Channel(const Conn& c) {
 int Fail(const grpc::Status& st) {
   // gRPC and absl share the canonical code numbering.
   std::cerr << "tokensignctl: "
-            << absl::StatusCodeToString(static_cast<absl::StatusCode>(st.error_code()))
+            << absl::StatusCodeToString(
+                   static_cast<absl::StatusCode>(st.error_code()))
             << ": " << st.error_message() << "\n";
   return 1;
 }
@@ -63,7 +64,8 @@ int Fail(const grpc::Status& st) {
 // One JWS segment decoded as JSON ("(not base64url JSON)" if it is not).
 nlohmann::json DecodeSegment(const std::string& segment) {
   auto bytes = tokensign::token::Base64UrlDecode(segment, "token segment");
-  if (!bytes.ok()) return "(not base64url: " + std::string(bytes.status().message()) + ")";
+  if (!bytes.ok())
+    return "(not base64url: " + std::string(bytes.status().message()) + ")";
   return nlohmann::json::parse(*bytes, nullptr, false);
 }
 
@@ -136,21 +138,32 @@ int main(int argc, char** argv) {
   };
   auto* klist = keys->add_subcommand("list", "list keys and states");
   add_issuer(klist);
-  auto* kcreate = keys->add_subcommand("create", "create a pending key");
+  auto* kcreate = keys->add_subcommand(
+      "create",
+      "create a pending key: published in the JWKS, not signing (activate it "
+      "after jwks_max_age + keyset_refresh_seconds)");
   add_issuer(kcreate);
   kcreate->add_option("--alg", key_alg,
                       "ES256|ES384|EdDSA|PS256|RS256 (default: issuer's)");
-  auto* krotate =
-      keys->add_subcommand("rotate", "create and activate a new key");
+  auto* krotate = keys->add_subcommand(
+      "rotate",
+      "create and activate a new key at once (no publish lead: verifiers "
+      "holding a cached JWKS reject its tokens until the cache expires; for "
+      "a compromised key)");
   add_issuer(krotate);
   krotate->add_option("--alg", key_alg, "algorithm of the new key");
-  auto* kactivate = keys->add_subcommand("activate", "activate a pending key");
+  auto* kactivate = keys->add_subcommand(
+      "activate", "activate a pending key; the active one becomes retired");
   add_issuer(kactivate);
   kactivate->add_option("--kid", key_kid, "kid")->required();
-  auto* kretire = keys->add_subcommand("retire", "retire a key");
+  auto* kretire = keys->add_subcommand(
+      "retire", "stop signing with a key; it stays published in the JWKS");
   add_issuer(kretire);
   kretire->add_option("--kid", key_kid, "kid")->required();
-  auto* kdestroy = keys->add_subcommand("destroy", "destroy a key in the HSM");
+  auto* kdestroy = keys->add_subcommand(
+      "destroy",
+      "destroy a key in the HSM and withdraw it from the JWKS (its tokens stop "
+      "verifying)");
   add_issuer(kdestroy);
   kdestroy->add_option("--kid", key_kid, "kid")->required();
   kdestroy->add_flag("--force", force,
