@@ -12,11 +12,16 @@ namespace tokensign::hsm {
 namespace {
 
 // Bumped in every child after fork(); a pool that sees a new value
-// re-initializes.
+// re-initializes. g_fork_thread is the thread that called fork(): the only
+// one the child has (pthread_atfork's child handler runs on it).
 std::atomic<uint64_t> g_fork_generation{0};
+std::atomic<pthread_t> g_fork_thread{};
 std::once_flag g_atfork_once;
 
-void OnForkChild() { g_fork_generation.fetch_add(1); }
+void OnForkChild() {
+  g_fork_thread.store(pthread_self());
+  g_fork_generation.fetch_add(1);
+}
 
 constexpr int kEstablishAttempts = 4;
 constexpr std::chrono::milliseconds kFirstBackoff{10};
@@ -109,7 +114,9 @@ SessionPool::SessionPool(Module* module, Options options, CK_SLOT_ID slot,
       options_(std::move(options)),
       slot_(slot),
       fork_generation_(g_fork_generation.load()),
-      entries_(size) {
+      login_mu_(std::make_unique<std::mutex>()),
+      entries_(size),
+      recover_mu_(std::make_unique<std::mutex>()) {
   for (int i = size - 1; i >= 0; --i) free_.push_back(i);
 }
 
@@ -140,6 +147,9 @@ int SessionPool::HeldByThisThreadLocked(int except) const {
 
 SessionPool::~SessionPool() {
   std::unique_lock<std::mutex> lock(mu_);
+  // In a forked child that never used the pool, the sessions are the parent's:
+  // not ours to wait for or close.
+  CheckForkLocked();
   cv_.wait_for(lock, kReinitDrainTimeout, [&] { return active_ == 0; });
   if (needs_reinit_.load()) return;  // handles are stale; nothing to close
   for (Entry& entry : entries_) {
@@ -149,32 +159,35 @@ SessionPool::~SessionPool() {
   }
 }
 
-absl::Status SessionPool::CheckFork() {
-  uint64_t generation = g_fork_generation.load(std::memory_order_relaxed);
-  uint64_t seen = fork_generation_.load(std::memory_order_relaxed);
-  if (generation == seen ||
-      !fork_generation_.compare_exchange_strong(seen, generation)) {
-    return absl::OkStatus();
-  }
-  // A forked child: only the forking thread exists here. Leases of the
+void SessionPool::CheckForkLocked() {
+  const uint64_t generation = g_fork_generation.load();
+  if (generation == fork_generation_) return;
+  fork_generation_ = generation;
+  // A forked child: only the forking thread came along. Leases of the
   // parent's other threads will never be released, so they are forgotten
-  // (their entries go back to free_) and only this thread's stay counted.
-  std::lock_guard<std::mutex> lock(mu_);
-  const pthread_t self = pthread_self();
+  // (their entries go back to free_, their sessions are not ours to close)
+  // and only the forking thread's stay counted. The parent may have held the
+  // recovery or login lock at fork(): those are replaced (the old ones are
+  // left alone; nobody in the child can be inside them yet, since every use
+  // of the pool starts with Acquire, which got here first).
+  const pthread_t forker = g_fork_thread.load();
   free_.clear();
   active_ = 0;
   for (int i = static_cast<int>(entries_.size()) - 1; i >= 0; --i) {
     Entry& entry = entries_[i];
-    if (entry.leased && pthread_equal(entry.owner, self)) {
+    if (entry.leased && pthread_equal(entry.owner, forker)) {
       ++active_;
     } else {
-      entry.open = false;  // the parent's session: not ours to close
+      entry.open = false;
       GiveBackLocked(i);
     }
   }
+  (void)recover_mu_.release();  // possibly locked by a parent thread: leaked
+  (void)login_mu_.release();
+  recover_mu_ = std::make_unique<std::mutex>();
+  login_mu_ = std::make_unique<std::mutex>();
   needs_reinit_.store(true);
   cv_.notify_all();
-  return absl::OkStatus();
 }
 
 bool SessionPool::IsPinFailureRv(CK_RV rv) {
@@ -193,10 +206,10 @@ absl::Status SessionPool::LoginLatch() const {
 
 absl::StatusOr<SessionPool::Lease> SessionPool::Acquire() {
   if (absl::Status latch = LoginLatch(); !latch.ok()) return latch;
-  (void)CheckFork();
   int index;
   {
     std::unique_lock<std::mutex> lock(mu_);
+    CheckForkLocked();
     cv_.wait(lock, [&] { return !free_.empty(); });
     index = TakeLocked();
     ++active_;  // optimistically counted as inside the module (EnterModule)
@@ -235,7 +248,7 @@ absl::StatusOr<SessionPool::Lease> SessionPool::Acquire() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   GiveBackLocked(index);
-  cv_.notify_one();
+  cv_.notify_all();  // one cv_ for free entries and drains: wake both kinds
   return status;
 }
 
@@ -307,7 +320,7 @@ absl::Status SessionPool::Establish(int index) {
     {
       // Checked under the lock so concurrent establishers make at most one
       // C_Login after a PIN failure.
-      std::lock_guard<std::mutex> login(login_mu_);
+      std::lock_guard<std::mutex> login(*login_mu_);
       last = LoginLatch();
       if (last.ok()) {
         last = TS_P11(p11(), C_Login, session, CKU_USER,
@@ -352,22 +365,41 @@ absl::Status SessionPool::Establish(int index) {
 
 absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch,
                                              int own_index) {
-  std::lock_guard<std::mutex> recover(recover_mu_);
-  if (epoch() != seen_epoch) return absl::OkStatus();  // another thread did it
-  {
-    // Let leased sessions finish their call before the module goes away under
-    // them; never finalize it under one (postpone instead). Sessions this
-    // thread holds are idle while it is here.
-    std::unique_lock<std::mutex> lock(mu_);
+  // Let leased sessions finish their call before the module goes away under
+  // them; never finalize it under one (postpone instead). Sessions this
+  // thread holds are idle while it is here. Every thread that needs the
+  // re-init drains on its own clock (no queueing behind another's 2 s); once
+  // drained, needs_reinit_ (set before any of them got here) keeps new calls
+  // out until the epoch moves, so one of them re-initializes and the others
+  // find the epoch changed.
+  const auto deadline = std::chrono::steady_clock::now() + kReinitDrainTimeout;
+  auto drained = [&](std::unique_lock<std::mutex>& lock) {
     const int own = HeldByThisThreadLocked(own_index);
-    if (!cv_.wait_for(lock, kReinitDrainTimeout,
-                      [&] { return active_ <= own; })) {
-      return absl::UnavailableError(Cat(
-          "SessionPool: module re-initialization postponed: ", active_ - own,
-          " call(s) still inside the module after ",
-          kReinitDrainTimeout.count(),
-          " s (finalizing it under them is unsafe)"));
+    if (cv_.wait_until(lock, deadline, [&] {
+          return epoch() != seen_epoch || active_ <= own;
+        })) {
+      return absl::OkStatus();
     }
+    return absl::UnavailableError(Cat(
+        "SessionPool: module re-initialization postponed: ", active_ - own,
+        " call(s) still inside the module after ", kReinitDrainTimeout.count(),
+        " s (finalizing it under them is unsafe)"));
+  };
+  std::mutex* recover_mu;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (absl::Status st = drained(lock); !st.ok()) return st;
+    if (epoch() != seen_epoch)
+      return absl::OkStatus();  // another thread did it
+    recover_mu = recover_mu_.get();
+  }
+  std::lock_guard<std::mutex> recover(*recover_mu);
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (epoch() != seen_epoch) return absl::OkStatus();
+    // Calls that raced in before seeing needs_reinit_ leave at once.
+    if (absl::Status st = drained(lock); !st.ok()) return st;
+    if (epoch() != seen_epoch) return absl::OkStatus();
   }
   absl::Status status = module_->Reinitialize();
   if (!status.ok()) return status;
@@ -375,8 +407,12 @@ absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch,
       module_->FindSlot(options_.token_label, options_.token_serial);
   if (!slot.ok()) return slot.status();
   slot_.store(*slot, std::memory_order_release);
-  epoch_.fetch_add(1, std::memory_order_acq_rel);
-  needs_reinit_.store(false);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    epoch_.fetch_add(1, std::memory_order_acq_rel);
+    needs_reinit_.store(false);
+  }
+  cv_.notify_all();  // threads draining for the same re-init: done
   return absl::OkStatus();
 }
 

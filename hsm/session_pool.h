@@ -28,8 +28,9 @@
 // module or blocking; Probe() acquires a session and checks it (it may block
 // and drives recovery).
 //
-// Thread-safety: all methods are thread-safe. A Lease is owned by one thread at
-// a time.
+// Thread-safety: all methods are thread-safe. A Lease is owned by the thread
+// that acquired it and must be released there (a re-initialization does not
+// wait for the leases of the thread performing it).
 #ifndef TOKENSIGN_HSM_SESSION_POOL_H_
 #define TOKENSIGN_HSM_SESSION_POOL_H_
 
@@ -136,7 +137,9 @@ class SessionPool {
   // ExitModule and must not touch the module).
   bool EnterModule();
   void ExitModule();
-  absl::Status CheckFork();
+  // After fork(): forgets the parent threads' leases (see the contract). mu_
+  // held.
+  void CheckForkLocked();
   static bool IsPinFailureRv(CK_RV rv);
 
   Module* module_;
@@ -145,10 +148,12 @@ class SessionPool {
   std::atomic<uint64_t> epoch_{1};
   std::atomic<bool> healthy_{true};
   std::atomic<bool> needs_reinit_{false};
-  std::atomic<uint64_t> fork_generation_;
+  uint64_t fork_generation_;  // guarded by mu_
   // CKR_OK, or the PIN failure that latched the pool (written under login_mu_).
   std::atomic<CK_RV> login_latched_rv_{CKR_OK};
-  std::mutex login_mu_;  // serializes C_Login with the latch check
+  // Serializes C_Login with the latch check. Replaced after fork (a parent
+  // thread may have held it); only used after Acquire's mu_ section.
+  std::unique_ptr<std::mutex> login_mu_;
 
   std::mutex mu_;  // guards entries_ and free_
   std::condition_variable cv_;
@@ -156,7 +161,8 @@ class SessionPool {
   std::vector<int> free_;
   int active_ = 0;  // leases out + threads inside Establish's module calls
 
-  std::mutex recover_mu_;  // serializes module re-initialization
+  // Serializes module re-initialization; replaced after fork like login_mu_.
+  std::unique_ptr<std::mutex> recover_mu_;
 };
 
 }  // namespace tokensign::hsm

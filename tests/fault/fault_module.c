@@ -32,8 +32,10 @@
  * prove a fault was actually exercised). tokensign_fault_finalize_overlaps()
  * counts C_Finalize calls made while another call was still inside the module
  * (what PKCS#11 forbids and a real module may crash on);
- * tokensign_fault_inside() is how many calls are inside right now. Thread-safe:
- * one mutex around the rule table; forwarded calls run unlocked. */
+ * tokensign_fault_inside() is how many calls are inside right now,
+ * tokensign_fault_delayed() how many of them are sleeping in a DELAY.
+ * Thread-safe: one mutex around the rule table; forwarded calls run unlocked.
+ */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -62,6 +64,7 @@ static CK_RV g_latched;   /* CKR_OK = not down */
 static char g_text[4096]; /* control file content last parsed */
 static unsigned long g_injected;
 static int g_inside;             /* non-lifecycle calls in progress */
+static int g_delayed;            /* calls sleeping in a DELAY right now */
 static unsigned long g_overlaps; /* C_Finalize while g_inside > 0 */
 static CK_FUNCTION_LIST_PTR g_real;
 
@@ -181,11 +184,17 @@ static CK_RV fault_enter(const char* fn, int* after) {
     }
   }
   if (rv != CKR_OK) ++g_injected;
+  if (delay_ms > 0) {
+    ++g_delayed; /* still under g_mu */
+  }
   pthread_mutex_unlock(&g_mu);
   if (delay_ms > 0) {
     struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
     }
+    pthread_mutex_lock(&g_mu);
+    --g_delayed;
+    pthread_mutex_unlock(&g_mu);
   }
   return rv;
 }
@@ -207,6 +216,13 @@ EXPORT unsigned long tokensign_fault_injected(void) {
 EXPORT unsigned long tokensign_fault_finalize_overlaps(void) {
   pthread_mutex_lock(&g_mu);
   unsigned long n = g_overlaps;
+  pthread_mutex_unlock(&g_mu);
+  return n;
+}
+
+EXPORT int tokensign_fault_delayed(void) {
+  pthread_mutex_lock(&g_mu);
+  int n = g_delayed;
   pthread_mutex_unlock(&g_mu);
   return n;
 }

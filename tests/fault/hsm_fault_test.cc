@@ -66,10 +66,13 @@ class HsmFaultTest : public ::testing::Test {
         dlsym(module, "tokensign_fault_finalize_overlaps"));
     inside_ =
         reinterpret_cast<int (*)()>(dlsym(module, "tokensign_fault_inside"));
+    delayed_ =
+        reinterpret_cast<int (*)()>(dlsym(module, "tokensign_fault_delayed"));
     dlclose(module);  // Hsm keeps its own reference
     ASSERT_NE(injected_, nullptr);
     ASSERT_NE(overlaps_, nullptr);
     ASSERT_NE(inside_, nullptr);
+    ASSERT_NE(delayed_, nullptr);
   }
   void TearDown() override {
     SetFaults("");
@@ -98,12 +101,13 @@ class HsmFaultTest : public ::testing::Test {
     return absl::OkStatus();
   }
 
-  // Waits (bounded) until `n` calls are inside the module: a state change,
-  // not a timing assertion.
-  bool AwaitInside(int n) {
-    for (int i = 0; i < 3000 && inside_() < n; ++i)
+  // Waits (bounded) until `n` calls sleep in a DELAY inside the module (past
+  // every SoftHSM lock, the rule already taken): a state change, not a
+  // timing assertion.
+  bool AwaitDelayed(int n) {
+    for (int i = 0; i < 3000 && delayed_() < n; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    return inside_() >= n;
+    return delayed_() >= n;
   }
 
   std::string control_;
@@ -113,6 +117,7 @@ class HsmFaultTest : public ::testing::Test {
   unsigned long (*injected_)() = nullptr;
   unsigned long (*overlaps_)() = nullptr;  // C_Finalize under a running call
   int (*inside_)() = nullptr;              // calls inside the module now
+  int (*delayed_)() = nullptr;             // of those, sleeping in a DELAY
 };
 
 TEST_F(HsmFaultTest, DeviceErrorOnTwoSignsIsRetriedWithinOneCall) {
@@ -417,7 +422,7 @@ TEST_F(HsmFaultTest, ReinitNeverFinalizesUnderACallStillInsideTheModule) {
   SetFaults("C_Sign DELAY 1 3000\n");
   absl::Status slow;
   std::thread slow_thread([&] { slow = SignVerified("slow"); });
-  ASSERT_TRUE(AwaitInside(1));
+  ASSERT_TRUE(AwaitDelayed(1));
   const unsigned long before = injected_();
   SetFaults("C_Sign CKR_DEVICE_ERROR 1\n");
   EXPECT_TRUE(SignVerified("recovers-after-drain").ok());
@@ -444,7 +449,7 @@ TEST_F(HsmFaultTest, ForkedChildReclaimsSessionsHeldByParentThreads) {
     threads.emplace_back(
         [&, i] { held[i] = SignVerified("held-" + std::to_string(i)); });
   }
-  ASSERT_TRUE(AwaitInside(kPool));
+  ASSERT_TRUE(AwaitDelayed(kPool));
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
