@@ -115,6 +115,7 @@ SessionPool::SessionPool(Module* module, Options options, CK_SLOT_ID slot,
       slot_(slot),
       fork_generation_(g_fork_generation.load()),
       login_mu_(std::make_unique<std::mutex>()),
+      cv_(std::make_unique<std::condition_variable>()),
       entries_(size),
       recover_mu_(std::make_unique<std::mutex>()) {
   for (int i = size - 1; i >= 0; --i) free_.push_back(i);
@@ -150,7 +151,7 @@ SessionPool::~SessionPool() {
   // In a forked child that never used the pool, the sessions are the parent's:
   // not ours to wait for or close.
   CheckForkLocked();
-  cv_.wait_for(lock, kReinitDrainTimeout, [&] { return active_ == 0; });
+  cv_->wait_for(lock, kReinitDrainTimeout, [&] { return active_ == 0; });
   if (needs_reinit_.load()) return;  // handles are stale; nothing to close
   for (Entry& entry : entries_) {
     if (entry.open && entry.epoch == epoch()) {
@@ -186,8 +187,12 @@ void SessionPool::CheckForkLocked() {
   (void)login_mu_.release();
   recover_mu_ = std::make_unique<std::mutex>();
   login_mu_ = std::make_unique<std::mutex>();
+  // A parent thread waiting on cv_ at fork() may still be counted as a
+  // waiter in its state; a notify in the child could wait for it forever.
+  (void)cv_.release();
+  cv_ = std::make_unique<std::condition_variable>();
   needs_reinit_.store(true);
-  cv_.notify_all();
+  cv_->notify_all();
 }
 
 bool SessionPool::IsPinFailureRv(CK_RV rv) {
@@ -210,14 +215,16 @@ absl::StatusOr<SessionPool::Lease> SessionPool::Acquire() {
   {
     std::unique_lock<std::mutex> lock(mu_);
     CheckForkLocked();
-    cv_.wait(lock, [&] { return !free_.empty(); });
+    cv_->wait(lock, [&] { return !free_.empty(); });
     index = TakeLocked();
     ++active_;  // optimistically counted as inside the module (EnterModule)
   }
   Entry& entry = entries_[index];  // owned by this thread until released
   // Fast path, one lock per lease: the session is current and no
   // re-initialization is pending. Counted before checking, as EnterModule.
-  if (entry.open && entry.epoch == epoch() && !needs_reinit_.load()) {
+  // needs_reinit_ first: if it reads a re-init's clear, the epoch read after
+  // it sees that re-init's new epoch (both written under mu_, in that order).
+  if (!needs_reinit_.load() && entry.open && entry.epoch == epoch()) {
     Lease lease;
     lease.pool_ = this;
     lease.index_ = index;
@@ -248,7 +255,7 @@ absl::StatusOr<SessionPool::Lease> SessionPool::Acquire() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   GiveBackLocked(index);
-  cv_.notify_all();  // one cv_ for free entries and drains: wake both kinds
+  cv_->notify_all();  // one cv_ for free entries and drains: wake both kinds
   return status;
 }
 
@@ -263,14 +270,14 @@ bool SessionPool::EnterModule() {
 void SessionPool::ExitModule() {
   std::lock_guard<std::mutex> lock(mu_);
   --active_;
-  cv_.notify_all();
+  cv_->notify_all();
 }
 
 void SessionPool::Release(int index, CK_RV broken_rv) {
   Entry& entry = entries_[index];
   if (broken_rv != CKR_OK) {
     if (NeedsModuleReinitRv(broken_rv)) needs_reinit_.store(true);
-    if (entry.open && entry.epoch == epoch() && !needs_reinit_.load()) {
+    if (!needs_reinit_.load() && entry.open && entry.epoch == epoch()) {
       (void)TS_P11(p11(), C_CloseSession, entry.session);
     }
     entry.open = false;
@@ -278,7 +285,7 @@ void SessionPool::Release(int index, CK_RV broken_rv) {
   std::lock_guard<std::mutex> lock(mu_);
   GiveBackLocked(index);
   --active_;
-  cv_.notify_all();
+  cv_->notify_all();
 }
 
 absl::Status SessionPool::Establish(int index) {
@@ -290,8 +297,15 @@ absl::Status SessionPool::Establish(int index) {
       std::this_thread::sleep_for(backoff);
       backoff *= 4;
     }
+    // The epoch before the flag: a flag set for a re-init that has since
+    // completed then shows as a moved epoch, never as a second re-init.
+    const uint64_t seen_epoch = epoch();
     if (needs_reinit_.load()) {
-      last = ReinitializeModule(epoch(), index);
+      bool postponed = false;
+      last = ReinitializeModule(seen_epoch, index, &postponed);
+      // A call still inside the module: waiting again here would only hold
+      // the caller (and this entry) longer; the next Acquire retries.
+      if (postponed) return last;
       if (!last.ok()) continue;
     }
     // Counted as active while calling into the module (see Acquire).
@@ -363,8 +377,8 @@ absl::Status SessionPool::Establish(int index) {
           " attempts with backoff; last error: ", last.message()));
 }
 
-absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch,
-                                             int own_index) {
+absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch, int own_index,
+                                             bool* postponed) {
   // Let leased sessions finish their call before the module goes away under
   // them; never finalize it under one (postpone instead). Sessions this
   // thread holds are idle while it is here. Every thread that needs the
@@ -375,11 +389,12 @@ absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch,
   const auto deadline = std::chrono::steady_clock::now() + kReinitDrainTimeout;
   auto drained = [&](std::unique_lock<std::mutex>& lock) {
     const int own = HeldByThisThreadLocked(own_index);
-    if (cv_.wait_until(lock, deadline, [&] {
+    if (cv_->wait_until(lock, deadline, [&] {
           return epoch() != seen_epoch || active_ <= own;
         })) {
       return absl::OkStatus();
     }
+    *postponed = true;
     return absl::UnavailableError(Cat(
         "SessionPool: module re-initialization postponed: ", active_ - own,
         " call(s) still inside the module after ", kReinitDrainTimeout.count(),
@@ -399,7 +414,9 @@ absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch,
     if (epoch() != seen_epoch) return absl::OkStatus();
     // Calls that raced in before seeing needs_reinit_ leave at once.
     if (absl::Status st = drained(lock); !st.ok()) return st;
-    if (epoch() != seen_epoch) return absl::OkStatus();
+    // Nothing to do if another re-init already served this request; only
+    // with needs_reinit_ set are new calls kept out of the module.
+    if (epoch() != seen_epoch || !needs_reinit_.load()) return absl::OkStatus();
   }
   absl::Status status = module_->Reinitialize();
   if (!status.ok()) return status;
@@ -412,7 +429,7 @@ absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch,
     epoch_.fetch_add(1, std::memory_order_acq_rel);
     needs_reinit_.store(false);
   }
-  cv_.notify_all();  // threads draining for the same re-init: done
+  cv_->notify_all();  // threads draining for the same re-init: done
   return absl::OkStatus();
 }
 

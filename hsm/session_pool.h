@@ -10,15 +10,16 @@
 // every session re-opened. Recovery retries with exponential backoff. The
 // module is re-initialized (C_Finalize + C_Initialize) only once no other call
 // of this pool is inside it: the re-init waits up to 2 s for them to drain and,
-// if some are still inside (a hung network HSM), is postponed — that attempt
-// fails kUnavailable and a later one retries — rather than finalizing the
-// module under a running call. After fork() the child re-initializes the
-// module on its first Acquire (pthread_atfork generation); it first forgets the
-// leases of the parent's other threads, which do not exist in the child (their
-// sessions go back to the pool; only the forking thread's leases stay counted).
-// The child must not fork while another thread holds the pool's lock (it only
-// does for a few instructions). epoch() changes whenever object handles may
-// have become invalid (module re-init).
+// if some are still inside (a hung network HSM), is postponed — that Acquire
+// fails kUnavailable "... postponed ..." at once and a later Acquire retries —
+// rather than finalizing the module under a running call. After fork() the
+// child re-initializes the module on its first Acquire (pthread_atfork
+// generation); it first forgets the leases of the parent's other threads, which
+// do not exist in the child (their sessions go back to the pool; only the
+// forking thread's leases stay counted), and replaces the locks and condition
+// variable a parent thread may have held or waited on (the pool's own mu_ is
+// held only for a few instructions at a time). epoch() changes whenever object
+// handles may have become invalid (module re-init).
 //
 // A PIN failure on C_Login (CKR_PIN_INCORRECT/LOCKED/EXPIRED/INVALID/LEN_RANGE)
 // latches the pool: C_Login is never called again (each retry would count
@@ -125,7 +126,10 @@ class SessionPool {
   // past `seen_epoch`). The caller is establishing `own_index` (not counted as
   // active); leases the calling thread holds on other entries are not waited
   // for.
-  absl::Status ReinitializeModule(uint64_t seen_epoch, int own_index);
+  // *postponed is set when calls were still inside the module after the
+  // drain timeout (the status is kUnavailable then).
+  absl::Status ReinitializeModule(uint64_t seen_epoch, int own_index,
+                                  bool* postponed);
   // Leases other than `except` that the calling thread holds. mu_ held.
   int HeldByThisThreadLocked(int except) const;
   // Takes free_'s last entry for the calling thread. mu_ held, free_ non-empty.
@@ -156,7 +160,8 @@ class SessionPool {
   std::unique_ptr<std::mutex> login_mu_;
 
   std::mutex mu_;  // guards entries_ and free_
-  std::condition_variable cv_;
+  // Free entries and drains; replaced after fork like the mutexes.
+  std::unique_ptr<std::condition_variable> cv_;
   std::vector<Entry> entries_;
   std::vector<int> free_;
   int active_ = 0;  // leases out + threads inside Establish's module calls

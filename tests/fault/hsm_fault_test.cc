@@ -414,9 +414,11 @@ TEST_F(HsmFaultTest, HealthyMakesNoModuleCall) {
 }
 
 // A slow HSM: one sign is still inside the module (3 s) when another call's
-// device error asks for a module re-initialization. The re-init must wait for
-// it, past its own 2 s drain if need be (postponed, retried), and never call
-// C_Finalize while the slow call is inside; both calls get valid signatures.
+// device error asks for a module re-initialization. The re-init must not call
+// C_Finalize while the slow call is inside: after its 2 s drain it is
+// postponed and that caller gets UNAVAILABLE saying so (retryable); once the
+// slow call is out, the next call re-initializes and signs. The slow call's
+// signature is valid.
 TEST_F(HsmFaultTest, ReinitNeverFinalizesUnderACallStillInsideTheModule) {
   const unsigned long overlaps = overlaps_();
   SetFaults("C_Sign DELAY 1 3000\n");
@@ -425,7 +427,12 @@ TEST_F(HsmFaultTest, ReinitNeverFinalizesUnderACallStillInsideTheModule) {
   ASSERT_TRUE(AwaitDelayed(1));
   const unsigned long before = injected_();
   SetFaults("C_Sign CKR_DEVICE_ERROR 1\n");
-  EXPECT_TRUE(SignVerified("recovers-after-drain").ok());
+  absl::Status during = SignVerified("during-slow-call");
+  EXPECT_EQ(during.code(), absl::StatusCode::kUnavailable) << during;
+  EXPECT_THAT(std::string(during.message()), HasSubstr("postponed")) << during;
+  EXPECT_THAT(std::string(during.message()),
+              HasSubstr("1 call(s) still inside the module"))
+      << during;
   slow_thread.join();
   EXPECT_TRUE(slow.ok()) << slow;
   EXPECT_EQ(injected_() - before, 1u);  // the device error did happen
