@@ -142,8 +142,15 @@ void ReadModuleDefaults(const OSSL_CORE_HANDLE* handle, OSSL_FUNC_core_get_param
   };
   cfg.module_path = pick("TOKENSIGN_PKCS11_MODULE", module, kDefaultModule);
   cfg.token_label = pick("TOKENSIGN_TOKEN_LABEL", label, "");
-  cfg.pin_env = pick("TOKENSIGN_PIN_ENV", pin_env, "");
-  cfg.pin_file = pick("TOKENSIGN_PIN_FILE", pin_file, "");
+  // The PIN source is one setting: a variable or a file. If the environment
+  // names either, it wins over openssl.cnf's pin-env / pin-file as a whole
+  // (mixing them would leave both set, which the HSM refuses).
+  cfg.pin_env = Getenv("TOKENSIGN_PIN_ENV");
+  cfg.pin_file = Getenv("TOKENSIGN_PIN_FILE");
+  if (cfg.pin_env.empty() && cfg.pin_file.empty()) {
+    cfg.pin_env = pin_env != nullptr ? pin_env : "";
+    cfg.pin_file = pin_file != nullptr ? pin_file : "";
+  }
 }
 
 }  // namespace

@@ -136,6 +136,44 @@ TEST_F(ProviderCliTest, PublicKeyThroughTheStore) {
   EXPECT_EQ(Run({"cmp", Path("store-rsa.pem"), Path("rsa.pem")}).exit_code, 0);
 }
 
+// Operators configure the provider in openssl.cnf (hsm/provider/README.md's
+// snippet): token and PIN file from there, no -provider flags, no token in the
+// URI. A PIN variable in the environment replaces the cnf's pin-file.
+TEST_F(ProviderCliTest, OpensslCnfConfiguresTheProviderAndEnvironmentPinWins) {
+  const std::string pin_file = Path("cnf-pin");
+  std::ofstream(pin_file) << GlobalToken().pin() << "\n";
+  const std::string cnf = Path("openssl.cnf");
+  std::ofstream(cnf) << "openssl_conf = openssl_init\n[openssl_init]\n"
+                        "providers = provider_sect\n[provider_sect]\n"
+                        "default = default_sect\ntokensign = tokensign_sect\n"
+                        "[default_sect]\nactivate = 1\n[tokensign_sect]\n"
+                        "module = " TOKENSIGN_PROVIDER_DIR
+                        "/tokensign-provider.so\npkcs11-module = "
+                     << GlobalToken().module_path()
+                     << "\ntoken-label = " << GlobalToken().label()
+                     << "\npin-file = " << pin_file << "\nactivate = 1\n";
+  setenv("OPENSSL_CONF", cnf.c_str(), 1);
+  for (bool env_pin : {false, true}) {
+    SCOPED_TRACE(env_pin ? "TOKENSIGN_PIN_ENV set, pin-file in openssl.cnf"
+                         : "everything from openssl.cnf");
+    if (env_pin) {
+      setenv("TOKENSIGN_PIN_ENV", SoftHsmToken::kPinEnv, 1);
+    } else {
+      unsetenv("TOKENSIGN_PIN_ENV");
+    }
+    const std::string sig = Path(env_pin ? "cnf-env.sig" : "cnf.sig");
+    auto sign = Run({"openssl", "dgst", "-sha256", "-sign",
+                     "pkcs11:object=cli-ec;type=private", "-out", sig,
+                     Path("data")});
+    EXPECT_EQ(sign.exit_code, 0) << sign.output;
+    auto verify = Run({"openssl", "dgst", "-sha256", "-verify", Path("ec.pem"),
+                       "-signature", sig, Path("data")});
+    EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  }
+  unsetenv("OPENSSL_CONF");
+  setenv("TOKENSIGN_PIN_ENV", SoftHsmToken::kPinEnv, 1);
+}
+
 TEST_F(ProviderCliTest, CleanErrors) {
   auto missing = Run({"openssl", "dgst", "-sha256", "-sign", Uri("no-such-key",
                       UriObjectType::kPrivate), "-provider", "tokensign", "-provider",
