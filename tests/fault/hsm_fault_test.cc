@@ -413,15 +413,15 @@ TEST_F(HsmFaultTest, HealthyMakesNoModuleCall) {
   EXPECT_TRUE(hsm_->Healthy());
 }
 
-// A slow HSM: one sign is still inside the module (3 s) when another call's
-// device error asks for a module re-initialization. The re-init must not call
-// C_Finalize while the slow call is inside: after its 2 s drain it is
-// postponed and that caller gets UNAVAILABLE saying so (retryable); once the
-// slow call is out, the next call re-initializes and signs. The slow call's
-// signature is valid.
+// A slow HSM: one sign is still inside the module (5 s: 3 s more than the
+// drain waits, a margin for a slow machine) when another call's device error
+// asks for a module re-initialization. The re-init must not call C_Finalize
+// while the slow call is inside: after its 2 s drain it is postponed and that
+// caller gets UNAVAILABLE saying so (retryable); once the slow call is out,
+// the next call re-initializes and signs. The slow call's signature is valid.
 TEST_F(HsmFaultTest, ReinitNeverFinalizesUnderACallStillInsideTheModule) {
   const unsigned long overlaps = overlaps_();
-  SetFaults("C_Sign DELAY 1 3000\n");
+  SetFaults("C_Sign DELAY 1 5000\n");
   absl::Status slow;
   std::thread slow_thread([&] { slow = SignVerified("slow"); });
   ASSERT_TRUE(AwaitDelayed(1));
