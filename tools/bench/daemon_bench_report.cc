@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace tokensign::bench {
 namespace {
@@ -134,10 +136,12 @@ int PrintReport(const Options& o, Report& r) {
     return Ratio(floor_rate, floor_rate + base, applicable && floor_rate > 0,
                  floor_rate > 0 ? why : "no GetJwks floor measured");
   };
-  std::string bounds[2][2] = {
+  // What gRPC alone allows first, then the ratios (the last lines).
+  std::vector<std::pair<std::string, std::string>> out = {
       {"unary_grpc_bound_vs_ceiling", bound(r.ceiling, c && on, why_on)},
       {"unary_noverify_grpc_bound_vs_raw", bound(raw_off, c && off, why_off)},
   };
+  for (auto& line : lines) out.emplace_back(line[0], line[1]);
   if (o.json) {
     nlohmann::json j;
     j["hw_threads"] = std::thread::hardware_concurrency();
@@ -200,29 +204,19 @@ int PrintReport(const Options& o, Report& r) {
         unary_eff > 0 ? nlohmann::json(unary_eff) : nullptr;
     j["batch_cpu_efficiency"] =
         batch_eff > 0 ? nlohmann::json(batch_eff) : nullptr;
-    for (auto& line : bounds) {
+    for (const auto& [key, value] : out) {
       char* end = nullptr;
-      double d = std::strtod(line[1].c_str(), &end);
-      j[line[0]] = end != line[1].c_str() && *end == '\0'
-                       ? nlohmann::json(d)
-                       : nlohmann::json(line[1]);
-    }
-    for (auto& line : lines) {
-      char* end = nullptr;
-      double d = std::strtod(line[1].c_str(), &end);
-      if (end != line[1].c_str() && *end == '\0') {
-        j[line[0]] = d;
+      double d = std::strtod(value.c_str(), &end);
+      if (end != value.c_str() && *end == '\0') {
+        j[key] = d;
       } else {
-        j[line[0]] = line[1];
+        j[key] = value;
       }
     }
     std::printf("%s\n", j.dump().c_str());
   } else {
-    // What gRPC alone allows first, then the ratios (the last lines).
-    for (auto& line : bounds)
-      std::printf("%s %s\n", line[0].c_str(), line[1].c_str());
-    for (auto& line : lines)
-      std::printf("%s %s\n", line[0].c_str(), line[1].c_str());
+    for (const auto& [key, value] : out)
+      std::printf("%s %s\n", key.c_str(), value.c_str());
   }
   const bool want_unary = o.only != "batch", want_batch = o.only != "unary";
   bool failed =
