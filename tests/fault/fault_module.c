@@ -153,8 +153,8 @@ static int is_lifecycle(const char* fn) {
 }
 
 /* Enters `fn`: CKR_OK to forward it, or the CK_RV to fail it with; *after =
- * forward it anyway before failing. Counts the call as inside the module (until
- * fault_exit) after any DELAY, which it sleeps inside. */
+ * forward it anyway before failing. Counts the call as inside the module from
+ * here until fault_exit, so any DELAY (slept here) is spent inside it. */
 static CK_RV fault_enter(const char* fn, int* after) {
   CK_RV rv = CKR_OK;
   long delay_ms = 0;
