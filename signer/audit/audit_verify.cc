@@ -123,6 +123,21 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
     return *std::move(p);
   };
 
+  // The counters as they were before the previous line was counted: a hash
+  // mismatch puts the previous line in doubt (it, or the line that names it,
+  // was altered), so it is taken back out of "verified".
+  struct Counted {
+    int64_t lines = 0, records = 0, last_seq = -1;
+    std::string head;
+  };
+  Counted before_prev;
+  auto uncount_prev = [&] {
+    report.lines = before_prev.lines;
+    report.records = before_prev.records;
+    report.last_seq = before_prev.last_seq;
+    report.head_sha256 = before_prev.head;
+  };
+
   while (!report.first_break) {
     absl::Status s = reader.Fill(1);
     if (!s.ok()) return s;
@@ -175,6 +190,7 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
       }
       break;
     } else if (p->prev != prev_hash) {
+      uncount_prev();
       std::optional<ParsedLine> next = peek_next();
       if (next && next->prev == Sha256Hex(l.text)) {
         fail(prev_file, prev_number, BreakKind::kHashMismatch,
@@ -191,6 +207,8 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
       }
       break;
     }
+    before_prev = {report.lines, report.records, report.last_seq,
+                   report.head_sha256};
     prev_hash = Sha256Hex(l.text);
     prev_file = l.file;
     prev_number = l.number;

@@ -48,7 +48,10 @@ struct ChainBreak {
 struct VerifyReport {
   bool ok = false;
   std::vector<std::string> files;  // files walked, oldest first
-  int64_t lines = 0;               // lines verified before the first break
+  // Lines verified before the first break. A line the break puts in doubt is
+  // not counted: on a hash mismatch that is the line before the mismatching
+  // one too (either may be the altered one).
+  int64_t lines = 0;
   int64_t records = 0;             // decision records among them
   int64_t last_seq = -1;           // seq of the last verified line
   std::string head_sha256;         // SHA-256 of the last verified line (anchor)

@@ -39,10 +39,29 @@ std::string JtiNeedle(std::string_view jti) {
           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+// Characters a printed value may show bare. Everything else (spaces, the
+// separators "<-", "@", ",", "[", "]", "=", quotes, control and non-ASCII
+// characters such as a no-break space or a bidi override) makes the value
+// print as a JSON string with non-ASCII escaped, so no name can fake a hop, an
+// issuer or another field.
+bool IsBareChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+         c == ':' || c == '/' || c == '~' || c == '+' || c == '#' || c == '%';
+}
+
 std::string Quoted(const std::string& v) {
-  if (!v.empty() && v.find_first_of(" \t\"") == std::string::npos) return v;
-  return nlohmann::json(v).dump(-1, ' ', false,
+  if (!v.empty() && std::all_of(v.begin(), v.end(), IsBareChar)) return v;
+  return nlohmann::json(v).dump(-1, ' ', /*ensure_ascii=*/true,
                                 nlohmann::json::error_handler_t::replace);
+}
+
+std::string QuotedList(const std::vector<std::string>& values,
+                       absl::string_view sep) {
+  std::vector<std::string> out;
+  out.reserve(values.size());
+  for (const std::string& v : values) out.push_back(Quoted(v));
+  return absl::StrJoin(out, sep);
 }
 
 }  // namespace
@@ -106,7 +125,7 @@ std::string FormatLineage(const std::vector<LineageHop>& hops) {
   std::string out;
   int n = 0;
   for (const LineageHop& h : hops) {
-    absl::StrAppend(&out, ++n, ". jti=", h.jti);
+    absl::StrAppend(&out, ++n, ". jti=", Quoted(h.jti));
     if (!h.in_log) {
       absl::StrAppend(
           &out,
@@ -115,13 +134,14 @@ std::string FormatLineage(const std::vector<LineageHop>& hops) {
     }
     std::vector<std::string> actors;
     for (const AuditActor& a : h.actors) {
-      actors.push_back(a.iss.empty() ? a.sub : absl::StrCat(a.sub, "@", a.iss));
+      actors.push_back(a.iss.empty()
+                           ? Quoted(a.sub)
+                           : absl::StrCat(Quoted(a.sub), "@", Quoted(a.iss)));
     }
     absl::StrAppend(
         &out, " sub=", Quoted(h.sub), " client=", Quoted(h.client_id),
         " actors=[", absl::StrJoin(actors, " <- "), "]",
-        " aud=", Quoted(absl::StrJoin(h.aud, ",")),
-        " scope=", Quoted(absl::StrJoin(h.scope, " ")),
+        " aud=", QuotedList(h.aud, ","), " scope=", QuotedList(h.scope, ","),
         " issuer=", Quoted(h.issuer), " time=", FormatAuditTime(h.time));
     if (h.outcome != "signed")
       absl::StrAppend(&out, " outcome=", Quoted(h.outcome));

@@ -49,7 +49,11 @@ absl::StatusOr<std::vector<LineageHop>> Lineage(const std::string& path,
 //      issuer=main time=2024-05-01T12:00:00.000Z
 //   2. jti=J2 sub=alice client=app actors=[agent-7 <- planner] aud=...
 //   scope=read ...
-// (each hop on one line). A hop not in the log prints
+// (each hop on one line). Values made only of [A-Za-z0-9-_.:/~+#%] print
+// bare; any other value prints as a JSON string with non-ASCII escaped
+// (actors=["agent-7 <- root"] is one actor), so no name can fake a hop, an
+// "@issuer" or another field. aud and scope values are joined by ",".
+// A hop not in the log prints
 //   1. jti=J0 (not in this log: the delegation chain continues outside it)
 std::string FormatLineage(const std::vector<LineageHop>& hops);
 

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "gtest/gtest.h"
+#include "signer/audit/audit_format.h"
 #include "signer/audit/audit_log.h"
 #include "tests/audit/audit_test_util.h"
 
@@ -62,6 +63,24 @@ TEST_F(AuditVerifyTest, EditedByteInMiddleLineIsFoundAtThatLine) {
   EXPECT_EQ(b.kind, BreakKind::kHashMismatch);
   EXPECT_EQ(b.line, 6) << b.detail;
   EXPECT_NE(b.detail.find("altered"), std::string::npos);
+}
+
+// The altered line is not among the lines reported verified (issue 12: line 3
+// altered used to report "verified before the break: 3 lines").
+TEST_F(AuditVerifyTest, AlteredLineIsNotCountedAsVerified) {
+  lines_[2][lines_[2].find("user-j2") + 5] = 'k';  // line 3 = seq 2
+  WriteLines(path_, lines_);
+  auto r = VerifyAuditChain(path_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->first_break.has_value());
+  EXPECT_EQ(r->first_break->line, 3) << r->first_break->detail;
+  EXPECT_EQ(r->lines, 2);    // genesis + line 2
+  EXPECT_EQ(r->records, 1);  // j1
+  EXPECT_EQ(r->last_seq, 1);
+  EXPECT_EQ(r->head_sha256, Sha256Hex(lines_[1]));
+  EXPECT_NE(FormatVerifyReport(*r).find("verified before the break: 2 lines"),
+            std::string::npos)
+      << FormatVerifyReport(*r);
 }
 
 TEST_F(AuditVerifyTest, EditedPrevFieldIsFoundAtThatLine) {

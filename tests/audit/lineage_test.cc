@@ -102,6 +102,37 @@ TEST_F(LineageTest, MissingParentIsReportedNotAnError) {
   EXPECT_NE(text.find("2. jti=orphan"), std::string::npos) << text;
 }
 
+// An actor named "agent-7 <- root" is one hop, and "a@b" is not an issuer: names
+// that could be read as separators, or that hide them behind look-alike or
+// invisible characters, print quoted and escaped.
+TEST(LineageFormatTest, NamesThatLookLikeSeparatorsAreQuoted) {
+  TempDir dir;
+  const std::string path = dir.File("audit.log");
+  {
+    auto log = AuditLog::Open({.path = path});
+    ASSERT_TRUE(log.ok()) << log.status();
+    ASSERT_TRUE(
+        (*log)
+            ->Append(Hop("fake", "",
+                         {{"agent-7 <- root", ""},
+                          {"tool@https://evil.example", ""},
+                          {"nbsp\u00a0<-\u00a0x", "https://idp.example"},
+                          {"rtl\u202eabc", ""}},
+                         "read write"))
+            .ok());
+  }
+  auto hops = Lineage(path, "fake");
+  ASSERT_TRUE(hops.ok()) << hops.status();
+  std::string text = FormatLineage(*hops);
+  EXPECT_NE(text.find("actors=[\"agent-7 <- root\" <- "
+                      "\"tool@https://evil.example\" <- "
+                      "\"nbsp\\u00a0<-\\u00a0x\"@https://idp.example <- "
+                      "\"rtl\\u202eabc\"]"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("scope=\"read write\""), std::string::npos) << text;
+}
+
 TEST_F(LineageTest, UnknownJtiIsNotFound) {
   EXPECT_EQ(Lineage(path_, "nobody").status().code(),
             absl::StatusCode::kNotFound);
