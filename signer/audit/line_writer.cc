@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "signer/audit/audit_format.h"
+#include "signer/text/unicode.h"
 
 namespace tokensign::audit {
 namespace {
@@ -24,6 +25,18 @@ void AppendDigits(int64_t v, int width, std::string* out) {
     v /= 10;
   }
   out->append(buf, static_cast<size_t>(width));
+}
+
+// \uXXXX (lowercase hex, as nlohmann writes control characters).
+void AppendU16Escape(char32_t unit, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const char esc[6] = {'\\',
+                       'u',
+                       kHex[(unit >> 12) & 15],
+                       kHex[(unit >> 8) & 15],
+                       kHex[(unit >> 4) & 15],
+                       kHex[unit & 15]};
+  out->append(esc, sizeof(esc));
 }
 
 // "name": with the name a plain literal.
@@ -57,9 +70,30 @@ void AppendJsonString(std::string_view s, std::string* out) {
     out->push_back('"');
     return;
   }
-  *out += nlohmann::ordered_json(std::string(s))
-              .dump(-1, ' ', false,
-                    nlohmann::ordered_json::error_handler_t::replace);
+  const std::string json =
+      nlohmann::ordered_json(std::string(s))
+          .dump(-1, ' ', false,
+                nlohmann::ordered_json::error_handler_t::replace);
+  // nlohmann writes every non-ASCII code point raw; C1 controls and what
+  // text::UnsafeCharacterClass names are written as \u escapes instead, so
+  // no audit line carries a bidi override, a zero-width character or a line
+  // separator raw (the JSON value is the same).
+  size_t i = 0;
+  while (i < json.size()) {
+    const size_t at = i;
+    const char32_t cp = text::NextCodePoint(json, &i);  // valid: replaced
+    const bool c1 = cp >= 0x80 && cp <= 0x9F;
+    if (!c1 && text::UnsafeCharacterClass(cp) == nullptr) {
+      out->append(json, at, i - at);
+      continue;
+    }
+    if (cp <= 0xFFFF) {
+      AppendU16Escape(cp, out);
+    } else {  // a UTF-16 surrogate pair, as JSON spells it
+      AppendU16Escape(0xD800 + ((cp - 0x10000) >> 10), out);
+      AppendU16Escape(0xDC00 + ((cp - 0x10000) & 0x3FF), out);
+    }
+  }
 }
 
 void AppendAuditTime(absl::Time t, std::string* out) {

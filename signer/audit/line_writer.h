@@ -1,6 +1,8 @@
 // Allocation-free building blocks for audit lines on the append hot path: a
 // JSON string/number appender byte-identical to nlohmann::ordered_json::dump
-// (indent -1, ensure_ascii false, invalid UTF-8 replaced by U+FFFD), the audit
+// (indent -1, ensure_ascii false, invalid UTF-8 replaced by U+FFFD) except
+// that C1 controls, format characters, U+2028/U+2029 and noncharacters are
+// written as \u escapes (text/unicode.h), the audit
 // time format, the decision body appended into a caller's buffer, and a
 // reusable SHA-256 hasher.
 //
@@ -25,7 +27,9 @@ namespace tokensign::audit {
 
 // Appends `s` as a JSON string literal (quotes included). Plain printable
 // ASCII is copied; anything needing escapes or UTF-8 checks goes through
-// nlohmann so the bytes match the reader's and the old writer's exactly.
+// nlohmann so the bytes match the reader's and the old writer's exactly, then
+// C1 controls and text::UnsafeCharacterClass code points become \uXXXX (a
+// surrogate pair above U+FFFF): the same JSON value, never raw in a line.
 void AppendJsonString(std::string_view s, std::string* out);
 
 // Appends "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC, milliseconds truncated), the same

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "signer/text/unicode.h"
 #include "signer/token/policy.h"
 
 namespace tokensign::token::policy_fields {
@@ -53,7 +54,8 @@ bool ValidUtf8(absl::string_view s) {
   return true;
 }
 
-// Non-empty (when required), bounded, valid UTF-8.
+// Non-empty (when required), bounded, valid UTF-8, no control, format,
+// separator or noncharacter code points.
 absl::Status CheckString(absl::string_view field, absl::string_view v,
                          bool required, absl::string_view what) {
   if (v.empty()) {
@@ -69,21 +71,28 @@ absl::Status CheckString(absl::string_view field, absl::string_view v,
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": not valid UTF-8; use UTF-8 text"));
   }
-  // C0 (NUL truncates in C consumers), DEL, and C1 (U+0080..U+009F, UTF-8
-  // C2 80..C2 9F): none belongs in an identifier and all confuse logs.
-  for (size_t i = 0; i < v.size(); ++i) {
-    const auto c = static_cast<unsigned char>(v[i]);
-    uint32_t cp = c;
-    if (c == 0xC2 && i + 1 < v.size()) {
-      cp = static_cast<unsigned char>(v[i + 1]);  // valid UTF-8: 0x80..0xBF
-    } else if (c >= 0x80) {
-      continue;
-    }
+  // C0 (NUL truncates in C consumers), DEL, and C1 (U+0080..U+009F): none
+  // belongs in an identifier and all confuse logs. Format characters (Cf:
+  // bidi overrides, zero-width characters), U+2028 / U+2029 and
+  // noncharacters render as nothing or reorder what surrounds them, so two
+  // different identities would look alike to whoever reads them.
+  const std::string_view chars(v.data(), v.size());
+  for (size_t i = 0; i < chars.size();) {
+    const size_t at = i;
+    const char32_t cp = text::NextCodePoint(chars, &i);  // UTF-8: checked
     if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s: contains control character U+%04X at byte %d; control "
           "characters (U+0000..U+001F, U+007F..U+009F) are not allowed",
-          field, cp, i));
+          field, static_cast<uint32_t>(cp), at));
+    }
+    if (const char* what = text::UnsafeCharacterClass(cp); what != nullptr) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: U+%04X (%s) not allowed (at byte %d); identifiers may not "
+          "contain format characters (Unicode Cf), line or paragraph "
+          "separators (U+2028, U+2029) or noncharacters (U+FDD0..U+FDEF, "
+          "U+nFFFE, U+nFFFF)",
+          field, static_cast<uint32_t>(cp), what, at));
     }
   }
   return absl::OkStatus();

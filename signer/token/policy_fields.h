@@ -22,7 +22,9 @@ std::string Quote(absl::string_view v);
 bool ValidUtf8(absl::string_view s);
 
 // Non-empty (when `required`), at most kMaxStringBytes, valid UTF-8, no
-// control characters; the error names `field` and, when empty, `what`.
+// control characters (C0, DEL, C1), format characters (Cf), line or paragraph
+// separators or noncharacters (text/unicode.h); the error names `field`, the
+// code point and its class, and, when empty, `what`.
 absl::Status CheckString(absl::string_view field, absl::string_view v,
                          bool required, absl::string_view what);
 

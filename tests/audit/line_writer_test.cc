@@ -101,6 +101,36 @@ TEST(LineWriterTest, DecisionBodyMatchesReferenceForEscapesAndUtf8) {
   }
 }
 
+// Bidi overrides, zero-width characters, line separators, noncharacters and
+// C1 controls never stand raw in a line (a denied request's sub still reaches
+// the log): they are \u escapes, and the line parses back to the same value.
+TEST(LineWriterTest, InvisibleAndReorderingCharactersAreEscaped) {
+  struct Want {
+    std::string in;
+    std::string json;
+  };
+  const Want cases[] = {
+      {"alice\u202Eecila", R"("alice\u202eecila")"},
+      {"a\u200Bb\u2028c\u2029d", R"("a\u200bb\u2028c\u2029d")"},
+      {"x\xef\xbf\xbf", R"("x\uffff")"},
+      {"\xc2\x9b[2J", R"("\u009b[2J")"},  // C1 CSI
+      {"tag\U000E0041", R"("tag\udb40\udc41")"},
+      {"caf\u00E9 \u00A0\U0001F600", "\"caf\u00E9 \u00A0\U0001F600\""},  // raw
+  };
+  for (const Want& w : cases) {
+    std::string out;
+    AppendJsonString(w.in, &out);
+    EXPECT_EQ(out, w.json) << absl::CEscape(w.in);
+    EXPECT_EQ(nlohmann::json::parse(out).get<std::string>(), w.in);
+  }
+  AuditRecord r = Sample();
+  r.sub = "alice\u202Eecila";
+  r.outcome = "denied";
+  const std::string line = AssembleLine(7, FormatDecisionBody(r), "");
+  EXPECT_EQ(line.find("\u202E"), std::string::npos);
+  EXPECT_NE(line.find(R"("sub":"alice\u202eecila")"), std::string::npos);
+}
+
 TEST(LineWriterTest, AuditTimeMatchesAbslFormat) {
   const absl::Time times[] = {
       absl::UnixEpoch(),

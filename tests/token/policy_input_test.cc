@@ -136,6 +136,60 @@ std::vector<Case> Cases() {
          r.req_wl = "gw\x01";
        },
        Code::kInvalidArgument, "req_wl", "U+0001"},
+      // Format characters, separators and noncharacters in identities (the
+      // ones the review signed: U+202E, U+200B, U+2028, U+FFFF in sub).
+      {"sub_rlo", [](P&, R& r) { r.subject = "alice\u202Eecila"; },
+       Code::kInvalidArgument, "sub",
+       "U+202E (format character) not allowed (at byte 5)"},
+      {"sub_zwsp", [](P&, R& r) { r.subject = "ali\u200Bce"; },
+       Code::kInvalidArgument, "sub", "U+200B (format character) not allowed"},
+      {"sub_line_separator", [](P&, R& r) { r.subject = "alice\u2028admin"; },
+       Code::kInvalidArgument, "sub",
+       "U+2028 (line or paragraph separator) not allowed"},
+      {"sub_paragraph_separator", [](P&, R& r) { r.subject = "a\u2029"; },
+       Code::kInvalidArgument, "sub",
+       "U+2029 (line or paragraph separator) not allowed"},
+      {"sub_uffff", [](P&, R& r) { r.subject = "alice\xef\xbf\xbf"; },
+       Code::kInvalidArgument, "sub", "U+FFFF (noncharacter) not allowed"},
+      {"sub_fdd0", [](P&, R& r) { r.subject = "alice\xef\xb7\x90"; },
+       Code::kInvalidArgument, "sub", "U+FDD0 (noncharacter)"},
+      {"sub_plane1_nonchar",
+       [](P&, R& r) { r.subject = "alice\xf0\x9f\xbf\xbe"; },
+       Code::kInvalidArgument, "sub", "U+1FFFE (noncharacter)"},
+      {"sub_bom", [](P&, R& r) { r.subject = "\uFEFFalice"; },
+       Code::kInvalidArgument, "sub",
+       "U+FEFF (format character) not allowed (at byte 0)"},
+      {"sub_soft_hyphen", [](P&, R& r) { r.subject = "al\u00ADice"; },
+       Code::kInvalidArgument, "sub", "U+00AD (format character)"},
+      {"sub_tag_char", [](P&, R& r) { r.subject = "alice\U000E0041"; },
+       Code::kInvalidArgument, "sub", "U+E0041 (format character)"},
+      {"sub_unicode_ok",
+       [](P&, R& r) {
+         // Accents (precomposed and combining), CJK, emoji, U+FFFD.
+         r.subject = "Jos\u00E9 Jose\u0301 \u3042 \U0001F600 \uFFFD";
+       },
+       Code::kOk, "", ""},
+      {"client_id_lri", [](P&, R& r) { r.client_id = "app\u2066x"; },
+       Code::kInvalidArgument, "client_id",
+       "U+2066 (format character) not allowed"},
+      {"aud_zwj",
+       [](P&, R& r) { r.audience = {"https://api.example\u200D"}; },
+       Code::kInvalidArgument, "aud[0]", "U+200D (format character)"},
+      {"actor_sub_rlo", [](P&, R& r) { r.actor_chain[0].sub = "agent\u202E7"; },
+       Code::kInvalidArgument, "act.sub",
+       "U+202E (format character) not allowed"},
+      {"actor_iss_line_separator",
+       [](P&, R& r) {
+         r.actor_chain[1].iss = "https://agents.example\u2028";
+       },
+       Code::kInvalidArgument, "act.act.iss",
+       "U+2028 (line or paragraph separator)"},
+      {"req_wl_zwsp",
+       [](P&, R& r) {
+         r = TxnRequest();
+         r.req_wl = "apigateway\u200B.example";
+       },
+       Code::kInvalidArgument, "req_wl", "U+200B (format character)"},
       // parent_jti.
       {"parent_jti_ok", [](P&, R& r) { r.parent_jti = "Zx9-_~.abc"; },
        Code::kOk, "", ""},
