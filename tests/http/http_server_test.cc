@@ -1,6 +1,7 @@
 #include "signer/service/http/http_server.h"
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,7 +26,8 @@ constexpr char kDevJwks[] =
 
 class HttpServerTest : public ::testing::Test {
  protected:
-  void StartServer(HttpServerOptions options = {}) {
+  // `threads` io_context threads (a test with a blocked handler needs 2).
+  void StartServer(HttpServerOptions options = {}, int threads = 1) {
     options.listen = "127.0.0.1:0";
     HttpHandlers handlers;
     handlers.jwks =
@@ -35,6 +37,13 @@ class HttpServerTest : public ::testing::Test {
         jwks_calls_.emplace_back(issuer);
       }
       if (issuer == "dev") return std::string(kDevJwks);
+      if (issuer == "slow") {  // a request in progress until ReleaseSlow()
+        std::unique_lock lock(mu_);
+        slow_entered_ = true;
+        cv_.notify_all();
+        cv_.wait(lock, [this] { return slow_released_; });
+        return std::string(kDevJwks);
+      }
       if (issuer == "broken") return absl::UnavailableError("hsm: C_Sign down");
       return absl::NotFoundError("issuer: 'x' is not configured");
     };
@@ -49,11 +58,26 @@ class HttpServerTest : public ::testing::Test {
     server_ = *std::move(server);
     ASSERT_NE(server_->port(), 0);
     io_thread_ = std::thread([this] { io_.run(); });
+    for (int i = 1; i < threads; ++i) {
+      extra_threads_.emplace_back([this] { io_.run(); });
+    }
   }
 
   void TearDown() override {
+    ReleaseSlow();
     if (server_) server_->Stop();
     if (io_thread_.joinable()) io_thread_.join();  // all work is gone
+    for (std::thread& t : extra_threads_) t.join();
+  }
+
+  void WaitSlowEntered() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return slow_entered_; });
+  }
+  void ReleaseSlow() {
+    std::lock_guard lock(mu_);
+    slow_released_ = true;
+    cv_.notify_all();
   }
 
   Response Get(const std::string& target, http::verb method = http::verb::get) {
@@ -67,11 +91,21 @@ class HttpServerTest : public ::testing::Test {
   boost::asio::io_context io_;
   std::unique_ptr<HttpServer> server_;
   std::thread io_thread_;
+  std::vector<std::thread> extra_threads_;
   std::atomic<bool> ready_{true};
   Metrics metrics_;
   std::mutex mu_;
+  std::condition_variable cv_;
+  bool slow_entered_ = false;   // guarded by mu_
+  bool slow_released_ = false;  // guarded by mu_
   std::vector<std::string> jwks_calls_;
 };
+
+// Long enough never to fire during a test: what closes a connection in the
+// tests below is the mechanism under test, not a timer.
+constexpr std::chrono::hours kNever{1};
+constexpr char kSlowRequest[] =
+    "GET /issuers/slow/jwks.json HTTP/1.1\r\nHost: x\r\n\r\n";
 
 TEST_F(HttpServerTest, HealthzIsOk) {
   StartServer();
@@ -222,27 +256,122 @@ TEST_F(HttpServerTest, OversizedHeaderIs431AndServerSurvives) {
   EXPECT_EQ(Get("/healthz").result(), http::status::ok);
 }
 
-TEST_F(HttpServerTest, IdleConnectionIsClosed) {
+TEST_F(HttpServerTest, IdleKeepAliveConnectionIsClosed) {
   HttpServerOptions options;
   options.idle_timeout = std::chrono::milliseconds(100);
   StartServer(options);
   TestClient client;
   ASSERT_FALSE(client.Connect(server_->port()));
+  Response res;
+  ASSERT_FALSE(client.Fetch(http::verb::get, "/healthz", res));
+  ASSERT_TRUE(res.keep_alive());
   EXPECT_TRUE(client.ClosedByPeer());
 }
 
-TEST_F(HttpServerTest, ConnectionOverCapIsClosed) {
+// Slowloris: headers trickle in and stop. Without a header deadline the
+// connection would stay open for idle_timeout (an hour here); the client's own
+// 30 s safety timeout would then make ClosedByPeer() false.
+TEST_F(HttpServerTest, StalledHeadersAreClosedAfterHeaderTimeout) {
+  HttpServerOptions options;
+  options.header_timeout = std::chrono::milliseconds(20);
+  options.idle_timeout = kNever;
+  StartServer(options);
+  TestClient client;
+  ASSERT_FALSE(client.Connect(server_->port()));
+  ASSERT_FALSE(client.WriteRaw("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
+  EXPECT_TRUE(client.ClosedByPeer());
+  TestClient silent;  // connects and never sends a byte
+  ASSERT_FALSE(silent.Connect(server_->port()));
+  EXPECT_TRUE(silent.ClosedByPeer());
+  EXPECT_EQ(Get("/healthz").result(), http::status::ok);
+}
+
+// On keep-alive the deadline starts with the next request's first byte.
+TEST_F(HttpServerTest, StalledHeadersOnKeepAliveAreClosedAfterHeaderTimeout) {
+  HttpServerOptions options;
+  options.header_timeout = std::chrono::milliseconds(500);
+  options.idle_timeout = kNever;
+  StartServer(options);
+  TestClient client;
+  ASSERT_FALSE(client.Connect(server_->port()));
+  Response res;
+  ASSERT_FALSE(client.Fetch(http::verb::get, "/healthz", res));
+  ASSERT_TRUE(res.keep_alive());
+  ASSERT_FALSE(client.WriteRaw("GET /readyz HTTP/1.1\r\n"));
+  EXPECT_TRUE(client.ClosedByPeer());
+}
+
+// 260 idle connections used to lock probes and JWKS fetches out: at the cap
+// the connection idle longest is evicted, so a new request is answered.
+TEST_F(HttpServerTest, IdleConnectionsOverCapAreEvictedOldestFirst) {
+  HttpServerOptions options;
+  options.max_connections = 4;
+  options.header_timeout = kNever;
+  options.idle_timeout = kNever;
+  StartServer(options);
+  std::vector<std::unique_ptr<TestClient>> idle;
+  for (int i = 0; i < 8; ++i) {
+    idle.push_back(std::make_unique<TestClient>());
+    ASSERT_FALSE(idle.back()->Connect(server_->port()));
+  }
+  TestClient probe;
+  ASSERT_FALSE(probe.Connect(server_->port()));
+  Response res;
+  ASSERT_FALSE(probe.Fetch(http::verb::get, "/healthz", res));
+  EXPECT_EQ(res.result(), http::status::ok);
+  // 9 connections, cap 4: the five oldest went, the three newest still work.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(idle[i]->ClosedByPeer()) << "idle connection " << i;
+  }
+  for (int i = 5; i < 8; ++i) {
+    ASSERT_FALSE(idle[i]->Fetch(http::verb::get, "/readyz", res)) << i;
+    EXPECT_EQ(res.result(), http::status::ok);
+  }
+}
+
+// A request being answered is never evicted for an idle connection, even when
+// it is the oldest connection.
+TEST_F(HttpServerTest, SlowRequestInProgressIsNotEvicted) {
+  HttpServerOptions options;
+  options.max_connections = 2;
+  options.header_timeout = kNever;
+  options.idle_timeout = kNever;
+  StartServer(options, /*threads=*/2);
+  TestClient slow;
+  ASSERT_FALSE(slow.Connect(server_->port()));
+  ASSERT_FALSE(slow.WriteRaw(kSlowRequest));
+  WaitSlowEntered();
+  TestClient idle;
+  ASSERT_FALSE(idle.Connect(server_->port()));
+  TestClient probe;
+  ASSERT_FALSE(probe.Connect(server_->port()));
+  Response res;
+  ASSERT_FALSE(probe.Fetch(http::verb::get, "/healthz", res));
+  EXPECT_EQ(res.result(), http::status::ok);
+  EXPECT_TRUE(idle.ClosedByPeer());
+  ReleaseSlow();
+  ASSERT_FALSE(slow.Read(res));
+  EXPECT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res.body(), kDevJwks);
+}
+
+// Only when every connection is busy is a new one closed at once.
+TEST_F(HttpServerTest, ConnectionOverCapWithAllBusyIsClosed) {
   HttpServerOptions options;
   options.max_connections = 1;
-  StartServer(options);
-  TestClient first;
-  ASSERT_FALSE(first.Connect(server_->port()));
-  Response res;
-  ASSERT_FALSE(first.Fetch(http::verb::get, "/healthz", res));  // registered
+  options.header_timeout = kNever;
+  options.idle_timeout = kNever;
+  StartServer(options, /*threads=*/2);
+  TestClient slow;
+  ASSERT_FALSE(slow.Connect(server_->port()));
+  ASSERT_FALSE(slow.WriteRaw(kSlowRequest));
+  WaitSlowEntered();
   TestClient second;
   ASSERT_FALSE(second.Connect(server_->port()));
   EXPECT_TRUE(second.ClosedByPeer());
-  ASSERT_FALSE(first.Fetch(http::verb::get, "/healthz", res));
+  ReleaseSlow();
+  Response res;
+  ASSERT_FALSE(slow.Read(res));
   EXPECT_EQ(res.result(), http::status::ok);
 }
 

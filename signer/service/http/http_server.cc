@@ -52,16 +52,54 @@ struct HttpServer::State {
   // returns no handler is running or will run.
   std::shared_mutex handler_mu;
 
+  // Every open connection, and since when it is idle (a tick of idle_clock;
+  // 0 = busy: a complete request is being answered).
+  struct Entry {
+    std::weak_ptr<Session> session;
+    uint64_t idle_since = 0;
+  };
   std::mutex sessions_mu;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::unordered_map<Session*, Entry> sessions;
+  uint64_t idle_clock = 0;  // guarded by sessions_mu
 
-  // Admits a new connection unless stopped or at the cap.
-  bool Register(const std::shared_ptr<Session>& s) {
+  // Admits a new (idle) connection unless stopped. At the cap it evicts the
+  // connection idle longest and returns it in *evicted (the caller closes it
+  // on its strand; it is already out of the map); when every connection is
+  // busy the new one is refused.
+  bool Register(const std::shared_ptr<Session>& s,
+                std::shared_ptr<Session>* evicted) {
     std::lock_guard lock(sessions_mu);
-    if (stopped.load() || sessions.size() >= options.max_connections) {
-      return false;
+    if (stopped.load()) return false;
+    if (sessions.size() >= options.max_connections) {
+      auto oldest = sessions.end();
+      for (auto it = sessions.begin(); it != sessions.end(); ++it) {
+        if (it->second.idle_since == 0) continue;
+        if (oldest == sessions.end() ||
+            it->second.idle_since < oldest->second.idle_since) {
+          oldest = it;
+        }
+      }
+      if (oldest == sessions.end()) return false;
+      *evicted = oldest->second.session.lock();  // null if already dying
+      sessions.erase(oldest);
     }
-    sessions.emplace(s.get(), s);
+    sessions.emplace(s.get(), Entry{s, ++idle_clock});
+    return true;
+  }
+  // The connection waits for a request again (keep-alive).
+  void MarkIdle(Session* s) {
+    std::lock_guard lock(sessions_mu);
+    if (auto it = sessions.find(s); it != sessions.end()) {
+      it->second.idle_since = ++idle_clock;
+    }
+  }
+  // The connection has a complete request. False when it was evicted (or the
+  // server stopped) meanwhile: the request must not be answered.
+  bool MarkBusy(Session* s) {
+    std::lock_guard lock(sessions_mu);
+    auto it = sessions.find(s);
+    if (it == sessions.end()) return false;
+    it->second.idle_since = 0;
     return true;
   }
   void Unregister(Session* s) {
@@ -125,7 +163,9 @@ class Session : public std::enable_shared_from_this<Session> {
   auto executor() { return stream_.get_executor(); }
 
   void Start() {
-    asio::dispatch(executor(), [self = shared_from_this()] { self->Read(); });
+    asio::dispatch(executor(), [self = shared_from_this()] {
+      self->ReadRequest(self->state_->options.header_timeout);
+    });
   }
 
   // Runs on the session's strand.
@@ -139,13 +179,33 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  void Read() {
+  // Keep-alive: waits up to idle_timeout for the next request's first bytes
+  // (unless a pipelined request is already buffered), then reads it.
+  void WaitForRequest() {
+    if (closed_) return;
+    state_->MarkIdle(this);
+    if (buffer_.size() > 0) {
+      return ReadRequest(state_->options.header_timeout);
+    }
+    stream_.expires_after(state_->options.idle_timeout);
+    stream_.async_read_some(
+        buffer_.prepare(1024),
+        [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+          if (self->closed_) return;
+          if (ec) return self->Close();  // EOF, idle timeout, reset, Stop()
+          self->buffer_.commit(n);
+          self->ReadRequest(self->state_->options.header_timeout);
+        });
+  }
+
+  // Reads one complete request within `deadline`.
+  void ReadRequest(std::chrono::milliseconds deadline) {
     if (closed_) return;
     parser_.emplace();
     parser_->header_limit(
         static_cast<std::uint32_t>(state_->options.max_header_bytes));
     parser_->body_limit(state_->options.max_body_bytes);
-    stream_.expires_after(state_->options.idle_timeout);
+    stream_.expires_after(deadline);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) {
@@ -176,6 +236,8 @@ class Session : public std::enable_shared_from_this<Session> {
                   /*close=*/true);
     }
     if (ec) return Close();  // EOF, timeout, reset, abort by Stop()
+    // Evicted while the request was arriving: the connection is being closed.
+    if (!state_->MarkBusy(this)) return Close();
 
     http::request<http::string_body> req = parser_->release();
     bool head = req.method() == http::verb::head;
@@ -292,7 +354,7 @@ class Session : public std::enable_shared_from_this<Session> {
         stream_, res_,
         [self = shared_from_this(), close](beast::error_code ec, std::size_t) {
           if (ec || close) return self->Close();
-          self->Read();
+          self->WaitForRequest();
         });
   }
 
@@ -311,10 +373,14 @@ void Accept(const std::shared_ptr<HttpServer::State>& state) {
         if (state->stopped.load() || !state->acceptor.is_open()) return;
         if (!ec) {
           auto session = std::make_shared<Session>(std::move(socket), state);
-          if (state->Register(session)) {
+          std::shared_ptr<Session> evicted;
+          if (state->Register(session, &evicted)) {
+            if (evicted != nullptr) {
+              asio::post(evicted->executor(), [evicted] { evicted->Close(); });
+            }
             session->Start();
           } else {
-            session->Close();  // over the connection cap
+            session->Close();  // at the cap and every connection busy
           }
         }
         // Errors such as EMFILE are per connection: keep accepting.
@@ -356,10 +422,11 @@ absl::StatusOr<std::pair<std::string, uint16_t>> ParseListenAddress(
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     asio::io_context& io, HttpServerOptions options, HttpHandlers handlers) {
   if (options.max_connections == 0 || options.max_header_bytes == 0 ||
+      options.header_timeout.count() <= 0 ||
       options.idle_timeout.count() <= 0 || options.jwks_max_age_seconds < 0) {
     return absl::InvalidArgumentError(
-        "http options: max_connections, max_header_bytes and idle_timeout "
-        "must be > 0 and jwks_max_age_seconds >= 0");
+        "http options: max_connections, max_header_bytes, header_timeout and "
+        "idle_timeout must be > 0 and jwks_max_age_seconds >= 0");
   }
   auto addr = ParseListenAddress(options.listen);
   if (!addr.ok()) return addr.status();
@@ -403,8 +470,8 @@ void HttpServer::Stop() {
   std::vector<std::shared_ptr<Session>> sessions;
   {
     std::lock_guard lock(state_->sessions_mu);
-    for (auto& [ptr, weak] : state_->sessions) {
-      if (auto s = weak.lock()) sessions.push_back(std::move(s));
+    for (auto& [ptr, entry] : state_->sessions) {
+      if (auto s = entry.session.lock()) sessions.push_back(std::move(s));
     }
   }
   asio::post(state_->strand, [state = state_] {

@@ -19,9 +19,21 @@
 //   path: 405 with "Allow: GET, HEAD". A missing handler makes its route 404.
 // - Limits: request header bytes <= max_header_bytes (else 431 and close),
 //   body bytes <= max_body_bytes (else 413 and close), any other parse error
-//   is 400 and close. Keep-alive per HTTP/1.1 rules; a connection idle (or
-//   stuck mid-request) for idle_timeout is closed. At most max_connections
-//   open connections: a connection accepted over the cap is closed at once.
+//   is 400 and close. Keep-alive per HTTP/1.1 rules.
+// - Deadlines (slowloris): a request (its header and the small body allowed)
+//   must arrive complete within header_timeout, counted from accept for the
+//   first request of a connection and from the request's first byte on a
+//   keep-alive connection; else the connection is closed without an answer.
+//   A keep-alive connection with no request for idle_timeout is closed.
+// - Connection cap: at most max_connections open connections. A connection
+//   is idle while it has no complete request (new, waiting on keep-alive, or
+//   mid-header) and busy from a complete request until its response is
+//   written. A connection accepted at the cap evicts the connection that has
+//   been idle longest (closed without an answer); a busy one is never
+//   evicted, and only when every connection is busy is the new one closed at
+//   once. So idle or slow clients can delay, but not lock out, /healthz,
+//   /readyz and the JWKS; no per-address limit is used (behind a proxy or on
+//   loopback every client has the same address).
 //   A malformed request never affects other connections or the listener.
 // - Start() binds and listens synchronously (so errors, e.g. port in use,
 //   come back as a Status), then accepts on the caller's io_context; nothing
@@ -63,6 +75,10 @@ struct HttpServerOptions {
   std::size_t max_header_bytes = 8 * 1024;
   std::size_t max_body_bytes = 16 * 1024;
   std::size_t max_connections = 256;
+  // Time to receive a complete request (see "Deadlines" above).
+  std::chrono::milliseconds header_timeout = std::chrono::seconds(5);
+  // Time a keep-alive connection may wait for its next request, and the time
+  // allowed to write a response.
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(30);
 };
 
