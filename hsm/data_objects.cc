@@ -21,21 +21,47 @@ absl::Status CheckName(std::string_view name) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRecords(
-    const P11& p11, SessionPool::Lease& lease, std::string_view name) {
+// Token objects of class CKO_DATA named `name` with CKA_PRIVATE = `private_`.
+absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindByPrivacy(
+    const P11& p11, SessionPool::Lease& lease, std::string_view name,
+    bool private_) {
   CK_OBJECT_CLASS cls = CKO_DATA;
+  CK_BBOOL yes = CK_TRUE;
+  CK_BBOOL priv = private_ ? CK_TRUE : CK_FALSE;
   absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
       FindObjects(p11, lease.session(),
-                  {Attr(CKA_CLASS, &cls), Attr(CKA_APPLICATION, kApplication),
-                   Attr(CKA_LABEL, name)});
+                  {Attr(CKA_CLASS, &cls), Attr(CKA_TOKEN, &yes),
+                   Attr(CKA_PRIVATE, &priv),
+                   Attr(CKA_APPLICATION, kApplication), Attr(CKA_LABEL, name)});
   if (!found.ok()) return lease.Check(found.status());
   std::sort(found->begin(), found->end());
   return found;
 }
 
+// The private records of `name`, each read back: a module that ignored the
+// template's CKA_PRIVATE must not slip a public object through.
+absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRecords(
+    const P11& p11, SessionPool::Lease& lease, std::string_view name) {
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+      FindByPrivacy(p11, lease, name, /*private_=*/true);
+  if (!found.ok()) return found;
+  std::vector<CK_OBJECT_HANDLE> records;
+  for (CK_OBJECT_HANDLE handle : *found) {
+    absl::StatusOr<bool> priv =
+        GetBoolAttribute(p11, lease.session(), handle, CKA_PRIVATE);
+    if (!priv.ok()) return lease.Check(priv.status());
+    absl::StatusOr<bool> token =
+        GetBoolAttribute(p11, lease.session(), handle, CKA_TOKEN);
+    if (!token.ok()) return lease.Check(token.status());
+    if (*priv && *token) records.push_back(handle);
+  }
+  return records;
+}
+
 }  // namespace
 
-absl::Status DataStore::Put(std::string_view name, std::string_view value) {
+absl::Status DataStore::Create(std::string_view name, std::string_view value,
+                               bool replace) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   if (value.size() > kMaxValue) {
     return absl::InvalidArgumentError(Cat("data record '", name, "': value of ",
@@ -46,9 +72,13 @@ absl::Status DataStore::Put(std::string_view name, std::string_view value) {
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();
   const P11& p11 = pool_->p11();
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> old =
-      FindRecords(p11, *lease, name);
-  if (!old.ok()) return old.status();
+  std::vector<CK_OBJECT_HANDLE> old;
+  if (replace) {
+    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+        FindRecords(p11, *lease, name);
+    if (!found.ok()) return found.status();
+    old = *std::move(found);
+  }
   CK_OBJECT_CLASS cls = CKO_DATA;
   CK_BBOOL yes = CK_TRUE;
   CK_ATTRIBUTE tmpl[] = {
@@ -63,8 +93,37 @@ absl::Status DataStore::Put(std::string_view name, std::string_view value) {
     return absl::Status(status.code(),
                         Cat("PutData('", name, "'): ", status.message()));
   }
-  for (CK_OBJECT_HANDLE handle : *old) {
+  for (CK_OBJECT_HANDLE handle : old) {
     status =
+        lease->Check(TS_P11(p11, C_DestroyObject, lease->session(), handle));
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DataStore::Put(std::string_view name, std::string_view value) {
+  return Create(name, value, /*replace=*/true);
+}
+
+absl::Status DataStore::Add(std::string_view name, std::string_view value) {
+  return Create(name, value, /*replace=*/false);
+}
+
+absl::Status DataStore::Remove(std::string_view name, std::string_view value) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(put_mu_);
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  const P11& p11 = pool_->p11();
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+      FindRecords(p11, *lease, name);
+  if (!found.ok()) return found.status();
+  for (CK_OBJECT_HANDLE handle : *found) {
+    absl::StatusOr<std::string> got =
+        GetAttribute(p11, lease->session(), handle, CKA_VALUE);
+    if (!got.ok()) return lease->Check(got.status());
+    if (*got != value) continue;
+    absl::Status status =
         lease->Check(TS_P11(p11, C_DestroyObject, lease->session(), handle));
     if (!status.ok()) return status;
   }
@@ -88,6 +147,16 @@ absl::StatusOr<std::vector<std::string>> DataStore::GetAll(
     values.push_back(*std::move(value));
   }
   return values;
+}
+
+absl::StatusOr<int> DataStore::CountPublic(std::string_view name) {
+  if (absl::Status s = CheckName(name); !s.ok()) return s;
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+      FindByPrivacy(pool_->p11(), *lease, name, /*private_=*/false);
+  if (!found.ok()) return found.status();
+  return static_cast<int>(found->size());
 }
 
 absl::StatusOr<std::optional<std::string>> DataStore::Get(

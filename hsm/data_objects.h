@@ -1,11 +1,20 @@
 // Small named records on the token: CKO_DATA objects with CKA_APPLICATION
 // "tokensign", CKA_LABEL = name, CKA_VALUE = bytes, CKA_TOKEN and CKA_PRIVATE
-// true. Put creates the new object, then destroys older ones of that name; if a
-// crash leaves two, the next Put removes the rest. Handles say nothing about
-// age (a module may renumber objects when it reloads them), so a caller that
-// must tell old from new keeps a version inside the value and reads every
-// copy with GetAll; Get returns one of them. Thread-safety: thread-safe; Put
-// is serialized by an internal mutex.
+// true.
+//
+// Trust: only private token objects are records. Anyone who can open a
+// read/write session may create *public* objects without the PIN, so searches
+// ask for CKA_PRIVATE = CKA_TOKEN = true and every match is read back and
+// checked before its value is returned; a public look-alike of a record is
+// never returned (CountPublic tells how many there are, for reporting).
+//
+// Writes: Put creates the new object, then destroys older ones of that name;
+// Add only creates (the caller decides which copy wins and removes the others
+// with Remove). Handles say nothing about age (a module may renumber objects
+// when it reloads them), so a caller that must tell old from new keeps a
+// version inside the value and reads every copy with GetAll; Get returns one
+// of them. Thread-safety: thread-safe; writes are serialized by an internal
+// mutex.
 #ifndef TOKENSIGN_HSM_DATA_OBJECTS_H_
 #define TOKENSIGN_HSM_DATA_OBJECTS_H_
 
@@ -25,11 +34,20 @@ class DataStore {
  public:
   explicit DataStore(SessionPool* pool) : pool_(pool) {}
   absl::Status Put(std::string_view name, std::string_view value);
+  absl::Status Add(std::string_view name, std::string_view value);
+  // Destroys the records of that name whose value is exactly `value`; OK when
+  // there is none.
+  absl::Status Remove(std::string_view name, std::string_view value);
   absl::StatusOr<std::optional<std::string>> Get(std::string_view name);
-  // Every record of that name (normally zero or one).
+  // Every private record of that name (normally zero or one).
   absl::StatusOr<std::vector<std::string>> GetAll(std::string_view name);
+  // Public (CKA_PRIVATE false) look-alikes of the record: planted without the
+  // PIN, never trusted.
+  absl::StatusOr<int> CountPublic(std::string_view name);
 
  private:
+  absl::Status Create(std::string_view name, std::string_view value,
+                      bool replace);
   SessionPool* pool_;
   std::mutex put_mu_;
 };

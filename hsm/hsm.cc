@@ -65,6 +65,14 @@ absl::StatusOr<std::string> HsmImpl::Sign(std::string_view id_hex,
     for (int round = 0; round < 3; ++round) {
       uint64_t epoch = pool_->epoch();
       key = keys_->Resolve(id_hex);
+      if (absl::IsNotFound(key.status())) {
+        // A key the caller was told to use is gone from the token (destroyed
+        // outside tokensign, or by another replica): a precondition, not a
+        // lookup miss.
+        return absl::FailedPreconditionError(
+            Cat("Sign: ", key.status().message(),
+                " (the key was removed from the HSM)"));
+      }
       if (!key.ok()) return key.status();
       lease = pool_->Acquire();
       if (!lease.ok()) return lease.status();
@@ -130,7 +138,17 @@ absl::Status Hsm::DestroyKey(std::string_view id_hex) {
   return impl_->keys().Destroy(id_hex);
 }
 
+absl::Status Hsm::PinPublicKey(std::string_view id_hex,
+                               std::string_view spki_der) {
+  absl::StatusOr<UniquePkey> key = ParseSpki(spki_der);
+  if (!key.ok()) return key.status();
+  impl_->keys().PinPublicKey(id_hex, std::string(spki_der));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<UniquePkey> Hsm::PublicKey(std::string_view id_hex) {
+  if (std::optional<std::string> pinned = impl_->keys().PinnedPublicKey(id_hex))
+    return ParseSpki(*pinned);
   absl::StatusOr<KeyHandles> key = impl_->keys().Resolve(id_hex);
   if (!key.ok()) return key.status();
   absl::StatusOr<SessionPool::Lease> lease = impl_->pool().Acquire();
@@ -168,6 +186,18 @@ absl::StatusOr<std::optional<std::string>> Hsm::GetData(std::string_view name) {
 
 absl::StatusOr<std::vector<std::string>> Hsm::GetAllData(std::string_view name) {
   return impl_->data().GetAll(name);
+}
+
+absl::Status Hsm::AddData(std::string_view name, std::string_view value) {
+  return impl_->data().Add(name, value);
+}
+
+absl::Status Hsm::RemoveData(std::string_view name, std::string_view value) {
+  return impl_->data().Remove(name, value);
+}
+
+absl::StatusOr<int> Hsm::CountPublicData(std::string_view name) {
+  return impl_->data().CountPublic(name);
 }
 
 // Answers from the pool's state: no PKCS#11 call, never blocks (/readyz runs

@@ -28,13 +28,15 @@
 namespace tokensign::hsm {
 
 // How to reach the token. Exactly one of token_label / token_serial is set.
-// The PIN comes from an environment variable or a file, never from argv.
+// The PIN comes from an environment variable or a file, never from argv
+// (pin_value is for in-process callers that read the PIN themselves).
 struct HsmConfig {
   std::string module_path;   // e.g. /usr/lib/softhsm/libsofthsm2.so
   std::string token_label;   // find the token by CKA label (SoftHSM moves slot ids)
   std::string token_serial;  // or by serial number
   std::string pin_env;       // name of an environment variable holding the user PIN
   std::string pin_file;      // or a file holding it (trailing newline stripped)
+  std::string pin_value;     // or the PIN itself (the OpenSSL provider; never setenv)
   int pool_size = 0;         // sessions; 0 = 2 x hardware threads, capped by the token
 };
 
@@ -45,6 +47,9 @@ struct KeyInfo {
   std::string label;      // CKA_LABEL
   KeyType type;           // EC P-256 / P-384, Ed25519, RSA
   int bits = 0;           // curve or modulus size
+  // DER SubjectPublicKeyInfo read from the public half in the generating call;
+  // set by GenerateKey only (keep it: the public object is not trusted later).
+  std::string spki_der;
 };
 
 // Forward-declared implementation pieces (hsm/module.h, hsm/session_pool.h, ...).
@@ -67,8 +72,14 @@ class Hsm {
   absl::StatusOr<std::vector<KeyInfo>> ListKeys();
   absl::Status DestroyKey(std::string_view id_hex);
 
-  // Public half as an OpenSSL key (default library context).
+  // Public half as an OpenSSL key (default library context): the pinned key
+  // when PinPublicKey named one, else read from the token's public-key object
+  // (which anyone may swap without the PIN: prove it with a signature before
+  // trusting it).
   absl::StatusOr<UniquePkey> PublicKey(std::string_view id_hex);
+  // Makes `spki_der` (DER SubjectPublicKeyInfo) the public key of `id_hex` for
+  // PublicKey and the provider, instead of the token's public object.
+  absl::Status PinPublicKey(std::string_view id_hex, std::string_view spki_der);
 
   // Signs `message` with JOSE semantics for `alg` (ES256/ES384: SHA-2 + ECDSA, raw r||s of
   // exact length; EdDSA: Ed25519 over the message; RS256: PKCS#1 v1.5 SHA-256; PS256: PSS
@@ -88,6 +99,13 @@ class Hsm {
   absl::Status PutData(std::string_view name, std::string_view value);
   absl::StatusOr<std::optional<std::string>> GetData(std::string_view name);
   absl::StatusOr<std::vector<std::string>> GetAllData(std::string_view name);
+  // AddData creates a record without touching other copies; RemoveData
+  // destroys the copies whose value is exactly `value`. Only private token
+  // objects are records: CountPublicData counts public look-alikes (created
+  // without the PIN; never returned by Get*).
+  absl::Status AddData(std::string_view name, std::string_view value);
+  absl::Status RemoveData(std::string_view name, std::string_view value);
+  absl::StatusOr<int> CountPublicData(std::string_view name);
 
   // True while the pool holds a logged-in session (used by /readyz).
   bool Healthy();

@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "hsm/objects.h"
+#include "hsm/public_key.h"
 #include "hsm/strcat.h"
 
 namespace tokensign::hsm {
@@ -24,6 +25,48 @@ std::string_view AsView(const unsigned char* data, size_t size) {
 }
 
 }  // namespace
+
+absl::Status CheckPrivateKeyAttributes(const P11& p11, CK_SESSION_HANDLE session,
+                                       CK_OBJECT_HANDLE private_key) {
+  struct Expect {
+    CK_ATTRIBUTE_TYPE type;
+    bool value;
+    const char* name;
+  };
+  static constexpr Expect kExpect[] = {
+      {CKA_TOKEN, true, "CKA_TOKEN"},
+      {CKA_PRIVATE, true, "CKA_PRIVATE"},
+      {CKA_SENSITIVE, true, "CKA_SENSITIVE"},
+      {CKA_ALWAYS_SENSITIVE, true, "CKA_ALWAYS_SENSITIVE"},
+      {CKA_NEVER_EXTRACTABLE, true, "CKA_NEVER_EXTRACTABLE"},
+      {CKA_LOCAL, true, "CKA_LOCAL"},
+      {CKA_EXTRACTABLE, false, "CKA_EXTRACTABLE"},
+      {CKA_DECRYPT, false, "CKA_DECRYPT"},
+      {CKA_UNWRAP, false, "CKA_UNWRAP"},
+      {CKA_DERIVE, false, "CKA_DERIVE"},
+      {CKA_SIGN_RECOVER, false, "CKA_SIGN_RECOVER"},
+  };
+  absl::StatusOr<CK_ULONG> cls =
+      GetUlongAttribute(p11, session, private_key, CKA_CLASS);
+  if (!cls.ok()) return cls.status();
+  if (*cls != CKO_PRIVATE_KEY) {
+    return absl::FailedPreconditionError(
+        Cat("CKA_CLASS = 0x", absl::Hex(*cls), " (want CKO_PRIVATE_KEY)"));
+  }
+  for (const Expect& expect : kExpect) {
+    absl::StatusOr<bool> got =
+        GetBoolAttribute(p11, session, private_key, expect.type);
+    if (!got.ok() && IsBrokenSessionRv(RvOf(got.status()))) return got.status();
+    if (!got.ok() || *got != expect.value) {
+      return absl::FailedPreconditionError(
+          Cat(expect.name, " = ",
+              got.ok() ? (*got ? "true" : "false")
+                       : std::string(got.status().message()),
+              " (want ", expect.value ? "true" : "false", ")"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
                                            int rsa_bits) {
@@ -119,34 +162,13 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
     (void)TS_P11(p11, C_DestroyObject, lease->session(), pub_handle);
   };
   // Read back what the token actually made.
-  struct Expect {
-    CK_ATTRIBUTE_TYPE type;
-    bool value;
-    const char* name;
-  };
-  static constexpr Expect kExpect[] = {
-      {CKA_ALWAYS_SENSITIVE, true, "CKA_ALWAYS_SENSITIVE"},
-      {CKA_NEVER_EXTRACTABLE, true, "CKA_NEVER_EXTRACTABLE"},
-      {CKA_SENSITIVE, true, "CKA_SENSITIVE"},
-      {CKA_EXTRACTABLE, false, "CKA_EXTRACTABLE"},
-      {CKA_PRIVATE, true, "CKA_PRIVATE"},
-      {CKA_TOKEN, true, "CKA_TOKEN"},
-      {CKA_DECRYPT, false, "CKA_DECRYPT"},
-      {CKA_UNWRAP, false, "CKA_UNWRAP"},
-      {CKA_DERIVE, false, "CKA_DERIVE"},
-      {CKA_SIGN_RECOVER, false, "CKA_SIGN_RECOVER"},
-  };
-  for (const Expect& expect : kExpect) {
-    absl::StatusOr<bool> got =
-        GetBoolAttribute(p11, lease->session(), priv_handle, expect.type);
-    if (!got.ok() || *got != expect.value) {
-      destroy_both();
-      return absl::FailedPreconditionError(
-          Cat("GenerateKey: token made a private key with ", expect.name, " = ",
-              got.ok() ? (*got ? "true" : "false")
-                       : std::string(got.status().message()),
-              " (want ", expect.value ? "true" : "false", "); key destroyed"));
-    }
+  if (absl::Status checked = CheckPrivateKeyAttributes(p11, lease->session(),
+                                                       priv_handle);
+      !checked.ok()) {
+    destroy_both();
+    return absl::FailedPreconditionError(
+        Cat("GenerateKey: token made a private key with ", checked.message(),
+            "; key destroyed"));
   }
   absl::StatusOr<KeyHandles> handles = Describe(*lease, priv_handle);
   if (!handles.ok()) {
@@ -154,12 +176,23 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
     return handles.status();
   }
   handles->public_key = pub_handle;
+  // The public half as the token made it in this call: the one moment its
+  // object can be trusted (later anyone may swap or delete a public object).
+  absl::StatusOr<UniquePkey> pub_key =
+      ExportPublicKey(p11, lease->session(), pub_handle, handles->type);
+  absl::StatusOr<std::string> spki =
+      pub_key.ok() ? SpkiDer(pub_key->get()) : pub_key.status();
+  if (!spki.ok()) {
+    destroy_both();
+    return lease->Check(spki.status());
+  }
   std::string id_hex = HexEncode(id_bytes);
   {
     std::unique_lock<std::shared_mutex> lock(cache_mu_);
     if (cache_epoch_ == pool_->epoch()) cache_[id_hex] = *handles;
   }
-  return KeyInfo{id_hex, std::string(label), handles->type, handles->bits};
+  return KeyInfo{id_hex, std::string(label), handles->type, handles->bits,
+                 *std::move(spki)};
 }
 
 absl::StatusOr<KeyHandles> KeyStore::Describe(SessionPool::Lease& lease,
@@ -214,9 +247,13 @@ absl::StatusOr<KeyHandles> KeyStore::Search(SessionPool::Lease& lease,
                                             std::string_view id_hex) {
   const P11& p11 = pool_->p11();
   CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY, pub_class = CKO_PUBLIC_KEY;
+  CK_BBOOL yes = CK_TRUE;
+  // Only private token objects: a look-alike created without the PIN
+  // (CKA_PRIVATE false) is not a candidate.
   absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> privs =
       FindObjects(p11, lease.session(),
-                  {Attr(CKA_CLASS, &priv_class), Attr(CKA_ID, id_bytes)});
+                  {Attr(CKA_CLASS, &priv_class), Attr(CKA_TOKEN, &yes),
+                   Attr(CKA_PRIVATE, &yes), Attr(CKA_ID, id_bytes)});
   if (!privs.ok()) return lease.Check(privs.status());
   if (privs->empty()) {
     return absl::NotFoundError(
@@ -226,6 +263,15 @@ absl::StatusOr<KeyHandles> KeyStore::Search(SessionPool::Lease& lease,
     return absl::FailedPreconditionError(
         Cat("key id ", id_hex, ": ", privs->size(),
             " private keys share this CKA_ID; refusing to guess"));
+  }
+  if (absl::Status checked =
+          CheckPrivateKeyAttributes(p11, lease.session(), privs->front());
+      !checked.ok()) {
+    if (IsBrokenSessionRv(RvOf(checked))) return lease.Check(checked);
+    return absl::FailedPreconditionError(
+        Cat("key id ", id_hex, ": private key has ", checked.message(),
+            "; tokensign uses only keys generated in the HSM as sensitive and "
+            "never extractable"));
   }
   absl::StatusOr<KeyHandles> handles = Describe(lease, privs->front());
   if (!handles.ok()) return handles.status();
@@ -270,6 +316,18 @@ absl::StatusOr<KeyHandles> KeyStore::Resolve(std::string_view id_hex) {
   return handles;
 }
 
+void KeyStore::PinPublicKey(std::string_view id_hex, std::string spki_der) {
+  std::unique_lock<std::shared_mutex> lock(cache_mu_);
+  pinned_[AsciiLower(id_hex)] = std::move(spki_der);
+}
+
+std::optional<std::string> KeyStore::PinnedPublicKey(std::string_view id_hex) {
+  std::shared_lock<std::shared_mutex> lock(cache_mu_);
+  auto it = pinned_.find(AsciiLower(id_hex));
+  if (it == pinned_.end()) return std::nullopt;
+  return it->second;
+}
+
 void KeyStore::Invalidate(std::string_view id_hex) {
   std::unique_lock<std::shared_mutex> lock(cache_mu_);
   cache_.erase(AbslView(id_hex));
@@ -282,7 +340,7 @@ absl::StatusOr<KeyInfo> KeyStore::ToInfo(SessionPool::Lease& lease,
   absl::StatusOr<std::string> label = GetAttribute(
       pool_->p11(), lease.session(), handles.private_key, CKA_LABEL);
   if (!label.ok()) return lease.Check(label.status());
-  return KeyInfo{std::string(id_hex), *label, handles.type, handles.bits};
+  return KeyInfo{std::string(id_hex), *label, handles.type, handles.bits, ""};
 }
 
 absl::StatusOr<KeyInfo> KeyStore::Find(std::string_view id_hex) {
@@ -298,8 +356,11 @@ absl::StatusOr<std::vector<KeyInfo>> KeyStore::List() {
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();
   CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
+  CK_BBOOL yes = CK_TRUE;
   absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> privs = FindObjects(
-      pool_->p11(), lease->session(), {Attr(CKA_CLASS, &priv_class)});
+      pool_->p11(), lease->session(),
+      {Attr(CKA_CLASS, &priv_class), Attr(CKA_TOKEN, &yes),
+       Attr(CKA_PRIVATE, &yes)});
   if (!privs.ok()) return lease->Check(privs.status());
   std::vector<KeyInfo> out;
   for (CK_OBJECT_HANDLE handle : *privs) {
@@ -318,6 +379,10 @@ absl::StatusOr<std::vector<KeyInfo>> KeyStore::List() {
 absl::Status KeyStore::Destroy(std::string_view id_hex) {
   std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
   Invalidate(id_hex);
+  {
+    std::unique_lock<std::shared_mutex> lock(cache_mu_);
+    pinned_.erase(AsciiLower(id_hex));
+  }
   absl::StatusOr<std::string> id_bytes = ParseKeyId(id_hex);
   if (!id_bytes.ok()) return id_bytes.status();
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();

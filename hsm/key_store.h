@@ -3,7 +3,14 @@
 // and destruction.
 //
 // Contract: both halves of a key share a random 16-byte CKA_ID and the caller's
-// CKA_LABEL. Generated private keys are CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
+// CKA_LABEL. Only private token objects (CKA_PRIVATE, CKA_TOKEN) are ever
+// resolved or listed: anyone may create public objects without the PIN. Every
+// key is checked when it is resolved from the token (not only when generated):
+// CheckPrivateKeyAttributes must pass or the key is refused
+// (FailedPrecondition). The public-key object is never trusted after
+// generation: Generate returns the SPKI read in the generating call, and a
+// caller that keeps it elsewhere (the keyset record) pins it with
+// PinPublicKey so that Hsm::PublicKey answers from it. Generated private keys are CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
 // CKA_SIGN and not
 // CKA_EXTRACTABLE/CKA_DECRYPT/CKA_UNWRAP/CKA_DERIVE/CKA_COPYABLE; after
 // generation the attributes are read back and a key that is not
@@ -18,6 +25,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -27,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "hsm/hsm.h"
+#include "hsm/openssl_util.h"
 #include "hsm/pkcs11.h"
 #include "hsm/session_pool.h"
 
@@ -40,6 +49,15 @@ struct KeyHandles {
   int bits = 0;
   CK_ULONG signature_size = 0;  // exact bytes of a signature by this key
 };
+
+// OK when `private_key` is a CKO_PRIVATE_KEY with CKA_TOKEN, CKA_PRIVATE,
+// CKA_SENSITIVE, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE and CKA_LOCAL true
+// and CKA_EXTRACTABLE, CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE, CKA_SIGN_RECOVER
+// false; otherwise FailedPrecondition naming the first attribute that is not
+// ("CKA_LOCAL = false (want true)"), or the session error.
+absl::Status CheckPrivateKeyAttributes(const P11& p11,
+                                       CK_SESSION_HANDLE session,
+                                       CK_OBJECT_HANDLE private_key);
 
 class KeyStore {
  public:
@@ -55,6 +73,10 @@ class KeyStore {
   absl::Status Destroy(std::string_view id_hex);
   // Drops a cache entry (after CKR_KEY_HANDLE_INVALID).
   void Invalidate(std::string_view id_hex);
+  // The trusted public key of `id_hex` (DER SPKI kept outside the token's
+  // public objects), or nullopt.
+  void PinPublicKey(std::string_view id_hex, std::string spki_der);
+  std::optional<std::string> PinnedPublicKey(std::string_view id_hex);
 
  private:
   // Reads type/bits of a private key object.
@@ -73,6 +95,8 @@ class KeyStore {
   uint64_t cache_epoch_ = 0;  // pool epoch the cache belongs to
   absl::flat_hash_map<std::string, KeyHandles>
       cache_;  // lowercase hex id -> handles
+  absl::flat_hash_map<std::string, std::string>
+      pinned_;  // lowercase hex id -> DER SPKI (survives epochs)
 };
 
 }  // namespace tokensign::hsm

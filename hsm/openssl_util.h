@@ -25,6 +25,11 @@ using UniquePkeyCtx = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter>;
 using UniqueMdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 using UniqueBn = std::unique_ptr<BIGNUM, BnDeleter>;
 
+// DER SubjectPublicKeyInfo of a key's public half, and back (default library
+// context; InvalidArgument when the bytes are not one SPKI).
+absl::StatusOr<std::string> SpkiDer(const EVP_PKEY* key);
+absl::StatusOr<UniquePkey> ParseSpki(std::string_view der);
+
 // Status with `what` and the drained OpenSSL error queue, e.g.
 // "EVP_DigestVerifyInit: error:...:bad signature" (with each error's data
 // text). Clears the queue. When the tokensign provider failed on this thread

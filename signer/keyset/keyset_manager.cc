@@ -1,17 +1,16 @@
 #include "signer/keyset/keyset_manager.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "signer/token/jwk.h"
 
 namespace tokensign::keyset {
 namespace {
-
-std::shared_ptr<EVP_PKEY> Share(hsm::UniquePkey key) {
-  return std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
-}
 
 // Debian's abseil has its own string_view; StrCat needs it.
 absl::string_view S(std::string_view s) {
@@ -22,8 +21,10 @@ absl::Status Prefix(const absl::Status& st, std::string_view what) {
   return absl::Status(st.code(), absl::StrCat(S(what), ": ", st.message()));
 }
 
-// The key `kid` of `record` (to be modified), or NotFound naming the kid and issuer.
-absl::StatusOr<KeyRecord*> FindKey(KeysetRecord& record, std::string_view issuer,
+// The key `kid` of `record` (to be modified), or NotFound naming the kid and
+// issuer.
+absl::StatusOr<KeyRecord*> FindKey(KeysetRecord& record,
+                                   std::string_view issuer,
                                    std::string_view kid) {
   KeyRecord* k = record.FindByKid(kid);
   if (k == nullptr) {
@@ -33,83 +34,108 @@ absl::StatusOr<KeyRecord*> FindKey(KeysetRecord& record, std::string_view issuer
   return k;
 }
 
+// "kid1=active kid2=retired" for logs and the audit.
+std::string KeyStates(const KeysetRecord& record) {
+  std::vector<std::string> parts;
+  for (const KeyRecord& k : record.keys)
+    parts.push_back(absl::StrCat(k.kid, "=", KeyStateName(k.state)));
+  return parts.empty() ? "no keys" : absl::StrJoin(parts, " ");
+}
+
+// The label CreateKey gives an issuer's keys: "tokensign:<issuer>:<unix s>".
+std::string KeyLabel(std::string_view issuer, int64_t created) {
+  return absl::StrCat("tokensign:", S(issuer), ":", created);
+}
+
+// Issuer and creation time from such a label, or nullopt.
+std::optional<std::pair<std::string, int64_t>> ParseKeyLabel(
+    std::string_view label) {
+  constexpr std::string_view kPrefix = "tokensign:";
+  if (label.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  size_t colon = label.rfind(':');
+  if (colon <= kPrefix.size()) return std::nullopt;
+  int64_t created = 0;
+  if (!absl::SimpleAtoi(S(label.substr(colon + 1)), &created))
+    return std::nullopt;
+  return std::pair{std::string(label.substr(kPrefix.size(),
+                                            colon - kPrefix.size())),
+                   created};
+}
+
 }  // namespace
 
 KeysetManager::KeysetManager(std::shared_ptr<hsm::Hsm> hsm,
                              PrivateKeyLoader private_keys, Clock clock)
-    : hsm_(std::move(hsm)),
+    : hsm_(hsm),
+      records_(hsm),
       private_keys_(std::move(private_keys)),
       clock_(std::move(clock)) {}
 
-absl::StatusOr<KeysetRecord> KeysetManager::ReadRecord(
-    std::string_view issuer) const {
-  auto data = hsm_->GetAllData(KeysetObjectName(issuer));
-  if (!data.ok())
-    return Prefix(data.status(), absl::StrCat("keyset ", S(issuer)));
-  if (data->empty()) {
-    KeysetRecord empty;
-    empty.issuer = std::string(issuer);
-    return empty;
+void KeysetManager::SetObserver(KeysetObserver observer) {
+  {
+    std::lock_guard lock(events_mu_);
+    observer_ = std::move(observer);
   }
-  // Normally one record; after a crash mid-write, the newer generation wins
-  // (the next write removes the other).
-  std::optional<KeysetRecord> newest;
-  std::string newest_text;
-  for (const std::string& text : *data) {
-    auto rec = ParseKeysetRecord(text);
-    if (!rec.ok())
-      return Prefix(rec.status(), absl::StrCat("keyset ", S(issuer)));
-    if (rec->issuer != issuer) {
-      return absl::DataLossError(absl::StrCat(
-          "keyset ", S(issuer), ": record names issuer \"", rec->issuer, "\""));
-    }
-    if (newest.has_value() && rec->generation == newest->generation &&
-        text != newest_text) {
-      return absl::DataLossError(absl::StrCat(
-          "keyset ", S(issuer), ": two different records of generation ",
-          rec->generation, " on the token (concurrent writers?); keep one with "
-          "pkcs11-tool --delete-object --type data --label ",
-          KeysetObjectName(issuer)));
-    }
-    if (!newest.has_value() || rec->generation > newest->generation) {
-      newest = *std::move(rec);
-      newest_text = text;
-    }
-  }
-  return *std::move(newest);
+  Flush();
 }
 
-absl::StatusOr<std::shared_ptr<const KeysetManager::IssuerState>>
-KeysetManager::BuildState(KeysetRecord record) const {
+void KeysetManager::Report(KeysetEvent event, std::string_view topic) {
+  std::lock_guard lock(events_mu_);
+  const std::string key = absl::StrCat(event.issuer, "/", S(topic));
+  if (event.kind == KeysetEvent::Kind::kRejected) {
+    std::string& last = last_rejection_[key];
+    if (last == event.detail) return;  // already reported
+    last = event.detail;
+  } else if (event.kind == KeysetEvent::Kind::kChanged) {
+    last_rejection_.erase(absl::StrCat(event.issuer, "/record"));
+  }
+  pending_events_.push_back(std::move(event));
+}
+
+void KeysetManager::Flush() {
+  std::vector<KeysetEvent> events;
+  KeysetObserver observer;
+  {
+    std::lock_guard lock(events_mu_);
+    if (!observer_) return;
+    events.swap(pending_events_);
+    observer = observer_;
+  }
+  for (const KeysetEvent& e : events) observer(e);
+}
+
+absl::StatusOr<KeysetManager::StatePtr> KeysetManager::BuildState(
+    KeysetRecord record) const {
   auto state = std::make_shared<IssuerState>();
   std::vector<token::JwksEntry> entries;
   for (const KeyRecord& k : record.keys) {
     if (k.state == KeyState::kDestroyed) continue;
-    auto pub = hsm_->PublicKey(k.id);
-    if (!pub.ok()) {
-      return Prefix(pub.status(),
-                    absl::StrCat("keyset ", record.issuer, " key ", k.kid));
-    }
-    std::shared_ptr<EVP_PKEY> shared = Share(std::move(*pub));
-    state->public_keys[k.kid] = shared;
-    entries.push_back({shared.get(), k.alg, k.kid});
-    if (k.state == KeyState::kActive) {
-      auto priv = private_keys_(k.id);
-      if (!priv.ok()) {
-        return Prefix(priv.status(), absl::StrCat("keyset ", record.issuer,
-                                                  " private key ", k.kid));
+    auto verified = VerifyRecordedKey(*hsm_, private_keys_, k);
+    if (!verified.ok()) {
+      // An HSM that is down says nothing about the key: fail the whole build
+      // so the caller keeps what it has and tries again.
+      if (absl::IsUnavailable(verified.status())) {
+        return Prefix(verified.status(),
+                      absl::StrCat("keyset ", record.issuer, " key ", k.kid));
       }
+      std::string why(verified.status().message());
+      state->rejected[k.kid] = why;
+      if (k.state == KeyState::kActive) {
+        state->unavailable =
+            absl::StrCat("active key ", k.kid, " is not usable: ", why);
+      }
+      continue;
+    }
+    state->public_keys[k.kid] = verified->public_key;
+    state->proven_spki[k.id] = verified->spki;
+    entries.push_back({verified->public_key.get(), k.alg, k.kid});
+    if (k.state == KeyState::kActive) {
       auto signing = std::make_shared<token::SigningKey>();
-      signing->private_key = *priv;
-      signing->public_key = shared;
+      signing->private_key = verified->private_key;
+      signing->public_key = verified->public_key;
       signing->alg = k.alg;
       signing->kid = k.kid;
-      auto ops = token::KeyOps::Create(signing->private_key, shared, k.alg);
-      if (!ops.ok()) {
-        return Prefix(ops.status(), absl::StrCat("keyset ", record.issuer,
-                                                 " key ", k.kid));
-      }
-      signing->ops = *std::move(ops);
+      signing->ops = verified->ops;
       state->active = std::move(signing);
     }
   }
@@ -119,61 +145,148 @@ KeysetManager::BuildState(KeysetRecord record) const {
                   absl::StrCat("keyset ", record.issuer, " jwks"));
   state->jwks_json = jwks->dump();
   state->record = std::move(record);
-  return std::shared_ptr<const IssuerState>(std::move(state));
+  return StatePtr(std::move(state));
 }
 
-absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
-  std::lock_guard admin(admin_mu_);
-  std::map<std::string, std::shared_ptr<const IssuerState>, std::less<>> next;
-  for (const std::string& issuer : issuers) {
-    auto rec = ReadRecord(issuer);
-    if (!rec.ok()) return rec.status();
-    auto state = BuildState(std::move(*rec));
-    if (!state.ok()) return state.status();
-    next.emplace(issuer, std::move(*state));
-  }
+KeysetManager::StatePtr KeysetManager::UnavailableState(
+    std::string_view issuer, const absl::Status& why) const {
+  auto state = std::make_shared<IssuerState>();
+  state->record.issuer = std::string(issuer);
+  state->unavailable = std::string(why.message());
+  state->jwks_json = R"({"keys":[]})";
+  return state;
+}
+
+void KeysetManager::Swap(const std::string& issuer, StatePtr state) {
   std::unique_lock lock(mu_);
-  issuers_ = std::move(next);
+  issuers_[issuer] = std::move(state);
+}
+
+absl::Status KeysetManager::ReloadIssuer(const std::string& issuer,
+                                         StatePtr current, bool* changed) {
+  *changed = false;
+  const int64_t old_generation =
+      current != nullptr ? current->record.generation : 0;
+  auto rejected = [&](std::string detail, int64_t new_generation,
+                      std::string_view topic = "record") {
+    Report({KeysetEvent::Kind::kRejected, issuer, old_generation,
+            new_generation, "", std::move(detail)},
+           topic);
+  };
+  auto lookalikes = records_.PublicLookalikes(issuer);
+  if (!lookalikes.ok()) return lookalikes.status();
+  if (*lookalikes > 0) {
+    rejected(absl::StrCat(*lookalikes, " public object(s) named ",
+                          KeysetObjectName(issuer),
+                          " ignored: records are private HSM objects; these "
+                          "were created without the PIN"),
+             old_generation, "lookalike");
+  }
+  auto rec = records_.Read(issuer);
+  if (!rec.ok()) {
+    if (absl::IsUnavailable(rec.status())) return rec.status();
+    rejected(std::string(rec.status().message()), old_generation);
+    if (current == nullptr) {
+      Swap(issuer, UnavailableState(issuer, rec.status()));
+      return absl::OkStatus();
+    }
+    return rec.status();  // keep the last good keyset
+  }
+  if (current != nullptr &&
+      SerializeKeysetRecord(*rec) == SerializeKeysetRecord(current->record)) {
+    return absl::OkStatus();  // unchanged
+  }
+  const int64_t new_generation = rec->generation;
+  auto built = BuildState(*std::move(rec));
+  if (!built.ok()) return built.status();
+  StatePtr next = *std::move(built);
+  std::string problems;
+  for (const auto& [kid, why] : next->rejected)
+    absl::StrAppend(&problems, problems.empty() ? "" : "; ", "key ", kid, ": ",
+                    why);
+  if (current != nullptr && !next->clean()) {
+    // Keep a working keyset rather than adopt one whose keys fail checks;
+    // replace a keyset that was already broken unless that loses signing.
+    const bool loses_signing =
+        next->active == nullptr && current->active != nullptr;
+    if (current->clean() || loses_signing) {
+      rejected(absl::StrCat("generation ", new_generation, " not adopted: ",
+                            problems),
+               new_generation);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "keyset ", issuer, ": generation ", new_generation,
+          " not adopted, keeping generation ", old_generation, ": ", problems));
+    }
+  }
+  if (!next->clean()) rejected(problems, new_generation);
+  if (current != nullptr) {
+    Report({KeysetEvent::Kind::kChanged, issuer, old_generation,
+            new_generation, "",
+            absl::StrCat(KeyStates(current->record), " -> ",
+                         KeyStates(next->record))});
+  }
+  Swap(issuer, std::move(next));
+  *changed = true;
   return absl::OkStatus();
 }
 
-absl::Status KeysetManager::Install(KeysetRecord record) {
-  std::string issuer = record.issuer;
-  auto state = BuildState(std::move(record));
-  if (!state.ok()) return state.status();
-  std::unique_lock lock(mu_);
-  issuers_[issuer] = std::move(*state);
+absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
+  {
+    std::lock_guard admin(admin_mu_);
+    std::map<std::string, StatePtr, std::less<>> previous;
+    {
+      std::unique_lock lock(mu_);
+      previous.swap(issuers_);
+    }
+    for (const std::string& issuer : issuers) {
+      StatePtr current;
+      if (auto it = previous.find(issuer); it != previous.end()) {
+        current = it->second;
+        Swap(issuer, current);
+      }
+      bool changed = false;
+      absl::Status st = ReloadIssuer(issuer, current, &changed);
+      if (!st.ok() && current == nullptr) {
+        // First load and the HSM could not be read: the issuer exists but
+        // cannot sign until a refresh succeeds.
+        Swap(issuer, UnavailableState(issuer, st));
+      }
+    }
+  }
+  Flush();
   return absl::OkStatus();
 }
 
 absl::StatusOr<int> KeysetManager::Refresh() {
-  std::lock_guard admin(admin_mu_);
-  std::vector<std::pair<std::string, std::shared_ptr<const IssuerState>>> current;
-  {
-    std::shared_lock lock(mu_);
-    current.assign(issuers_.begin(), issuers_.end());
-  }
-  int changed = 0;
+  int changed_count = 0;
   absl::Status first_error;
-  for (const auto& [issuer, state] : current) {
-    auto rec = ReadRecord(issuer);
-    if (rec.ok() &&
-        SerializeKeysetRecord(*rec) == SerializeKeysetRecord(state->record)) {
-      continue;  // unchanged
+  {
+    std::lock_guard admin(admin_mu_);
+    std::vector<std::pair<std::string, StatePtr>> current;
+    {
+      std::shared_lock lock(mu_);
+      current.assign(issuers_.begin(), issuers_.end());
     }
-    absl::Status st = rec.ok() ? Install(*std::move(rec)) : rec.status();
-    if (!st.ok()) {
-      if (first_error.ok()) first_error = st;
-      continue;
+    for (const auto& [issuer, state] : current) {
+      // A state that never loaded (HSM unreadable at start) counts as none.
+      StatePtr base = state;
+      if (base->record.generation == 0 && base->record.keys.empty() &&
+          !base->unavailable.empty()) {
+        base = nullptr;
+      }
+      bool changed = false;
+      absl::Status st = ReloadIssuer(issuer, base, &changed);
+      if (!st.ok() && first_error.ok()) first_error = st;
+      if (changed) ++changed_count;
     }
-    ++changed;
   }
+  Flush();
   if (!first_error.ok()) return first_error;
-  return changed;
+  return changed_count;
 }
 
-absl::StatusOr<std::shared_ptr<const KeysetManager::IssuerState>>
-KeysetManager::State(std::string_view issuer) const {
+absl::StatusOr<KeysetManager::StatePtr> KeysetManager::State(
+    std::string_view issuer) const {
   std::shared_lock lock(mu_);
   auto it = issuers_.find(issuer);
   if (it == issuers_.end()) {
@@ -188,6 +301,10 @@ KeysetManager::ActiveKey(std::string_view issuer) const {
   auto state = State(issuer);
   if (!state.ok()) return state.status();
   if ((*state)->active == nullptr) {
+    if (!(*state)->unavailable.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "issuer ", S(issuer), ": ", (*state)->unavailable));
+    }
     return absl::FailedPreconditionError(
         absl::StrCat("issuer ", S(issuer), ": no active key in its keyset"));
   }
@@ -219,31 +336,42 @@ std::map<std::string, int64_t> KeysetManager::ActiveKeyAges() const {
   return ages;
 }
 
-absl::Status KeysetManager::Commit(KeysetRecord record) {
-  std::string issuer = record.issuer;
-  // Optimistic concurrency: `record` derives from this daemon's copy; if
-  // another replica wrote the token's record since, adopt theirs and make the
-  // caller retry rather than overwrite their change.
-  auto on_token = ReadRecord(issuer);
-  if (!on_token.ok()) return on_token.status();
-  if (on_token->generation != record.generation) {
-    const int64_t mine = record.generation;
-    const int64_t theirs = on_token->generation;
-    (void)Install(*std::move(on_token));  // if it fails, the next read retries
-    return absl::AbortedError(absl::StrCat(
-        "keyset ", S(issuer), ": changed on the token since this daemon read "
-        "it (generation ", theirs, ", had ", mine,
-        "); reloaded it, retry the operation"));
-  }
-  ++record.generation;
-  auto state = BuildState(record);
+absl::Status KeysetManager::Commit(const KeysetRecord& base,
+                                   KeysetRecord next) {
+  const std::string issuer = base.issuer;
+  auto state = State(issuer);
   if (!state.ok()) return state.status();
-  absl::Status st =
-      hsm_->PutData(KeysetObjectName(issuer), SerializeKeysetRecord(record));
-  if (!st.ok())
-    return Prefix(st, absl::StrCat("keyset ", S(issuer), ": writing record"));
-  std::unique_lock lock(mu_);
-  issuers_[issuer] = std::move(*state);
+  // Records written before keys carried their public key get it now, from the
+  // keys this daemon proved at load.
+  for (KeyRecord& k : next.keys) {
+    if (!k.spki.empty()) continue;
+    if (auto it = (*state)->proven_spki.find(k.id);
+        it != (*state)->proven_spki.end()) {
+      k.spki = it->second;
+    }
+  }
+  const int64_t now = absl::ToUnixSeconds(clock_());
+  next.generation = base.generation + 1;
+  next.writer = RandomWriterId();
+  next.written_at = now;
+  auto built = BuildState(next);
+  if (!built.ok()) return built.status();
+  if ((*built)->active == nullptr && (*built)->record.Active() != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "keyset ", issuer, ": not written: ", (*built)->unavailable));
+  }
+  auto written = records_.Write(base, std::move(next), now);
+  if (!written.ok()) return written.status();
+  if (!written->written) {
+    const int64_t theirs = written->current.generation;
+    bool changed = false;
+    (void)ReloadIssuer(issuer, *state, &changed);  // adopt theirs if it checks
+    return absl::AbortedError(absl::StrCat(
+        "keyset ", issuer, ": another writer changed it first (generation ",
+        theirs, " on the token, this daemon had ", base.generation,
+        "); nothing changed here, reloaded it, retry the operation"));
+  }
+  Swap(issuer, *std::move(built));
   return absl::OkStatus();
 }
 
@@ -253,30 +381,31 @@ absl::StatusOr<KeyRecord> KeysetManager::CreateKeyLocked(
   if (!state.ok()) return state.status();
   hsm::KeyType type = hsm::KeyTypeFor(alg);
   int rsa_bits = type == hsm::KeyType::kRsa ? 2048 : 0;
-  absl::Time now = clock_();
-  std::string label =
-      absl::StrCat("tokensign:", S(issuer), ":", absl::ToUnixSeconds(now));
-  auto info = hsm_->GenerateKey(type, label, rsa_bits);
+  const int64_t now = absl::ToUnixSeconds(clock_());
+  auto info = hsm_->GenerateKey(type, KeyLabel(issuer, now), rsa_bits);
   if (!info.ok())
     return Prefix(info.status(),
                   absl::StrCat("keyset ", S(issuer), ": create key"));
-  auto pub = hsm_->PublicKey(info->id);
-  if (!pub.ok()) return pub.status();
+  auto discard = [&](absl::Status st) {
+    // Never leave a key no record names; if this fails, SweepOrphans will.
+    (void)hsm_->DestroyKey(info->id);
+    return st;
+  };
+  auto pub = hsm::ParseSpki(info->spki_der);
+  if (!pub.ok()) return discard(pub.status());
   auto kid = token::JwkThumbprint(pub->get());
-  if (!kid.ok()) return kid.status();
+  if (!kid.ok()) return discard(kid.status());
   KeyRecord rec;
   rec.id = info->id;
   rec.kid = *kid;
+  rec.spki = info->spki_der;
   rec.alg = alg;
   rec.state = KeyState::kPending;
-  rec.created_at = absl::ToUnixSeconds(now);
+  rec.created_at = now;
   KeysetRecord next = (*state)->record;
   next.keys.push_back(rec);
-  absl::Status st = Commit(std::move(next));
-  if (!st.ok()) {
-    (void)hsm_->DestroyKey(info->id);  // do not leave an unrecorded key behind
-    return st;
-  }
+  absl::Status st = Commit((*state)->record, std::move(next));
+  if (!st.ok()) return discard(st);
   return rec;
 }
 
@@ -293,6 +422,12 @@ absl::StatusOr<KeyRecord> KeysetManager::ActivateKeyLocked(
         absl::StrCat("kid: key ", S(kid), " is ", KeyStateName(k->state),
                      "; only a pending key can activate"));
   }
+  if (auto why = (*state)->rejected.find(k->kid);
+      why != (*state)->rejected.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "kid: key ", S(kid), " failed its checks and cannot activate: ",
+        why->second));
+  }
   int64_t now = absl::ToUnixSeconds(clock_());
   for (KeyRecord& other : next.keys) {
     if (other.state == KeyState::kActive) {
@@ -303,7 +438,7 @@ absl::StatusOr<KeyRecord> KeysetManager::ActivateKeyLocked(
   k->state = KeyState::kActive;
   k->activated_at = now;
   KeyRecord result = *k;
-  absl::Status st = Commit(std::move(next));
+  absl::Status st = Commit((*state)->record, std::move(next));
   if (!st.ok()) return st;
   return result;
 }
@@ -313,7 +448,9 @@ absl::StatusOr<KeyRecord> KeysetManager::EnsureActiveKey(
   std::lock_guard admin(admin_mu_);
   auto state = State(issuer);
   if (!state.ok()) return state.status();
-  if (const KeyRecord* k = (*state)->record.Active(); k != nullptr) return *k;
+  if ((*state)->active != nullptr) {
+    return *(*state)->record.Active();
+  }
   auto created = CreateKeyLocked(std::string(issuer), alg);
   if (!created.ok()) return created.status();
   return ActivateKeyLocked(std::string(issuer), created->kid);
@@ -371,7 +508,7 @@ absl::StatusOr<KeyRecord> KeysetManager::RetireKey(std::string_view issuer,
   k->state = KeyState::kRetired;
   k->retired_at = absl::ToUnixSeconds(clock_());
   KeyRecord result = *k;
-  absl::Status st = Commit(std::move(next));
+  absl::Status st = Commit((*state)->record, std::move(next));
   if (!st.ok()) return st;
   return result;
 }
@@ -401,15 +538,86 @@ absl::StatusOr<KeyRecord> KeysetManager::DestroyKey(
         absl::StrCat("kid: key ", S(kid), " was retired at ", k->retired_at,
                      "; tokens it signed may still be live; wait or force"));
   }
-  absl::Status st = hsm_->DestroyKey(k->id);
-  if (!st.ok())
-    return Prefix(st, absl::StrCat("keyset ", S(issuer), ": destroy ", S(kid)));
   k->state = KeyState::kDestroyed;
   if (k->retired_at == 0) k->retired_at = now;
   KeyRecord result = *k;
-  st = Commit(std::move(next));
+  // The record first: if another replica changed the keyset meanwhile, the
+  // write loses and nothing is destroyed.
+  absl::Status st = Commit((*state)->record, std::move(next));
   if (!st.ok()) return st;
+  st = hsm_->DestroyKey(result.id);
+  if (!st.ok() && !absl::IsNotFound(st)) {
+    // Recorded as destroyed (no replica uses or publishes it); the objects
+    // are removed by SweepOrphans.
+    Report({KeysetEvent::Kind::kRejected, std::string(issuer), 0, 0, result.id,
+            absl::StrCat("key ", result.kid,
+                         " recorded as destroyed but its HSM objects remain "
+                         "(", st.message(), "); the orphan sweep retries")});
+  }
   return result;
+}
+
+absl::StatusOr<int> KeysetManager::SweepOrphans(absl::Duration grace) {
+  int swept = 0;
+  absl::Status first_error;
+  {
+    std::lock_guard admin(admin_mu_);
+    std::vector<std::string> issuers;
+    {
+      std::shared_lock lock(mu_);
+      for (const auto& [name, _] : issuers_) issuers.push_back(name);
+    }
+    auto keys = hsm_->ListKeys();
+    if (!keys.ok()) return keys.status();
+    const int64_t now = absl::ToUnixSeconds(clock_());
+    std::map<std::string, std::optional<KeysetRecord>> records;  // by issuer
+    for (const hsm::KeyInfo& key : *keys) {
+      auto label = ParseKeyLabel(key.label);
+      if (!label || std::find(issuers.begin(), issuers.end(), label->first) ==
+                        issuers.end()) {
+        continue;  // not an issuer key of this daemon
+      }
+      const std::string& issuer = label->first;
+      if (!records.count(issuer)) {
+        // Fresh from the token, never this daemon's possibly stale copy.
+        auto rec = records_.Read(issuer);
+        if (!rec.ok()) {
+          if (first_error.ok()) first_error = rec.status();
+          records[issuer] = std::nullopt;
+        } else {
+          records[issuer] = *std::move(rec);
+        }
+      }
+      const std::optional<KeysetRecord>& rec = records[issuer];
+      if (!rec) continue;
+      const KeyRecord* named = nullptr;
+      for (const KeyRecord& k : rec->keys)
+        if (k.id == key.id) named = &k;
+      std::string why;
+      if (named != nullptr && named->state == KeyState::kDestroyed) {
+        why = absl::StrCat("recorded as destroyed (kid ", named->kid, ")");
+      } else if (named == nullptr && now - label->second >=
+                                         absl::ToInt64Seconds(grace)) {
+        why = absl::StrCat("named by no record of generation ",
+                           rec->generation, ", created at ", label->second);
+      } else {
+        continue;
+      }
+      absl::Status st = hsm_->DestroyKey(key.id);
+      if (!st.ok() && !absl::IsNotFound(st)) {
+        if (first_error.ok()) first_error = st;
+        continue;
+      }
+      ++swept;
+      Report({KeysetEvent::Kind::kSwept, issuer, rec->generation,
+              rec->generation, key.id,
+              absl::StrCat("destroyed HSM key ", key.id, " (", key.label,
+                           "): ", why)});
+    }
+  }
+  Flush();
+  if (!first_error.ok()) return first_error;
+  return swept;
 }
 
 }  // namespace tokensign::keyset

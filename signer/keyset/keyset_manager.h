@@ -2,19 +2,38 @@
 // class.
 //
 // Contract: the HSM is the source of truth. Load() reads each configured
-// issuer's keyset record (CKO_DATA "keyset/<issuer>", absent = no keys) and,
-// for every key that is not destroyed, the public key (Hsm::PublicKey) and, for
-// the active key, the private key through the PrivateKeyLoader (HSM-backed
-// EVP_PKEY from hsm/provider). kid = RFC 7638 thumbprint. ActiveKey() and
-// Jwks() answer from that in-memory snapshot. Lifecycle operations (CreateKey,
-// ActivateKey, RetireKey, RotateKey, DestroyKey, EnsureActiveKey) change the
-// HSM first, then write the record back, then swap the snapshot. Errors:
-// NotFound (issuer not loaded / unknown kid), FailedPrecondition (no active
-// key; illegal state transition; destroying a live key without force).
+// issuer's keyset record (private CKO_DATA "keyset/<issuer>" through
+// RecordStore; absent = no keys) and checks every key that is not destroyed
+// with VerifyRecordedKey (attributes, type, kid recomputed from the recorded
+// public key, a test signature). A key that fails is neither published nor
+// used; if it is the active key the issuer cannot sign (FailedPrecondition
+// naming the reason) — other issuers are unaffected and Load never fails the
+// daemon for one issuer's record. ActiveKey() and Jwks() answer from the
+// in-memory snapshot.
+//
+// Refresh() and a Load() of an issuer already loaded (SIGHUP) adopt a changed
+// record only when it checks out: a record whose keys fail a check is not
+// adopted while the issuer's last good keyset works (planting one object must
+// neither hijack nor stop signing). Every change picked up from the HSM and
+// every rejection is reported to the observer (KeysetEvent) once per change,
+// not on every refresh.
+//
+// Lifecycle operations write the record first and touch HSM objects only when
+// the write won (RecordStore::Write, generation + writer id): CreateKey and
+// RotateKey generate a key, then commit the record naming it, and destroy the
+// key if the commit lost; DestroyKey commits "destroyed" first and destroys
+// the objects after. SweepOrphans destroys keys of loaded issuers that no
+// record names after a grace period (a crash between generate and commit, or
+// a failed destroy). Errors: NotFound (issuer not loaded / unknown kid),
+// FailedPrecondition (no usable active key; illegal state transition;
+// destroying a live key without force), Aborted (another replica changed the
+// record: reloaded, retry).
 //
 // Thread-safety: all methods are safe from many threads. Readers (ActiveKey,
-// Jwks, Keyset) take a shared lock and copy a shared_ptr; lifecycle operations
-// are serialized by an internal mutex.
+// Jwks, Keyset) take a shared lock and copy a shared_ptr; Load, Refresh,
+// SweepOrphans and lifecycle operations are serialized by an internal mutex.
+// The observer runs on the thread of the call that found the change, without
+// the manager's locks held.
 #ifndef TOKENSIGN_SIGNER_KEYSET_KEYSET_MANAGER_H_
 #define TOKENSIGN_SIGNER_KEYSET_KEYSET_MANAGER_H_
 
@@ -33,16 +52,29 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "hsm/hsm.h"
+#include "signer/keyset/key_check.h"
 #include "signer/keyset/keyset_record.h"
+#include "signer/keyset/record_store.h"
 #include "signer/token/minter.h"
 
 namespace tokensign::keyset {
 
-// Returns an EVP_PKEY that signs with the HSM private key `id_hex`
-// (hsm/provider).
-using PrivateKeyLoader =
-    std::function<absl::StatusOr<std::shared_ptr<EVP_PKEY>>(
-        std::string_view id_hex)>;
+// What Load/Refresh/SweepOrphans found on the HSM, for logs, metrics and the
+// audit log.
+struct KeysetEvent {
+  enum class Kind {
+    kChanged,   // a changed record was adopted (another replica, a custodian)
+    kRejected,  // a record, a key or a look-alike failed a check; not used
+    kSwept,     // an HSM key no record names was destroyed
+  };
+  Kind kind = Kind::kChanged;
+  std::string issuer;
+  int64_t old_generation = 0;
+  int64_t new_generation = 0;
+  std::string kid;     // kSwept: the CKA_ID (hex) of the destroyed key
+  std::string detail;  // kids and states, or what failed
+};
+using KeysetObserver = std::function<void(const KeysetEvent&)>;
 
 // Result of a rotation: the new active key and the one it replaced (if any).
 struct Rotation {
@@ -57,9 +89,13 @@ class KeysetManager {
   KeysetManager(std::shared_ptr<hsm::Hsm> hsm, PrivateKeyLoader private_keys,
                 Clock clock = absl::Now);
 
-  // (Re)reads the records of `issuers` from the HSM and replaces the snapshot
-  // for them; issuers not listed are dropped. Fails without changing anything
-  // on an error.
+  // Receives the events; events found before it is set are kept and handed
+  // over here (the audit log opens after the first Load).
+  void SetObserver(KeysetObserver observer);
+
+  // (Re)reads the records of `issuers` from the HSM; issuers not listed are
+  // dropped. An issuer whose record cannot be read or checked is kept as last
+  // loaded, or loaded without a usable key (reported), never failing the rest.
   absl::Status Load(const std::vector<std::string>& issuers);
 
   // Re-reads the records of the loaded issuers and swaps in those that changed
@@ -100,41 +136,67 @@ class KeysetManager {
   // adds it).
   absl::StatusOr<Rotation> RotateKey(std::string_view issuer,
                                      hsm::SignAlgorithm alg);
-  // Destroys the HSM object; the record keeps the key as destroyed. Refuses an
-  // active key, or a retired key retired less than `live_window` ago, unless
-  // `force`.
+  // Records the key as destroyed, then destroys the HSM objects (a failure
+  // there is left to SweepOrphans). Refuses an active key, or a retired key
+  // retired less than `live_window` ago, unless `force`.
   absl::StatusOr<KeyRecord> DestroyKey(std::string_view issuer,
                                        std::string_view kid, bool force,
                                        absl::Duration live_window);
+
+  // Destroys private keys labelled "tokensign:<issuer>:<unix time>" of loaded
+  // issuers whose CKA_ID the issuer's current record does not name as live:
+  // named as destroyed at once, not named at all once older than `grace`.
+  // Returns how many keys were destroyed.
+  absl::StatusOr<int> SweepOrphans(absl::Duration grace);
 
  private:
   struct IssuerState {
     KeysetRecord record;
     std::map<std::string, std::shared_ptr<EVP_PKEY>> public_keys;  // by kid
+    std::map<std::string, std::string> proven_spki;  // by key id: DER
+    std::map<std::string, std::string> rejected;     // kid -> why
     std::shared_ptr<const token::SigningKey> active;
+    std::string unavailable;  // why the issuer cannot sign, when it cannot
     std::string jwks_json;
+    int lookalikes = 0;  // public look-alikes of the record seen at load
+    bool clean() const { return rejected.empty() && unavailable.empty(); }
   };
+  using StatePtr = std::shared_ptr<const IssuerState>;
 
-  // Builds the full state for a record: public keys, the active signing key,
-  // the JWKS.
-  absl::StatusOr<std::shared_ptr<const IssuerState>> BuildState(
-      KeysetRecord record) const;
-  absl::StatusOr<std::shared_ptr<const IssuerState>> State(
-      std::string_view issuer) const;
-  absl::StatusOr<KeysetRecord> ReadRecord(std::string_view issuer) const;
-  // Builds the state for a record read from the HSM and swaps it in.
-  absl::Status Install(KeysetRecord record);
-  // Writes the record to the HSM and swaps in the new state. Caller holds
-  // admin_mu_.
-  absl::Status Commit(KeysetRecord record);
+  // Builds the state for a record: checks every live key (VerifyRecordedKey),
+  // the active signing key, the JWKS of the keys that passed.
+  absl::StatusOr<StatePtr> BuildState(KeysetRecord record) const;
+  // The state of an issuer whose record cannot be read.
+  StatePtr UnavailableState(std::string_view issuer,
+                            const absl::Status& why) const;
+  absl::StatusOr<StatePtr> State(std::string_view issuer) const;
+  // Reads the issuer's record, builds it and swaps it in when it checks out
+  // (see the class comment); reports changes and rejections. Caller holds
+  // admin_mu_. `current` is the state in use (nullptr: first load).
+  absl::Status ReloadIssuer(const std::string& issuer, StatePtr current,
+                            bool* changed);
+  // Writes `next` (derived from the state in use, `base`) and swaps in its
+  // state. Aborted when another writer got there first (their record is
+  // adopted). Caller holds admin_mu_.
+  absl::Status Commit(const KeysetRecord& base, KeysetRecord next);
   absl::StatusOr<KeyRecord> CreateKeyLocked(const std::string& issuer,
                                             hsm::SignAlgorithm alg);
   absl::StatusOr<KeyRecord> ActivateKeyLocked(const std::string& issuer,
                                               std::string_view kid);
+  void Swap(const std::string& issuer, StatePtr state);
+  // Queues an event (kRejected only when its detail differs from the last one
+  // reported for the issuer); Flush hands queued events to the observer.
+  void Report(KeysetEvent event, std::string_view topic = "");
+  void Flush();
 
   std::shared_ptr<hsm::Hsm> hsm_;
+  RecordStore records_;
   PrivateKeyLoader private_keys_;
   Clock clock_;
+  std::mutex events_mu_;
+  KeysetObserver observer_;                               // guarded by events_mu_
+  std::vector<KeysetEvent> pending_events_;               // guarded by events_mu_
+  std::map<std::string, std::string> last_rejection_;     // guarded by events_mu_
   std::mutex admin_mu_;  // serializes Load and lifecycle operations
   mutable std::shared_mutex mu_;
   std::map<std::string, std::shared_ptr<const IssuerState>, std::less<>>

@@ -1,5 +1,6 @@
 #include "signer/keyset/keyset_record.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 
@@ -48,6 +49,17 @@ KeyRecord* KeysetRecord::FindByKid(std::string_view kid) {
   return nullptr;
 }
 
+const KeysetRecord* CurrentRecord(const std::vector<KeysetRecord>& records) {
+  const KeysetRecord* best = nullptr;
+  for (const KeysetRecord& r : records) {
+    if (best == nullptr || r.generation > best->generation ||
+        (r.generation == best->generation && r.writer < best->writer)) {
+      best = &r;
+    }
+  }
+  return best;
+}
+
 std::string KeysetObjectName(std::string_view issuer) {
   return "keyset/" + std::string(issuer);
 }
@@ -55,17 +67,24 @@ std::string KeysetObjectName(std::string_view issuer) {
 std::string SerializeKeysetRecord(const KeysetRecord& record) {
   nlohmann::json keys = nlohmann::json::array();
   for (const KeyRecord& k : record.keys) {
-    keys.push_back({{"id", k.id},
-                    {"kid", k.kid},
-                    {"alg", std::string(hsm::SignAlgorithmName(k.alg))},
-                    {"state", KeyStateName(k.state)},
-                    {"created_at", k.created_at},
-                    {"activated_at", k.activated_at},
-                    {"retired_at", k.retired_at}});
+    nlohmann::json key = {{"id", k.id},
+                          {"kid", k.kid},
+                          {"alg", std::string(hsm::SignAlgorithmName(k.alg))},
+                          {"state", KeyStateName(k.state)},
+                          {"created_at", k.created_at},
+                          {"activated_at", k.activated_at},
+                          {"retired_at", k.retired_at}};
+    if (!k.spki.empty()) {
+      key["spki"] = absl::WebSafeBase64Escape(
+          absl::string_view(k.spki.data(), k.spki.size()));
+    }
+    keys.push_back(std::move(key));
   }
   nlohmann::json j = {{"issuer", record.issuer},
                       {"generation", record.generation},
                       {"keys", std::move(keys)}};
+  if (!record.writer.empty()) j["writer"] = record.writer;
+  if (record.written_at != 0) j["written_at"] = record.written_at;
   return j.dump();
 }
 
@@ -81,6 +100,16 @@ absl::StatusOr<KeysetRecord> ParseKeysetRecord(std::string_view json_text) {
     if (!j["generation"].is_number_integer() || j["generation"].get<int64_t>() < 0)
       return Bad("generation", "must be a non-negative integer");
     rec.generation = j["generation"].get<int64_t>();
+  }
+  if (j.contains("writer")) {
+    if (!j["writer"].is_string() || j["writer"].get<std::string>().size() > 64)
+      return Bad("writer", "must be a string of at most 64 characters");
+    rec.writer = j["writer"].get<std::string>();
+  }
+  if (j.contains("written_at")) {
+    if (!j["written_at"].is_number_integer())
+      return Bad("written_at", "must be an integer");
+    rec.written_at = j["written_at"].get<int64_t>();
   }
   if (!j.contains("keys") || !j["keys"].is_array())
     return Bad("keys", "must be an array");
@@ -98,6 +127,16 @@ absl::StatusOr<KeysetRecord> ParseKeysetRecord(std::string_view json_text) {
     }
     k.id = e["id"].get<std::string>();
     k.kid = e["kid"].get<std::string>();
+    if (e.contains("spki")) {
+      std::string der;
+      if (!e["spki"].is_string() ||
+          !absl::WebSafeBase64Unescape(e["spki"].get<std::string>(), &der) ||
+          der.empty()) {
+        return Bad(absl::StrCat(f, ".spki"),
+                   "must be base64url of a DER SubjectPublicKeyInfo");
+      }
+      k.spki = std::move(der);
+    }
     auto alg = hsm::ParseSignAlgorithm(e["alg"].get<std::string>());
     if (!alg) return Bad(absl::StrCat(f, ".alg"), "unknown algorithm");
     k.alg = *alg;

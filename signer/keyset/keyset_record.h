@@ -2,13 +2,19 @@
 // lifecycle state.
 //
 // Contract: a KeysetRecord serializes to JSON
-//   {"issuer":"dev","keys":[{"id":"<hex
-//   CKA_ID>","kid":"<thumbprint>","alg":"ES256",
+//   {"issuer":"dev","generation":N,"writer":"<16 hex>",
+//    "keys":[{"id":"<hex CKA_ID>","kid":"<thumbprint>","alg":"ES256",
+//     "spki":"<base64url DER SubjectPublicKeyInfo>",
 //     "state":"pending|active|retired|destroyed","created_at":<unix s>,
 //     "activated_at":<unix s|0>,"retired_at":<unix s|0>}]}
 // and is stored on the token as the CKO_DATA object named
 // KeysetObjectName(issuer). ParseKeysetRecord rejects malformed records naming
 // the field (keys[1].state: ...), and a record with more than one active key.
+// `spki` is the key's public key as the HSM returned it when the key was
+// generated: the record is a private HSM object, the key's public-key object
+// is not, so the record's copy is the one trusted (absent in records written
+// before it existed; then the public object is used only after a signature
+// proves it matches the private key).
 // Thread-safety: value types and pure functions.
 #ifndef TOKENSIGN_SIGNER_KEYSET_KEYSET_RECORD_H_
 #define TOKENSIGN_SIGNER_KEYSET_KEYSET_RECORD_H_
@@ -32,6 +38,7 @@ std::optional<KeyState> ParseKeyState(std::string_view name);
 struct KeyRecord {
   std::string id;   // CKA_ID, lowercase hex
   std::string kid;  // RFC 7638 thumbprint of the public key
+  std::string spki;  // DER SubjectPublicKeyInfo (raw bytes); may be empty
   hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256;
   KeyState state = KeyState::kPending;
   int64_t created_at = 0;    // unix seconds
@@ -44,6 +51,11 @@ struct KeysetRecord {
   // +1 on every write. A crash between writing a record and removing the old
   // one leaves two on the token; the higher generation is the current one.
   int64_t generation = 0;
+  // Random id of the write that made this record (16 lowercase hex digits).
+  // PKCS#11 has no compare-and-swap: when two writers race and leave two
+  // records of one generation, the smaller writer id wins everywhere.
+  std::string writer;
+  int64_t written_at = 0;  // unix seconds, the writer's clock
   std::vector<KeyRecord> keys;  // oldest first
 
   // The active key, or nullptr.
@@ -56,6 +68,10 @@ struct KeysetRecord {
 std::string KeysetObjectName(std::string_view issuer);
 
 std::string SerializeKeysetRecord(const KeysetRecord& record);
+// The current record among copies of one issuer's record: the highest
+// generation; among equal generations, the smallest writer id. nullptr when
+// `records` is empty.
+const KeysetRecord* CurrentRecord(const std::vector<KeysetRecord>& records);
 absl::StatusOr<KeysetRecord> ParseKeysetRecord(std::string_view json_text);
 
 }  // namespace tokensign::keyset

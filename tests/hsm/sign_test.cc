@@ -189,8 +189,10 @@ TEST_F(SignTest, FindListDestroy) {
   ASSERT_TRUE(hsm_->Sign(a->id, SignAlgorithm::kES256, "x").ok());  // cache it
   ASSERT_TRUE(hsm_->DestroyKey(a->id).ok());
   EXPECT_EQ(hsm_->FindKey(a->id).status().code(), absl::StatusCode::kNotFound);
+  // A key that disappears under a caller is a precondition failure (the
+  // caller's keyset names it), not a lookup miss.
   EXPECT_EQ(hsm_->Sign(a->id, SignAlgorithm::kES256, "x").status().code(),
-            absl::StatusCode::kNotFound);
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(hsm_->DestroyKey(a->id).code(), absl::StatusCode::kNotFound);
   // Upper-case ids name the same key.
   std::string upper = b->id;

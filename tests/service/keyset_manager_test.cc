@@ -17,85 +17,11 @@
 #include "signer/keyset/keyset_record.h"
 #include "signer/token/jwk.h"
 #include "tests/service/hsm_test_env.h"
+#include "tests/service/keyset_test_fixture.h"
 #include "tests/support/softhsm_token.h"
 
 namespace tokensign::keyset {
 namespace {
-
-constexpr int64_t kStart = 1'700'000'000;
-
-// Creates one more keyset CKO_DATA record beside the existing ones, as a crash
-// between PutData's create and destroy would leave it (raw PKCS#11, no
-// clean-up of older copies).
-void InjectRecord(hsm::Hsm& hsm, const std::string& issuer,
-                  const std::string& value) {
-  hsm::HsmImpl& impl = hsm.impl();
-  CK_FUNCTION_LIST_PTR f = impl.RawFunctionList();
-  CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-  ASSERT_EQ(f->C_OpenSession(impl.slot(), CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                             nullptr, nullptr, &session),
-            CKR_OK);
-  CK_OBJECT_CLASS cls = CKO_DATA;
-  CK_BBOOL yes = CK_TRUE;
-  std::string app = "tokensign", label = KeysetObjectName(issuer);
-  CK_ATTRIBUTE tmpl[] = {
-      {CKA_CLASS, &cls, sizeof(cls)},
-      {CKA_TOKEN, &yes, sizeof(yes)},
-      {CKA_PRIVATE, &yes, sizeof(yes)},
-      {CKA_APPLICATION, app.data(), app.size()},
-      {CKA_LABEL, label.data(), label.size()},
-      {CKA_VALUE, const_cast<char*>(value.data()), value.size()},
-  };
-  CK_OBJECT_HANDLE created = CK_INVALID_HANDLE;
-  EXPECT_EQ(f->C_CreateObject(session, tmpl, 6, &created), CKR_OK);
-  f->C_CloseSession(session);
-}
-
-class KeysetManagerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    tokensign::testing::OpenHsmWithProvider(&hsm_, &provider_);
-    keys_ = NewManager();
-    // Each test uses its own issuer name so the shared token's records never
-    // collide.
-    issuer_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    ASSERT_TRUE(keys_->Load({issuer_}).ok());
-  }
-
-  std::unique_ptr<KeysetManager> NewManager() {
-    return std::make_unique<KeysetManager>(
-        hsm_,
-        [p = provider_.get()](std::string_view id) {
-          return p->PrivateKey(id);
-        },
-        [this] { return absl::FromUnixSeconds(now_.load()); });
-  }
-
-  // The kids in the issuer's JWKS.
-  std::set<std::string> JwksKids() {
-    auto jwks = keys_->Jwks(issuer_);
-    EXPECT_TRUE(jwks.ok()) << jwks.status();
-    std::set<std::string> kids;
-    nlohmann::json parsed = nlohmann::json::parse(*jwks);
-    for (const auto& k : parsed["keys"])
-      kids.insert(k["kid"].get<std::string>());
-    return kids;
-  }
-
-  KeyState StateOf(const std::string& kid) {
-    auto ks = keys_->Keyset(issuer_);
-    EXPECT_TRUE(ks.ok()) << ks.status();
-    KeyRecord* k = ks->FindByKid(kid);
-    EXPECT_NE(k, nullptr) << kid;
-    return k == nullptr ? KeyState::kDestroyed : k->state;
-  }
-
-  std::atomic<int64_t> now_{kStart};
-  std::shared_ptr<hsm::Hsm> hsm_;
-  std::unique_ptr<hsm::provider::HsmKeyProvider> provider_;
-  std::unique_ptr<KeysetManager> keys_;
-  std::string issuer_;
-};
 
 TEST_F(KeysetManagerTest, EmptyKeysetHasNoActiveKeyAndEmptyJwks) {
   EXPECT_EQ(keys_->ActiveKey(issuer_).status().code(),
@@ -329,17 +255,52 @@ TEST_F(KeysetManagerTest, StaleRecordLeftByACrashLosesToTheNewerGeneration) {
   EXPECT_EQ(hsm_->GetAllData(KeysetObjectName(issuer_))->size(), 1u);
 }
 
-TEST_F(KeysetManagerTest, TwoDifferentRecordsOfOneGenerationAreDataLoss) {
+// Two writers that raced leave two records of one generation: every reader
+// picks the one with the smaller writer id (never fails to load), and the
+// next write removes the other.
+TEST_F(KeysetManagerTest, TwoRecordsOfOneGenerationResolveToTheSmallerWriter) {
   ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
-  KeysetRecord forged = *keys_->Keyset(issuer_);
-  forged.keys.clear();  // same generation, different content
-  InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(forged));
-  keys_ = NewManager();
-  absl::Status st = keys_->Load({issuer_});
-  EXPECT_EQ(st.code(), absl::StatusCode::kDataLoss);
-  EXPECT_NE(st.message().find("two different records of generation"),
-            std::string::npos)
-      << st;
+  KeysetRecord base = *keys_->Keyset(issuer_);
+  ASSERT_EQ(base.keys.size(), 1u);
+  KeysetRecord small = base, large = base;
+  small.generation = large.generation = base.generation + 1;
+  small.writer = "0000000000000001";
+  large.writer = "fffffffffffffffe";
+  small.keys[0].created_at = 1;  // different content, same generation
+  // Left by a crash an hour ago (a fresh tie is a race still settling).
+  small.written_at = large.written_at = now_ - 3600;
+  InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(large));
+  InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(small));
+  for (int i = 0; i < 2; ++i) {
+    keys_ = NewManager();
+    ASSERT_TRUE(keys_->Load({issuer_}).ok());
+    EXPECT_EQ(keys_->Keyset(issuer_)->writer, small.writer);
+    EXPECT_EQ(keys_->Keyset(issuer_)->keys[0].created_at, 1);
+  }
+  ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  EXPECT_EQ(hsm_->GetAllData(KeysetObjectName(issuer_))->size(), 1u);
+}
+
+// A tie written moments ago is a race whose loser has not removed its copy
+// yet: a writer must not build on either copy (it could drop the winner's
+// change), so it answers ABORTED (retry) until the tie settles.
+TEST_F(KeysetManagerTest, FreshTieOfOneGenerationMakesWritersRetry) {
+  ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  KeysetRecord base = *keys_->Keyset(issuer_);
+  KeysetRecord a = base, b = base;
+  a.generation = b.generation = base.generation + 1;
+  a.writer = "0000000000000001";
+  b.writer = "0000000000000002";
+  a.written_at = b.written_at = now_;
+  InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(a));
+  InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(b));
+  ASSERT_TRUE(keys_->Refresh().ok());
+  auto created = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kAborted)
+      << created.status();
+  now_ += 120;
+  created = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  EXPECT_TRUE(created.ok()) << created.status();
 }
 
 // Two daemons (replicas) on one token: the one that wrote second with a stale

@@ -89,7 +89,16 @@ Metrics::Metrics()
       requests_(requests_family_, {"method", "code"}),
       hsm_errors_(hsm_errors_family_, {"function"}),
       signed_(signed_family_, {"issuer", "kind"}),
-      denied_(denied_family_, {"issuer", "reason_field"}) {
+      denied_(denied_family_, {"issuer", "reason_field"}),
+      keyset_events_family_(
+          prometheus::BuildCounter()
+              .Name("tokensign_keyset_events_total")
+              .Help("Keyset changes adopted from the HSM (event=changed), "
+                    "records/keys/look-alikes that failed a check and were "
+                    "not used (event=rejected), orphan keys destroyed "
+                    "(event=swept), by issuer.")
+              .Register(*registry_)),
+      keyset_events_(keyset_events_family_, {"issuer", "event"}) {
   auto counter = [this](const char* name, const char* help) {
     return &prometheus::BuildCounter().Name(name).Help(help).Register(*registry_).Add({});
   };
@@ -145,6 +154,11 @@ void Metrics::AddQueueDepth(int64_t delta) {
 
 void Metrics::CountTokenSigned(std::string_view issuer, std::string_view kind) {
   signed_.Get({issuer, kind}).Increment();
+}
+
+void Metrics::CountKeysetEvent(std::string_view issuer,
+                               std::string_view event) {
+  keyset_events_.Get({issuer, event}).Increment();
 }
 
 void Metrics::CountDenied(std::string_view issuer,

@@ -111,6 +111,8 @@ class Metrics {
   void CountTokenSigned(std::string_view issuer, std::string_view kind);
   // `reason_field` is the field path the policy rejected, e.g. "act.sub".
   void CountDenied(std::string_view issuer, std::string_view reason_field);
+  // `event`: "changed", "rejected" or "swept" (tokensign_keyset_events_total).
+  void CountKeysetEvent(std::string_view issuer, std::string_view event);
   // Brings the tokensign_audit_* series up to `totals`.
   void SetAudit(const AuditTotals& totals);
 
@@ -139,6 +141,8 @@ class Metrics {
   LabelCache<prometheus::Counter> hsm_errors_;
   LabelCache<prometheus::Counter> signed_;
   LabelCache<prometheus::Counter> denied_;
+  prometheus::Family<prometheus::Counter>& keyset_events_family_;
+  LabelCache<prometheus::Counter> keyset_events_;
 
   struct AuditSeries {
     prometheus::Counter* records;

@@ -1,0 +1,92 @@
+#include "signer/keyset/key_check.h"
+
+#include <openssl/rand.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "signer/token/jwk.h"
+
+namespace tokensign::keyset {
+namespace {
+
+absl::string_view S(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+absl::Status Refuse(absl::string_view why) {
+  return absl::FailedPreconditionError(why);
+}
+
+std::shared_ptr<EVP_PKEY> Share(hsm::UniquePkey key) {
+  return std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
+}
+
+}  // namespace
+
+absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
+                                              const PrivateKeyLoader& loader,
+                                              const KeyRecord& key) {
+  auto info = hsm.FindKey(key.id);
+  if (absl::IsNotFound(info.status())) {
+    return Refuse(absl::StrCat("private key (CKA_ID ", key.id,
+                               ") is missing from the HSM"));
+  }
+  if (!info.ok()) {
+    if (absl::IsUnavailable(info.status())) return info.status();
+    return Refuse(info.status().message());
+  }
+  const hsm::KeyType want = hsm::KeyTypeFor(key.alg);
+  if (info->type != want || (want == hsm::KeyType::kRsa && info->bits < 2048)) {
+    return Refuse(absl::StrCat(
+        "the HSM key is ", S(hsm::KeyTypeName(info->type)), " ", info->bits,
+        " bits; the record's alg ", S(hsm::SignAlgorithmName(key.alg)),
+        " needs ", S(hsm::KeyTypeName(want)), want == hsm::KeyType::kRsa ? " >= 2048 bits" : ""));
+  }
+  absl::StatusOr<hsm::UniquePkey> pub =
+      key.spki.empty() ? hsm.PublicKey(key.id) : hsm::ParseSpki(key.spki);
+  if (!pub.ok()) {
+    return Refuse(absl::StrCat("public key: ", pub.status().message()));
+  }
+  auto spki = hsm::SpkiDer(pub->get());
+  if (!spki.ok()) return spki.status();
+  auto kid = token::JwkThumbprint(pub->get());
+  if (!kid.ok()) {
+    return Refuse(absl::StrCat("public key: ", kid.status().message()));
+  }
+  if (*kid != key.kid) {
+    return Refuse(absl::StrCat("the record's kid does not match its public key "
+                               "(thumbprint ", *kid, ")"));
+  }
+  // Pin before the provider loads the private key: its public half then comes
+  // from here, never from the token's public object.
+  if (absl::Status st = hsm.PinPublicKey(key.id, *spki); !st.ok()) return st;
+  std::shared_ptr<EVP_PKEY> shared = Share(*std::move(pub));
+  auto priv = loader(key.id);
+  if (!priv.ok()) {
+    if (absl::IsUnavailable(priv.status())) return priv.status();
+    return Refuse(absl::StrCat("private key: ", priv.status().message()));
+  }
+  auto ops = token::KeyOps::Create(*priv, shared, key.alg);
+  if (!ops.ok()) return Refuse(ops.status().message());
+  unsigned char challenge[32];
+  if (RAND_bytes(challenge, sizeof(challenge)) != 1) {
+    return absl::InternalError("key check: RAND_bytes failed");
+  }
+  std::string_view message(reinterpret_cast<const char*>(challenge),
+                           sizeof(challenge));
+  auto signature = (*ops)->Sign(message);
+  if (!signature.ok()) {
+    if (absl::IsUnavailable(signature.status())) return signature.status();
+    return Refuse(absl::StrCat("test signature: ", signature.status().message()));
+  }
+  if (absl::Status st = (*ops)->Verify(message, *signature); !st.ok()) {
+    return Refuse(absl::StrCat(
+        "the private key does not match the public key (a test signature did "
+        "not verify: ", st.message(), ")"));
+  }
+  return VerifiedKey{std::move(shared), *std::move(priv), *std::move(ops),
+                     *std::move(spki)};
+}
+
+}  // namespace tokensign::keyset

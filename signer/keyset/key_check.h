@@ -1,0 +1,55 @@
+// Checking a key named by a keyset record before it is used or published.
+//
+// Contract: VerifyRecordedKey(hsm, loader, key) succeeds only when
+//   - the HSM holds a private token key with the record's CKA_ID that passes
+//     hsm::CheckPrivateKeyAttributes (sensitive, always sensitive, never
+//     extractable, local, ...; Hsm::FindKey re-reads the token, no cache);
+//   - its key type and size fit the record's algorithm (RSA >= 2048 bits);
+//   - the public key (the record's `spki`; for records written before it
+//     existed, the token's public object) has the record's kid as its RFC 7638
+//     thumbprint;
+//   - a fresh random message signed by the private key (through the HSM-backed
+//     EVP_PKEY the daemon signs with) verifies under that public key.
+// Otherwise FailedPrecondition saying which check failed ("key missing from
+// the HSM", "kid does not match its public key", ...). On success the public
+// key is pinned in the Hsm (Hsm::PinPublicKey), so nothing later reads the
+// token's public object for it.
+//
+// Thread-safety: a pure function over thread-safe objects.
+#ifndef TOKENSIGN_SIGNER_KEYSET_KEY_CHECK_H_
+#define TOKENSIGN_SIGNER_KEYSET_KEY_CHECK_H_
+
+#include <openssl/evp.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "hsm/hsm.h"
+#include "signer/keyset/keyset_record.h"
+#include "signer/token/key_ops.h"
+
+namespace tokensign::keyset {
+
+// Returns an EVP_PKEY that signs with the HSM private key `id_hex`
+// (hsm/provider).
+using PrivateKeyLoader =
+    std::function<absl::StatusOr<std::shared_ptr<EVP_PKEY>>(
+        std::string_view id_hex)>;
+
+struct VerifiedKey {
+  std::shared_ptr<EVP_PKEY> public_key;   // the proven public key
+  std::shared_ptr<EVP_PKEY> private_key;  // HSM-backed
+  std::shared_ptr<const token::KeyOps> ops;
+  std::string spki;  // DER SubjectPublicKeyInfo of public_key
+};
+
+absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
+                                              const PrivateKeyLoader& loader,
+                                              const KeyRecord& key);
+
+}  // namespace tokensign::keyset
+
+#endif  // TOKENSIGN_SIGNER_KEYSET_KEY_CHECK_H_

@@ -1,0 +1,130 @@
+#include "signer/keyset/record_store.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace tokensign::keyset {
+namespace {
+
+absl::string_view S(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+absl::Status Prefix(const absl::Status& st, std::string_view what) {
+  return absl::Status(st.code(), absl::StrCat(S(what), ": ", st.message()));
+}
+
+}  // namespace
+
+std::string RandomWriterId() {
+  unsigned char bytes[8] = {};
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    // Never expected; a fixed id still works (ties resolve the same way
+    // everywhere), it only loses the tie-break's randomness.
+    return "ffffffffffffffff";
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+}
+
+absl::StatusOr<std::vector<KeysetRecord>> RecordStore::ReadAll(
+    std::string_view issuer, std::vector<std::string>* texts) const {
+  std::string what = absl::StrCat("keyset ", S(issuer));
+  auto data = hsm_->GetAllData(KeysetObjectName(issuer));
+  if (!data.ok()) return Prefix(data.status(), what);
+  std::vector<KeysetRecord> records;
+  for (const std::string& text : *data) {
+    auto rec = ParseKeysetRecord(text);
+    if (!rec.ok()) {
+      return absl::DataLossError(absl::StrCat(what, ": ", rec.status().message()));
+    }
+    if (rec->issuer != issuer) {
+      return absl::DataLossError(absl::StrCat(
+          what, ": record names issuer \"", rec->issuer, "\""));
+    }
+    records.push_back(*std::move(rec));
+  }
+  if (texts != nullptr) *texts = *std::move(data);
+  return records;
+}
+
+absl::StatusOr<KeysetRecord> RecordStore::Read(std::string_view issuer) const {
+  auto records = ReadAll(issuer, nullptr);
+  if (!records.ok()) return records.status();
+  if (const KeysetRecord* current = CurrentRecord(*records)) return *current;
+  KeysetRecord empty;
+  empty.issuer = std::string(issuer);
+  return empty;
+}
+
+absl::StatusOr<int> RecordStore::PublicLookalikes(
+    std::string_view issuer) const {
+  return hsm_->CountPublicData(KeysetObjectName(issuer));
+}
+
+absl::StatusOr<WriteResult> RecordStore::Write(const KeysetRecord& base,
+                                               KeysetRecord next,
+                                               int64_t now) const {
+  const std::string name = KeysetObjectName(base.issuer);
+  auto before = ReadAll(base.issuer, nullptr);
+  if (!before.ok()) return before.status();
+  const KeysetRecord* on_token = CurrentRecord(*before);
+  const int64_t current_generation =
+      on_token != nullptr ? on_token->generation : 0;
+  if (current_generation != base.generation) {
+    return WriteResult{false, *on_token};
+  }
+  int copies = 0;
+  int64_t newest = 0;
+  for (const KeysetRecord& r : *before) {
+    if (r.generation != current_generation) continue;
+    ++copies;
+    newest = std::max(newest, r.written_at);
+  }
+  if (copies > 1 && now - newest < kSettleSeconds) {
+    return WriteResult{false, *on_token};
+  }
+  if (next.generation != base.generation + 1 || next.writer.empty()) {
+    return absl::InternalError(
+        "RecordStore::Write: next must be of generation base + 1 with a "
+        "writer id");
+  }
+  const std::string mine = SerializeKeysetRecord(next);
+  if (absl::Status st = hsm_->AddData(name, mine); !st.ok()) {
+    return Prefix(st, absl::StrCat("keyset ", base.issuer, ": writing record"));
+  }
+  std::vector<std::string> texts;
+  auto all = ReadAll(base.issuer, &texts);
+  if (!all.ok()) {
+    (void)hsm_->RemoveData(name, mine);  // undecided: take ours back
+    return all.status();
+  }
+  // Ours counts only when no other copy is of our generation or newer: a
+  // rival of the same generation either won before us (it saw no rival, so
+  // it never removes its record) or is racing us (it sees ours and also
+  // gives up). At most one writer of a generation answers "written".
+  bool rival = false;
+  for (const KeysetRecord& r : *all) {
+    if (r.writer != next.writer && r.generation >= next.generation) rival = true;
+  }
+  if (rival) {
+    (void)hsm_->RemoveData(name, mine);  // if this fails, ours is the loser
+                                         // readers may still pick: see below
+    const KeysetRecord* current = CurrentRecord(*all);
+    return WriteResult{false, current != nullptr ? *current : base};
+  }
+  for (const std::string& text : texts) {
+    if (text == mine) continue;
+    // Best effort: a copy left behind is never current (older generation or
+    // larger writer id) and the next write tries again.
+    (void)hsm_->RemoveData(name, text);
+  }
+  return WriteResult{true, std::move(next)};
+}
+
+}  // namespace tokensign::keyset
