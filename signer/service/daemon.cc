@@ -51,6 +51,10 @@ void ScrubEnvironmentVariable(const std::string& name) {
 constexpr auto kKeyAgeInterval = std::chrono::seconds(15);
 constexpr auto kShutdownGrace = std::chrono::seconds(20);
 constexpr auto kHsmProbeInterval = std::chrono::seconds(2);
+// An HSM key of an issuer that no record names is destroyed once it is this
+// old: far longer than generating a key and committing its record takes.
+constexpr absl::Duration kOrphanGrace = absl::Minutes(10);
+constexpr auto kOrphanSweepInterval = std::chrono::minutes(5);
 
 absl::StatusOr<std::string> ReadFile(const std::string& what,
                                      const std::string& path) {
@@ -82,6 +86,41 @@ std::vector<std::string> IssuerNames(const Config& cfg) {
   std::vector<std::string> names;
   for (const auto& [name, _] : cfg.issuers) names.push_back(name);
   return names;
+}
+
+// Logs, counts and audits what KeysetManager found on the HSM.
+void ReportKeysetEvent(const keyset::KeysetEvent& e, audit::AuditLog* audit,
+                       Metrics* metrics) {
+  const char* event = "changed";
+  switch (e.kind) {
+    case keyset::KeysetEvent::Kind::kChanged:
+      spdlog::info("keyset {}: generation {} -> {} adopted from the HSM: {}",
+                   e.issuer, e.old_generation, e.new_generation, e.detail);
+      break;
+    case keyset::KeysetEvent::Kind::kRejected:
+      event = "rejected";
+      spdlog::error("keyset {}: REJECTED, not used or published: {}", e.issuer,
+                    e.detail);
+      break;
+    case keyset::KeysetEvent::Kind::kSwept:
+      event = "swept";
+      spdlog::warn("keyset {}: {}", e.issuer, e.detail);
+      break;
+  }
+  metrics->CountKeysetEvent(e.issuer, event);
+  audit::AuditRecord r;
+  r.caller = "tokensignd";
+  r.issuer = e.issuer;
+  r.kind = absl::StrCat("keyset.", event);
+  r.kid = e.kid;
+  r.outcome = e.kind == keyset::KeysetEvent::Kind::kRejected ? "denied"
+                                                               : "observed";
+  r.reason = absl::StrCat("generation ", e.old_generation, " -> ",
+                          e.new_generation, ": ", e.detail);
+  if (absl::Status st = audit->Append(r); !st.ok()) {
+    spdlog::error("audit: keyset event for {} not recorded: {}", e.issuer,
+                  std::string(st.message()));
+  }
 }
 
 }  // namespace
@@ -140,6 +179,7 @@ struct Daemon::Parts {
     const auto refresh_every =
         std::chrono::seconds(options.config.server.keyset_refresh_seconds);
     auto next_refresh = std::chrono::steady_clock::now() + refresh_every;
+    auto next_sweep = std::chrono::steady_clock::now();
     const std::chrono::seconds wake =
         refresh_every.count() > 0
             ? std::min<std::chrono::seconds>(kHsmProbeInterval, refresh_every)
@@ -153,6 +193,10 @@ struct Daemon::Parts {
             std::chrono::steady_clock::now() >= next_refresh) {
           lock.unlock();
           RefreshKeysets(&refresh_failed);
+          if (std::chrono::steady_clock::now() >= next_sweep) {
+            SweepOrphanKeys();
+            next_sweep = std::chrono::steady_clock::now() + kOrphanSweepInterval;
+          }
           lock.lock();
           next_refresh = std::chrono::steady_clock::now() + refresh_every;
         }
@@ -168,6 +212,17 @@ struct Daemon::Parts {
       was_healthy = st.ok() && hsm->Healthy();
     }
   }
+  // Keys of this daemon's issuers that no keyset record names (a crash
+  // between generating a key and recording it, a destroy that failed after
+  // the record said "destroyed") are destroyed after kOrphanGrace.
+  void SweepOrphanKeys() {
+    absl::StatusOr<int> swept = keys->SweepOrphans(kOrphanGrace);
+    if (!swept.ok()) {
+      spdlog::warn("keysets: orphan sweep: {}",
+                   std::string(swept.status().message()));
+    }
+  }
+
   void RefreshKeysets(bool* failed) {
     absl::StatusOr<int> changed = keys->Refresh();
     if (!changed.ok()) {
@@ -314,6 +369,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
     m->CountHsmError(function);
   };
   hsm::SetP11ErrorObserver(&p->hsm_errors);
+  // Keyset changes and rejections found on the HSM: logged, counted, audited
+  // (events of the first Load are handed over here, now that the log is open).
+  p->keys->SetObserver([audit = p->audit.get(),
+                        metrics = p->metrics.get()](
+                           const keyset::KeysetEvent& e) {
+    ReportKeysetEvent(e, audit, metrics);
+  });
   p->core = std::make_unique<SigningCore>(
       std::make_shared<const PolicySnapshot>(cfg), p->keys.get(),
       p->audit.get(), p->metrics.get());
