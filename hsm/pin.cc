@@ -9,6 +9,13 @@
 namespace tokensign::hsm {
 
 absl::StatusOr<std::string> ReadPin(const HsmConfig& config) {
+  if (!config.pin_value.empty()) {
+    if (!config.pin_env.empty() || !config.pin_file.empty()) {
+      return absl::InvalidArgumentError(
+          "HsmConfig.pin_value: set either pin_value or pin_env/pin_file, not both");
+    }
+    return config.pin_value;
+  }
   if (config.pin_env.empty() == config.pin_file.empty()) {
     return absl::InvalidArgumentError(
         "HsmConfig.pin_env/pin_file: exactly one must be set");

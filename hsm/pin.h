@@ -11,7 +11,8 @@
 
 namespace tokensign::hsm {
 
-// Exactly one of config.pin_env / config.pin_file must be set. A file's
+// Exactly one of config.pin_env / config.pin_file / config.pin_value must be
+// set (pin_value is returned as it is). A file's
 // trailing newline(s) are stripped. An empty PIN is an error.
 absl::StatusOr<std::string> ReadPin(const HsmConfig& config);
 

@@ -1,5 +1,8 @@
 #include "hsm/provider/pkcs11_uri.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include <cctype>
 #include <set>
 #include <vector>
@@ -194,6 +197,22 @@ absl::StatusOr<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri) {
     return Invalid("object/id", "the URI must name the key by object= and/or id=");
   }
   return out;
+}
+
+absl::Status CheckUriModulePath(const Pkcs11Uri& uri, std::string_view configured_module) {
+  if (uri.module_path.empty() || uri.module_path == configured_module) return absl::OkStatus();
+  auto resolve = [](std::string_view path) {
+    char buf[PATH_MAX];
+    std::string in(path);
+    return realpath(in.c_str(), buf) == nullptr ? std::string() : std::string(buf);
+  };
+  std::string named = resolve(uri.module_path);
+  if (!named.empty() && named == resolve(configured_module)) return absl::OkStatus();
+  return absl::PermissionDeniedError(
+      Cat("pkcs11 URI: module-path: '", uri.module_path,
+          "' is not the configured PKCS#11 module '", configured_module,
+          "'; the module is set only in openssl.cnf (pkcs11-module) or "
+          "TOKENSIGN_PKCS11_MODULE, never by a URI"));
 }
 
 namespace {

@@ -35,10 +35,17 @@ struct Pkcs11Uri {
   std::string pin_file;      // from pin-source=file:...
   std::string pin_env;       // from pin-source=env:...
   std::string pin_value;     // from pin-value (discouraged: ends up in argv)
-  std::string module_path;   // from module-path
+  std::string module_path;   // from module-path (only the configured module: see below)
 };
 
 absl::StatusOr<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri);
+
+// A URI comes from a command line or a file someone else may write; letting its
+// module-path choose the library to dlopen would run their code in every program using
+// the provider. So the module comes only from openssl.cnf or the environment, and a
+// URI's module-path must name that same module (the same path, or a path resolving to
+// the same file); otherwise kPermissionDenied naming module-path and both paths.
+absl::Status CheckUriModulePath(const Pkcs11Uri& uri, std::string_view configured_module);
 
 // Percent-decodes `in`; `what` names the attribute in errors.
 absl::StatusOr<std::string> PercentDecode(std::string_view in, std::string_view what);

@@ -1,6 +1,7 @@
 // Provider entry: init/teardown, algorithm tables, module-mode configuration and the
 // per-library-context registry of built-in Hsm instances.
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
@@ -11,6 +12,7 @@
 #include <set>
 
 #include "hsm/openssl_util.h"
+#include "hsm/pin.h"
 #include "hsm/strcat.h"
 #include "hsm/provider/provider_internal.h"
 
@@ -18,7 +20,6 @@ namespace tokensign::hsm::provider {
 namespace {
 
 constexpr char kDefaultModule[] = "/usr/lib/softhsm/libsofthsm2.so";
-constexpr char kUriPinEnv[] = "TOKENSIGN_PROVIDER_URI_PIN";
 
 std::mutex& RegistryMu() {
   static std::mutex mu;
@@ -157,6 +158,12 @@ void ReadModuleDefaults(const OSSL_CORE_HANDLE* handle, OSSL_FUNC_core_get_param
 
 absl::StatusOr<std::shared_ptr<Hsm>> ProviderCtx::GetHsm(const Pkcs11Uri* uri) {
   if (builtin_hsm != nullptr) {
+    if (uri != nullptr && (!uri->module_path.empty() || !uri->pin_value.empty() ||
+                           !uri->pin_file.empty() || !uri->pin_env.empty())) {
+      return absl::InvalidArgumentError(
+          "pkcs11 URI: module-path, pin-source and pin-value are refused by the built-in "
+          "provider: it signs only with the program's own logged-in token");
+    }
     if (uri != nullptr && !uri->token.empty() && uri->token != builtin_hsm->token_label()) {
       return absl::NotFoundError(Cat("pkcs11 URI token '", uri->token,
                                               "' is not the daemon's token '",
@@ -165,44 +172,59 @@ absl::StatusOr<std::shared_ptr<Hsm>> ProviderCtx::GetHsm(const Pkcs11Uri* uri) {
     return builtin_hsm;
   }
   HsmConfig cfg = defaults;
-  bool uri_pin = false;
   if (uri != nullptr) {
+    if (absl::Status s = CheckUriModulePath(*uri, cfg.module_path); !s.ok()) return s;
     if (!uri->token.empty()) cfg.token_label = uri->token;
     if (!uri->serial.empty()) {
       cfg.token_serial = uri->serial;
       if (uri->token.empty()) cfg.token_label.clear();
     }
-    if (!uri->module_path.empty()) cfg.module_path = uri->module_path;
-    if (!uri->pin_file.empty()) cfg.pin_file = uri->pin_file, cfg.pin_env.clear();
-    if (!uri->pin_env.empty()) cfg.pin_env = uri->pin_env, cfg.pin_file.clear();
-    if (!uri->pin_value.empty()) uri_pin = true;
+    // The URI's PIN source, if any, replaces the configured one as a whole.
+    if (!uri->pin_file.empty() || !uri->pin_env.empty() || !uri->pin_value.empty()) {
+      cfg.pin_file = uri->pin_file;
+      cfg.pin_env = uri->pin_env;
+      cfg.pin_value = uri->pin_value;
+    }
   }
   if (cfg.token_label.empty() && cfg.token_serial.empty()) {
     return absl::InvalidArgumentError(
         "tokensign provider: no token: set token= in the pkcs11 URI or "
         "TOKENSIGN_TOKEN_LABEL");
   }
-  std::string key = Cat(cfg.module_path, "|", cfg.token_label, "|", cfg.token_serial);
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto it = opened.find(key); it != opened.end()) return it->second;
-  if (uri_pin) {
-    setenv(kUriPinEnv, uri->pin_value.c_str(), 1);
-    cfg.pin_env = kUriPinEnv;
-    cfg.pin_file.clear();
-  }
-  if (cfg.pin_env.empty() && cfg.pin_file.empty()) {
+  if (cfg.pin_env.empty() && cfg.pin_file.empty() && cfg.pin_value.empty()) {
     return absl::InvalidArgumentError(
         "tokensign provider: no PIN source: set pin-source= in the pkcs11 URI, "
         "TOKENSIGN_PIN_ENV or TOKENSIGN_PIN_FILE");
   }
-  absl::StatusOr<std::unique_ptr<Hsm>> hsm = Hsm::Open(cfg);
-  if (uri_pin) unsetenv(kUriPinEnv);
+  // Read the PIN once: the login and the comparison with an earlier login use the same
+  // value (a file or variable changing in between cannot split them).
+  absl::StatusOr<std::string> pin = ReadPin(cfg);
+  if (!pin.ok()) return pin.status();
+  cfg.pin_env.clear();
+  cfg.pin_file.clear();
+  cfg.pin_value = *std::move(pin);
+  struct Wipe {
+    std::string& s;
+    ~Wipe() { OPENSSL_cleanse(s.data(), s.size()); }
+  } wipe{cfg.pin_value};
+  absl::StatusOr<std::string> digest = PinDigest(cfg.pin_value);
+  if (!digest.ok()) return digest.status();
+
+  std::string key = Cat(cfg.module_path, "|", cfg.token_label, "|", cfg.token_serial);
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = opened.find(key);
+      it != opened.end() && it->second.pin_digest.size() == digest->size() &&
+      CRYPTO_memcmp(it->second.pin_digest.data(), digest->data(), digest->size()) == 0) {
+    return it->second.hsm;
+  }
+  // New here, or another PIN: OpenModuleHsm decides (and refuses a PIN that differs from
+  // the one the token is logged in with).
+  absl::StatusOr<std::shared_ptr<Hsm>> hsm = OpenModuleHsm(cfg, *digest);
   if (!hsm.ok()) return hsm.status();
-  std::shared_ptr<Hsm> shared = std::move(*hsm);
-  opened.emplace(key, shared);
+  opened[key] = Opened{*digest, *hsm};
   static std::once_flag once;
   std::call_once(once, [] { std::atexit(ReleaseModuleHsms); });
-  return shared;
+  return *hsm;
 }
 
 int RaiseStatus(const absl::Status& status) {

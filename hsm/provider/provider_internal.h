@@ -3,7 +3,7 @@
 // provider_keys.h (built in) and the module's OSSL_provider_init.
 //
 // Thread-safety: ProviderCtx is shared by every thread using the provider; its Hsm map is
-// guarded by `mu`. A ProvKey is immutable after creation and shared read-only (Hsm is
+// guarded by `mu` (taken before the process-wide login lock of OpenModuleHsm). A ProvKey is immutable after creation and shared read-only (Hsm is
 // thread-safe), so one key may sign from many threads at once.
 #ifndef TOKENSIGN_HSM_PROVIDER_PROVIDER_INTERNAL_H_
 #define TOKENSIGN_HSM_PROVIDER_PROVIDER_INTERNAL_H_
@@ -32,15 +32,37 @@ struct ProviderCtx {
   OSSL_LIB_CTX* libctx = nullptr;  // the library context the provider lives in
   // Built-in mode: the Hsm handed in by HsmKeyProvider (never re-opened).
   std::shared_ptr<Hsm> builtin_hsm;
-  // Module mode: defaults from the environment / openssl.cnf.
+  // Module mode: defaults from the environment / openssl.cnf. defaults.module_path is
+  // the only PKCS#11 module this provider ever loads (a URI may not name another).
   HsmConfig defaults;
   std::mutex mu;
-  std::map<std::string, std::shared_ptr<Hsm>> opened;  // by token label
+  // Module mode: the Hsm opened for each token a URI named (key module|label|serial),
+  // with PinDigest of the PIN it was logged in with; reused only for the same PIN.
+  struct Opened {
+    std::string pin_digest;
+    std::shared_ptr<Hsm> hsm;
+  };
+  std::map<std::string, Opened> opened;
 
-  // The Hsm for `uri` (nullptr = the default token). Module mode opens it on first use,
-  // taking token / pin / module from the URI where given.
+  // The Hsm for `uri` (nullptr = the default token). Built-in mode: the program's Hsm
+  // (a URI naming a module or a PIN is refused). Module mode: token and PIN from the URI
+  // where given, else the defaults; the PIN is read once and never put in the
+  // environment; an Hsm already open is reused only for the same PIN.
   absl::StatusOr<std::shared_ptr<Hsm>> GetHsm(const Pkcs11Uri* uri);
 };
+
+// Module mode (module_login.cc). SHA-256 of a PIN (domain-separated), so that PINs can be
+// compared without keeping more copies of them.
+absl::StatusOr<std::string> PinDigest(std::string_view pin);
+// Opens the token `config` names, with the PIN in config.pin_value. PKCS#11 keeps one
+// login per token per process: once a session is logged in, C_Login elsewhere answers
+// CKR_USER_ALREADY_LOGGED_IN without checking the PIN. So, process-wide and serialized:
+// a token some provider instance already opened is reused only when `pin_digest`
+// matches the PIN it was logged in with (else kPermissionDenied); a token logged in by
+// other code in the process is refused (kFailedPrecondition: the PIN cannot be checked);
+// otherwise Hsm::Open logs in, and a wrong PIN fails there.
+absl::StatusOr<std::shared_ptr<Hsm>> OpenModuleHsm(const HsmConfig& config,
+                                                   std::string_view pin_digest);
 
 // One HSM key as the provider's keymgmt holds it.
 struct ProvKey {

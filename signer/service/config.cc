@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -275,6 +276,8 @@ absl::Status ParseCallers(const toml::array& arr, const Config& cfg,
     RETURN_IF_ERROR(r.StringList("issuers", &c.issuers));
     RETURN_IF_ERROR(r.CheckUnknown());
     if (c.id.empty()) return Bad(r.KeyPath("id"), "required (SAN URI or CN)");
+    if (std::string problem = CallerIdProblem(c.id); !problem.empty())
+      return Bad(r.KeyPath("id"), problem);
     for (const std::string& role : roles) {
       if (role == "signer") {
         c.roles.push_back(Role::kSigner);
@@ -321,6 +324,64 @@ const char* RoleName(Role role) {
       return "auditor";
   }
   return "?";
+}
+
+std::string CallerIdProblem(std::string_view id) {
+  auto quoted = [&] {
+    std::string q;
+    for (unsigned char ch : id.substr(0, 80)) {
+      if (ch < 0x20 || ch == 0x7f) {
+        absl::StrAppend(&q, "\\x", absl::Hex(ch, absl::kZeroPad2));
+      } else {
+        q.push_back(static_cast<char>(ch));
+      }
+    }
+    return absl::StrCat("\"", q, id.size() > 80 ? "...\"" : "\"");
+  };
+  if (id.find(':') != std::string_view::npos) {
+    // RFC 3986: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ':'
+    // and the rest in URI characters (unreserved, reserved, '%').
+    size_t colon = id.find(':');
+    bool scheme_ok = colon > 0 && absl::ascii_isalpha(id[0]);
+    for (size_t i = 1; scheme_ok && i < colon; ++i) {
+      char ch = id[i];
+      scheme_ok = absl::ascii_isalnum(ch) || ch == '+' || ch == '-' || ch == '.';
+    }
+    bool chars_ok = colon + 1 < id.size();
+    for (char ch : id) {
+      if (!chars_ok) break;
+      chars_ok = absl::ascii_isalnum(ch) ||
+                 std::string_view("-._~:/?#[]@!$&'()*+,;=%").find(ch) !=
+                     std::string_view::npos;
+    }
+    if (scheme_ok && chars_ok) return "";
+    return absl::StrCat(
+        "contains ':' so it must be a URI (scheme \":\" rest, only URI "
+        "characters, e.g. spiffe://example.org/svc), matched only against a "
+        "client certificate's URI SAN; got ",
+        quoted());
+  }
+  size_t chars = 0;
+  bool control = false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    unsigned char ch = static_cast<unsigned char>(id[i]);
+    if ((ch & 0xC0) != 0x80) ++chars;  // UTF-8: count lead bytes only
+    if (ch < 0x20 || ch == 0x7f) control = true;
+    // C1 controls U+0080..U+009F are C2 80..C2 9F in UTF-8.
+    if (ch == 0xC2 && i + 1 < id.size() &&
+        static_cast<unsigned char>(id[i + 1]) < 0xA0) {
+      control = true;
+    }
+  }
+  if (chars >= 1 && chars <= 64 && !control && id.front() != ' ' &&
+      id.back() != ' ') {
+    return "";
+  }
+  return absl::StrCat(
+      "has no ':' so it must be a common name (1-64 characters, no control "
+      "characters, no leading or trailing space), matched only against a "
+      "client certificate's CN; got ",
+      quoted());
 }
 
 bool IsLoopbackAddress(std::string_view addr) {

@@ -56,7 +56,9 @@ struct AuditConfig {
   int64_t commit_linger_us = -1;
 };
 
-// A caller known by its client-certificate identity (SAN URI, else CN).
+// A caller known by its client-certificate identity: an id containing ':' is a
+// URI and matches only a certificate's URI SAN; an id without ':' is a common
+// name and matches only its CN (see CallerIdProblem).
 struct CallerConfig {
   std::string id;
   std::vector<Role> roles;
@@ -87,6 +89,13 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text,
                                    std::string_view source = "config");
 // Reads `path` and parses it.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// Why `id` can name no caller, or "" when it can. An id containing ':' must be
+// a URI with a scheme (RFC 3986 scheme ":" rest, e.g. spiffe://example.org/svc,
+// only URI characters); one without ':' is a common name: 1-64 characters, no
+// control characters, no leading or trailing space. Used for configured ids
+// and for the names read from client certificates alike.
+std::string CallerIdProblem(std::string_view id);
 
 // True for 127.0.0.0/8, ::1 and "localhost" hosts (with a port), and unix:
 // sockets.

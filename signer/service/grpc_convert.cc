@@ -9,6 +9,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "signer/service/config.h"
 #include "signer/service/signing_core.h"
 
 namespace tokensign::service {
@@ -60,9 +61,10 @@ struct BioFree {
   void operator()(BIO* b) const { BIO_free(b); }
 };
 
-// URI SANs and CN of a PEM certificate.
+// URI SANs and every CN (as UTF-8; "" for one that cannot be converted) of a
+// PEM certificate.
 void NamesFromPem(const std::string& pem, std::vector<std::string>* uris,
-                  std::string* cn) {
+                  std::vector<std::string>* cns) {
   std::unique_ptr<BIO, BioFree> bio(
       BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return;
@@ -83,12 +85,16 @@ void NamesFromPem(const std::string& pem, std::vector<std::string>* uris,
     GENERAL_NAMES_free(names);
   }
   X509_NAME* subject = X509_get_subject_name(cert.get());
-  int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-  if (idx >= 0) {
+  for (int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+       idx >= 0;
+       idx = X509_NAME_get_index_by_NID(subject, NID_commonName, idx)) {
     ASN1_STRING* s =
         X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx));
-    cn->assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-               ASN1_STRING_length(s));
+    unsigned char* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, s);
+    cns->emplace_back(len >= 0 ? std::string(reinterpret_cast<char*>(utf8), len)
+                               : std::string());
+    OPENSSL_free(utf8);
   }
 }
 
@@ -108,15 +114,26 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 
 std::string IdentityFromCertificate(const std::string& pem) {
   std::vector<std::string> uris;
-  std::string cn;
-  NamesFromPem(pem, &uris, &cn);
-  // A certificate with URI SANs is named by its URI SAN alone: a CN chosen by whoever
-  // requested the certificate must never stand in for it. Several URI SANs are
-  // ambiguous, and a CN that looks like a URI could impersonate a URI-named caller.
-  if (uris.size() == 1) return uris[0];
-  if (!uris.empty()) return "";
-  if (cn.find(':') != std::string::npos) return "";
-  return cn;
+  std::vector<std::string> cns;
+  NamesFromPem(pem, &uris, &cns);
+  // A certificate with URI SANs is named by its URI SAN alone: a CN chosen by
+  // whoever requested the certificate must never stand in for it. Several URI
+  // SANs are ambiguous. Ids with ':' are URIs and ids without are CNs (config
+  // enforces the same, CallerIdProblem), so neither kind can pose as the
+  // other: a URI SAN without ':' (URI:custodian-1) or a CN with one names
+  // nobody, and so does a subject with several CNs.
+  if (!uris.empty()) {
+    if (uris.size() == 1 && uris[0].find(':') != std::string::npos &&
+        CallerIdProblem(uris[0]).empty()) {
+      return uris[0];
+    }
+    return "";
+  }
+  if (cns.size() == 1 && cns[0].find(':') == std::string::npos &&
+      CallerIdProblem(cns[0]).empty()) {
+    return cns[0];
+  }
+  return "";
 }
 
 std::string CachedIdentityFromCertificate(const std::string& pem) {

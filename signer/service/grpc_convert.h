@@ -9,10 +9,13 @@
 //   listener "loopback" (config may grant that id roles like any other caller);
 //   otherwise IdentityFromCertificate of the verified client certificate; ""
 //   when the peer presented no certificate.
-// - IdentityFromCertificate: the certificate's URI SAN when it has exactly one;
-//   "" when it has several (ambiguous); else its CN, unless the CN contains ':'
-//   (it could pose as a URI-named caller) -> "". Never the CN of a certificate
-//   that has a URI SAN.
+// - IdentityFromCertificate: ids containing ':' come only from a URI SAN, ids
+//   without ':' only from a CN, so a configured id of one kind never matches a
+//   name of the other. The certificate's URI SAN when it has exactly one and it
+//   is a URI (CallerIdProblem; a URI SAN without ':' names nobody); "" when it
+//   has several (ambiguous). Without URI SANs: its CN when the subject has
+//   exactly one and it is a valid common name (no ':'); else "". Never the CN
+//   of a certificate that has a URI SAN.
 // - ToTokenRequest converts a SignTokenRequest (Structs become JSON objects);
 // it only
 //   rejects what the proto cannot express internally (TOKEN_KIND_UNSPECIFIED ->
@@ -37,9 +40,9 @@ namespace tokensign::service {
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 std::string CallerIdentity(const grpc::ServerContextBase& ctx, bool dev, bool insecure);
-// The caller named by a client certificate (PEM): its single URI SAN; else,
-// for a certificate without URI SANs, its CN unless the CN contains ':'; else ""
-// (nobody).
+// The caller named by a client certificate (PEM): its single URI SAN (with
+// ':'); else, for a certificate without URI SANs, its single CN (without ':');
+// else "" (nobody).
 std::string IdentityFromCertificate(const std::string& pem);
 // IdentityFromCertificate, remembered per distinct PEM (bounded cache; thread-safe).
 std::string CachedIdentityFromCertificate(const std::string& pem);

@@ -2,6 +2,12 @@
 #include "hsm/provider/pkcs11_uri.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
 
 namespace tokensign::hsm::provider {
 namespace {
@@ -96,6 +102,41 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"pkcs11:object=a/b", "must be percent-encoded"},
         BadCase{"pkcs11:object=k?", "must be followed by attributes"},
         BadCase{"pkcs11:object=k#frag", "'#' is not allowed"}));
+
+// A URI's module-path may only repeat the configured module: any other library is
+// refused before anything could dlopen it.
+TEST(Pkcs11UriTest, ModulePathMustBeTheConfiguredModule) {
+  char dir_template[] = "/tmp/pkcs11-uri-test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string configured = dir + "/libconfigured.so";
+  const std::string link = dir + "/libalias.so";
+  const std::string other = dir + "/libother.so";
+  std::ofstream(configured) << "x";
+  std::ofstream(other) << "y";
+  ASSERT_EQ(symlink(configured.c_str(), link.c_str()), 0);
+  auto check = [&](const std::string& uri) {
+    absl::StatusOr<Pkcs11Uri> u = ParsePkcs11Uri(uri);
+    EXPECT_TRUE(u.ok()) << u.status();
+    return u.ok() ? CheckUriModulePath(*u, configured) : u.status();
+  };
+  EXPECT_TRUE(check("pkcs11:object=k").ok());
+  EXPECT_TRUE(check("pkcs11:object=k?module-path=" + configured).ok());
+  EXPECT_TRUE(check("pkcs11:object=k?module-path=" + link).ok());  // the same file
+  for (const std::string& bad : {other, dir + "/missing.so", std::string("/tmp/evil.so")}) {
+    absl::Status s = check("pkcs11:object=k?module-path=" + bad);
+    EXPECT_TRUE(absl::IsPermissionDenied(s)) << s;
+    EXPECT_NE(s.message().find("module-path: '" + bad + "' is not the configured PKCS#11 "
+                               "module '" + configured + "'"),
+              std::string::npos)
+        << s;
+    EXPECT_NE(s.message().find("openssl.cnf"), std::string::npos) << s;
+  }
+  std::remove(link.c_str());
+  std::remove(configured.c_str());
+  std::remove(other.c_str());
+  rmdir(dir.c_str());
+}
 
 }  // namespace
 }  // namespace tokensign::hsm::provider

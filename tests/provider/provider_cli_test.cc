@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 
 #include "hsm/hsm.h"
 #include "hsm/provider/pkcs11_uri.h"
@@ -172,6 +173,61 @@ TEST_F(ProviderCliTest, OpensslCnfConfiguresTheProviderAndEnvironmentPinWins) {
   }
   unsetenv("OPENSSL_CONF");
   setenv("TOKENSIGN_PIN_ENV", SoftHsmToken::kPinEnv, 1);
+}
+
+// A URI's module-path used to make openssl dlopen any library it named (running that
+// library's code). Now only the configured module is loaded: another path is refused
+// with a message, before any dlopen (the spy library writes a file when loaded).
+TEST_F(ProviderCliTest, ModulePathOfAnotherLibraryIsRefused) {
+  const std::string loaded = Path("spy-loaded");
+  std::remove(loaded.c_str());
+  std::string uri = Uri("cli-ec", UriObjectType::kPrivate) + "?module-path=" +
+                    TOKENSIGN_TEST_SPY_MODULE;
+  auto refused = Run({"env", "TOKENSIGN_SPY_LOADED=" + loaded, "openssl", "dgst", "-sha256",
+                      "-sign", uri, "-provider", "tokensign", "-provider", "default", "-out",
+                      Path("spy.sig"), Path("data")});
+  EXPECT_NE(refused.exit_code, 0) << refused.output;
+  EXPECT_NE(refused.output.find("module-path: '" TOKENSIGN_TEST_SPY_MODULE
+                                "' is not the configured PKCS#11 module"),
+            std::string::npos)
+      << refused.output;
+  EXPECT_FALSE(std::ifstream(loaded).good()) << "the URI's module was loaded";
+
+  // Naming the configured module itself is fine.
+  uri = Uri("cli-ec", UriObjectType::kPrivate) + "?module-path=" + GlobalToken().module_path();
+  auto same = Run({"openssl", "dgst", "-sha256", "-sign", uri, "-provider", "tokensign",
+                   "-provider", "default", "-out", Path("same-module.sig"), Path("data")});
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+}
+
+// pin-value used to pass through setenv (visible to the whole process, and to any
+// child it starts). The spy, preloaded, logs every setenv / unsetenv / putenv.
+TEST_F(ProviderCliTest, PinValueDoesNotTouchTheEnvironment) {
+  const std::string log = Path("spy-env.log");
+  std::remove(log.c_str());
+  unsetenv("TOKENSIGN_PIN_ENV");
+  std::string uri = Uri("cli-ec", UriObjectType::kPrivate) + "?pin-value=" + GlobalToken().pin();
+  auto sign = Run({"env", std::string("LD_PRELOAD=") + TOKENSIGN_TEST_SPY_MODULE,
+                   "TOKENSIGN_SPY_ENV_LOG=" + log, "openssl", "dgst", "-sha256", "-sign", uri,
+                   "-provider", "tokensign", "-provider", "default", "-out",
+                   Path("pin-value.sig"), Path("data")});
+  setenv("TOKENSIGN_PIN_ENV", SoftHsmToken::kPinEnv, 1);
+  ASSERT_EQ(sign.exit_code, 0) << sign.output;
+  auto verify = Run({"openssl", "dgst", "-sha256", "-verify", Path("ec.pem"), "-signature",
+                     Path("pin-value.sig"), Path("data")});
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  std::ifstream in(log);
+  std::string calls((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(calls, "") << "openssl with the provider changed its environment";
+
+  // A wrong pin-value fails at C_Login.
+  uri = Uri("cli-ec", UriObjectType::kPrivate) + "?pin-value=wrong-" + GlobalToken().pin();
+  unsetenv("TOKENSIGN_PIN_ENV");
+  auto wrong = Run({"openssl", "dgst", "-sha256", "-sign", uri, "-provider", "tokensign",
+                    "-provider", "default", "-out", Path("wrong-pin.sig"), Path("data")});
+  setenv("TOKENSIGN_PIN_ENV", SoftHsmToken::kPinEnv, 1);
+  EXPECT_NE(wrong.exit_code, 0) << wrong.output;
+  EXPECT_NE(wrong.output.find("CKR_PIN_INCORRECT"), std::string::npos) << wrong.output;
 }
 
 TEST_F(ProviderCliTest, CleanErrors) {

@@ -58,6 +58,32 @@ TEST(CallerIdentityTest, UriLookingCnCannotPoseAsAUriCaller) {
   EXPECT_EQ(IdentityFromCertificate(pem), "");
 }
 
+TEST(CallerIdentityTest, UriSanWithoutColonCannotPoseAsACnCaller) {
+  // Regression: URI:custodian-1 used to act as the CN-configured custodian-1.
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN=x", "URI:custodian-1")), "");
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN=custodian-1", "URI:custodian-1")), "");
+  // A certificate with a URI SAN is never named by its CN, even when the SAN names nobody.
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN=custodian-1", "URI:spiffe")), "");
+}
+
+TEST(CallerIdentityTest, SeveralCnsNameNobody) {
+  // Regression: the first CN used to name the caller, whichever the issuer checked.
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN=custodian-1/CN=intruder", "")), "");
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN=intruder/CN=custodian-1", "")), "");
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/O=corp/CN=custodian-1/OU=ops", "")),
+            "custodian-1");
+}
+
+TEST(CallerIdentityTest, NamesThatNoConfigCouldHoldAreNobody) {
+  // The same rule as config (CallerIdProblem): no URI without a scheme or with
+  // a space, no CN with a leading space (openssl itself refuses CNs over 64).
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN=x", "URI:1abc:def")), "");
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN=x", "URI:spiffe://x/a b")), "");
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN= custodian-1", "")), "");
+  EXPECT_EQ(IdentityFromCertificate(MakeCert("/CN=" + std::string(64, 'c'), "")),
+            std::string(64, 'c'));
+}
+
 TEST(CallerIdentityTest, GarbageIsNobody) {
   EXPECT_EQ(IdentityFromCertificate(""), "");
   EXPECT_EQ(IdentityFromCertificate("-----BEGIN CERTIFICATE-----\nAAAA\n"), "");

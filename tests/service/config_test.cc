@@ -148,6 +148,40 @@ TEST(ConfigTest, WrongTypesAndValues) {
             "audit.durability: must be \"fsync\" or \"none\", got \"maybe\"");
 }
 
+TEST(ConfigCallerIdTest, IdsAreUrisWithColonOrCommonNamesWithout) {
+  auto caller = [](const std::string& id) {
+    return std::string(kMinimal) + "[[callers]]\nid = \"ok-1\"\n[[callers]]\nid = \"" +
+           id + "\"\n[[callers]]\nid = \"ok-2\"\n";
+  };
+  for (const char* good : {"spiffe://example.org/authz-server", "urn:uuid:1234",
+                           "custodian-1", "key custodian", "loopback",
+                           "k\u00e9y-cust\u00f6dian"}) {
+    auto cfg = ParseConfig(caller(good));
+    EXPECT_TRUE(cfg.ok()) << good << ": " << cfg.status();
+  }
+  const std::string uri_rule =
+      "callers[1].id: contains ':' so it must be a URI (scheme \":\" rest, only URI "
+      "characters, e.g. spiffe://example.org/svc), matched only against a client "
+      "certificate's URI SAN; got ";
+  const std::string cn_rule =
+      "callers[1].id: has no ':' so it must be a common name (1-64 characters, no "
+      "control characters, no leading or trailing space), matched only against a "
+      "client certificate's CN; got ";
+  EXPECT_EQ(Err(caller(":custodian")), uri_rule + "\":custodian\"");
+  EXPECT_EQ(Err(caller("1spiffe://x")), uri_rule + "\"1spiffe://x\"");
+  EXPECT_EQ(Err(caller("spiffe:")), uri_rule + "\"spiffe:\"");
+  EXPECT_EQ(Err(caller("spiffe://x/a b")), uri_rule + "\"spiffe://x/a b\"");
+  EXPECT_EQ(Err(caller("CN=custodian-1, O=corp: ops")).substr(0, uri_rule.size()),
+            uri_rule);
+  EXPECT_EQ(Err(caller(std::string(65, 'c'))),
+            cn_rule + "\"" + std::string(65, 'c') + "\"");
+  EXPECT_EQ(Err(caller("custodian\\u0007")), cn_rule + "\"custodian\\x07\"");
+  EXPECT_EQ(Err(caller("custodian\\u0085")).substr(0, cn_rule.size()), cn_rule);
+  EXPECT_EQ(Err(caller(" custodian-1")), cn_rule + "\" custodian-1\"");
+  EXPECT_EQ(CallerIdProblem(std::string(64, 'c')), "");
+  EXPECT_NE(CallerIdProblem(""), "");
+}
+
 TEST(ConfigTest, RequiredKeys) {
   EXPECT_EQ(Err("[server]\ninsecure = true\n").substr(0, 4), "hsm:");
   std::string no_pin = kMinimal;

@@ -1,6 +1,7 @@
 // End-to-end tests of tokensignd (part 2): every signing algorithm through a
 // config-file daemon verified by PyJWT against the HTTP JWKS, the PIN kept out
-// of argv and logs, and the audit log holding only token hashes.
+// of argv and logs, the audit log holding only token hashes, and client
+// certificates that try to pass for a CN-named caller.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -258,6 +259,77 @@ TEST(DaemonSecretsTest, AuditLogHoldsOnlyTheTokensSha256) {
   }
   EXPECT_EQ(got, want);
   EXPECT_EQ(denied_lines, 1);
+}
+
+// Client certificates from the harness CA (after MakeCerts) that try to pass
+// for the CN-named caller custodian-1: a URI SAN without ':' naming it, and
+// subjects with two CNs, custodian-1 first or second.
+void MakeImpostorCerts(DaemonHarness& h) {
+  std::string script = "set -e\ncd \"" + h.dir() + R"("
+gen() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $1.key -out $1.csr -subj "$2" 2>/dev/null; }
+sign() { openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $1.pem -days 2 -extfile $1.ext 2>/dev/null; }
+gen uri-nocolon /CN=stranger; printf 'subjectAltName=URI:custodian-1\n' > uri-nocolon.ext; sign uri-nocolon
+gen two-cn-first /CN=custodian-1/CN=stranger; printf 'basicConstraints=CA:FALSE\n' > two-cn-first.ext; sign two-cn-first
+gen two-cn-last /CN=stranger/CN=custodian-1; printf 'basicConstraints=CA:FALSE\n' > two-cn-last.ext; sign two-cn-last
+)";
+  WriteAll(h.Path("impostors.sh"), script);
+  std::string out;
+  ASSERT_EQ(Shell("bash " + h.Path("impostors.sh") + " 2>&1", &out), 0) << out;
+}
+
+TEST(DaemonCallerIdentityTest, UriSanWithoutColonAndTwoCnsAreNobody) {
+  DaemonHarness h;
+  std::string state = h.Path("state");
+  h.InitDevState(state);
+  h.MakeCerts();
+  MakeImpostorCerts(h);
+  WriteAll(h.Path("tls.toml"),
+           "[hsm]\nmodule = \"" TOKENSIGN_SOFTHSM_MODULE
+           "\"\ntoken_label = \"tokensign-dev\"\npin_file = \"" +
+               state + "/pin\"\n\n[server]\ntls_cert = \"" + h.Path("server.pem") +
+               "\"\ntls_key = \"" + h.Path("server.key") + "\"\nclient_ca = \"" +
+               h.Path("ca.pem") + "\"\n\n[audit]\npath = \"" + h.Path("audit.log") +
+               "\"\n\n[[callers]]\nid = \"custodian-1\"\nroles = [\"custodian\"]\n"
+               "issuers = [\"*\"]\n\n[issuers.dev]\niss = \"https://issuer.example\"\n"
+               "audiences = [\"https://api.example\"]\nscopes = [\"read\"]\n"
+               "any_actor = true\n");
+  DaemonProcess d = h.Start({"--config", h.Path("tls.toml")},
+                            {"SOFTHSM2_CONF=" + state + "/softhsm2.conf"});
+  ASSERT_GT(d.pid, 0);
+  auto list = [&](const std::string& cert) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::ListKeysRequest req;
+    req.set_issuer("dev");
+    v1::ListKeysResponse resp;
+    return KeyAdmin::NewStub(h.Tls(d, cert))->ListKeys(&ctx, req, &resp);
+  };
+  // The real custodian-1 (CN, no URI SAN) is the custodian.
+  grpc::Status st = list("custodian");
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  for (const char* impostor : {"uri-nocolon", "two-cn-first", "two-cn-last"}) {
+    st = list(impostor);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << impostor;
+    EXPECT_EQ(st.error_message(), "caller: \"\" is not a configured caller") << impostor;
+  }
+  ASSERT_EQ(h.Stop(d, SIGTERM), 0);
+  int denied = 0;
+  for (const auto& l : h.AuditLines(h.Path("audit.log"))) {
+    if (l.value("kind", "") != "key_admin.ListKeys") continue;
+    EXPECT_EQ(l.value("caller", "?"), "") << l.dump();
+    EXPECT_EQ(l.value("outcome", ""), "denied") << l.dump();
+    ++denied;
+  }
+  EXPECT_EQ(denied, 3);
+
+  // A configured id that is neither a URI nor a CN is refused at start.
+  std::string toml = ReadAll(h.Path("tls.toml"));
+  toml.replace(toml.find("id = \"custodian-1\""), 18, "id = \":custodian-1\"");
+  WriteAll(h.Path("bad-id.toml"), toml);
+  std::string out;
+  EXPECT_NE(h.RunToExit({"--config", h.Path("bad-id.toml")}, &out), 0);
+  EXPECT_NE(out.find("callers[0].id: contains ':' so it must be a URI"), std::string::npos)
+      << out;
 }
 
 }  // namespace
