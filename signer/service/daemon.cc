@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "hsm/hsm.h"
+#include "hsm/pin.h"
 #include "hsm/pkcs11_call.h"
 #include "hsm/provider/provider_keys.h"
 #include "signer/audit/audit_log.h"
@@ -33,6 +34,7 @@
 #include "signer/service/http/http_server.h"
 #include "signer/service/http/metrics.h"
 #include "signer/service/signing_core.h"
+#include "signer/service/state_file.h"
 #include "signer/service/work_pool.h"
 
 namespace tokensign::service {
@@ -64,22 +66,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& what,
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-absl::Status WriteAtomically(const std::string& path,
-                             const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return absl::InternalError(absl::StrCat("cannot write ", tmp));
-    out << content;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec)
-    return absl::InternalError(
-        absl::StrCat("rename ", tmp, ": ", ec.message()));
-  return absl::OkStatus();
 }
 
 std::vector<std::string> IssuerNames(const Config& cfg) {
@@ -325,6 +311,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   p->options = std::move(options);
   const Config& cfg = p->options.config;
 
+  // A PIN file others may write, or another user owns, refuses start (checked
+  // again on the file Hsm::Open reads); one others may read is only warned of.
+  absl::StatusOr<std::string> pin_warning = hsm::CheckPinFile(cfg.hsm);
+  if (!pin_warning.ok()) return pin_warning.status();
+  if (!pin_warning->empty()) spdlog::warn("{}", *pin_warning);
   auto hsm = hsm::Hsm::Open(cfg.hsm);
   if (!hsm.ok()) return hsm.status();
   p->hsm = std::shared_ptr<hsm::Hsm>(std::move(*hsm));
@@ -470,8 +461,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   p->hsm_probe = std::thread([parts] { parts->ProbeLoop(); });
 
   if (!p->options.pid_file.empty()) {
-    if (absl::Status st = WriteAtomically(p->options.pid_file,
-                                          absl::StrCat(::getpid(), "\n"));
+    if (absl::Status st =
+            ReplaceFile(p->options.pid_file, absl::StrCat(::getpid(), "\n"));
         !st.ok()) {
       spdlog::warn("pid file: {}", std::string(st.message()));
     }
@@ -484,7 +475,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
     std::string ready = absl::StrCat("{\"grpc_port\":", started.grpc_port,
                                      ",\"http_port\":", started.http_port,
                                      ",\"pid\":", ::getpid(), "}\n");
-    if (absl::Status st = WriteAtomically(started.options.ready_file, ready);
+    if (absl::Status st = ReplaceFile(started.options.ready_file, ready);
         !st.ok())
       return st;
   }

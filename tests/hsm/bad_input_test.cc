@@ -1,11 +1,15 @@
 // Bad input for every public function and bad configurations: a clear Status,
 // no crash.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
+#include "hsm/pin.h"
 #include "tests/support/softhsm_token.h"
 
 namespace tokensign::hsm {
@@ -90,12 +94,135 @@ TEST(OpenConfigTest, PinFileAndSerialWork) {
   ASSERT_NE(f, nullptr);
   fprintf(f, "%s\n", token.pin().c_str());
   fclose(f);
+  ASSERT_EQ(::chmod(pin_file.c_str(), 0600), 0);  // whatever the umask (0664 is refused)
   HsmConfig config = token.config();
   config.pin_env = "";
   config.pin_file = pin_file;
   auto hsm = Hsm::Open(config);
   ASSERT_TRUE(hsm.ok()) << hsm.status();
   EXPECT_EQ((*hsm)->token_label(), token.label());
+}
+
+// The PIN file is checked as ssh checks key files (issue 11 item 9).
+class PinFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto& token = tokensign::testing::GlobalToken();
+    path_ = token.dir() + "/pin-file-test";
+    ::unlink(path_.c_str());
+    FILE* f = fopen(path_.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fprintf(f, "%s\n", token.pin().c_str());
+    fclose(f);
+    config_ = token.config();
+    config_.pin_env = "";
+    config_.pin_file = path_;
+  }
+  void TearDown() override { ::unlink(path_.c_str()); }
+  void Chmod(mode_t mode) { ASSERT_EQ(::chmod(path_.c_str(), mode), 0); }
+
+  std::string path_;
+  HsmConfig config_;
+};
+
+TEST_F(PinFileTest, WritableByGroupOrOthersRefusesToOpen) {
+  const std::string pin = tokensign::testing::GlobalToken().pin();
+  struct Case {
+    mode_t mode;
+    const char* text;
+  };
+  for (const Case& c : {Case{0666, "mode 0666 lets group and others write it"},
+                        Case{0620, "mode 0620 lets group write it"},
+                        Case{0602, "mode 0602 lets others write it"}}) {
+    Chmod(c.mode);
+    auto hsm = Hsm::Open(config_);
+    EXPECT_EQ(hsm.status().code(), absl::StatusCode::kFailedPrecondition) << c.text;
+    EXPECT_EQ(Msg(hsm.status()),
+              "pin_file " + path_ + ": " + c.text + "; chmod 600 " + path_);
+    EXPECT_THAT(Msg(hsm.status()), ::testing::Not(HasSubstr(pin)));
+    std::string warning = "unchanged";
+    EXPECT_EQ(ReadPin(config_, &warning).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(CheckPinFile(config_).status().code(),
+              absl::StatusCode::kFailedPrecondition);
+  }
+}
+
+TEST_F(PinFileTest, ReadableByOthersOpensWithAWarning) {
+  Chmod(0644);
+  auto hsm = Hsm::Open(config_);
+  ASSERT_TRUE(hsm.ok()) << hsm.status();
+  std::string warning;
+  auto pin = ReadPin(config_, &warning);
+  ASSERT_TRUE(pin.ok()) << pin.status();
+  EXPECT_EQ(*pin, tokensign::testing::GlobalToken().pin());
+  const std::string want = "pin_file " + path_ +
+                           ": mode 0644 lets others read the PIN; chmod 600 " + path_ +
+                           " (or 640 with a group that must read it)";
+  EXPECT_EQ(warning, want);
+  auto checked = CheckPinFile(config_);
+  ASSERT_TRUE(checked.ok()) << checked.status();
+  EXPECT_EQ(*checked, want);
+  for (mode_t quiet : {mode_t{0600}, mode_t{0640}, mode_t{0400}, mode_t{0440}}) {
+    Chmod(quiet);
+    ASSERT_TRUE(ReadPin(config_, &warning).ok()) << quiet;
+    EXPECT_EQ(warning, "") << quiet;
+  }
+  // pin_env: nothing to check.
+  HsmConfig env = tokensign::testing::GlobalToken().config();
+  checked = CheckPinFile(env);
+  ASSERT_TRUE(checked.ok());
+  EXPECT_EQ(*checked, "");
+}
+
+TEST_F(PinFileTest, OwnedByAnotherUserIsRefusedRootIsFine) {
+  struct stat st {};
+  st.st_mode = S_IFREG | 0600;
+  st.st_uid = 1000;
+  std::string warning;
+  EXPECT_TRUE(CheckPinFileStat("/run/pin", st, 1000, &warning).ok());
+  st.st_uid = 0;  // root-owned secrets are fine for any user
+  EXPECT_TRUE(CheckPinFileStat("/run/pin", st, 1000, &warning).ok());
+  st.st_uid = 1001;
+  absl::Status refused = CheckPinFileStat("/run/pin", st, 1000, &warning);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Msg(refused),
+            "pin_file /run/pin: owned by uid 1001, who could change the PIN it "
+            "holds; it must belong to this user (uid 1000) or root: chown 1000 "
+            "/run/pin && chmod 600 /run/pin");
+  st.st_uid = 1000;
+  st.st_mode = S_IFDIR | 0700;
+  EXPECT_EQ(Msg(CheckPinFileStat("/run/pin", st, 1000, &warning)),
+            "pin_file /run/pin: not a regular file");
+  // Through the real file when this test may chown (it runs as root here).
+  if (::geteuid() == 0) {
+    Chmod(0600);
+    ASSERT_EQ(::chown(path_.c_str(), 4242, 4242), 0);
+    auto hsm = Hsm::Open(config_);
+    EXPECT_EQ(hsm.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(Msg(hsm.status()), HasSubstr("owned by uid 4242"));
+  }
+}
+
+TEST_F(PinFileTest, SymlinkIsJudgedByTheFileItNamesAndAFifoIsRefused) {
+  // Secret mounts are symlinks into a data directory: allowed, the target is checked.
+  Chmod(0600);
+  std::string link = path_ + "-link";
+  ::unlink(link.c_str());
+  ASSERT_EQ(::symlink(path_.c_str(), link.c_str()), 0);
+  HsmConfig via_link = config_;
+  via_link.pin_file = link;
+  EXPECT_TRUE(ReadPin(via_link).ok());
+  Chmod(0662);
+  EXPECT_EQ(ReadPin(via_link).status().code(), absl::StatusCode::kFailedPrecondition);
+  ::unlink(link.c_str());
+  std::string fifo = path_ + "-fifo";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  HsmConfig via_fifo = config_;
+  via_fifo.pin_file = fifo;
+  EXPECT_EQ(Msg(ReadPin(via_fifo).status()), "pin_file " + fifo + ": not a regular file");
+  ::unlink(fifo.c_str());
 }
 
 class BadInputTest : public ::testing::Test {

@@ -1,7 +1,8 @@
 // End-to-end tests of tokensignd (part 2): every signing algorithm through a
 // config-file daemon verified by PyJWT against the HTTP JWKS, the PIN kept out
-// of argv and logs, the audit log holding only token hashes, and client
-// certificates that try to pass for a CN-named caller.
+// of argv and logs, the audit log holding only token hashes, client
+// certificates that try to pass for a CN-named caller, and the PIN, pid and
+// ready files (permissions, planted symlinks).
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <signal.h>
@@ -330,6 +331,73 @@ TEST(DaemonCallerIdentityTest, UriSanWithoutColonAndTwoCnsAreNobody) {
   EXPECT_NE(h.RunToExit({"--config", h.Path("bad-id.toml")}, &out), 0);
   EXPECT_NE(out.find("callers[0].id: contains ':' so it must be a URI"), std::string::npos)
       << out;
+}
+
+// A config-mode daemon on plaintext loopback whose PIN comes from `pin_file`.
+std::string PinFileToml(DaemonHarness& h, const std::string& pin_file) {
+  return "[hsm]\nmodule = \"" TOKENSIGN_SOFTHSM_MODULE
+         "\"\ntoken_label = \"tokensign-dev\"\npin_file = \"" +
+         pin_file + "\"\n\n[server]\ninsecure = true\n\n[audit]\npath = \"" +
+         h.Path("audit.log") +
+         "\"\n\n[[callers]]\nid = \"loopback\"\nroles = [\"signer\"]\n"
+         "issuers = [\"dev\"]\n\n[issuers.dev]\niss = \"https://issuer.example\"\n"
+         "audiences = [\"https://api.example\"]\nscopes = [\"read\"]\n"
+         "any_actor = true\n";
+}
+
+TEST(DaemonFilesTest, WritablePinFileRefusesStartReadableOneIsWarnedOf) {
+  DaemonHarness h;
+  std::string state = h.Path("state");
+  h.InitDevState(state);
+  const std::string pin_file = h.Path("pin");
+  WriteAll(pin_file, ReadAll(state + "/pin"));
+  WriteAll(h.Path("pin.toml"), PinFileToml(h, pin_file));
+
+  ASSERT_EQ(::chmod(pin_file.c_str(), 0666), 0);
+  std::string out;
+  EXPECT_NE(h.RunToExit({"--config", h.Path("pin.toml")}, &out), 0);
+  EXPECT_NE(out.find("pin_file " + pin_file +
+                     ": mode 0666 lets group and others write it; chmod 600 " + pin_file),
+            std::string::npos)
+      << out;
+
+  // 0644 (a typical secret mount): starts, signs, and says what to change.
+  ASSERT_EQ(::chmod(pin_file.c_str(), 0644), 0);
+  DaemonProcess d = h.Start({"--config", h.Path("pin.toml")},
+                            {"SOFTHSM2_CONF=" + state + "/softhsm2.conf"});
+  ASSERT_GT(d.pid, 0);
+  v1::SignTokenResponse resp;
+  EXPECT_TRUE(Sign(h.Insecure(d), ScenarioRequest(), &resp).ok());
+  ASSERT_EQ(h.Stop(d, SIGTERM), 0);
+  EXPECT_NE(ReadAll(d.log_path).find("pin_file " + pin_file +
+                                     ": mode 0644 lets others read the PIN; chmod 600 " +
+                                     pin_file),
+            std::string::npos)
+      << ReadAll(d.log_path);
+}
+
+TEST(DaemonFilesTest, PidFileIsANewFile0644NeverWrittenThroughASymlink) {
+  DaemonHarness h;
+  std::string state = h.Path("state");
+  const std::string pid_file = h.Path("tokensignd.pid");
+  WriteAll(h.Path("victim"), "precious\n");
+  WriteAll(h.Path("victim-tmp"), "also precious\n");
+  // Planted at the pid file and at the temporary name the old writer used.
+  ASSERT_EQ(::symlink(h.Path("victim").c_str(), pid_file.c_str()), 0);
+  ASSERT_EQ(::symlink(h.Path("victim-tmp").c_str(), (pid_file + ".tmp").c_str()), 0);
+  // Mode 0644 whatever the umask (the daemon inherits this one).
+  mode_t old_umask = ::umask(077);
+  DaemonProcess d = h.Start({"--dev", "--state-dir", state, "--pid-file", pid_file});
+  ::umask(old_umask);
+  ASSERT_GT(d.pid, 0);
+  struct stat st {};
+  ASSERT_EQ(::lstat(pid_file.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  EXPECT_EQ(ReadAll(pid_file), std::to_string(d.pid) + "\n");
+  EXPECT_EQ(ReadAll(h.Path("victim")), "precious\n");
+  EXPECT_EQ(ReadAll(h.Path("victim-tmp")), "also precious\n");
+  ASSERT_EQ(h.Stop(d, SIGTERM), 0);
 }
 
 }  // namespace
