@@ -60,6 +60,47 @@ absl::StatusOr<std::vector<std::string>> GetStrings(const nlohmann::json& j,
   return out;
 }
 
+// The optional members of a decision record (absent in lines written before
+// they existed): ttl, cnf, txn, req_wl, rctx/tctx_sha256, extra_claims(_sha256).
+absl::Status ParseDecisionExtras(const nlohmann::json& j, AuditRecord* r) {
+  if (auto ttl = j.find("ttl"); ttl != j.end()) {
+    if (!ttl->is_number_integer())
+      return absl::InvalidArgumentError("ttl: not an integer");
+    r->ttl = ttl->get<int64_t>();
+  }
+  if (auto cnf = j.find("cnf"); cnf != j.end()) {
+    if (!cnf->is_object())
+      return absl::InvalidArgumentError("cnf: not an object");
+    for (const auto& [name, out] :
+         {std::pair<const char*, std::string*>{"jkt", &r->cnf_jkt},
+          {"x5t#S256", &r->cnf_x5t_s256}}) {
+      if (!cnf->contains(name)) continue;
+      auto v = GetString(*cnf, name);
+      if (!v.ok())
+        return absl::InvalidArgumentError(
+            absl::StrCat("cnf.", name, ": not a string"));
+      *out = *std::move(v);
+    }
+  }
+  for (const auto& [name, out] :
+       {std::pair<const char*, std::string*>{"txn", &r->txn},
+        {"req_wl", &r->req_wl},
+        {"rctx_sha256", &r->rctx_sha256},
+        {"tctx_sha256", &r->tctx_sha256},
+        {"extra_claims_sha256", &r->extra_claims_sha256}}) {
+    if (!j.contains(name)) continue;
+    auto v = GetString(j, name);
+    if (!v.ok()) return v.status();
+    *out = *std::move(v);
+  }
+  if (j.contains("extra_claims")) {
+    auto names = GetStrings(j, "extra_claims");
+    if (!names.ok()) return names.status();
+    r->extra_claims = *std::move(names);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseDecision(const nlohmann::json& j, AuditRecord* r) {
   auto time = GetString(j, "time");
   if (!time.ok()) return time.status();
@@ -112,7 +153,7 @@ absl::Status ParseDecision(const nlohmann::json& j, AuditRecord* r) {
     return absl::InvalidArgumentError("exp: missing or not an integer");
   }
   r->exp = exp->get<int64_t>();
-  return absl::OkStatus();
+  return ParseDecisionExtras(j, r);
 }
 
 }  // namespace

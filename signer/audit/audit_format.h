@@ -6,8 +6,17 @@
 //   (seq 0) decision
 //   {"v":1,"seq":N,"time":..,"caller":..,"issuer":..,"kind":..,"kid":..,
 //                  "jti":..,"sub":..,"client_id":..,"act":[{"sub":..,"iss":..}],"aud":[..],
-//                  "scope":[..],"exp":N,"parent_jti":..,"token_sha256":..,"outcome":..,
+//                  "scope":[..],"exp":N,["ttl":N,"cnf":{"jkt"|"x5t#S256":..},
+//                  "txn":..,"req_wl":..,"rctx_sha256":HEX,"tctx_sha256":HEX,
+//                  "extra_claims":[NAME..],"extra_claims_sha256":HEX,]
+//                  "parent_jti":..,"token_sha256":..,"outcome":..,
 //                  "reason":..,"prev":HEX}
+//                  The bracketed members appear only when set (ttl != 0).
+//                  ttl = exp - iat of a minted token, else the requested
+//                  ttl_seconds (0 = issuer default). The *_sha256 members hash
+//                  the canonical JSON of the value (nlohmann::json::dump():
+//                  object keys sorted bytewise, no whitespace, UTF-8 as is);
+//                  extra_claims lists the names, sorted.
 //   continuation  {"v":1,"seq":N,"continues":FILE,"time":..,"prev":HEX}  first
 //   line of a
 //                  file created by rotation; prev = hash of the last line of

@@ -52,6 +52,19 @@ struct AuditRecord {
   std::vector<std::string> aud;
   std::vector<std::string> scope;
   int64_t exp = 0;
+  // What else the token carries (or would have). Empty / 0 = not in the
+  // request; such members are left out of the line.
+  // Lifetime in seconds: exp - iat when a token was minted; otherwise the
+  // requested ttl_seconds as given (0 = the issuer default).
+  int64_t ttl = 0;
+  std::string cnf_jkt;       // cnf.jkt as requested
+  std::string cnf_x5t_s256;  // cnf.x5t#S256 as requested
+  std::string txn;
+  std::string req_wl;
+  std::string rctx_sha256;  // hex SHA-256 of rctx's canonical JSON
+  std::string tctx_sha256;  // hex SHA-256 of tctx's canonical JSON
+  std::vector<std::string> extra_claims;  // the extra claims' names, sorted
+  std::string extra_claims_sha256;  // hex SHA-256 of their canonical JSON
   std::string parent_jti;
   std::string token_sha256;  // hex; empty when denied
   std::string outcome;       // "signed" | "denied"

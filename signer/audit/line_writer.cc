@@ -152,6 +152,35 @@ void AppendDecisionBody(const AuditRecord& r, absl::Time time,
   StringArray(r.scope, out);
   out->append(",\"exp\":");
   absl::StrAppend(out, r.exp);
+  // Optional members: only when the request had them.
+  if (r.ttl != 0) {
+    out->append(",\"ttl\":");
+    absl::StrAppend(out, r.ttl);
+  }
+  if (!r.cnf_jkt.empty() || !r.cnf_x5t_s256.empty()) {
+    out->append(",\"cnf\":{");
+    if (!r.cnf_jkt.empty()) {
+      Key("jkt", out);
+      AppendJsonString(r.cnf_jkt, out);
+    }
+    if (!r.cnf_x5t_s256.empty()) {
+      if (!r.cnf_jkt.empty()) out->push_back(',');
+      Key("x5t#S256", out);
+      AppendJsonString(r.cnf_x5t_s256, out);
+    }
+    out->push_back('}');
+  }
+  if (!r.txn.empty()) StringMember("txn", r.txn, out);
+  if (!r.req_wl.empty()) StringMember("req_wl", r.req_wl, out);
+  if (!r.rctx_sha256.empty()) StringMember("rctx_sha256", r.rctx_sha256, out);
+  if (!r.tctx_sha256.empty()) StringMember("tctx_sha256", r.tctx_sha256, out);
+  if (!r.extra_claims.empty()) {
+    out->append(",\"extra_claims\":");
+    StringArray(r.extra_claims, out);
+  }
+  if (!r.extra_claims_sha256.empty()) {
+    StringMember("extra_claims_sha256", r.extra_claims_sha256, out);
+  }
   StringMember("parent_jti", r.parent_jti, out);
   StringMember("token_sha256", r.token_sha256, out);
   StringMember("outcome", r.outcome, out);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -249,15 +250,35 @@ absl::Status ParseIssuer(const std::string& name, const toml::table& t,
   RETURN_IF_ERROR(r.Bool("require_cnf", &p.require_cnf));
   RETURN_IF_ERROR(r.Integer("max_extra_claims_bytes", &p.max_extra_claims_bytes,
                             0, 1 << 20));
+  // Fail closed: absent or [] = no extra claims; ["*"] = any non-reserved name.
   RETURN_IF_ERROR(r.StringList("extra_claims", &p.allowed_extra_claims));
   for (size_t i = 0; i < p.allowed_extra_claims.size(); ++i) {
-    if (token::IsReservedClaim(p.allowed_extra_claims[i])) {
-      return Bad(absl::StrCat(r.KeyPath("extra_claims"), "[", i, "]"),
-                 absl::StrCat("\"", p.allowed_extra_claims[i],
+    const std::string& name = p.allowed_extra_claims[i];
+    const std::string field =
+        absl::StrCat(r.KeyPath("extra_claims"), "[", i, "]");
+    if (name == "*") {
+      if (p.allowed_extra_claims.size() != 1) {
+        return Bad(field, "\"*\" (any non-reserved name) must be the only "
+                          "entry; list names or give [\"*\"]");
+      }
+      p.any_extra_claims = true;
+      continue;
+    }
+    if (!token::IsWellFormedClaimName(name)) {
+      return Bad(field, absl::StrCat(
+                            "\"", absl::CEscape(name.substr(0, 64)),
+                            "\" is not a claim name: 1..",
+                            token::kMaxClaimNameBytes,
+                            " bytes of printable ASCII without \" or \\"));
+    }
+    if (token::IsReservedClaim(name)) {
+      return Bad(field,
+                 absl::StrCat("\"", name,
                               "\" is a registered or service-set claim and can never be an "
                               "extra claim"));
     }
   }
+  if (p.any_extra_claims) p.allowed_extra_claims.clear();
   RETURN_IF_ERROR(r.Bool("verify_before_release", &p.verify_before_release));
   return r.CheckUnknown();
 }
@@ -492,6 +513,7 @@ Config DevConfig(const std::string& state_dir, const std::string& module_path) {
   dev.policy.max_chain_depth = 4;
   dev.policy.max_ttl_access = 3600;
   dev.policy.max_ttl_transaction = 300;
+  dev.policy.allowed_extra_claims = {"tenant"};  // as in the README example
   cfg.issuers.emplace("dev", std::move(dev));
   return cfg;
 }

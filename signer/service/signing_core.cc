@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
 #include "signer/audit/audit_format.h"
 #include "signer/service/http/metrics.h"
 
@@ -15,6 +16,13 @@ namespace {
 
 absl::string_view S(std::string_view s) {
   return absl::string_view(s.data(), s.size());
+}
+
+// Hex SHA-256 of `v`'s canonical JSON: nlohmann::json::dump() sorts object
+// keys bytewise and writes no whitespace (audit_format.h).
+std::string CanonicalJsonSha256(const nlohmann::json& v) {
+  return audit::Sha256Hex(
+      v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 audit::AuditRecord RecordFor(std::string_view caller, std::string_view issuer,
@@ -30,51 +38,73 @@ audit::AuditRecord RecordFor(std::string_view caller, std::string_view issuer,
     r.actor_chain.push_back({a.sub, a.iss});
   r.aud = req.audience;
   r.scope = req.scope;
+  r.ttl = req.ttl_seconds;
+  if (req.cnf.has_value()) {
+    r.cnf_jkt = req.cnf->jkt;
+    r.cnf_x5t_s256 = req.cnf->x5t_s256;
+  }
+  r.txn = req.txn;
+  r.req_wl = req.req_wl;
+  if (!req.rctx.is_null()) r.rctx_sha256 = CanonicalJsonSha256(req.rctx);
+  if (!req.tctx.is_null()) r.tctx_sha256 = CanonicalJsonSha256(req.tctx);
+  if (req.extra_claims.is_object()) {
+    for (const auto& item : req.extra_claims.items())  // sorted by name
+      r.extra_claims.push_back(item.key());
+  }
+  if (!req.extra_claims.is_null() &&
+      !(req.extra_claims.is_object() && req.extra_claims.empty())) {
+    r.extra_claims_sha256 = CanonicalJsonSha256(req.extra_claims);
+  }
   r.parent_jti = req.parent_jti;
   return r;
 }
 
-// Cuts `s` to `max` bytes (on a UTF-8 boundary) plus a marker.
+// Cuts `s` to `max` bytes (on a UTF-8 boundary) plus a marker with the
+// SHA-256 of the whole value, so values that differ only past the cut still
+// differ in the log.
 void Cut(std::string* s, size_t max) {
   if (s->size() <= max) return;
+  const std::string whole = audit::Sha256Hex(*s);
   size_t cut = max;
   while (cut > 0 && (static_cast<unsigned char>((*s)[cut]) & 0xC0) == 0x80)
     --cut;
   size_t dropped = s->size() - cut;
   s->resize(cut);
-  absl::StrAppend(s, "...[cut ", dropped, " bytes]");
+  absl::StrAppend(s, "...[cut ", dropped, " bytes, sha256 ", whole, "]");
 }
 
-// Keeps the first kMaxAuditListItems entries; returns how many were dropped.
-template <typename T>
-size_t CapList(std::vector<T>* v) {
-  if (v->size() <= kMaxAuditListItems) return 0;
-  size_t dropped = v->size() - kMaxAuditListItems;
+// Keeps the first kMaxAuditListItems entries of `v`; when it drops any, says
+// so in `note` with the SHA-256 of the whole list (`json`: its JSON).
+template <typename T, typename ToJson>
+void CapList(std::string_view name, std::vector<T>* v, ToJson json,
+             std::string* note) {
+  if (v->size() <= kMaxAuditListItems) return;
+  nlohmann::json all = nlohmann::json::array();
+  for (const T& e : *v) all.push_back(json(e));
+  absl::StrAppend(note, "; ", S(name), ": ", v->size(), " entries, first ",
+                  kMaxAuditListItems, " recorded, sha256 of all ",
+                  CanonicalJsonSha256(all));
   v->resize(kMaxAuditListItems);
-  return dropped;
 }
 
 }  // namespace
 
 audit::AuditRecord BoundForAudit(audit::AuditRecord r) {
   std::string note;
-  if (size_t n = r.actor_chain.size(); n > kMaxAuditListItems) {
-    absl::StrAppend(&note, "; actor_chain: ", n, " entries, first ",
-                    kMaxAuditListItems, " recorded");
-  }
-  if (size_t n = r.aud.size(); n > kMaxAuditListItems) {
-    absl::StrAppend(&note, "; aud: ", n, " entries, first ",
-                    kMaxAuditListItems, " recorded");
-  }
-  if (size_t n = r.scope.size(); n > kMaxAuditListItems) {
-    absl::StrAppend(&note, "; scope: ", n, " entries, first ",
-                    kMaxAuditListItems, " recorded");
-  }
-  CapList(&r.actor_chain);
-  CapList(&r.aud);
-  CapList(&r.scope);
-  for (std::string* f : {&r.caller, &r.issuer, &r.kind, &r.kid, &r.jti, &r.sub,
-                         &r.client_id, &r.parent_jti, &r.token_sha256})
+  auto str = [](const std::string& s) { return nlohmann::json(s); };
+  CapList(
+      "actor_chain", &r.actor_chain,
+      [](const audit::AuditActor& a) {
+        return nlohmann::json{{"sub", a.sub}, {"iss", a.iss}};
+      },
+      &note);
+  CapList("aud", &r.aud, str, &note);
+  CapList("scope", &r.scope, str, &note);
+  CapList("extra_claims", &r.extra_claims, str, &note);
+  for (std::string* f :
+       {&r.caller, &r.issuer, &r.kind, &r.kid, &r.jti, &r.sub, &r.client_id,
+        &r.parent_jti, &r.token_sha256, &r.cnf_jkt, &r.cnf_x5t_s256, &r.txn,
+        &r.req_wl})
     Cut(f, kMaxAuditFieldBytes);
   for (audit::AuditActor& a : r.actor_chain) {
     Cut(&a.sub, kMaxAuditFieldBytes);
@@ -82,12 +112,18 @@ audit::AuditRecord BoundForAudit(audit::AuditRecord r) {
   }
   for (std::string& a : r.aud) Cut(&a, kMaxAuditFieldBytes);
   for (std::string& sc : r.scope) Cut(&sc, kMaxAuditFieldBytes);
+  for (std::string& name : r.extra_claims) Cut(&name, kMaxAuditFieldBytes);
   Cut(&r.reason, kMaxAuditReasonBytes);
   r.reason += note;
   return r;
 }
 
 std::string FieldOf(std::string_view message) {
+  // One metric label for every extra claim: names are the caller's to choose.
+  if (message.starts_with("extra_claims.") ||
+      message.starts_with("extra_claims[")) {
+    return "extra_claims";
+  }
   size_t colon = message.find(": ");
   if (colon == std::string_view::npos || colon == 0 || colon > 128) return "";
   std::string_view field = message.substr(0, colon);
@@ -294,6 +330,7 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
   r.kid = minted->kid;
   r.jti = minted->jti;
   r.exp = minted->exp;
+  r.ttl = minted->exp - minted->iat;  // the lifetime given, also by default
   r.token_sha256 = audit::Sha256Hex(minted->token);  // reused digest ctx
   // Mint may have waited (HSM session pool, HSM): a token minted after the
   // deadline is never released, and the log says so.

@@ -25,9 +25,13 @@
 // released).
 //
 // Denial records are bounded (BoundForAudit): every attacker-controlled string
-// is cut to kMaxAuditFieldBytes with a marker, actor chain / aud / scope lists
-// to kMaxAuditListItems entries (the dropped count goes into `reason`), so a
-// 4 MB `sub` never reaches the log.
+// is cut to kMaxAuditFieldBytes with a marker that carries the SHA-256 of the
+// whole value, actor chain / aud / scope / extra-claim-name lists to
+// kMaxAuditListItems entries (the dropped count and the SHA-256 of the whole
+// list go into `reason`), so a 4 MB `sub` never reaches the log. The caps are
+// never below the policy's input caps: whatever the policy could accept is
+// recorded whole, and two values that differ only past a cut still differ in
+// the log.
 //
 // Authorize*() decide and audit the KeyAdmin calls: KeyAdmin is refused
 // (Unavailable) while the audit log is unhealthy, denials are appended durably
@@ -55,16 +59,25 @@
 #include "signer/keyset/keyset_manager.h"
 #include "signer/service/config.h"
 #include "signer/token/minter.h"
+#include "signer/token/policy.h"
 #include "signer/token/token_request.h"
 
 namespace tokensign::service {
 
 class Metrics;
 
-// Bounds for attacker-controlled fields in denial audit records.
-inline constexpr size_t kMaxAuditFieldBytes = 256;
+// Bounds for attacker-controlled fields in denial audit records; never below
+// what the policy accepts (token/policy.h).
+inline constexpr size_t kMaxAuditFieldBytes = 1024;
 inline constexpr size_t kMaxAuditReasonBytes = 1024;
-inline constexpr size_t kMaxAuditListItems = 16;
+inline constexpr size_t kMaxAuditListItems = 64;
+static_assert(kMaxAuditFieldBytes >= token::kMaxStringBytes &&
+              kMaxAuditFieldBytes >= token::kMaxScopeBytes &&
+              kMaxAuditFieldBytes >= token::kMaxParentJtiBytes &&
+              kMaxAuditFieldBytes >= token::kMaxClaimNameBytes);
+static_assert(kMaxAuditListItems >= token::kMaxAudiences &&
+              kMaxAuditListItems >= token::kMaxScopes &&
+              kMaxAuditListItems >= token::kMaxHardChainDepth);
 
 // Callers and issuer policies as of one config load.
 struct PolicySnapshot {
@@ -191,12 +204,14 @@ class SigningCore {
 };
 
 // The field a policy message names ("act.act.sub: chain depth ..." ->
-// "act.act.sub"), or "" when the message does not start with a field path.
+// "act.act.sub"), or "" when the message does not start with a field path;
+// "extra_claims" for any extra claim (extra_claims.admin, extra_claims["x"]),
+// so callers cannot mint metric labels.
 std::string FieldOf(std::string_view message);
 
 // Caps every attacker-controlled field of a denial record (see the file
-// comment); a cut string ends with "...[cut N bytes]" and never splits a UTF-8
-// sequence.
+// comment); a cut string ends with "...[cut N bytes, sha256 HEX]" (HEX = the
+// SHA-256 of the whole value) and never splits a UTF-8 sequence.
 audit::AuditRecord BoundForAudit(audit::AuditRecord r);
 
 }  // namespace tokensign::service

@@ -169,7 +169,7 @@ absl::StatusOr<std::string> ClaimsJson(const IssuerPolicy& policy,
       // payload with two values for one claim.
       if (IsReservedClaim(item.key())) {
         return absl::InvalidArgumentError(
-            absl::StrCat("extra_claims.", item.key().substr(0, 64),
+            absl::StrCat(ExtraClaimField(item.key()),
                          ": reserved claim; extra claims may not overwrite it"));
       }
       if (st = AppendJsonMember(item.key(), item.value(), &out); !st.ok())

@@ -21,7 +21,9 @@ namespace {
 // entitlements) and the OIDC ID-token claims it borrows; RFC 8693 act /
 // may_act; RFC 7800 cnf; RFC 9396 authorization_details; the common scope
 // alias scp; transaction-token claims (txn, req_wl, rctx, tctx, purp, azd,
-// sub_id) and RFC 8417 SET claims (events, toe, txn); the JOSE typ.
+// sub_id) and RFC 8417 SET claims (events, toe, txn); the JOSE typ; the
+// OAuth Token Status List claim status (a verifier would follow it to decide
+// whether the token is revoked).
 constexpr std::string_view kReservedClaims[] = {
     "acr",     "act",       "amr",    "at_hash",  "aud",
     "auth_time", "authorization_details", "azd", "azp",
@@ -29,8 +31,8 @@ constexpr std::string_view kReservedClaims[] = {
     "exp",     "groups",    "iat",    "iss",      "jti",
     "may_act", "nbf",       "nonce",  "purp",     "rctx",
     "req_wl",  "roles",     "s_hash", "scope",    "scp",
-    "sid",     "sub",       "sub_id", "tctx",     "toe",
-    "txn",     "typ"};
+    "sid",     "status",    "sub",    "sub_id",   "tctx",
+    "toe",     "txn",       "typ"};
 
 using policy_fields::AllowedList;
 using policy_fields::CheckContext;
@@ -40,6 +42,10 @@ using policy_fields::Contains;
 using policy_fields::Escaped;
 using policy_fields::JsonSize;
 using policy_fields::Quote;
+
+absl::string_view S(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 absl::Status CheckActors(const IssuerPolicy& policy, const TokenRequest& req) {
   const auto& chain = req.actor_chain;
@@ -157,8 +163,7 @@ absl::Status CheckExtraClaims(const IssuerPolicy& policy,
   }
   for (const auto& item : extra.items()) {
     const std::string& name = item.key();
-    const std::string field =
-        absl::StrCat("extra_claims[\"", Escaped(name), "\"]");
+    const std::string field = ExtraClaimField(name);
     if (name.empty() || name.size() > kMaxClaimNameBytes) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, ": name of ", name.size(), " bytes; a claim name "
@@ -180,12 +185,16 @@ absl::Status CheckExtraClaims(const IssuerPolicy& policy,
           "compare case-insensitively); extra claims may not overwrite it (set "
           "it through its request field, if it has one)"));
     }
-    if (!policy.allowed_extra_claims.empty() &&
+    // Fail closed: only names the issuer listed, unless it opted into any.
+    if (!policy.any_extra_claims &&
         !Contains(policy.allowed_extra_claims, name)) {
-      return absl::PermissionDeniedError(
-          absl::StrCat(field, ": not in this issuer's allowed_extra_claims; "
-                       "allowed: ",
-                       AllowedList(policy.allowed_extra_claims)));
+      return absl::PermissionDeniedError(absl::StrCat(
+          field, ": not in the issuer's extra_claims allowlist; ",
+          policy.allowed_extra_claims.empty()
+              ? "this issuer allows no extra claims (list the names in its "
+                "extra_claims, or [\"*\"] for any non-reserved name)"
+              : absl::StrCat("allowed: ",
+                             AllowedList(policy.allowed_extra_claims))));
     }
   }
   absl::StatusOr<size_t> size = JsonSize("extra_claims", extra);
@@ -209,6 +218,27 @@ bool IsReservedClaim(std::string_view name) {
     }
   }
   return false;
+}
+
+bool IsWellFormedClaimName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxClaimNameBytes) return false;
+  for (char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x21 || c > 0x7E || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+std::string ExtraClaimField(std::string_view name) {
+  bool identifier = !name.empty() && name.size() <= 64 &&
+                    !(name[0] >= '0' && name[0] <= '9');
+  for (char c : name) {
+    identifier = identifier && ((c >= 'a' && c <= 'z') ||
+                                (c >= 'A' && c <= 'Z') ||
+                                (c >= '0' && c <= '9') || c == '_');
+  }
+  if (identifier) return absl::StrCat("extra_claims.", S(name));
+  return absl::StrCat("extra_claims[\"", Escaped(S(name)), "\"]");
 }
 
 int64_t EffectiveTtl(const IssuerPolicy& policy, const TokenRequest& req) {

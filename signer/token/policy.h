@@ -39,9 +39,13 @@ struct IssuerPolicy {
   int max_chain_depth = 4;
   bool require_cnf = false;
   int64_t max_extra_claims_bytes = 4096;
-  // Names extra_claims may carry (exact, case-sensitive); empty = any name
-  // that is well-formed and not reserved (IsReservedClaim).
+  // Names extra_claims may carry (exact, case-sensitive). Fail closed: empty =
+  // no extra claims at all. Reserved names (IsReservedClaim) are refused
+  // whatever the list says.
   std::vector<std::string> allowed_extra_claims;
+  // Explicit opt-in (config extra_claims = ["*"]): any well-formed name that
+  // is not reserved; allowed_extra_claims is then ignored.
+  bool any_extra_claims = false;
   bool verify_before_release = true;  // verify each token with the public key
 };
 
@@ -69,8 +73,17 @@ absl::Status CheckRequest(const IssuerPolicy& policy, const TokenRequest& req);
 // True for registered / authorization / service-set claim names that
 // extra_claims may not carry (iss, sub, aud, exp, nbf, iat, jti, client_id,
 // scope, scp, roles, groups, entitlements, authorization_details, act, may_act,
-// cnf, txn, ...), compared ASCII case-insensitively ("Scope" is reserved).
+// cnf, txn, status, ...), compared ASCII case-insensitively ("Scope" is
+// reserved).
 bool IsReservedClaim(std::string_view name);
+
+// 1..kMaxClaimNameBytes bytes of printable ASCII (0x21..0x7E) without " or \.
+bool IsWellFormedClaimName(std::string_view name);
+
+// How a claim name appears in a field path: extra_claims.tenant for a name of
+// letters, digits and '_' (not starting with a digit), otherwise
+// extra_claims["https://x.example/c"] with other bytes as \xNN (Escaped).
+std::string ExtraClaimField(std::string_view name);
 
 // The token lifetime in seconds: the request's ttl, or the policy default for
 // the kind when it is 0. Meaningful after CheckRequest succeeded.

@@ -131,6 +131,49 @@ TEST(LineWriterTest, InvisibleAndReorderingCharactersAreEscaped) {
   EXPECT_NE(line.find(R"("sub":"alice\u202eecila")"), std::string::npos);
 }
 
+// Issue 11 item 4: ttl, cnf, txn, req_wl, the rctx/tctx hashes and the extra
+// claims' names and hash are written after exp (only when set) and read back.
+TEST(LineWriterTest, TokenContentMembersAreWrittenAndParsed) {
+  AuditRecord r = Sample();
+  r.ttl = 600;
+  r.cnf_jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+  r.txn = "txn-1";
+  r.req_wl = "gw.example";
+  r.rctx_sha256 = std::string(64, 'b');
+  r.tctx_sha256 = std::string(64, 'c');
+  r.extra_claims = {"https://x.example/c", "tenant"};
+  r.extra_claims_sha256 = std::string(64, 'd');
+  const std::string body = FormatDecisionBody(r);
+  EXPECT_NE(body.find(
+                R"("exp":1714565400,"ttl":600,"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},)"
+                R"("txn":"txn-1","req_wl":"gw.example","rctx_sha256":"bbbb)"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find(R"("extra_claims":["https://x.example/c","tenant"],)"
+                      R"("extra_claims_sha256":"dddd)"),
+            std::string::npos)
+      << body;
+  auto parsed = ParseAuditLine(AssembleLine(3, body, std::string(64, '0')));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const AuditRecord& p = parsed->record;
+  EXPECT_EQ(p.ttl, 600);
+  EXPECT_EQ(p.cnf_jkt, r.cnf_jkt);
+  EXPECT_EQ(p.cnf_x5t_s256, "");
+  EXPECT_EQ(p.txn, "txn-1");
+  EXPECT_EQ(p.req_wl, "gw.example");
+  EXPECT_EQ(p.rctx_sha256, r.rctx_sha256);
+  EXPECT_EQ(p.tctx_sha256, r.tctx_sha256);
+  EXPECT_EQ(p.extra_claims, r.extra_claims);
+  EXPECT_EQ(p.extra_claims_sha256, r.extra_claims_sha256);
+
+  r.cnf_jkt.clear();
+  r.cnf_x5t_s256 = "x5t";
+  EXPECT_NE(FormatDecisionBody(r).find(R"("cnf":{"x5t#S256":"x5t"})"),
+            std::string::npos);
+  // Unset: the line is the one written before these members existed.
+  EXPECT_EQ(FormatDecisionBody(Sample()), ReferenceBody(Sample()));
+}
+
 TEST(LineWriterTest, AuditTimeMatchesAbslFormat) {
   const absl::Time times[] = {
       absl::UnixEpoch(),

@@ -248,6 +248,36 @@ TEST(ConfigExtraClaimsTest, AllowlistParsesAndReservedNamesAreRefused) {
   EXPECT_EQ(Err(std::string(kMinimal) + "extra_claims = [\"tenant\", \"Scope\"]\n"),
             "issuers.dev.extra_claims[1]: \"Scope\" is a registered or service-set claim "
             "and can never be an extra claim");
+  EXPECT_EQ(Err(std::string(kMinimal) + "extra_claims = [\"status\"]\n"),
+            "issuers.dev.extra_claims[0]: \"status\" is a registered or service-set claim "
+            "and can never be an extra claim");
+}
+
+// Issue 11 item 4: extra claims fail closed. No list or [] = none; any
+// non-reserved name only with the explicit ["*"].
+TEST(ConfigExtraClaimsTest, AbsentOrEmptyMeansNoneAndStarIsTheOptIn) {
+  auto none = ParseConfig(kMinimal);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->issuers.at("dev").policy.allowed_extra_claims.empty());
+  EXPECT_FALSE(none->issuers.at("dev").policy.any_extra_claims);
+  auto empty = ParseConfig(std::string(kMinimal) + "extra_claims = []\n");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_FALSE(empty->issuers.at("dev").policy.any_extra_claims);
+  auto any = ParseConfig(std::string(kMinimal) + "extra_claims = [\"*\"]\n");
+  ASSERT_TRUE(any.ok()) << any.status();
+  EXPECT_TRUE(any->issuers.at("dev").policy.any_extra_claims);
+  EXPECT_TRUE(any->issuers.at("dev").policy.allowed_extra_claims.empty());
+  EXPECT_EQ(Err(std::string(kMinimal) + "extra_claims = [\"tenant\", \"*\"]\n"),
+            "issuers.dev.extra_claims[1]: \"*\" (any non-reserved name) must be the only "
+            "entry; list names or give [\"*\"]");
+  EXPECT_EQ(Err(std::string(kMinimal) + "extra_claims = [\"my claim\"]\n"),
+            "issuers.dev.extra_claims[0]: \"my claim\" is not a claim name: 1..128 bytes "
+            "of printable ASCII without \" or \\");
+  // Dev mode lists its one extra claim explicitly (the README's "tenant").
+  Config dev = DevConfig("/tmp/x", "unused.so");
+  EXPECT_EQ(dev.issuers.at("dev").policy.allowed_extra_claims,
+            std::vector<std::string>{"tenant"});
+  EXPECT_FALSE(dev.issuers.at("dev").policy.any_extra_claims);
 }
 
 }  // namespace

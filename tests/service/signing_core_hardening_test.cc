@@ -92,8 +92,8 @@ TEST_F(SigningCoreTest, DenialRecordsAreBounded) {
   token::TokenRequest huge = Request();
   huge.subject = std::string(4 << 20, 'x');
   huge.actor_chain.clear();
-  for (int i = 0; i < 40; ++i)
-    huge.actor_chain.push_back({std::string(1000, 'a'), "iss"});
+  for (int i = 0; i < 70; ++i)
+    huge.actor_chain.push_back({std::string(2000, 'a'), "iss"});
   Result r;
   core_->SignAsync(
       "dev", std::string(5000, 'i'), huge, absl::InfiniteFuture(),
@@ -101,16 +101,17 @@ TEST_F(SigningCoreTest, DenialRecordsAreBounded) {
   ASSERT_EQ(audit_.pending(), 1u);
   audit::AuditRecord rec = audit_.PendingRecord(0);
   EXPECT_EQ(rec.outcome, "denied");
-  EXPECT_LE(rec.sub.size(), kMaxAuditFieldBytes + 32);
+  EXPECT_LE(rec.sub.size(), kMaxAuditFieldBytes + 120);
   EXPECT_EQ(rec.sub.substr(0, 10), "xxxxxxxxxx");
   EXPECT_NE(rec.sub.find("[cut "), std::string::npos);
-  EXPECT_LE(rec.issuer.size(), kMaxAuditFieldBytes + 32);
+  EXPECT_LE(rec.issuer.size(), kMaxAuditFieldBytes + 120);
   EXPECT_EQ(rec.actor_chain.size(), kMaxAuditListItems);
-  EXPECT_LE(rec.actor_chain[0].sub.size(), kMaxAuditFieldBytes + 32);
-  EXPECT_NE(rec.reason.find("actor_chain: 40 entries, first 16 recorded"),
+  EXPECT_LE(rec.actor_chain[0].sub.size(), kMaxAuditFieldBytes + 120);
+  EXPECT_NE(rec.reason.find("actor_chain: 70 entries, first 64 recorded, "
+                            "sha256 of all "),
             std::string::npos)
       << rec.reason;
-  EXPECT_LE(rec.reason.size(), kMaxAuditReasonBytes + 200);
+  EXPECT_LE(rec.reason.size(), kMaxAuditReasonBytes + 400);
   audit_.CompleteNext(absl::OkStatus());
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status().code(), absl::StatusCode::kNotFound);
@@ -118,10 +119,128 @@ TEST_F(SigningCoreTest, DenialRecordsAreBounded) {
 
 TEST_F(SigningCoreTest, BoundForAuditKeepsUtf8Whole) {
   audit::AuditRecord r;
-  r.sub = std::string(255, 'a') + "\xc3\xa9" + "tail";  // é across byte 256
+  r.sub = std::string(1023, 'a') + "\xc3\xa9" + "tail";  // é across byte 1024
   audit::AuditRecord b = BoundForAudit(r);
-  EXPECT_EQ(b.sub.substr(0, 256), std::string(255, 'a') + ".");
+  EXPECT_EQ(b.sub.substr(0, 1024), std::string(1023, 'a') + ".");
   EXPECT_EQ(BoundForAudit(audit::AuditRecord{}).sub, "");
+}
+
+// Issue 11 item 4: audit caps are never below the policy's input caps. Two
+// 300-byte subjects that share a 256-byte prefix (the old cap) are recorded
+// whole; two over-long ones that share the cap's prefix still differ, by the
+// SHA-256 of the whole value beside the cut.
+TEST_F(SigningCoreTest, DenialRecordsKeepWhatThePolicyAcceptsAndHashTheRest) {
+  auto denied_sub = [this](const std::string& sub) {
+    token::TokenRequest req = Request();
+    req.subject = sub;
+    req.audience = {"https://evil.example"};  // denied after sub passed
+    Result r;
+    Start(req, &r);
+    EXPECT_EQ(audit_.pending(), 1u);
+    audit::AuditRecord rec = audit_.PendingRecord(0);
+    audit_.CompleteNext(absl::OkStatus());
+    EXPECT_TRUE(r.has_value());
+    EXPECT_EQ(r->status().code(), absl::StatusCode::kPermissionDenied);
+    return rec.sub;
+  };
+  const std::string prefix(256, 'x');
+  const std::string a = prefix + std::string(44, 'a');
+  const std::string b = prefix + std::string(44, 'b');
+  EXPECT_EQ(denied_sub(a), a);
+  EXPECT_EQ(denied_sub(b), b);
+  static_assert(kMaxAuditFieldBytes >= token::kMaxStringBytes);
+  const std::string max(token::kMaxStringBytes, 'm');
+  EXPECT_EQ(denied_sub(max), max);  // the longest sub the policy takes
+
+  audit::AuditRecord r1, r2;
+  r1.sub = std::string(kMaxAuditFieldBytes, 'y') + "one";
+  r2.sub = std::string(kMaxAuditFieldBytes, 'y') + "two";
+  const std::string cut1 = BoundForAudit(r1).sub;
+  const std::string cut2 = BoundForAudit(r2).sub;
+  EXPECT_NE(cut1, cut2);
+  EXPECT_EQ(cut1, std::string(kMaxAuditFieldBytes, 'y') + "...[cut 3 bytes, sha256 " +
+                      Sha256Hex(r1.sub) + "]");
+  // Every list the policy bounds fits: 64 scopes, 64 actors (hard cap).
+  audit::AuditRecord lists;
+  lists.scope.assign(token::kMaxScopes, "s");
+  lists.actor_chain.assign(token::kMaxHardChainDepth, {"a", ""});
+  audit::AuditRecord kept = BoundForAudit(lists);
+  EXPECT_EQ(kept.scope.size(), token::kMaxScopes);
+  EXPECT_EQ(kept.actor_chain.size(), token::kMaxHardChainDepth);
+  EXPECT_EQ(kept.reason, "");
+}
+
+// Issue 11 item 4: the record says which extra claims a token carries (names
+// and a hash of their canonical JSON), and its cnf, txn, req_wl, TTL and
+// hashes of rctx / tctx.
+TEST_F(SigningCoreTest, SignedRecordCarriesExtraClaimsCnfTxnTtlAndContexts) {
+  token::TokenRequest req = Request();
+  req.kind = token::TokenKind::kTransactionToken;
+  req.ttl_seconds = 0;  // the issuer default: the record says what it was
+  req.cnf = token::Confirmation{"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", ""};
+  req.txn = "97053963-771d-49cc-a4e3-20aad399c312";
+  req.req_wl = "apigateway.example";
+  req.rctx = {{"req_ip", "198.51.100.7"}, {"authn", "mfa"}};
+  req.tctx = {{"action", "BUY"}};
+  req.extra_claims = {{"tenant", "t1"}};
+  Result r;
+  Start(req, &r);
+  ASSERT_EQ(audit_.pending(), 1u);
+  audit::AuditRecord rec = audit_.PendingRecord(0);
+  audit_.CompleteNext(absl::OkStatus());
+  ASSERT_TRUE(r.has_value() && r->ok()) << r->status();
+  EXPECT_EQ(rec.outcome, "signed");
+  EXPECT_EQ(rec.ttl, (*r)->exp - (*r)->iat);
+  EXPECT_EQ(rec.ttl, 60);  // DevConfig's default for transaction tokens
+  EXPECT_EQ(rec.cnf_jkt, "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+  EXPECT_EQ(rec.cnf_x5t_s256, "");
+  EXPECT_EQ(rec.txn, req.txn);
+  EXPECT_EQ(rec.req_wl, "apigateway.example");
+  // Canonical JSON: keys sorted, no whitespace.
+  EXPECT_EQ(rec.rctx_sha256,
+            Sha256Hex(R"({"authn":"mfa","req_ip":"198.51.100.7"})"));
+  EXPECT_EQ(rec.tctx_sha256, Sha256Hex(R"({"action":"BUY"})"));
+  EXPECT_EQ(rec.extra_claims, std::vector<std::string>{"tenant"});
+  EXPECT_EQ(rec.extra_claims_sha256, Sha256Hex(R"({"tenant":"t1"})"));
+
+  // An access token without any of them: nothing recorded for them.
+  Result plain;
+  Start(Request(), &plain);
+  ASSERT_EQ(audit_.pending(), 1u);
+  rec = audit_.PendingRecord(0);
+  audit_.CompleteNext(absl::OkStatus());
+  EXPECT_EQ(rec.ttl, 600);  // DevConfig's default for access tokens
+  EXPECT_TRUE(rec.cnf_jkt.empty() && rec.txn.empty() && rec.req_wl.empty());
+  EXPECT_TRUE(rec.rctx_sha256.empty() && rec.tctx_sha256.empty());
+  EXPECT_TRUE(rec.extra_claims.empty() && rec.extra_claims_sha256.empty());
+}
+
+// Issue 11 item 4: extra claims fail closed, and the denial names the claim
+// and the rule, is counted under one metric label, and records every
+// extra claim that was offered.
+TEST_F(SigningCoreTest, ExtraClaimOutsideTheAllowlistIsDeniedAndRecorded) {
+  token::TokenRequest req = Request();
+  req.ttl_seconds = 3000;
+  req.extra_claims = {{"admin", true}, {"tenant", "t1"}};
+  Result r;
+  Start(req, &r);
+  ASSERT_EQ(audit_.pending(), 1u);
+  audit::AuditRecord rec = audit_.PendingRecord(0);
+  audit_.CompleteNext(absl::OkStatus());
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(r->status().message(),
+            "extra_claims.admin: not in the issuer's extra_claims allowlist; "
+            "allowed: tenant");
+  EXPECT_EQ(rec.outcome, "denied");
+  EXPECT_EQ(rec.reason, r->status().message());
+  EXPECT_EQ(rec.ttl, 3000);  // as requested
+  EXPECT_EQ(rec.extra_claims, (std::vector<std::string>{"admin", "tenant"}));
+  EXPECT_EQ(rec.extra_claims_sha256,
+            Sha256Hex(R"({"admin":true,"tenant":"t1"})"));
+  EXPECT_EQ(FieldOf(rec.reason), "extra_claims");
+  EXPECT_EQ(FieldOf("extra_claims[\"cognito:groups\"]: not in ..."),
+            "extra_claims");
 }
 
 TEST_F(SigningCoreTest, KeyAdminRefusedWhileAuditUnhealthy) {

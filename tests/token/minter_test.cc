@@ -31,6 +31,7 @@ IssuerPolicy Policy() {
   p.allowed_audiences = {"https://api.example", "https://tools.example"};
   p.allowed_scopes = {"read", "write"};
   p.any_actor = true;
+  p.allowed_extra_claims = {"tenant"};
   return p;
 }
 
@@ -135,7 +136,7 @@ TEST(Mint, PolicyRejectionIsPassedThrough) {
   r.extra_claims = {{"iss", "https://evil"}};
   absl::StatusOr<MintedToken> t = Mint(Policy(), key, r, kNow);
   EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(t.status().message(), HasSubstr(R"(extra_claims["iss"])"));
+  EXPECT_THAT(t.status().message(), HasSubstr("extra_claims.iss: "));
 }
 
 // A key whose public half does not match its private half stands in for an HSM

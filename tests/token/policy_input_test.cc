@@ -33,14 +33,24 @@ TEST_P(PolicyInput, AcceptsOrRejectsNamingFieldAndRule) {
 using P = IssuerPolicy;
 using R = TokenRequest;
 
-// extra_claims = {name: "x"}.
+// extra_claims = {name: "x"}, for an issuer that opted into any
+// non-reserved name (extra_claims = ["*"]): the name rules alone decide.
 std::function<void(P&, R&)> Extra(std::string name) {
-  return [name](P&, R& r) { r.extra_claims = {{name, "x"}}; };
+  return [name](P& p, R& r) {
+    p.any_extra_claims = true;
+    r.extra_claims = {{name, "x"}};
+  };
+}
+
+// extra_claims = {name: value} for an issuer with no extra_claims list.
+std::function<void(P&, R&)> ExtraByDefault(std::string name,
+                                           nlohmann::json value) {
+  return [name, value](P&, R& r) { r.extra_claims = {{name, value}}; };
 }
 
 Case Reserved(const std::string& name) {
   return {"extra_reserved_" + name, Extra(name), Code::kInvalidArgument,
-          "extra_claims[\"" + name + "\"]", "may not overwrite it"};
+          "extra_claims." + name, "may not overwrite it"};
 }
 
 std::vector<Case> Cases() {
@@ -51,13 +61,15 @@ std::vector<Case> Cases() {
        Code::kOk, "", ""},
       // Case-insensitive reservation.
       {"extra_Scope", Extra("Scope"), Code::kInvalidArgument,
-       R"(extra_claims["Scope"])", "compare case-insensitively"},
+       "extra_claims.Scope", "compare case-insensitively"},
       {"extra_SCOPE", Extra("SCOPE"), Code::kInvalidArgument,
-       R"(extra_claims["SCOPE"])", "may not overwrite it"},
+       "extra_claims.SCOPE", "may not overwrite it"},
       {"extra_Roles", Extra("Roles"), Code::kInvalidArgument,
-       R"(extra_claims["Roles"])", "may not overwrite it"},
-      {"extra_ISS", Extra("ISS"), Code::kInvalidArgument,
-       R"(extra_claims["ISS"])", "may not overwrite it"},
+       "extra_claims.Roles", "may not overwrite it"},
+      {"extra_ISS", Extra("ISS"), Code::kInvalidArgument, "extra_claims.ISS",
+       "may not overwrite it"},
+      {"extra_Status", Extra("Status"), Code::kInvalidArgument,
+       "extra_claims.Status", "may not overwrite it"},
       // Name syntax.
       {"extra_name_nul", Extra(std::string("ro\0les", 6)),
        Code::kInvalidArgument, R"(extra_claims["ro\x00les"])",
@@ -79,6 +91,44 @@ std::vector<Case> Cases() {
       {"extra_name_129", Extra(std::string(129, 'n')), Code::kInvalidArgument,
        "extra_claims[\"" + std::string(64, 'n') + "...\"]",
        "name of 129 bytes; a claim name is 1..128 bytes"},
+      // Fail closed: an issuer without an extra_claims list takes none, so
+      // none of the authorization claims the review smuggled in gets through.
+      {"default_admin", ExtraByDefault("admin", true), Code::kPermissionDenied,
+       "extra_claims.admin",
+       "not in the issuer's extra_claims allowlist; this issuer allows no "
+       "extra claims"},
+      {"default_role", ExtraByDefault("role", "admin"),
+       Code::kPermissionDenied, "extra_claims.role",
+       "not in the issuer's extra_claims allowlist"},
+      {"default_permissions",
+       ExtraByDefault("permissions", nlohmann::json::array({"*"})),
+       Code::kPermissionDenied, "extra_claims.permissions",
+       "not in the issuer's extra_claims allowlist"},
+      {"default_realm_access",
+       ExtraByDefault("realm_access", {{"roles", {"admin"}}}),
+       Code::kPermissionDenied, "extra_claims.realm_access",
+       "not in the issuer's extra_claims allowlist"},
+      {"default_wids", ExtraByDefault("wids", nlohmann::json::array({"62e9"})),
+       Code::kPermissionDenied, "extra_claims.wids",
+       "not in the issuer's extra_claims allowlist"},
+      {"default_cognito_groups",
+       ExtraByDefault("cognito:groups", nlohmann::json::array({"admins"})),
+       Code::kPermissionDenied, R"(extra_claims["cognito:groups"])",
+       "not in the issuer's extra_claims allowlist"},
+      {"default_namespaced_roles",
+       ExtraByDefault("https://example.com/roles",
+                      nlohmann::json::array({"admin"})),
+       Code::kPermissionDenied, R"(extra_claims["https://example.com/roles"])",
+       "not in the issuer's extra_claims allowlist"},
+      {"default_tenant", ExtraByDefault("tenant", "t1"),
+       Code::kPermissionDenied, "extra_claims.tenant",
+       "list the names in its extra_claims, or [\"*\"] for any non-reserved "
+       "name"},
+      {"default_empty_object_ok",
+       [](P&, R& r) { r.extra_claims = nlohmann::json::object(); }, Code::kOk,
+       "", ""},
+      // Explicit opt-in: ["*"] takes any non-reserved name.
+      {"any_admin_ok", Extra("admin"), Code::kOk, "", ""},
       // Per-issuer allowlist.
       {"allowlist_ok",
        [](P& p, R& r) {
@@ -91,15 +141,21 @@ std::vector<Case> Cases() {
          p.allowed_extra_claims = {"tenant", "tier"};
          r.extra_claims = {{"department", "x"}};
        },
-       Code::kPermissionDenied, R"(extra_claims["department"])",
-       "not in this issuer's allowed_extra_claims; allowed: tenant, tier"},
+       Code::kPermissionDenied, "extra_claims.department",
+       "not in the issuer's extra_claims allowlist; allowed: tenant, tier"},
+      {"allowlist_case_sensitive",
+       [](P& p, R& r) {
+         p.allowed_extra_claims = {"tenant"};
+         r.extra_claims = {{"Tenant", "x"}};
+       },
+       Code::kPermissionDenied, "extra_claims.Tenant",
+       "not in the issuer's extra_claims allowlist; allowed: tenant"},
       {"allowlist_never_allows_reserved",
        [](P& p, R& r) {
          p.allowed_extra_claims = {"roles"};
          r.extra_claims = {{"roles", {"admin"}}};
        },
-       Code::kInvalidArgument, R"(extra_claims["roles"])",
-       "may not overwrite it"},
+       Code::kInvalidArgument, "extra_claims.roles", "may not overwrite it"},
       // Control characters in identities.
       {"sub_nul", [](P&, R& r) { r.subject = std::string("alice\0admin", 11); },
        Code::kInvalidArgument, "sub",
@@ -280,6 +336,7 @@ std::vector<Case> Cases() {
                            "typ",
                            "iss",
                            "sub",
+                           "status",
                            "aud",
                            "exp",
                            "nbf",
@@ -293,11 +350,26 @@ std::vector<Case> Cases() {
 INSTANTIATE_TEST_SUITE_P(Review, PolicyInput, ::testing::ValuesIn(Cases()),
                          [](const auto& info) { return info.param.name; });
 
+TEST(ExtraClaimField, DottedForIdentifiersBracketedOtherwise) {
+  EXPECT_EQ(ExtraClaimField("admin"), "extra_claims.admin");
+  EXPECT_EQ(ExtraClaimField("realm_access"), "extra_claims.realm_access");
+  EXPECT_EQ(ExtraClaimField("cognito:groups"),
+            R"(extra_claims["cognito:groups"])");
+  EXPECT_EQ(ExtraClaimField("a.b"), R"(extra_claims["a.b"])");
+  EXPECT_EQ(ExtraClaimField("1st"), R"(extra_claims["1st"])");
+  EXPECT_EQ(ExtraClaimField(""), R"(extra_claims[""])");
+  EXPECT_TRUE(IsWellFormedClaimName("https://example.com/roles"));
+  EXPECT_FALSE(IsWellFormedClaimName("a b"));
+  EXPECT_FALSE(IsWellFormedClaimName(""));
+  EXPECT_FALSE(IsWellFormedClaimName(std::string(129, 'n')));
+}
+
 TEST(ReservedClaims, CaseInsensitiveAndExact) {
   EXPECT_TRUE(IsReservedClaim("scope"));
   EXPECT_TRUE(IsReservedClaim("Scope"));
   EXPECT_TRUE(IsReservedClaim("SCOPE"));
   EXPECT_TRUE(IsReservedClaim("Authorization_Details"));
+  EXPECT_TRUE(IsReservedClaim("status"));  // token status lists
   EXPECT_FALSE(IsReservedClaim("scopes"));
   EXPECT_FALSE(IsReservedClaim("scop"));
   EXPECT_FALSE(IsReservedClaim(""));
