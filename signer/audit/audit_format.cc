@@ -60,6 +60,34 @@ absl::StatusOr<std::vector<std::string>> GetStrings(const nlohmann::json& j,
   return out;
 }
 
+// The optional checkpoint members of genesis, continuation and checkpoint
+// lines (checkpoint.h); their contents are checked by the verifier.
+absl::Status ParseCheckpointMembers(const nlohmann::json& j, ParsedLine* out) {
+  for (auto [field, dest] : {std::pair{"log_id", &out->log_id},
+                             std::pair{"instance", &out->instance},
+                             std::pair{"checkpoint", &out->checkpoint}}) {
+    auto it = j.find(field);
+    if (it == j.end()) continue;
+    if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": not a non-empty string"));
+    }
+    *dest = it->get<std::string>();
+  }
+  for (auto [field, dest] : {std::pair{"key", &out->key_jwk},
+                             std::pair{"follows", &out->follows},
+                             std::pair{"acknowledged", &out->acknowledged}}) {
+    auto it = j.find(field);
+    if (it == j.end()) continue;
+    if (!it->is_object())
+      return absl::InvalidArgumentError(absl::StrCat(field, ": not an object"));
+    *dest = it->dump();
+  }
+  if (!out->checkpoint.empty() && out->key_jwk.empty())
+    return absl::InvalidArgumentError("key: missing beside a checkpoint");
+  return absl::OkStatus();
+}
+
 // The optional members of a decision record (absent in lines written before
 // they existed): ttl, cnf, txn, req_wl, rctx/tctx_sha256, extra_claims(_sha256).
 absl::Status ParseDecisionExtras(const nlohmann::json& j, AuditRecord* r) {
@@ -242,6 +270,7 @@ absl::StatusOr<ParsedLine> ParseAuditLine(std::string_view line) {
   auto prev = GetString(j, "prev");
   if (!prev.ok()) return prev.status();
   out.prev = *prev;
+  if (absl::Status s = ParseCheckpointMembers(j, &out); !s.ok()) return s;
   if (j.contains("genesis")) {
     if (!j["genesis"].is_boolean() || !j["genesis"].get<bool>()) {
       return absl::InvalidArgumentError("genesis: must be true");
@@ -272,6 +301,10 @@ absl::StatusOr<ParsedLine> ParseAuditLine(std::string_view line) {
   }
   if (j.contains("repair")) {
     out.type = LineType::kRepair;
+    return out;
+  }
+  if (!out.checkpoint.empty()) {
+    out.type = LineType::kCheckpoint;
     return out;
   }
   out.type = LineType::kDecision;

@@ -24,6 +24,8 @@
 //   repair        {"v":1,"seq":N,"repair":"torn_tail","dropped_bytes":N,
 //                  "dropped_sha256":HEX,"time":..,"prev":HEX}  written after
 //                  Open truncated a torn last line
+//   checkpoint    see checkpoint.h (signed checkpoints); genesis records
+//                  also carry "log_id" (and "instance"), see there too
 // seq numbers every line of the whole chain (across rotated files) from 0 =
 // genesis. Thread-safety: all functions are pure / reentrant.
 #ifndef TOKENSIGN_SIGNER_AUDIT_AUDIT_FORMAT_H_
@@ -61,7 +63,9 @@ std::string AssembleLine(int64_t seq, std::string_view body,
                          std::string_view prev);
 std::string FormatGenesisLine(std::string_view log_name, absl::Time created);
 
-enum class LineType { kGenesis, kDecision, kContinuation, kRepair };
+// kCheckpoint: see signer/audit/checkpoint.h (a continuation may carry a
+// checkpoint too: then `checkpoint` is set on a kContinuation line).
+enum class LineType { kGenesis, kDecision, kContinuation, kRepair, kCheckpoint };
 
 struct ParsedLine {
   LineType type = LineType::kDecision;
@@ -69,6 +73,13 @@ struct ParsedLine {
   std::string prev;       // "" for genesis
   AuditRecord record;     // filled for kDecision
   std::string continues;  // kContinuation: the file named in the record
+  // Checkpoint fields (checkpoint.h); empty when absent.
+  std::string log_id;      // genesis, continuation
+  std::string instance;    // genesis
+  std::string checkpoint;  // kCheckpoint, or a checkpointing continuation
+  std::string key_jwk;     // JSON text of "key" beside a checkpoint
+  std::string follows;     // genesis of a new segment: JSON text of "follows"
+  std::string acknowledged;  // and of "acknowledged"
 };
 
 // Parses and checks one line (no newline). Errors name the field and the rule.

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -17,8 +18,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "signer/audit/anchor_check.h"
+#include "signer/audit/anchor_store.h"
 #include "signer/audit/audit_format.h"
 #include "signer/audit/audit_io.h"
+#include "signer/audit/checkpoint.h"
+#include "signer/audit/checkpoint_keys.h"
 #include "signer/audit/line_writer.h"
 #include "signer/audit/unique_fd.h"
 
@@ -55,6 +60,9 @@ absl::Status SyncDir(const std::string& path) {
   return absl::OkStatus();
 }
 
+// What a line is, for the group commit and the checkpoint counters.
+enum class LineKind { kOther, kDecision, kCheckpoint };
+
 class FileAuditLog final : public AuditLog {
  public:
   FileAuditLog(AuditLogOptions options, UniqueFd fd, int64_t file_bytes)
@@ -62,13 +70,60 @@ class FileAuditLog final : public AuditLog {
         fd_(std::move(fd)),
         active_bytes_(file_bytes) {}
 
+  // A log Open refused (see AuditLogOptions.anchors): no file is open and
+  // every Append fails with `why` until AcknowledgeLoss.
+  static std::unique_ptr<FileAuditLog> Refused(AuditLogOptions options,
+                                               absl::Status why,
+                                               Anchor anchor) {
+    auto log =
+        std::make_unique<FileAuditLog>(std::move(options), UniqueFd(), 0);
+    absl::MutexLock lock(&log->mu_);
+    log->failed_ = std::move(why);
+    log->refused_anchor_ = std::move(anchor);
+    return log;
+  }
+
   ~FileAuditLog() override {
+    StopCheckpointer();
+    // A clean close ends with a final checkpoint, while the writer still runs.
+    if (options_.checkpoint_key != nullptr && writer_.joinable()) {
+      absl::MutexLock cp_lock(&cp_mu_);
+      WriteCheckpointLocked(/*final=*/true, /*force=*/true).IgnoreError();
+    }
     {
       absl::MutexLock lock(&mu_);
+      closing_ = true;
       stopping_ = true;
       work_cv_.Signal();
     }
     if (writer_.joinable()) writer_.join();
+  }
+
+  // Checkpoint state from the file Open scanned (before Start chains lines).
+  void InitCheckpoints(const ActiveFileScan& scan, std::string log_id,
+                       int64_t anchor_version) {
+    absl::MutexLock lock(&mu_);
+    log_id_ = std::move(log_id);
+    if (!scan.checkpoints.empty()) {
+      last_cp_ = scan.checkpoints.back().ref;
+      last_cp_.log_id = log_id_;
+    }
+    chained_decisions_ = scan.decisions_after_covered;
+    decisions_at_cover_ = 0;
+    uncovered_lines_ = scan.lines_after_checkpoint;
+    anchor_version_ = anchor_version;
+  }
+
+  // After Start: the first checkpoint (it anchors this start; written even
+  // when nothing is new), then the checkpoint thread.
+  absl::Status BeginCheckpoints() {
+    {
+      absl::MutexLock cp_lock(&cp_mu_);
+      absl::Status s = WriteCheckpointLocked(/*final=*/false, /*force=*/true);
+      if (!s.ok()) return s;
+    }
+    StartCheckpointer();
+    return absl::OkStatus();
   }
 
   // Chains the initial lines (header / repair), starts the writer and waits
@@ -82,10 +137,12 @@ class FileAuditLog final : public AuditLog {
     prev_hash_ = std::move(prev_hash);
     durable_seq_ = next_seq - 1;
     int64_t last = durable_seq_;
-    if (!genesis_line.empty()) last = AddRawLocked(genesis_line, 0, false);
+    if (!genesis_line.empty())
+      last = AddRawLocked(genesis_line, 0, LineKind::kOther);
     if (!continuation_body.empty())
-      last = AddBodyLocked(continuation_body, false);
-    if (!repair_body.empty()) last = AddBodyLocked(repair_body, false);
+      last = AddBodyLocked(continuation_body, LineKind::kOther);
+    if (!repair_body.empty())
+      last = AddBodyLocked(repair_body, LineKind::kOther);
     writer_ = std::thread([this] { WriterLoop(); });
     while (durable_seq_ < last && failed_.ok()) done_cv_.Wait(&mu_);
     return durable_seq_ >= last ? absl::OkStatus() : failed_;
@@ -125,6 +182,20 @@ class FileAuditLog final : public AuditLog {
     if (expected_ <= 0 && writer_state_ == WriterState::kLingering)
       work_cv_.Signal();
   }
+
+  absl::Status Checkpoint() override {
+    if (options_.checkpoint_key == nullptr) return AuditLog::Checkpoint();
+    absl::MutexLock cp_lock(&cp_mu_);
+    return WriteCheckpointLocked(/*final=*/false, /*force=*/true);
+  }
+
+  std::string log_id() const override {
+    absl::MutexLock lock(&mu_);
+    return log_id_;
+  }
+
+  absl::Status AcknowledgeLoss(std::string_view by,
+                               std::string_view reason) override;
 
   bool torn_tail_repaired() const override { return torn_tail_bytes_ > 0; }
   int64_t torn_tail_bytes() const override { return torn_tail_bytes_; }
@@ -170,27 +241,36 @@ class FileAuditLog final : public AuditLog {
   absl::StatusOr<int64_t> EnqueueLocked(std::string_view body, Callback* done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!failed_.ok()) return failed_;
-    if (stopping_) {
+    if (closing_ || stopping_) {
       return absl::FailedPreconditionError(
           absl::StrCat("audit log ", options_.path, ": Append after close"));
     }
-    if (options_.rotate_bytes > 0 && active_bytes_ > options_.rotate_bytes) {
+    if (options_.checkpoint_key != nullptr) {
+      // The checkpoint thread rotates: the new file's first line is a
+      // checkpoint. Until then lines keep going to the full file.
+      if (options_.rotate_bytes > 0 && active_bytes_ > options_.rotate_bytes &&
+          !rotate_wanted_) {
+        rotate_wanted_ = true;
+        cp_cv_.Signal();
+      }
+    } else if (options_.rotate_bytes > 0 &&
+               active_bytes_ > options_.rotate_bytes) {
       // The next line opens a fresh file; its first line continues the chain.
       pending_.emplace_back();
       pending_.back().rotate_before = true;
       active_bytes_ = 0;
       AddBodyLocked(
           FormatContinuationBody(BaseName(options_.path) + ".1", absl::Now()),
-          false);
+          LineKind::kOther);
     }
-    int64_t seq = AddBodyLocked(body, true);
+    int64_t seq = AddBodyLocked(body, LineKind::kDecision);
     if (done != nullptr) pending_.back().callbacks.push_back(std::move(*done));
     return seq;
   }
 
   // Assembles {"v":1,"seq":N,BODY,"prev":"PREV"} (AssembleLine's bytes)
   // straight into the pending segment and hashes it there: no temporary line.
-  int64_t AddBodyLocked(std::string_view body, bool decision)
+  int64_t AddBodyLocked(std::string_view body, LineKind kind)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::string& data = SegmentForAppendLocked();
     const size_t start = data.size();
@@ -200,15 +280,15 @@ class FileAuditLog final : public AuditLog {
     data.append(",\"prev\":\"");
     data.append(prev_hash_);
     data.append("\"}");
-    return CommitLineLocked(start, next_seq_, decision);
+    return CommitLineLocked(start, next_seq_, kind);
   }
 
-  int64_t AddRawLocked(std::string_view line, int64_t seq, bool decision)
+  int64_t AddRawLocked(std::string_view line, int64_t seq, LineKind kind)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::string& data = SegmentForAppendLocked();
     const size_t start = data.size();
     data.append(line);
-    return CommitLineLocked(start, seq, decision);
+    return CommitLineLocked(start, seq, kind);
   }
 
   // More records are on their way: announced ones outstanding (ExpectRecords),
@@ -230,7 +310,7 @@ class FileAuditLog final : public AuditLog {
   }
 
   // The line occupies pending_.back().data[start..]: chain it and queue it.
-  int64_t CommitLineLocked(size_t start, int64_t seq, bool decision)
+  int64_t CommitLineLocked(size_t start, int64_t seq, LineKind kind)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Segment& seg = pending_.back();
     std::string_view line(seg.data.data() + start, seg.data.size() - start);
@@ -238,9 +318,19 @@ class FileAuditLog final : public AuditLog {
     if (!hasher_.HexDigest(line, prev_hash_.data())) prev_hash_.clear();
     seg.data.push_back('\n');
     seg.last_seq = seq;
-    if (decision) {
+    if (kind == LineKind::kDecision) {
       ++seg.decisions;
       ++queued_decisions_;
+    }
+    if (options_.checkpoint_key != nullptr && kind != LineKind::kCheckpoint) {
+      // Wake the checkpoint thread when its timer starts or its count is
+      // reached; otherwise it finds the lines when it wakes.
+      if (++uncovered_lines_ == 1) cp_cv_.Signal();
+      if (kind == LineKind::kDecision &&
+          ++chained_decisions_ - decisions_at_cover_ ==
+              options_.checkpoint_every_records) {
+        cp_cv_.Signal();
+      }
     }
     active_bytes_ += static_cast<int64_t>(seg.data.size() - start);
     next_seq_ = seq + 1;
@@ -341,6 +431,162 @@ class FileAuditLog final : public AuditLog {
     }
   }
 
+  // Signs the chain head, appends the checkpoint line (as the continuation
+  // record of a fresh file when a rotation is due), waits until it is durable
+  // and anchors it. Without `force`, only when lines were added (or a
+  // rotation is due). A checkpoint whose anchor could not be stored is
+  // re-anchored before any newer one is written, so the anchor never lags
+  // more than one checkpoint behind the log.
+  absl::Status WriteCheckpointLocked(bool final, bool force)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cp_mu_) {
+    const CheckpointKey& key = *options_.checkpoint_key;
+    if (unanchored_.has_value()) {
+      if (absl::Status s = StoreAnchor(*unanchored_); !s.ok()) return s;
+      unanchored_.reset();
+    }
+    CheckpointPayload payload;
+    int64_t decisions = 0;
+    int64_t taken = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!failed_.ok()) return failed_;
+      if (!force && uncovered_lines_ == 0 && !rotate_wanted_)
+        return absl::OkStatus();
+      payload.log_id = log_id_;
+      payload.instance = options_.instance;
+      payload.seq = next_seq_ - 1;
+      payload.head = prev_hash_;
+      decisions = chained_decisions_;
+      payload.records = decisions - decisions_at_cover_;
+      payload.time = absl::Now();
+      payload.final = final;
+      if (last_cp_.seq >= 0) payload.prev = last_cp_;
+      taken = uncovered_lines_;
+      uncovered_lines_ = 0;
+    }
+    // The HSM signs outside the lock: Appends go on meanwhile.
+    absl::StatusOr<std::string> jws = SignCheckpoint(key, payload);
+    Anchor anchor;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!jws.ok()) {
+        uncovered_lines_ += taken;
+        ++stats_.checkpoint_errors;
+        return absl::Status(jws.status().code(),
+                            absl::StrCat("audit checkpoint: signing failed: ",
+                                         jws.status().message()));
+      }
+      if (!failed_.ok()) return failed_;
+      std::string body;
+      if (rotate_wanted_) {
+        pending_.emplace_back();
+        pending_.back().rotate_before = true;
+        active_bytes_ = 0;
+        body = FormatCheckpointContinuationBody(BaseName(options_.path) + ".1",
+                                                log_id_, payload.time, *jws,
+                                                key.public_jwk);
+        rotate_wanted_ = false;
+      } else {
+        body = FormatCheckpointBody(*jws, key.public_jwk);
+      }
+      const int64_t seq = AddBodyLocked(body, LineKind::kCheckpoint);
+      last_cp_ = CheckpointRef{log_id_, seq, prev_hash_};
+      decisions_at_cover_ = decisions;
+      last_cp_time_ = absl::Now();
+      while (durable_seq_ < seq && failed_.ok()) done_cv_.Wait(&mu_);
+      if (durable_seq_ < seq) return failed_;
+      ++stats_.checkpoints;
+      anchor.version = ++anchor_version_;
+      anchor.instance = options_.instance;
+      anchor.checkpoint = last_cp_;
+      anchor.covered_seq = payload.seq;
+      anchor.final = final;
+      anchor.jws = *std::move(jws);
+    }
+    if (absl::Status s = StoreAnchor(anchor); !s.ok()) {
+      unanchored_ = std::move(anchor);
+      return s;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status StoreAnchor(const Anchor& anchor) {
+    if (options_.anchors == nullptr) return absl::OkStatus();
+    absl::Status s = options_.anchors->Put(AnchorRecordName(options_.instance),
+                                           SerializeAnchor(anchor));
+    absl::MutexLock lock(&mu_);
+    if (s.ok()) {
+      ++stats_.anchor_writes;
+      return s;
+    }
+    ++stats_.checkpoint_errors;
+    return absl::Status(s.code(), absl::StrCat("audit checkpoint: storing the "
+                                               "anchor failed: ",
+                                               s.message()));
+  }
+
+  void StartCheckpointer() {
+    {
+      absl::MutexLock lock(&mu_);
+      cp_stop_ = false;
+      last_cp_time_ = absl::Now();
+    }
+    checkpointer_ = std::thread([this] { CheckpointerLoop(); });
+  }
+
+  void StopCheckpointer() {
+    {
+      absl::MutexLock lock(&mu_);
+      cp_stop_ = true;
+      closing_ = true;
+      cp_cv_.Signal();
+    }
+    if (checkpointer_.joinable()) checkpointer_.join();
+  }
+
+  // Writes a checkpoint when checkpoint_every_records decisions or
+  // checkpoint_every have passed with lines added, or a rotation is due.
+  // After a failure (the HSM may be down) it retries within a second.
+  void CheckpointerLoop() {
+    const absl::Duration every = options_.checkpoint_every;
+    const absl::Duration backoff = std::min(every, absl::Seconds(1));
+    absl::Time retry_after = absl::InfinitePast();
+    mu_.Lock();
+    while (!cp_stop_) {
+      const absl::Time now = absl::Now();
+      const bool pending = uncovered_lines_ > 0 || unanchored_pending_;
+      const bool due =
+          now >= retry_after &&
+          (rotate_wanted_ ||
+           chained_decisions_ - decisions_at_cover_ >=
+               options_.checkpoint_every_records ||
+           (pending && now >= last_cp_time_ + every));
+      if (!due) {
+        absl::Time wake = absl::InfiniteFuture();
+        if (now < retry_after) {
+          wake = retry_after;
+        } else if (pending) {
+          wake = last_cp_time_ + every;
+        }
+        cp_cv_.WaitWithDeadline(&mu_, wake);
+        continue;
+      }
+      mu_.Unlock();
+      absl::Status s;
+      {
+        absl::MutexLock cp_lock(&cp_mu_);
+        s = WriteCheckpointLocked(/*final=*/false, /*force=*/false);
+        const bool lagging = unanchored_.has_value();
+        absl::MutexLock lock(&mu_);
+        unanchored_pending_ = lagging;
+        if (!s.ok()) last_cp_error_ = s;
+      }
+      mu_.Lock();
+      retry_after = s.ok() ? absl::InfinitePast() : absl::Now() + backoff;
+    }
+    mu_.Unlock();
+  }
+
   // path.N -> path.N+1 ... path -> path.1, then a fresh path. Writer thread
   // only.
   absl::Status RotateFiles() {
@@ -392,7 +638,94 @@ class FileAuditLog final : public AuditLog {
   Sha256Hasher hasher_ ABSL_GUARDED_BY(mu_);  // chains lines (prev_hash_)
   int64_t expected_ ABSL_GUARDED_BY(mu_) = 0;  // ExpectRecords outstanding
   bool announced_ ABSL_GUARDED_BY(mu_) = false;  // ExpectRecords ever called
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;    // Appends refused
+
+  // Checkpoints (options_.checkpoint_key). Lock order: cp_mu_, then mu_.
+  absl::Mutex cp_mu_;  // one checkpoint at a time
+  std::thread checkpointer_;
+  absl::CondVar cp_cv_;  // checkpoint thread waits for a trigger
+  bool cp_stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::string log_id_ ABSL_GUARDED_BY(mu_);
+  CheckpointRef last_cp_ ABSL_GUARDED_BY(mu_);  // seq -1: none yet
+  int64_t chained_decisions_ ABSL_GUARDED_BY(mu_) = 0;   // since Open
+  int64_t decisions_at_cover_ ABSL_GUARDED_BY(mu_) = 0;  // at last covered line
+  int64_t uncovered_lines_ ABSL_GUARDED_BY(mu_) = 0;  // non-checkpoint lines
+  bool rotate_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time last_cp_time_ ABSL_GUARDED_BY(mu_);
+  int64_t anchor_version_ ABSL_GUARDED_BY(mu_) = 0;
+  bool unanchored_pending_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status last_cp_error_ ABSL_GUARDED_BY(mu_);
+  std::optional<Anchor> unanchored_ ABSL_GUARDED_BY(cp_mu_);
+  // Set while Open refused the log (AcknowledgeLoss clears it).
+  std::optional<Anchor> refused_anchor_ ABSL_GUARDED_BY(mu_);
 };
+
+absl::Status FileAuditLog::AcknowledgeLoss(std::string_view by,
+                                           std::string_view reason) {
+  absl::MutexLock cp_lock(&cp_mu_);
+  Anchor old;
+  std::string finding;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!refused_anchor_) return AuditLog::AcknowledgeLoss(by, reason);
+    old = *refused_anchor_;
+    finding = std::string(failed_.message());
+  }
+  if (by.empty() || reason.empty()) {
+    return absl::InvalidArgumentError(
+        "acknowledge: who acknowledges and why must both be given");
+  }
+  const std::string& path = options_.path;
+  // The old log's anchor stays readable for verifying shipped copies of it.
+  if (options_.anchors != nullptr) {
+    absl::Status s = options_.anchors->Put(
+        ArchivedAnchorRecordName(options_.instance, old.checkpoint.log_id),
+        SerializeAnchor(old));
+    if (!s.ok()) return s;
+  }
+  // The refused file leaves the chain but is kept.
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    std::string lost = absl::StrCat(
+        path, ".lost-",
+        absl::FormatTime("%Y%m%dT%H%M%SZ", absl::Now(), absl::UTCTimeZone()));
+    if (::rename(path.c_str(), lost.c_str()) != 0)
+      return PosixError("rename", path, errno);
+  }
+  UniqueFd fd(::open(path.c_str(), kOpenFlags | O_EXCL, 0600));
+  if (!fd.valid()) return PosixError("open (new segment)", path, errno);
+  if (options_.durability == Durability::kFsync) {
+    if (absl::Status s = SyncDir(path); !s.ok()) return s;
+  }
+  GenesisInfo genesis;
+  genesis.log_name = options_.log_name;
+  genesis.log_id = NewLogId();
+  genesis.instance = options_.instance;
+  genesis.created = absl::Now();
+  genesis.follows = old.checkpoint;
+  genesis.acknowledged_by = std::string(by);
+  genesis.acknowledged_reason = std::string(reason);
+  genesis.acknowledged_finding = finding;
+  {
+    absl::MutexLock lock(&mu_);
+    fd_ = std::move(fd);
+    active_bytes_ = 0;
+    failed_ = absl::OkStatus();
+    refused_anchor_.reset();
+    log_id_ = genesis.log_id;
+    last_cp_ = old.checkpoint;  // the first checkpoint names it as prev
+    chained_decisions_ = 0;
+    decisions_at_cover_ = 0;
+    uncovered_lines_ = 0;
+    anchor_version_ = old.version;
+  }
+  if (absl::Status s = Start(0, "", FormatGenesisLine(genesis), "", "");
+      !s.ok())
+    return s;
+  absl::Status s = WriteCheckpointLocked(/*final=*/false, /*force=*/true);
+  StartCheckpointer();
+  return s;
+}
 
 }  // namespace
 
@@ -413,6 +746,38 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
     return absl::InvalidArgumentError(
         "AuditLogOptions.rotate_bytes: must be >= 0");
   }
+  const bool checkpoints = options.checkpoint_key != nullptr;
+  if (checkpoints && (options.checkpoint_every_records < 1 ||
+                      options.checkpoint_every <= absl::ZeroDuration())) {
+    return absl::InvalidArgumentError(
+        "AuditLogOptions.checkpoint_every_records: must be >= 1, and "
+        "checkpoint_every > 0");
+  }
+  // With checkpoints: what the active file holds, checked against the anchor
+  // before anything is written to it.
+  ActiveFileScan scan;
+  int64_t anchor_version = 0;
+  if (checkpoints) {
+    auto scanned = ScanActiveFile(path);
+    if (!scanned.ok()) return scanned.status();
+    scan = *std::move(scanned);
+    if (options.anchors != nullptr) {
+      auto anchor =
+          LoadAnchor(*options.anchors, AnchorRecordName(options.instance));
+      if (!anchor.ok()) return anchor.status();
+      if (anchor->has_value()) {
+        anchor_version = (*anchor)->version;
+        absl::Status check = CheckAgainstAnchor(
+            path, scan, **anchor,
+            CheckpointTrust::Pinned({options.checkpoint_key->kid}));
+        if (!check.ok()) {
+          return std::unique_ptr<AuditLog>(
+              FileAuditLog::Refused(options, check, **anchor));
+        }
+      }
+    }
+  }
+  const std::string log_id = scan.log_id.empty() ? NewLogId() : scan.log_id;
   UniqueFd wfd(::open(path.c_str(), kOpenFlags, 0600));
   if (!wfd.valid()) return PosixError("open", path, errno);
   struct stat st;
@@ -445,7 +810,12 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
     std::vector<std::string> files = AuditChainFiles(path);
     std::erase(files, path);
     if (files.empty()) {
-      genesis = FormatGenesisLine(options.log_name, absl::Now());
+      GenesisInfo g;
+      g.log_name = options.log_name;
+      g.log_id = log_id;
+      g.instance = options.instance;
+      g.created = absl::Now();
+      genesis = FormatGenesisLine(g);
     } else {
       // A rotation was interrupted before the fresh file got its first line.
       auto prev_tail = ReadLogTail(files.back());
@@ -472,9 +842,13 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(
   auto log = std::make_unique<FileAuditLog>(options, std::move(wfd),
                                             tail->complete_end);
   log->set_torn_tail_bytes(dropped);
+  if (checkpoints) log->InitCheckpoints(scan, log_id, anchor_version);
   absl::Status s =
       log->Start(next_seq, std::move(prev_hash), genesis, continuation, repair);
   if (!s.ok()) return s;
+  if (checkpoints) {
+    if (absl::Status c = log->BeginCheckpoints(); !c.ok()) return c;
+  }
   return std::unique_ptr<AuditLog>(std::move(log));
 }
 

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,9 @@
 #include "absl/time/time.h"
 
 namespace tokensign::audit {
+
+class AnchorStore;     // signer/audit/anchor_store.h
+struct CheckpointKey;  // signer/audit/checkpoint.h
 
 struct AuditActor {
   std::string sub;
@@ -96,6 +100,23 @@ struct AuditLogOptions {
   // 2 ms -> ~20, 0.86-0.90; 4 ms -> ~50, 0.89-1.06.
   absl::Duration commit_linger = absl::Milliseconds(2);
   int commit_batch_records = 128;
+
+  // Signed checkpoints (signer/audit/checkpoint.h); null = none. With a key,
+  // a checkpoint is appended every checkpoint_every_records decision records
+  // or checkpoint_every, whichever comes first (only when lines were added),
+  // at rotation (the new file's continuation record is a checkpoint), at
+  // Open and at clean close (final). A thread of its own signs them: a
+  // checkpoint never delays an Append. Rotation waits for the checkpoint (the
+  // file may outgrow rotate_bytes while the key cannot sign).
+  std::shared_ptr<const CheckpointKey> checkpoint_key = nullptr;
+  int64_t checkpoint_every_records = 1000;
+  absl::Duration checkpoint_every = absl::Seconds(10);
+  std::string instance = "";  // named in genesis, checkpoints, anchors
+  // Where each checkpoint is anchored after it is durable in the log; Open
+  // checks the active file against the anchor (signer/audit/anchor_check.h)
+  // and, if the file does not reach it, returns a log that refuses every
+  // Append until AcknowledgeLoss. Null = not anchored. Must outlive the log.
+  AnchorStore* anchors = nullptr;
 };
 
 // Counters for metrics (records per fsync = records / commits).
@@ -105,6 +126,9 @@ struct AuditLogStats {
   int64_t bytes = 0;      // bytes written since Open
   int64_t rotations = 0;  // files rotated since Open
   int64_t lingered = 0;   // commits that waited (commit_linger) for more records
+  int64_t checkpoints = 0;        // checkpoint lines made durable since Open
+  int64_t checkpoint_errors = 0;  // failed signatures or anchor writes
+  int64_t anchor_writes = 0;      // anchors stored
 };
 
 class AuditLog {
@@ -160,6 +184,26 @@ class AuditLog {
   // seq of the last line made durable (0 = genesis only).
   virtual int64_t last_durable_seq() const { return 0; }
   virtual AuditLogStats stats() const { return {}; }
+
+  // Checkpoints (AuditLogOptions.checkpoint_key). Writes one now, waits until
+  // it is durable and anchored. FailedPrecondition without a key.
+  virtual absl::Status Checkpoint() {
+    return absl::FailedPreconditionError("audit log: no checkpoint key");
+  }
+  // The log id (genesis record; "" for a log without checkpoints that
+  // predates log ids).
+  virtual std::string log_id() const { return std::string(); }
+  // A log that Open refused (health() says why) starts over: the refused
+  // active file is renamed to PATH.lost-<UTC time>, and a new segment begins
+  // at PATH with a genesis record that names the anchored checkpoint of the
+  // old log, `by` and `reason`; its first checkpoint links to that anchor.
+  // The old anchor is kept as an archived record. FailedPrecondition when
+  // the log was not refused.
+  virtual absl::Status AcknowledgeLoss(std::string_view /*by*/,
+                                       std::string_view /*reason*/) {
+    return absl::FailedPreconditionError(
+        "audit log: nothing to acknowledge (the log was not refused)");
+  }
 };
 
 }  // namespace tokensign::audit

@@ -6,12 +6,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "signer/audit/audit_format.h"
+#include "signer/audit/checkpoint_keys.h"
+#include "signer/audit/verify_checkpoints.h"
 
 namespace tokensign::audit {
 namespace {
 
 struct Line {
   std::string file;
+  const std::string* file_ref = nullptr;  // the same name, stable
   int64_t number = 0;  // 1-based within file
   std::string_view text;
   bool terminated = true;
@@ -41,6 +44,7 @@ class ChainReader {
       }
       Line l;
       l.file = name_;
+      l.file_ref = &files_[next_file_ - 1];
       l.number = ++lineno_;
       l.first_in_file = lineno_ == 1;
       l.content = content_;
@@ -91,12 +95,29 @@ std::string_view BreakKindName(BreakKind kind) {
       return "reordered";
     case BreakKind::kHashMismatch:
       return "hash mismatch";
+    case BreakKind::kBadCheckpoint:
+      return "bad checkpoint";
+    case BreakKind::kAfterFinal:
+      return "after final checkpoint";
   }
   return "unknown";
 }
 
-absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
+VerifyVerdict Verdict(const VerifyReport& r) {
+  if (!r.ok) return VerifyVerdict::kBroken;
+  if (r.unanchored_lines > 0 || r.checkpoints == 0)
+    return VerifyVerdict::kUnanchoredTail;
+  return VerifyVerdict::kIntact;
+}
+
+absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path,
+                                              const VerifyOptions& options) {
   VerifyReport report;
+  const CheckpointTrust embedded = CheckpointTrust::Embedded();
+  const CheckpointTrust& trust =
+      options.trust != nullptr ? *options.trust : embedded;
+  report.trust = trust.Describe();
+  CheckpointTracker tracker(trust);
   report.files = AuditChainFiles(path);
   if (report.files.empty()) {
     return absl::NotFoundError(absl::StrCat(
@@ -157,7 +178,19 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
            std::string(p.status().message()));
       break;
     }
-    if (first) {
+    const bool new_segment = !first && p->type == LineType::kGenesis &&
+                             l.first_in_file && !p->follows.empty();
+    if (new_segment) {
+      // A custodian acknowledged a lost or tampered log; the chain starts
+      // over (PATH.lost-* holds the refused file, if it was kept).
+      expected_seq = 0;
+      prev_hash.clear();
+      report.segments.push_back(absl::StrCat(
+          l.file, " line ", l.number, ": new segment, log ", p->log_id,
+          ", after an acknowledged loss: follows ", p->follows,
+          "; acknowledged ", p->acknowledged));
+    }
+    if (first || new_segment) {
       if (p->type != LineType::kGenesis) {
         fail(l.file, l.number, BreakKind::kMissingGenesis,
              absl::StrCat(
@@ -207,9 +240,15 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
       }
       break;
     }
+    if (p->type == LineType::kGenesis) tracker.StartSegment(p->log_id);
+    const std::string line_hash = Sha256Hex(l.text);
+    if (auto b = tracker.OnLine(*p, *l.file_ref, l.number, line_hash)) {
+      fail(l.file, l.number, b->first, std::move(b->second));
+      break;
+    }
     before_prev = {report.lines, report.records, report.last_seq,
                    report.head_sha256};
-    prev_hash = Sha256Hex(l.text);
+    prev_hash = line_hash;
     prev_file = l.file;
     prev_number = l.number;
     expected_seq = p->seq + 1;
@@ -224,6 +263,7 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path) {
          "the log has no lines");
   }
   report.ok = !report.first_break.has_value();
+  tracker.Fill(&report);
   return report;
 }
 
@@ -242,7 +282,42 @@ std::string FormatVerifyReport(const VerifyReport& r) {
                     r.records, " records, last seq ", r.last_seq, "\n");
   }
   absl::StrAppend(&out, "head sha256: ", r.head_sha256, "\n");
+  if (!r.log_id.empty()) absl::StrAppend(&out, "log id: ", r.log_id, "\n");
+  if (r.checkpoints == 0) {
+    absl::StrAppend(&out, "checkpoints: none valid\n");
+  } else {
+    absl::StrAppend(&out, "checkpoints: ", r.checkpoints, " valid, the last at ",
+                    r.last_checkpoint_file, " line ", r.last_checkpoint_line,
+                    " covers seq ", r.anchored_seq,
+                    r.last_checkpoint_final
+                        ? " (written when the daemon stopped cleanly)"
+                        : "",
+                    "\n");
+  }
+  absl::StrAppend(&out, "keys: ", r.trust, "\n");
+  if (r.unanchored_lines > 0) {
+    absl::StrAppend(&out, r.unanchored_lines, " lines (", r.unanchored_records,
+                    " records) not yet anchored",
+                    r.checkpoints > 0
+                        ? absl::StrCat(" (after seq ", r.anchored_seq, ")")
+                        : std::string(),
+                    ": chained, but no checkpoint vouches for them yet\n");
+  }
+  for (const std::string& seg : r.segments)
+    absl::StrAppend(&out, "segment: ", seg, "\n");
   for (const std::string& f : r.files) absl::StrAppend(&out, "file: ", f, "\n");
+  switch (Verdict(r)) {
+    case VerifyVerdict::kIntact:
+      absl::StrAppend(&out, "verdict: intact\n");
+      break;
+    case VerifyVerdict::kUnanchoredTail:
+      absl::StrAppend(&out, "verdict: intact up to the last checkpoint; "
+                            "unanchored tail\n");
+      break;
+    case VerifyVerdict::kBroken:
+      absl::StrAppend(&out, "verdict: broken\n");
+      break;
+  }
   return out;
 }
 

@@ -54,8 +54,9 @@ TEST(AuditLogTest, AppendThenVerifyAndExactFormat) {
   auto g = nlohmann::ordered_json::parse(lines[0]);
   std::vector<std::string> gkeys;
   for (auto& [k, v] : g.items()) gkeys.push_back(k);
-  EXPECT_EQ(gkeys, (std::vector<std::string>{"v", "genesis", "log", "created",
-                                             "prev"}));
+  EXPECT_EQ(gkeys, (std::vector<std::string>{"v", "genesis", "log", "log_id",
+                                             "created", "prev"}));
+  EXPECT_EQ(g["log_id"].get<std::string>().size(), 32u);  // 128 random bits
   EXPECT_EQ(g["log"], "replica-a");
   EXPECT_EQ(g["prev"], "");
 

@@ -129,11 +129,12 @@ TEST(DaemonRotationTest, PlannedRotationKeepsCachedVerifiersWorking) {
       "key_admin.DestroyKey requested",  "key_admin.DestroyKey denied",
       "key_admin.DestroyKey requested",  "key_admin.DestroyKey done"};
   EXPECT_EQ(admin, want);
-  ASSERT_EQ(Shell(std::string(TOKENSIGNCTL_PATH) + " audit verify " + state +
-                      "/audit.log 2>&1",
-                  &out),
-            0)
-      << out;
+  // The daemon still runs: lines after its last checkpoint are reported as
+  // not yet anchored (exit 2), the chain itself must be intact (not 3).
+  const int rc = Shell(std::string(TOKENSIGNCTL_PATH) + " audit verify " +
+                           state + "/audit.log 2>&1",
+                       &out);
+  EXPECT_TRUE(rc == 0 || rc == 2) << rc << "\n" << out;
 }
 
 }  // namespace

@@ -6,8 +6,9 @@
 //                            [--decode]
 //   tokensignctl [conn] jwks --issuer dev
 //   tokensignctl [conn] keys list|create|rotate|activate|retire|destroy
-//   --issuer I [...] tokensignctl audit verify FILE | audit lineage FILE JTI
-//   (local file, no server)
+//   --issuer I [...]
+//   tokensignctl audit verify FILE... [--keys JWKS | --pin THUMBPRINT]
+//   tokensignctl audit lineage FILE JTI   (local files, no server)
 // conn: --server HOST:PORT (default 127.0.0.1:50051) and --cacert/--cert/--key
 // for mTLS, or --insecure (plaintext, for dev mode on loopback).
 #include <grpcpp/grpcpp.h>
@@ -23,6 +24,7 @@
 #include "signer/audit/lineage.h"
 #include "signer/token/jws.h"
 #include "tokensign/v1/tokensign.grpc.pb.h"
+#include "tools/tokensignctl/audit_commands.h"
 
 namespace {
 
@@ -173,9 +175,22 @@ int main(int argc, char** argv) {
   auto* audit = app.add_subcommand("audit", "check an audit log file");
   audit->require_subcommand(1);
   std::string audit_file, lineage_jti;
-  auto* averify =
-      audit->add_subcommand("verify", "prove the hash chain intact");
-  averify->add_option("file", audit_file, "audit log path")->required();
+  tokensign::ctl::AuditVerifyArgs verify_args;
+  auto* averify = audit->add_subcommand(
+      "verify",
+      "check the hash chain and every checkpoint signature; exit 0 intact, "
+      "2 intact but lines after the last checkpoint (not yet anchored), "
+      "3 broken, 1 cannot read");
+  averify->add_option("file", verify_args.files,
+                      "audit log path(s); rotated files PATH.N are included")
+      ->required();
+  auto* keys_opt = averify->add_option(
+      "--keys", verify_args.keys_file,
+      "JWKS of the audit keys (tokensignctl audit keys, /audit/jwks.json)");
+  averify
+      ->add_option("--pin", verify_args.pins,
+                   "trusted audit key thumbprint (RFC 7638; repeatable)")
+      ->excludes(keys_opt);
   auto* alineage =
       audit->add_subcommand("lineage", "print the delegation path of a jti");
   alineage->add_option("file", audit_file, "audit log path")->required();
@@ -183,15 +198,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (averify->parsed()) {
-    auto report = tokensign::audit::VerifyAuditChain(audit_file);
-    if (!report.ok()) {
-      std::cerr << "tokensignctl: " << report.status().message() << "\n";
-      return 1;
-    }
-    std::cout << tokensign::audit::FormatVerifyReport(*report) << "\n";
-    return report->ok ? 0 : 3;
-  }
+  if (averify->parsed()) return tokensign::ctl::RunAuditVerify(verify_args);
   if (alineage->parsed()) {
     auto hops = tokensign::audit::Lineage(audit_file, lineage_jti);
     if (!hops.ok()) {
