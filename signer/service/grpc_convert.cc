@@ -9,6 +9,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "absl/strings/str_cat.h"
 #include "signer/service/config.h"
 #include "signer/service/signing_core.h"
 
@@ -177,10 +178,14 @@ absl::StatusOr<token::TokenRequest> ToTokenRequest(
     case v1::TRANSACTION_TOKEN:
       r.kind = token::TokenKind::kTransactionToken;
       break;
-    default:
+    case v1::TOKEN_KIND_UNSPECIFIED:
       return absl::InvalidArgumentError(
           "kind: must be ACCESS_TOKEN or TRANSACTION_TOKEN, got "
           "TOKEN_KIND_UNSPECIFIED");
+    default:  // proto3 enums are open: any int32 arrives as itself
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kind: ", static_cast<int>(in.kind()),
+          " is not a TokenKind (allowed: ACCESS_TOKEN, TRANSACTION_TOKEN)"));
   }
   r.subject = in.subject();
   r.client_id = in.client_id();

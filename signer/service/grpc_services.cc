@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "signer/service/grpc_convert.h"
 #include "signer/service/http/metrics.h"
+#include "signer/service/raw_messages.h"
 
 namespace tokensign::service {
 namespace {
@@ -43,14 +44,46 @@ absl::Status Busy(const WorkPool* pool) {
       "server: work queue full; retry with backoff");
 }
 
-// Converts and signs `req`; `done` gets the outcome once the decision's audit
-// record is durable (see SigningCore::SignAsync), with `resp` filled on OK.
-// `done` runs on the audit writer thread or inline: it must be quick.
+// One call of a raw method: the service parses the request and serializes the
+// response itself (see raw_messages.h). Shared by the call's pool tasks and
+// callbacks; `out` belongs to gRPC and lives until the call finishes.
+template <typename Req, typename Resp>
+struct RawCall {
+  RawCall(grpc::ServerUnaryReactor* r, grpc::ByteBuffer* o)
+      : reactor(r), out(o) {}
+  grpc::ServerUnaryReactor* reactor;
+  grpc::ByteBuffer* out;
+  Req req;
+  Resp resp;
+  absl::Status parsed;  // OK, or why the request is malformed
+};
+
+// Serializes `call.resp` when `st` is OK, then finishes and counts the answer.
+template <typename Req, typename Resp>
+void FinishCall(RawCall<Req, Resp>& call, Metrics* metrics, const char* method,
+                absl::Status st) {
+  if (st.ok()) st = SerializeResponse(call.resp, call.out);
+  Finish(call.reactor, metrics, method, st);
+}
+
+// A SignTokens call: one parse status and one outcome per item.
+struct BatchCall : RawCall<v1::SignTokensRequest, v1::SignTokensResponse> {
+  using RawCall::RawCall;
+  std::vector<absl::Status> item_parsed;
+  std::atomic<int> remaining{0};
+};
+
+// Converts and signs `req` (`parsed`: its parse status); `done` gets the
+// outcome once the decision's audit record is durable (see
+// SigningCore::SignAsync), with `resp` filled on OK. `done` runs on the audit
+// writer thread or inline: it must be quick.
 void SignInto(SigningCore* core, const std::string& caller,
-              const v1::SignTokenRequest& req, absl::Time deadline,
-              v1::SignTokenResponse* resp,
+              const absl::Status& parsed, const v1::SignTokenRequest& req,
+              absl::Time deadline, v1::SignTokenResponse* resp,
               absl::AnyInvocable<void(absl::Status) &&> done) {
-  auto treq = ToTokenRequest(req);
+  absl::StatusOr<token::TokenRequest> treq =
+      parsed.ok() ? ToTokenRequest(req)
+                  : absl::StatusOr<token::TokenRequest>(parsed);
   if (!treq.ok()) {  // malformed: a decision too, so audited
     core->DenyAsync(caller, req.issuer(), "malformed_request", treq.status(),
                     std::move(done));
@@ -92,19 +125,23 @@ absl::StatusOr<hsm::SignAlgorithm> AlgFor(SigningCore* core,
 }  // namespace
 
 grpc::ServerUnaryReactor* TokenSignerService::SignToken(
-    grpc::CallbackServerContext* ctx, const v1::SignTokenRequest* req,
-    v1::SignTokenResponse* resp) {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  using Call = RawCall<v1::SignTokenRequest, v1::SignTokenResponse>;
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto call = std::make_shared<Call>(reactor, raw_resp);
+  call->parsed = ParseRequest(*raw_req, &call->req);
   std::string caller = Caller(ctx, core_);
   absl::Time deadline = Deadline(ctx);
-  // The worker mints; the audit writer thread finishes the reactor once the
-  // record is durable, so the worker never waits for fdatasync.
+  // The worker mints (or audits the malformed request); the audit writer
+  // thread finishes the reactor once the record is durable, so the worker
+  // never waits for fdatasync.
   core_->ExpectSigns(+1);
-  bool queued = pool_->TrySubmit([this, reactor, req, resp, caller, deadline] {
+  bool queued = pool_->TrySubmit([this, call, caller, deadline] {
     core_->ExpectSigns(-1);
-    SignInto(core_, caller, *req, deadline, resp,
-             [this, reactor](absl::Status st) {
-               Finish(reactor, metrics_, "SignToken", st);
+    SignInto(core_, caller, call->parsed, call->req, deadline, &call->resp,
+             [this, call](absl::Status st) {
+               FinishCall(*call, metrics_, "SignToken", std::move(st));
              });
   });
   if (!queued) {
@@ -115,15 +152,25 @@ grpc::ServerUnaryReactor* TokenSignerService::SignToken(
 }
 
 grpc::ServerUnaryReactor* TokenSignerService::SignTokens(
-    grpc::CallbackServerContext* ctx, const v1::SignTokensRequest* req,
-    v1::SignTokensResponse* resp) {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  const int n = req->requests_size();
-  if (n == 0) {
-    Finish(reactor, metrics_, "SignTokens", absl::OkStatus());
+  auto call = std::make_shared<BatchCall>(reactor, raw_resp);
+  call->parsed = ParseBatch(*raw_req, &call->req, &call->item_parsed);
+  auto finish = [this, call](absl::Status st) {
+    FinishCall(*call, metrics_, "SignTokens", std::move(st));
+  };
+  std::string caller = Caller(ctx, core_);
+  if (!call->parsed.ok()) {  // not even the items can be told apart
+    core_->DenyAsync(caller, "", "malformed_request", call->parsed,
+                     std::move(finish));
     return reactor;
   }
-  std::string caller = Caller(ctx, core_);
+  const int n = call->req.requests_size();
+  if (n == 0) {
+    finish(absl::OkStatus());
+    return reactor;
+  }
   absl::Time deadline = Deadline(ctx);
   // Refused as a whole (one audit line, nothing queued): an unauthorized
   // caller, then a batch above kMaxBatchItems or the queue's capacity.
@@ -134,172 +181,203 @@ grpc::ServerUnaryReactor* TokenSignerService::SignTokens(
         absl::StrCat("requests: ", n, " items exceed max ", cap));
   }
   if (!refuse.ok()) {
-    core_->DenyAsync(caller, "", "batch", std::move(refuse),
-                     [this, reactor](absl::Status st) {
-                       Finish(reactor, metrics_, "SignTokens", st);
-                     });
+    core_->DenyAsync(caller, "", "batch", std::move(refuse), std::move(finish));
     return reactor;
   }
   // Results exist before any item runs: item i writes only results(i).
-  for (int i = 0; i < n; ++i) resp->add_results();
+  for (int i = 0; i < n; ++i) call->resp.add_results();
   // One pool task per item; the reactor finishes when the last item's outcome
   // (its audit record durable, or its error) is in.
-  auto remaining = std::make_shared<std::atomic<int>>(n);
+  call->remaining.store(n, std::memory_order_relaxed);
   std::vector<std::function<void()>> items;
   items.reserve(n);
   for (int i = 0; i < n; ++i) {
-    items.emplace_back([this, reactor, req, resp, caller, deadline, remaining,
-                        i] {
+    items.emplace_back([this, call, caller, deadline, i] {
       core_->ExpectSigns(-1);
-      v1::SignTokenResult* result = resp->mutable_results(i);
-      SignInto(core_, caller, req->requests(i), deadline,
-               result->mutable_response(),
-               [this, reactor, result, remaining](absl::Status st) {
-                 if (!st.ok()) ToItemError(st, result->mutable_error());
-                 if (remaining->fetch_sub(1, std::memory_order_acq_rel) == 1)
-                   Finish(reactor, metrics_, "SignTokens", absl::OkStatus());
-               });
+      v1::SignTokenResult* result = call->resp.mutable_results(i);
+      SignInto(
+          core_, caller, call->item_parsed[i], call->req.requests(i), deadline,
+          result->mutable_response(), [this, call, result](absl::Status st) {
+            if (!st.ok()) ToItemError(st, result->mutable_error());
+            if (call->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+              FinishCall(*call, metrics_, "SignTokens", absl::OkStatus());
+            }
+          });
     });
   }
   core_->ExpectSigns(+n);
   if (!pool_->TrySubmitAll(std::move(items))) {
     core_->ExpectSigns(-n);
-    resp->clear_results();
     Finish(reactor, metrics_, "SignTokens", Busy(pool_));
   }
   return reactor;
 }
 
 grpc::ServerUnaryReactor* TokenSignerService::GetJwks(
-    grpc::CallbackServerContext* ctx, const v1::GetJwksRequest* req,
-    v1::GetJwksResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  auto jwks =
-      core_->Jwks(Caller(ctx, core_), req->issuer());  // in memory: no pool
-  if (jwks.ok()) resp->set_jwks_json(*jwks);
-  Finish(reactor, metrics_, "GetJwks", jwks.status());
-  return reactor;
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  // Answered inline (in memory: no pool), so the call lives on the stack.
+  RawCall<v1::GetJwksRequest, v1::GetJwksResponse> call(ctx->DefaultReactor(),
+                                                        raw_resp);
+  absl::Status st = ParseRequest(*raw_req, &call.req);
+  if (st.ok()) {
+    auto jwks = core_->Jwks(Caller(ctx, core_), call.req.issuer());
+    if (jwks.ok()) call.resp.set_jwks_json(*jwks);
+    st = jwks.status();
+  }
+  FinishCall(call, metrics_, "GetJwks", std::move(st));
+  return call.reactor;
 }
 
-grpc::ServerUnaryReactor* KeyAdminService::Run(
-    grpc::CallbackServerContext* ctx, const char* method,
-    const std::string& issuer, bool read_only,
-    std::function<absl::Status(std::string* kid)> op) {
+template <typename Req, typename Resp, typename Op>
+grpc::ServerUnaryReactor* KeyAdminService::Run(grpc::CallbackServerContext* ctx,
+                                               const grpc::ByteBuffer* raw_req,
+                                               grpc::ByteBuffer* raw_resp,
+                                               const char* method,
+                                               bool read_only, Op op) {
+  using Call = RawCall<Req, Resp>;
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto call = std::make_shared<Call>(reactor, raw_resp);
+  call->parsed = ParseRequest(*raw_req, &call->req);
   std::string caller = Caller(ctx, core_);
-  bool queued = pool_->TrySubmit([=, this, op = std::move(op)] {
-    absl::Status st = core_->AuthorizeAdmin(caller, method, issuer, read_only);
+  bool queued = pool_->TrySubmit([this, call, caller, method, read_only,
+                                  op = std::move(op)] {
+    const std::string& issuer = call->req.issuer();  // "" if unreadable
+    absl::Status st;
+    if (!call->parsed.ok()) {
+      // Malformed: refused and audited like any other refused call.
+      st = call->parsed;
+      absl::Status audited = core_->AuditAdmin(caller, method, issuer, "", st);
+      if (!audited.ok()) st = std::move(audited);
+      FinishCall(*call, metrics_, method, std::move(st));
+      return;
+    }
+    st = core_->AuthorizeAdmin(caller, method, issuer, read_only);
     // A change is on record before it touches the HSM.
-    if (st.ok() && !read_only) st = core_->AuditAdminIntent(caller, method, issuer);
+    if (st.ok() && !read_only)
+      st = core_->AuditAdminIntent(caller, method, issuer);
     if (st.ok()) {
       std::string kid;
-      st = op(&kid);
+      st = op(call->req, &call->resp, &kid);
       if (!read_only) {
         // Not recorded -> the caller must learn it (Unavailable names the
         // operation's own outcome).
-        absl::Status audited = core_->AuditAdmin(caller, method, issuer, kid, st);
+        absl::Status audited =
+            core_->AuditAdmin(caller, method, issuer, kid, st);
         if (!audited.ok()) st = std::move(audited);
       }
     }
-    Finish(reactor, metrics_, method, st);
+    FinishCall(*call, metrics_, method, std::move(st));
   });
   if (!queued) Finish(reactor, metrics_, method, Busy(pool_));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* KeyAdminService::CreateKey(
-    grpc::CallbackServerContext* ctx, const v1::CreateKeyRequest* req,
-    v1::CreateKeyResponse* resp) {
-  return Run(ctx, "CreateKey", req->issuer(), false,
-             [this, req, resp](std::string* kid) {
-               auto alg = AlgFor(core_, req->issuer(), req->alg());
-               if (!alg.ok()) return alg.status();
-               auto key = core_->keys().CreateKey(req->issuer(), *alg);
-               if (!key.ok()) return key.status();
-               *kid = key->kid;
-               ToKeyInfo(*key, resp->mutable_key());
-               return absl::OkStatus();
-             });
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return Run<v1::CreateKeyRequest, v1::CreateKeyResponse>(
+      ctx, raw_req, raw_resp, "CreateKey", false,
+      [this](const v1::CreateKeyRequest& req, v1::CreateKeyResponse* resp,
+             std::string* kid) {
+        auto alg = AlgFor(core_, req.issuer(), req.alg());
+        if (!alg.ok()) return alg.status();
+        auto key = core_->keys().CreateKey(req.issuer(), *alg);
+        if (!key.ok()) return key.status();
+        *kid = key->kid;
+        ToKeyInfo(*key, resp->mutable_key());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* KeyAdminService::ListKeys(
-    grpc::CallbackServerContext* ctx, const v1::ListKeysRequest* req,
-    v1::ListKeysResponse* resp) {
-  return Run(ctx, "ListKeys", req->issuer(), true,
-             [this, req, resp](std::string*) {
-               auto keyset = core_->keys().Keyset(req->issuer());
-               if (!keyset.ok()) return keyset.status();
-               for (const keyset::KeyRecord& k : keyset->keys)
-                 ToKeyInfo(k, resp->add_keys());
-               return absl::OkStatus();
-             });
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return Run<v1::ListKeysRequest, v1::ListKeysResponse>(
+      ctx, raw_req, raw_resp, "ListKeys", true,
+      [this](const v1::ListKeysRequest& req, v1::ListKeysResponse* resp,
+             std::string*) {
+        auto keyset = core_->keys().Keyset(req.issuer());
+        if (!keyset.ok()) return keyset.status();
+        for (const keyset::KeyRecord& k : keyset->keys)
+          ToKeyInfo(k, resp->add_keys());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* KeyAdminService::RotateKey(
-    grpc::CallbackServerContext* ctx, const v1::RotateKeyRequest* req,
-    v1::RotateKeyResponse* resp) {
-  return Run(ctx, "RotateKey", req->issuer(), false,
-             [this, req, resp](std::string* kid) {
-               auto alg = AlgFor(core_, req->issuer(), req->alg());
-               if (!alg.ok()) return alg.status();
-               auto rotation = core_->keys().RotateKey(req->issuer(), *alg);
-               if (!rotation.ok()) return rotation.status();
-               *kid = rotation->active.kid;
-               ToKeyInfo(rotation->active, resp->mutable_active());
-               if (rotation->retired)
-                 ToKeyInfo(*rotation->retired, resp->mutable_retired());
-               return absl::OkStatus();
-             });
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return Run<v1::RotateKeyRequest, v1::RotateKeyResponse>(
+      ctx, raw_req, raw_resp, "RotateKey", false,
+      [this](const v1::RotateKeyRequest& req, v1::RotateKeyResponse* resp,
+             std::string* kid) {
+        auto alg = AlgFor(core_, req.issuer(), req.alg());
+        if (!alg.ok()) return alg.status();
+        auto rotation = core_->keys().RotateKey(req.issuer(), *alg);
+        if (!rotation.ok()) return rotation.status();
+        *kid = rotation->active.kid;
+        ToKeyInfo(rotation->active, resp->mutable_active());
+        if (rotation->retired)
+          ToKeyInfo(*rotation->retired, resp->mutable_retired());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* KeyAdminService::ActivateKey(
-    grpc::CallbackServerContext* ctx, const v1::ActivateKeyRequest* req,
-    v1::ActivateKeyResponse* resp) {
-  return Run(ctx, "ActivateKey", req->issuer(), false,
-             [this, req, resp](std::string* kid) {
-               *kid = req->kid();
-               auto key = core_->keys().ActivateKey(req->issuer(), req->kid());
-               if (!key.ok()) return key.status();
-               ToKeyInfo(*key, resp->mutable_key());
-               return absl::OkStatus();
-             });
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return Run<v1::ActivateKeyRequest, v1::ActivateKeyResponse>(
+      ctx, raw_req, raw_resp, "ActivateKey", false,
+      [this](const v1::ActivateKeyRequest& req, v1::ActivateKeyResponse* resp,
+             std::string* kid) {
+        *kid = req.kid();
+        auto key = core_->keys().ActivateKey(req.issuer(), req.kid());
+        if (!key.ok()) return key.status();
+        ToKeyInfo(*key, resp->mutable_key());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* KeyAdminService::RetireKey(
-    grpc::CallbackServerContext* ctx, const v1::RetireKeyRequest* req,
-    v1::RetireKeyResponse* resp) {
-  return Run(ctx, "RetireKey", req->issuer(), false,
-             [this, req, resp](std::string* kid) {
-               *kid = req->kid();
-               auto key = core_->keys().RetireKey(req->issuer(), req->kid());
-               if (!key.ok()) return key.status();
-               ToKeyInfo(*key, resp->mutable_key());
-               return absl::OkStatus();
-             });
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return Run<v1::RetireKeyRequest, v1::RetireKeyResponse>(
+      ctx, raw_req, raw_resp, "RetireKey", false,
+      [this](const v1::RetireKeyRequest& req, v1::RetireKeyResponse* resp,
+             std::string* kid) {
+        *kid = req.kid();
+        auto key = core_->keys().RetireKey(req.issuer(), req.kid());
+        if (!key.ok()) return key.status();
+        ToKeyInfo(*key, resp->mutable_key());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* KeyAdminService::DestroyKey(
-    grpc::CallbackServerContext* ctx, const v1::DestroyKeyRequest* req,
-    v1::DestroyKeyResponse* resp) {
-  return Run(ctx, "DestroyKey", req->issuer(), false,
-             [this, req, resp](std::string* kid) {
-               *kid = req->kid();
-               auto snap = core_->policy();
-               auto it = snap->config.issuers.find(req->issuer());
-               if (it == snap->config.issuers.end()) {
-                 return absl::NotFoundError("issuer: unknown issuer \"" +
-                                            req->issuer() + "\"");
-               }
-               const token::IssuerPolicy& p = it->second.policy;
-               absl::Duration live = absl::Seconds(
-                   std::max(p.max_ttl_access, p.max_ttl_transaction) +
-                   kDestroySkewSeconds);
-               auto key = core_->keys().DestroyKey(req->issuer(), req->kid(),
-                                                   req->force(), live);
-               if (!key.ok()) return key.status();
-               ToKeyInfo(*key, resp->mutable_key());
-               return absl::OkStatus();
-             });
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return Run<v1::DestroyKeyRequest, v1::DestroyKeyResponse>(
+      ctx, raw_req, raw_resp, "DestroyKey", false,
+      [this](const v1::DestroyKeyRequest& req, v1::DestroyKeyResponse* resp,
+             std::string* kid) {
+        *kid = req.kid();
+        auto snap = core_->policy();
+        auto it = snap->config.issuers.find(req.issuer());
+        if (it == snap->config.issuers.end()) {
+          return absl::NotFoundError("issuer: unknown issuer \"" +
+                                     req.issuer() + "\"");
+        }
+        const token::IssuerPolicy& p = it->second.policy;
+        absl::Duration live =
+            absl::Seconds(std::max(p.max_ttl_access, p.max_ttl_transaction) +
+                          kDestroySkewSeconds);
+        auto key = core_->keys().DestroyKey(req.issuer(), req.kid(),
+                                            req.force(), live);
+        if (!key.ok()) return key.status();
+        ToKeyInfo(*key, resp->mutable_key());
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace tokensign::service

@@ -14,8 +14,18 @@
 // last item's outcome is in, one result per item, in order. A malformed item
 // (ToTokenRequest error) is audited as denied. KeyAdmin: refused with
 // UNAVAILABLE while the audit log is unhealthy; a mutation whose outcome could
-// not be recorded answers UNAVAILABLE (see SigningCore::AuditAdmin). Every answer is counted in Metrics (method,
-// code).
+// not be recorded answers UNAVAILABLE (see SigningCore::AuditAdmin). Every
+// answer is counted in Metrics (method, code).
+//
+// Malformed requests: every method is registered as a raw callback method
+// (grpc::ByteBuffer in and out, see raw_messages.h), so a request the
+// protobuf parser refuses (invalid UTF-8 in a string, nesting beyond the
+// parser's limit, broken wire data) is answered INVALID_ARGUMENT naming the
+// field and the rule, counted like any answer, and, where the caller's
+// decision is audited, audited as denied: SignToken and each bad SignTokens
+// item as kind "malformed_request" (a bad item fails only itself), KeyAdmin as
+// "key_admin.<method>"; GetJwks is not audited. The generated proto contract
+// is unchanged for clients.
 //
 // Thread-safety: the services are called by gRPC from many threads; all state
 // they touch (SigningCore, WorkPool, Metrics) is thread-safe. They must outlive
@@ -38,20 +48,37 @@ class Metrics;
 // Most items one SignTokens call may carry (also capped by max_queue).
 inline constexpr int kMaxBatchItems = 256;
 
-class TokenSignerService final : public v1::TokenSigner::CallbackService {
+// TokenSigner with every method raw (the service parses and serializes).
+using TokenSignerRawService = v1::TokenSigner::WithRawCallbackMethod_SignToken<
+    v1::TokenSigner::WithRawCallbackMethod_SignTokens<
+        v1::TokenSigner::WithRawCallbackMethod_GetJwks<
+            v1::TokenSigner::Service>>>;
+// KeyAdmin with every method raw.
+using KeyAdminRawService = v1::KeyAdmin::WithRawCallbackMethod_CreateKey<
+    v1::KeyAdmin::WithRawCallbackMethod_ListKeys<
+        v1::KeyAdmin::WithRawCallbackMethod_RotateKey<
+            v1::KeyAdmin::WithRawCallbackMethod_ActivateKey<
+                v1::KeyAdmin::WithRawCallbackMethod_RetireKey<
+                    v1::KeyAdmin::WithRawCallbackMethod_DestroyKey<
+                        v1::KeyAdmin::Service>>>>>>;
+
+class TokenSignerService final : public TokenSignerRawService {
  public:
   TokenSignerService(SigningCore* core, WorkPool* pool, Metrics* metrics)
       : core_(core), pool_(pool), metrics_(metrics) {}
 
+  // Request: a SignTokenRequest; response: a SignTokenResponse.
   grpc::ServerUnaryReactor* SignToken(grpc::CallbackServerContext* ctx,
-                                      const v1::SignTokenRequest* req,
-                                      v1::SignTokenResponse* resp) override;
+                                      const grpc::ByteBuffer* req,
+                                      grpc::ByteBuffer* resp) override;
+  // Request: a SignTokensRequest; response: a SignTokensResponse.
   grpc::ServerUnaryReactor* SignTokens(grpc::CallbackServerContext* ctx,
-                                       const v1::SignTokensRequest* req,
-                                       v1::SignTokensResponse* resp) override;
+                                       const grpc::ByteBuffer* req,
+                                       grpc::ByteBuffer* resp) override;
+  // Request: a GetJwksRequest; response: a GetJwksResponse.
   grpc::ServerUnaryReactor* GetJwks(grpc::CallbackServerContext* ctx,
-                                    const v1::GetJwksRequest* req,
-                                    v1::GetJwksResponse* resp) override;
+                                    const grpc::ByteBuffer* req,
+                                    grpc::ByteBuffer* resp) override;
 
  private:
   SigningCore* core_;
@@ -59,37 +86,39 @@ class TokenSignerService final : public v1::TokenSigner::CallbackService {
   Metrics* metrics_;
 };
 
-class KeyAdminService final : public v1::KeyAdmin::CallbackService {
+class KeyAdminService final : public KeyAdminRawService {
  public:
   KeyAdminService(SigningCore* core, WorkPool* pool, Metrics* metrics)
       : core_(core), pool_(pool), metrics_(metrics) {}
 
+  // Each takes and answers the method's request and response messages.
   grpc::ServerUnaryReactor* CreateKey(grpc::CallbackServerContext* ctx,
-                                      const v1::CreateKeyRequest* req,
-                                      v1::CreateKeyResponse* resp) override;
+                                      const grpc::ByteBuffer* req,
+                                      grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* ListKeys(grpc::CallbackServerContext* ctx,
-                                     const v1::ListKeysRequest* req,
-                                     v1::ListKeysResponse* resp) override;
+                                     const grpc::ByteBuffer* req,
+                                     grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* RotateKey(grpc::CallbackServerContext* ctx,
-                                      const v1::RotateKeyRequest* req,
-                                      v1::RotateKeyResponse* resp) override;
+                                      const grpc::ByteBuffer* req,
+                                      grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* ActivateKey(grpc::CallbackServerContext* ctx,
-                                        const v1::ActivateKeyRequest* req,
-                                        v1::ActivateKeyResponse* resp) override;
+                                        const grpc::ByteBuffer* req,
+                                        grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* RetireKey(grpc::CallbackServerContext* ctx,
-                                      const v1::RetireKeyRequest* req,
-                                      v1::RetireKeyResponse* resp) override;
+                                      const grpc::ByteBuffer* req,
+                                      grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* DestroyKey(grpc::CallbackServerContext* ctx,
-                                       const v1::DestroyKeyRequest* req,
-                                       v1::DestroyKeyResponse* resp) override;
+                                       const grpc::ByteBuffer* req,
+                                       grpc::ByteBuffer* resp) override;
 
  private:
-  // Authorizes `method` for the caller, then runs `op` on the pool and
-  // finishes.
-  grpc::ServerUnaryReactor* Run(
-      grpc::CallbackServerContext* ctx, const char* method,
-      const std::string& issuer, bool read_only,
-      std::function<absl::Status(std::string* kid)> op);
+  // Parses the request, authorizes `method` for the caller, then runs `op`
+  // on the pool and finishes (defined in the .cc, used only there).
+  template <typename Req, typename Resp, typename Op>
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx,
+                                const grpc::ByteBuffer* raw_req,
+                                grpc::ByteBuffer* raw_resp, const char* method,
+                                bool read_only, Op op);
 
   SigningCore* core_;
   WorkPool* pool_;
