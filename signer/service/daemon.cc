@@ -438,6 +438,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
                                 st.rotations, parts->audit->health().ok()});
       return parts->metrics->Serialize();
     };
+    handlers.connection_closed = [parts](HttpConnectionClose reason) {
+      parts->metrics->CountHttpConnectionClosed(HttpConnectionCloseName(reason));
+    };
     auto http = HttpServer::Start(p->io, http_opts, std::move(handlers));
     if (!http.ok()) {
       p->server->Shutdown();

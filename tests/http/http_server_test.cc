@@ -52,6 +52,9 @@ class HttpServerTest : public ::testing::Test {
       return absl::UnavailableError("issuer dev: no active key");
     };
     handlers.metrics = [this] { return metrics_.Serialize(); };
+    handlers.connection_closed = [this](HttpConnectionClose reason) {
+      ++closed_[static_cast<int>(reason)];
+    };
     auto server =
         HttpServer::Start(io_, std::move(options), std::move(handlers));
     ASSERT_TRUE(server.ok()) << server.status();
@@ -99,6 +102,20 @@ class HttpServerTest : public ::testing::Test {
   bool slow_entered_ = false;   // guarded by mu_
   bool slow_released_ = false;  // guarded by mu_
   std::vector<std::string> jwks_calls_;
+  // Reports of handlers.connection_closed, by HttpConnectionClose.
+  std::atomic<int> closed_[3] = {0, 0, 0};
+  int Closed(HttpConnectionClose reason) {
+    return closed_[static_cast<int>(reason)].load();
+  }
+  // A header timeout is reported just after the stream's timer closed the
+  // socket, so the client may see the close first: wait for the report (30 s
+  // safety net, as TestClient's; not a timing threshold).
+  int ClosedEventually(HttpConnectionClose reason, int want) {
+    for (int i = 0; i < 30000 && Closed(reason) < want; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return Closed(reason);
+  }
 };
 
 // Long enough never to fire during a test: what closes a connection in the
@@ -284,6 +301,10 @@ TEST_F(HttpServerTest, StalledHeadersAreClosedAfterHeaderTimeout) {
   ASSERT_FALSE(silent.Connect(server_->port()));
   EXPECT_TRUE(silent.ClosedByPeer());
   EXPECT_EQ(Get("/healthz").result(), http::status::ok);
+  // Both are reported, nothing else.
+  EXPECT_EQ(ClosedEventually(HttpConnectionClose::kHeaderTimeout, 2), 2);
+  EXPECT_EQ(Closed(HttpConnectionClose::kEvicted), 0);
+  EXPECT_EQ(Closed(HttpConnectionClose::kRefused), 0);
 }
 
 // On keep-alive the deadline starts with the next request's first byte.
@@ -299,6 +320,7 @@ TEST_F(HttpServerTest, StalledHeadersOnKeepAliveAreClosedAfterHeaderTimeout) {
   ASSERT_TRUE(res.keep_alive());
   ASSERT_FALSE(client.WriteRaw("GET /readyz HTTP/1.1\r\n"));
   EXPECT_TRUE(client.ClosedByPeer());
+  EXPECT_EQ(ClosedEventually(HttpConnectionClose::kHeaderTimeout, 1), 1);
 }
 
 // 260 idle connections used to lock probes and JWKS fetches out: at the cap
@@ -327,6 +349,10 @@ TEST_F(HttpServerTest, IdleConnectionsOverCapAreEvictedOldestFirst) {
     ASSERT_FALSE(idle[i]->Fetch(http::verb::get, "/readyz", res)) << i;
     EXPECT_EQ(res.result(), http::status::ok);
   }
+  // Each eviction is reported once, when the new connection is admitted.
+  EXPECT_EQ(Closed(HttpConnectionClose::kEvicted), 5);
+  EXPECT_EQ(Closed(HttpConnectionClose::kHeaderTimeout), 0);
+  EXPECT_EQ(Closed(HttpConnectionClose::kRefused), 0);
 }
 
 // A request being answered is never evicted for an idle connection, even when
@@ -369,6 +395,8 @@ TEST_F(HttpServerTest, ConnectionOverCapWithAllBusyIsClosed) {
   TestClient second;
   ASSERT_FALSE(second.Connect(server_->port()));
   EXPECT_TRUE(second.ClosedByPeer());
+  EXPECT_EQ(Closed(HttpConnectionClose::kRefused), 1);
+  EXPECT_EQ(Closed(HttpConnectionClose::kEvicted), 0);
   ReleaseSlow();
   Response res;
   ASSERT_FALSE(slow.Read(res));
@@ -386,6 +414,11 @@ TEST_F(HttpServerTest, StopClosesKeepAliveConnectionAndAcceptor) {
   server_->Stop();
   EXPECT_TRUE(client.ClosedByPeer());
   io_thread_.join();  // returns only once no socket or timer is left
+  // Stop() is not an attack: nothing reported.
+  EXPECT_EQ(Closed(HttpConnectionClose::kEvicted) +
+                Closed(HttpConnectionClose::kHeaderTimeout) +
+                Closed(HttpConnectionClose::kRefused),
+            0);
   TestClient late;
   EXPECT_TRUE(late.Connect(port));  // refused: the acceptor is closed
   server_->Stop();                  // idempotent

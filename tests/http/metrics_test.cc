@@ -40,6 +40,30 @@ TEST(MetricsTest, CountersCarryTheirLabels) {
   EXPECT_TRUE(Contains(text, "# TYPE tokensign_requests_total counter"));
 }
 
+// Operators see connection exhaustion: every reason is exported from the
+// start (at 0), so an alert needs no "absent" case.
+TEST(MetricsTest, HttpConnectionsClosedHasEveryReasonFromTheStart) {
+  Metrics m;
+  std::string text = m.Serialize();
+  for (const char* reason : {"evicted", "header_timeout", "refused"}) {
+    EXPECT_TRUE(Contains(text, std::string("tokensign_http_connections_closed_"
+                                           "total{reason=\"") +
+                                   reason + "\"} 0"))
+        << reason << "\n" << text;
+  }
+  m.CountHttpConnectionClosed("evicted");
+  m.CountHttpConnectionClosed("evicted");
+  m.CountHttpConnectionClosed("header_timeout");
+  text = m.Serialize();
+  EXPECT_TRUE(Contains(
+      text, "tokensign_http_connections_closed_total{reason=\"evicted\"} 2"));
+  EXPECT_TRUE(Contains(
+      text,
+      "tokensign_http_connections_closed_total{reason=\"header_timeout\"} 1"));
+  EXPECT_TRUE(Contains(
+      text, "tokensign_http_connections_closed_total{reason=\"refused\"} 0"));
+}
+
 TEST(MetricsTest, HistogramHasTheConfiguredBuckets) {
   Metrics m;
   m.ObserveSignLatency(0.0003);

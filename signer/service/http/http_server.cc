@@ -64,8 +64,8 @@ struct HttpServer::State {
 
   // Admits a new (idle) connection unless stopped. At the cap it evicts the
   // connection idle longest and returns it in *evicted (the caller closes it
-  // on its strand; it is already out of the map); when every connection is
-  // busy the new one is refused.
+  // on its strand and reports it; it is already out of the map); when every
+  // connection is busy the new one is refused.
   bool Register(const std::shared_ptr<Session>& s,
                 std::shared_ptr<Session>* evicted) {
     std::lock_guard lock(sessions_mu);
@@ -102,9 +102,21 @@ struct HttpServer::State {
     it->second.idle_since = 0;
     return true;
   }
-  void Unregister(Session* s) {
+  // True when `s` was still registered (it was not evicted meanwhile).
+  bool Unregister(Session* s) {
     std::lock_guard lock(sessions_mu);
-    sessions.erase(s);
+    return sessions.erase(s) > 0;
+  }
+
+  // Tells handlers.connection_closed; never after Stop() has returned.
+  void ReportClose(HttpConnectionClose reason) {
+    if (!handlers.connection_closed) return;
+    std::shared_lock lock(handler_mu);
+    if (stopped.load()) return;
+    try {
+      handlers.connection_closed(reason);
+    } catch (...) {  // a throwing observer must not take the listener down
+    }
   }
 };
 
@@ -235,7 +247,16 @@ class Session : public std::enable_shared_from_this<Session> {
                   TextReply(http::status::bad_request, "bad request\n"),
                   /*close=*/true);
     }
-    if (ec) return Close();  // EOF, timeout, reset, abort by Stop()
+    if (ec == beast::error::timeout) {
+      // The stream closed the socket when its timer fired. Reported unless an
+      // eviction took the connection out first (and reported it); Close()
+      // below then finds it unregistered.
+      if (state_->Unregister(this)) {
+        state_->ReportClose(HttpConnectionClose::kHeaderTimeout);
+      }
+      return Close();
+    }
+    if (ec) return Close();  // EOF, reset, abort by Stop()
     // Evicted while the request was arriving: the connection is being closed.
     if (!state_->MarkBusy(this)) return Close();
 
@@ -252,7 +273,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (size_t q = target.find('?'); q != std::string_view::npos) {
       target = target.substr(0, q);
     }
-    enum class Kind { kNone, kJwks, kHealth, kReady, kMetrics };
+    enum class Kind { kNone, kJwks, kAuditJwks, kHealth, kReady, kMetrics };
     Kind kind = Kind::kNone;
     std::string_view issuer;
     constexpr std::string_view kPrefix = "/issuers/";
@@ -263,6 +284,8 @@ class Session : public std::enable_shared_from_this<Session> {
       kind = Kind::kReady;
     } else if (target == "/metrics") {
       kind = Kind::kMetrics;
+    } else if (target == "/audit/jwks.json") {
+      kind = Kind::kAuditJwks;
     } else if (target.size() > kPrefix.size() + kSuffix.size() &&
                target.starts_with(kPrefix) && target.ends_with(kSuffix)) {
       kind = Kind::kJwks;
@@ -324,6 +347,19 @@ class Session : public std::enable_shared_from_this<Session> {
                                          state_->options.jwks_max_age_seconds);
           return r;
         }
+        case Kind::kAuditJwks: {
+          if (!h.audit_jwks) break;
+          absl::StatusOr<std::string> jwks = h.audit_jwks();
+          if (!jwks.ok()) {
+            return JsonReply(
+                http::status::service_unavailable,
+                JsonError("unavailable", ToStd(jwks.status().message())));
+          }
+          Reply r = JsonReply(http::status::ok, *std::move(jwks));
+          r.cache_control = absl::StrCat("public, max-age=",
+                                         state_->options.jwks_max_age_seconds);
+          return r;
+        }
         default:
           break;
       }
@@ -375,12 +411,17 @@ void Accept(const std::shared_ptr<HttpServer::State>& state) {
           auto session = std::make_shared<Session>(std::move(socket), state);
           std::shared_ptr<Session> evicted;
           if (state->Register(session, &evicted)) {
+            // Reported before the close, so whoever sees the close (or the
+            // new connection's answer) also sees the count.
             if (evicted != nullptr) {
+              state->ReportClose(HttpConnectionClose::kEvicted);
               asio::post(evicted->executor(), [evicted] { evicted->Close(); });
             }
             session->Start();
           } else {
-            session->Close();  // at the cap and every connection busy
+            // At the cap and every connection busy (or stopped: not reported).
+            state->ReportClose(HttpConnectionClose::kRefused);
+            session->Close();
           }
         }
         // Errors such as EMFILE are per connection: keep accepting.
@@ -389,6 +430,18 @@ void Accept(const std::shared_ptr<HttpServer::State>& state) {
 }
 
 }  // namespace
+
+std::string_view HttpConnectionCloseName(HttpConnectionClose reason) {
+  switch (reason) {
+    case HttpConnectionClose::kEvicted:
+      return "evicted";
+    case HttpConnectionClose::kHeaderTimeout:
+      return "header_timeout";
+    case HttpConnectionClose::kRefused:
+      return "refused";
+  }
+  return "unknown";
+}
 
 absl::StatusOr<std::pair<std::string, uint16_t>> ParseListenAddress(
     std::string_view listen) {

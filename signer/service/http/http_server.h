@@ -10,6 +10,10 @@
 //                                returns NotFound or the name is not
 //                                [A-Za-z0-9._-]{1,128}; 503 JSON for any other
 //                                error status.
+//     /audit/jwks.json           200 application/json from handlers.audit_jwks()
+//                                (the audit keys that sign the audit log's
+//                                checkpoints), same Cache-Control; 503 JSON on
+//                                an error status.
 //     /healthz                   200 "ok" while the listener runs.
 //     /readyz                    200 "ok" when handlers.ready() is OK, else
 //                                503 with the status message as the body.
@@ -35,6 +39,13 @@
 //   /readyz and the JWKS; no per-address limit is used (behind a proxy or on
 //   loopback every client has the same address).
 //   A malformed request never affects other connections or the listener.
+// - Close reasons: handlers.connection_closed (if set) is told of each
+//   connection the listener itself closes because it was evicted, missed the
+//   header deadline, or was refused with every connection busy (see
+//   HttpConnectionClose); once per connection, by the cause that removed it.
+//   Clients closing, idle keep-alive timeouts, errors and Stop() are not
+//   reported. It runs on an io_context thread, must be cheap and must not
+//   block (e.g. a counter increment).
 // - Start() binds and listens synchronously (so errors, e.g. port in use,
 //   come back as a Status), then accepts on the caller's io_context; nothing
 //   happens until that io_context runs. Port 0 binds an ephemeral port; port()
@@ -82,13 +93,27 @@ struct HttpServerOptions {
   std::chrono::milliseconds idle_timeout = std::chrono::seconds(30);
 };
 
+// Why the listener closed a connection on its own (for a metric).
+enum class HttpConnectionClose {
+  kEvicted,        // idle longest when a new connection came at the cap
+  kHeaderTimeout,  // its request was not complete within header_timeout
+  kRefused,        // accepted at the cap while every connection was busy
+};
+
+// "evicted", "header_timeout" or "refused".
+std::string_view HttpConnectionCloseName(HttpConnectionClose reason);
+
 struct HttpHandlers {
   // JWKS JSON of the named issuer; NotFound for an unknown issuer.
   std::function<absl::StatusOr<std::string>(std::string_view issuer)> jwks;
+  // JWKS JSON of the audit keys.
+  std::function<absl::StatusOr<std::string>()> audit_jwks;
   // OK when ready; otherwise the status message says why not.
   std::function<absl::Status()> ready;
   // Prometheus text exposition.
   std::function<std::string()> metrics;
+  // Optional: a connection the listener closed (see "Close reasons" above).
+  std::function<void(HttpConnectionClose reason)> connection_closed;
 };
 
 // Parses "host:port" as described in HttpServerOptions::listen.

@@ -98,7 +98,20 @@ Metrics::Metrics()
                     "not used (event=rejected), orphan keys destroyed "
                     "(event=swept), by issuer.")
               .Register(*registry_)),
-      keyset_events_(keyset_events_family_, {"issuer", "event"}) {
+      keyset_events_(keyset_events_family_, {"issuer", "event"}),
+      http_closed_family_(
+          prometheus::BuildCounter()
+              .Name("tokensign_http_connections_closed_total")
+              .Help("HTTP connections the listener closed on its own: the "
+                    "idle one evicted at the connection cap (evicted), a "
+                    "request not complete within the header deadline "
+                    "(header_timeout), or a new one at the cap while every "
+                    "connection was busy (refused).")
+              .Register(*registry_)),
+      http_closed_(http_closed_family_, {"reason"}) {
+  for (std::string_view reason : {"evicted", "header_timeout", "refused"}) {
+    http_closed_.Get({reason});  // visible at 0 before the first one
+  }
   auto counter = [this](const char* name, const char* help) {
     return &prometheus::BuildCounter().Name(name).Help(help).Register(*registry_).Add({});
   };
@@ -159,6 +172,10 @@ void Metrics::CountTokenSigned(std::string_view issuer, std::string_view kind) {
 void Metrics::CountKeysetEvent(std::string_view issuer,
                                std::string_view event) {
   keyset_events_.Get({issuer, event}).Increment();
+}
+
+void Metrics::CountHttpConnectionClosed(std::string_view reason) {
+  http_closed_.Get({reason}).Increment();
 }
 
 void Metrics::CountDenied(std::string_view issuer,

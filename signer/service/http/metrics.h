@@ -18,6 +18,9 @@
 //     tokensign_audit_bytes_total                       counter
 //     tokensign_audit_rotations_total                   counter
 //     tokensign_audit_healthy                           gauge (1 = accepting)
+//     tokensign_http_connections_closed_total{reason}   counter
+//         (reason "evicted", "header_timeout" or "refused"; all three
+//         series exist from the start, at 0)
 // - Label values are taken as given; callers pass bounded sets (gRPC method
 //   names, status code names, configured issuers, PKCS#11 function names,
 //   field paths), never caller-controlled free text.
@@ -113,6 +116,9 @@ class Metrics {
   void CountDenied(std::string_view issuer, std::string_view reason_field);
   // `event`: "changed", "rejected" or "swept" (tokensign_keyset_events_total).
   void CountKeysetEvent(std::string_view issuer, std::string_view event);
+  // A connection the HTTP listener closed on its own; `reason` is one of
+  // "evicted", "header_timeout", "refused" (HttpConnectionCloseName).
+  void CountHttpConnectionClosed(std::string_view reason);
   // Brings the tokensign_audit_* series up to `totals`.
   void SetAudit(const AuditTotals& totals);
 
@@ -143,6 +149,8 @@ class Metrics {
   LabelCache<prometheus::Counter> denied_;
   prometheus::Family<prometheus::Counter>& keyset_events_family_;
   LabelCache<prometheus::Counter> keyset_events_;
+  prometheus::Family<prometheus::Counter>& http_closed_family_;
+  LabelCache<prometheus::Counter> http_closed_;
 
   struct AuditSeries {
     prometheus::Counter* records;
