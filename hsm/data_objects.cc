@@ -21,6 +21,12 @@ absl::Status CheckName(std::string_view name) {
   return absl::OkStatus();
 }
 
+// Another writer (another replica) destroyed the object between our search
+// and our read: it is simply no longer a record.
+bool Vanished(const absl::Status& status) {
+  return RvOf(status) == CKR_OBJECT_HANDLE_INVALID;
+}
+
 // Token objects of class CKO_DATA named `name` with CKA_PRIVATE = `private_`.
 absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindByPrivacy(
     const P11& p11, SessionPool::Lease& lease, std::string_view name,
@@ -49,10 +55,13 @@ absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRecords(
   for (CK_OBJECT_HANDLE handle : *found) {
     absl::StatusOr<bool> priv =
         GetBoolAttribute(p11, lease.session(), handle, CKA_PRIVATE);
-    if (!priv.ok()) return lease.Check(priv.status());
     absl::StatusOr<bool> token =
-        GetBoolAttribute(p11, lease.session(), handle, CKA_TOKEN);
-    if (!token.ok()) return lease.Check(token.status());
+        priv.ok() ? GetBoolAttribute(p11, lease.session(), handle, CKA_TOKEN)
+                  : priv;
+    if (!token.ok()) {
+      if (Vanished(token.status())) continue;
+      return lease.Check(token.status());
+    }
     if (*priv && *token) records.push_back(handle);
   }
   return records;
@@ -68,7 +77,7 @@ absl::Status DataStore::Create(std::string_view name, std::string_view value,
                                           value.size(), " bytes exceeds ",
                                           kMaxValue));
   }
-  std::lock_guard<std::mutex> lock(put_mu_);
+  std::lock_guard<std::mutex> lock(*put_mu_);
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();
   const P11& p11 = pool_->p11();
@@ -94,9 +103,8 @@ absl::Status DataStore::Create(std::string_view name, std::string_view value,
                         Cat("PutData('", name, "'): ", status.message()));
   }
   for (CK_OBJECT_HANDLE handle : old) {
-    status =
-        lease->Check(TS_P11(p11, C_DestroyObject, lease->session(), handle));
-    if (!status.ok()) return status;
+    status = TS_P11(p11, C_DestroyObject, lease->session(), handle);
+    if (!status.ok() && !Vanished(status)) return lease->Check(status);
   }
   return absl::OkStatus();
 }
@@ -111,7 +119,7 @@ absl::Status DataStore::Add(std::string_view name, std::string_view value) {
 
 absl::Status DataStore::Remove(std::string_view name, std::string_view value) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  std::lock_guard<std::mutex> lock(put_mu_);
+  std::lock_guard<std::mutex> lock(*put_mu_);
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();
   const P11& p11 = pool_->p11();
@@ -121,11 +129,12 @@ absl::Status DataStore::Remove(std::string_view name, std::string_view value) {
   for (CK_OBJECT_HANDLE handle : *found) {
     absl::StatusOr<std::string> got =
         GetAttribute(p11, lease->session(), handle, CKA_VALUE);
+    if (!got.ok() && Vanished(got.status())) continue;
     if (!got.ok()) return lease->Check(got.status());
     if (*got != value) continue;
-    absl::Status status =
-        lease->Check(TS_P11(p11, C_DestroyObject, lease->session(), handle));
-    if (!status.ok()) return status;
+    absl::Status status = TS_P11(p11, C_DestroyObject, lease->session(), handle);
+    if (Vanished(status)) continue;
+    if (!status.ok()) return lease->Check(status);
   }
   return absl::OkStatus();
 }
@@ -143,6 +152,7 @@ absl::StatusOr<std::vector<std::string>> DataStore::GetAll(
   for (CK_OBJECT_HANDLE handle : *found) {
     absl::StatusOr<std::string> value =
         GetAttribute(p11, lease->session(), handle, CKA_VALUE);
+    if (!value.ok() && Vanished(value.status())) continue;
     if (!value.ok()) return lease->Check(value.status());
     values.push_back(*std::move(value));
   }

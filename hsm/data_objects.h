@@ -32,7 +32,10 @@ namespace tokensign::hsm {
 
 class DataStore {
  public:
-  explicit DataStore(SessionPool* pool) : pool_(pool) {}
+  // `object_writes`: shared with KeyStore (every object creation and
+  // destruction on the token is serialized; SoftHSM 2.6.1 races there).
+  DataStore(SessionPool* pool, std::mutex* object_writes)
+      : pool_(pool), put_mu_(object_writes) {}
   absl::Status Put(std::string_view name, std::string_view value);
   absl::Status Add(std::string_view name, std::string_view value);
   // Destroys the records of that name whose value is exactly `value`; OK when
@@ -49,7 +52,7 @@ class DataStore {
   absl::Status Create(std::string_view name, std::string_view value,
                       bool replace);
   SessionPool* pool_;
-  std::mutex put_mu_;
+  std::mutex* put_mu_;
 };
 
 }  // namespace tokensign::hsm

@@ -43,8 +43,10 @@ absl::StatusOr<std::unique_ptr<HsmImpl>> HsmImpl::Open(
       impl->module_->TokenInfo(impl->pool_->slot());
   if (!info.ok()) return info.status();
   impl->token_label_ = TrimPadded(info->label, sizeof(info->label));
-  impl->keys_ = std::make_unique<KeyStore>(impl->pool_.get());
-  impl->data_ = std::make_unique<DataStore>(impl->pool_.get());
+  impl->keys_ =
+      std::make_unique<KeyStore>(impl->pool_.get(), &impl->object_writes_);
+  impl->data_ =
+      std::make_unique<DataStore>(impl->pool_.get(), &impl->object_writes_);
   return impl;
 }
 

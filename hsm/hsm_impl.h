@@ -5,6 +5,7 @@
 #define TOKENSIGN_HSM_HSM_IMPL_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -53,6 +54,7 @@ class HsmImpl {
   // Declared in destruction order reversed: the pool closes sessions before the
   // module finalizes.
   std::unique_ptr<Module> module_;
+  std::mutex object_writes_;  // KeyStore and DataStore object writes
   std::unique_ptr<SessionPool> pool_;
   std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<DataStore> data_;

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "hsm/objects.h"
 #include "hsm/public_key.h"
 #include "hsm/strcat.h"
@@ -70,6 +71,24 @@ absl::Status CheckPrivateKeyAttributes(const P11& p11, CK_SESSION_HANDLE session
 
 absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
                                            int rsa_bits) {
+  // SoftHSM 2.6.1 now and then fails C_GenerateKeyPair (seen:
+  // CKR_GENERAL_ERROR, CKR_TEMPLATE_INCONSISTENT) while other sessions of the
+  // process search and sign; the failed attempt is cleaned up (GenerateOnce),
+  // so one more try with a fresh CKA_ID is safe. A real template problem
+  // fails twice.
+  absl::StatusOr<KeyInfo> info = GenerateOnce(type, label, rsa_bits);
+  if (!info.ok() &&
+      (absl::IsInternal(info.status()) ||
+       absl::IsInvalidArgument(info.status())) &&
+      absl::StrContains(info.status().message(), "C_GenerateKeyPair:")) {
+    info = GenerateOnce(type, label, rsa_bits);
+  }
+  return info;
+}
+
+absl::StatusOr<KeyInfo> KeyStore::GenerateOnce(KeyType type,
+                                               std::string_view label,
+                                               int rsa_bits) {
   if (label.empty() || label.size() > 128) {
     return absl::InvalidArgumentError(
         "GenerateKey: label must be 1..128 bytes");
@@ -129,7 +148,7 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
       Attr(CKA_ID, id_bytes),       Attr(CKA_LABEL, label),
   };
 
-  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  std::lock_guard<std::mutex> lifecycle(*lifecycle_mu_);
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();
   const P11& p11 = pool_->p11();
@@ -377,7 +396,7 @@ absl::StatusOr<std::vector<KeyInfo>> KeyStore::List() {
 }
 
 absl::Status KeyStore::Destroy(std::string_view id_hex) {
-  std::lock_guard<std::mutex> lifecycle(lifecycle_mu_);
+  std::lock_guard<std::mutex> lifecycle(*lifecycle_mu_);
   Invalidate(id_hex);
   {
     std::unique_lock<std::shared_mutex> lock(cache_mu_);

@@ -61,7 +61,10 @@ absl::Status CheckPrivateKeyAttributes(const P11& p11,
 
 class KeyStore {
  public:
-  explicit KeyStore(SessionPool* pool) : pool_(pool) {}
+  // `object_writes` serializes every object creation and destruction on the
+  // token (shared with DataStore): SoftHSM 2.6.1 races there.
+  KeyStore(SessionPool* pool, std::mutex* object_writes)
+      : pool_(pool), lifecycle_mu_(object_writes) {}
 
   absl::StatusOr<KeyInfo> Generate(KeyType type, std::string_view label,
                                    int rsa_bits);
@@ -79,6 +82,8 @@ class KeyStore {
   std::optional<std::string> PinnedPublicKey(std::string_view id_hex);
 
  private:
+  absl::StatusOr<KeyInfo> GenerateOnce(KeyType type, std::string_view label,
+                                       int rsa_bits);
   // Reads type/bits of a private key object.
   absl::StatusOr<KeyHandles> Describe(SessionPool::Lease& lease,
                                       CK_OBJECT_HANDLE private_key);
@@ -90,7 +95,7 @@ class KeyStore {
                                  const KeyHandles& handles);
 
   SessionPool* pool_;
-  std::mutex lifecycle_mu_;  // serializes generation and destruction
+  std::mutex* lifecycle_mu_;  // serializes generation and destruction
   std::shared_mutex cache_mu_;
   uint64_t cache_epoch_ = 0;  // pool epoch the cache belongs to
   absl::flat_hash_map<std::string, KeyHandles>

@@ -21,19 +21,6 @@ absl::Status Prefix(const absl::Status& st, std::string_view what) {
   return absl::Status(st.code(), absl::StrCat(S(what), ": ", st.message()));
 }
 
-// The key `kid` of `record` (to be modified), or NotFound naming the kid and
-// issuer.
-absl::StatusOr<KeyRecord*> FindKey(KeysetRecord& record,
-                                   std::string_view issuer,
-                                   std::string_view kid) {
-  KeyRecord* k = record.FindByKid(kid);
-  if (k == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("kid: no key \"", S(kid), "\" for issuer ", S(issuer)));
-  }
-  return k;
-}
-
 // "kid1=active kid2=retired" for logs and the audit.
 std::string KeyStates(const KeysetRecord& record) {
   std::vector<std::string> parts;
@@ -108,8 +95,10 @@ absl::StatusOr<KeysetManager::StatePtr> KeysetManager::BuildState(
     KeysetRecord record) const {
   auto state = std::make_shared<IssuerState>();
   std::vector<token::JwksEntry> entries;
+  const int64_t now = absl::ToUnixSeconds(clock_());
   for (const KeyRecord& k : record.keys) {
-    if (k.state == KeyState::kDestroyed) continue;
+    // Withdrawn, destroyed and expired keys are neither published nor used.
+    if (!Published(k, now)) continue;
     auto verified = VerifyRecordedKey(*hsm_, private_keys_, k);
     if (!verified.ok()) {
       // An HSM that is down says nothing about the key: fail the whole build
@@ -144,6 +133,7 @@ absl::StatusOr<KeysetManager::StatePtr> KeysetManager::BuildState(
     return Prefix(jwks.status(),
                   absl::StrCat("keyset ", record.issuer, " jwks"));
   state->jwks_json = jwks->dump();
+  state->next_change = NextPublicationChange(record, now).value_or(0);
   state->record = std::move(record);
   return StatePtr(std::move(state));
 }
@@ -192,7 +182,9 @@ absl::Status KeysetManager::ReloadIssuer(const std::string& issuer,
     }
     return rec.status();  // keep the last good keyset
   }
-  if (current != nullptr &&
+  const bool expired = current != nullptr && current->next_change != 0 &&
+                       absl::ToUnixSeconds(clock_()) >= current->next_change;
+  if (current != nullptr && !expired &&
       SerializeKeysetRecord(*rec) == SerializeKeysetRecord(current->record)) {
     return absl::OkStatus();  // unchanged
   }
@@ -375,13 +367,27 @@ absl::Status KeysetManager::Commit(const KeysetRecord& base,
   return absl::OkStatus();
 }
 
+LifecyclePolicy KeysetManager::PolicyFor(const std::string& issuer) const {
+  auto it = policies_.find(issuer);
+  return it != policies_.end() ? it->second : LifecyclePolicy{};
+}
+
+void KeysetManager::SetPolicies(std::map<std::string, LifecyclePolicy> policies) {
+  std::lock_guard admin(admin_mu_);
+  policies_ = std::move(policies);
+}
+
 absl::StatusOr<KeyRecord> KeysetManager::CreateKeyLocked(
-    const std::string& issuer, hsm::SignAlgorithm alg) {
+    const std::string& issuer, hsm::SignAlgorithm alg, int64_t activate_at) {
   auto state = State(issuer);
   if (!state.ok()) return state.status();
   hsm::KeyType type = hsm::KeyTypeFor(alg);
   int rsa_bits = type == hsm::KeyType::kRsa ? 2048 : 0;
   const int64_t now = absl::ToUnixSeconds(clock_());
+  if (absl::Status st = CheckCreate((*state)->record, PolicyFor(issuer), alg, now);
+      !st.ok()) {
+    return st;
+  }
   auto info = hsm_->GenerateKey(type, KeyLabel(issuer, now), rsa_bits);
   if (!info.ok())
     return Prefix(info.status(),
@@ -402,6 +408,7 @@ absl::StatusOr<KeyRecord> KeysetManager::CreateKeyLocked(
   rec.alg = alg;
   rec.state = KeyState::kPending;
   rec.created_at = now;
+  rec.activate_at = activate_at;
   KeysetRecord next = (*state)->record;
   next.keys.push_back(rec);
   absl::Status st = Commit((*state)->record, std::move(next));
@@ -410,34 +417,23 @@ absl::StatusOr<KeyRecord> KeysetManager::CreateKeyLocked(
 }
 
 absl::StatusOr<KeyRecord> KeysetManager::ActivateKeyLocked(
-    const std::string& issuer, std::string_view kid) {
+    const std::string& issuer, std::string_view kid, bool force,
+    std::string_view reason) {
   auto state = State(issuer);
   if (!state.ok()) return state.status();
-  KeysetRecord next = (*state)->record;
-  auto found = FindKey(next, issuer, kid);
-  if (!found.ok()) return found.status();
-  KeyRecord* k = *found;
-  if (k->state != KeyState::kPending) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("kid: key ", S(kid), " is ", KeyStateName(k->state),
-                     "; only a pending key can activate"));
-  }
-  if (auto why = (*state)->rejected.find(k->kid);
+  if (auto why = (*state)->rejected.find(std::string(kid));
       why != (*state)->rejected.end()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "kid: key ", S(kid), " failed its checks and cannot activate: ",
         why->second));
   }
-  int64_t now = absl::ToUnixSeconds(clock_());
-  for (KeyRecord& other : next.keys) {
-    if (other.state == KeyState::kActive) {
-      other.state = KeyState::kRetired;
-      other.retired_at = now;
-    }
+  KeysetRecord next = (*state)->record;
+  const int64_t now = absl::ToUnixSeconds(clock_());
+  if (absl::Status st = Activate(next, kid, PolicyFor(issuer), now, force, reason);
+      !st.ok()) {
+    return st;
   }
-  k->state = KeyState::kActive;
-  k->activated_at = now;
-  KeyRecord result = *k;
+  KeyRecord result = *next.FindByKid(kid);
   absl::Status st = Commit((*state)->record, std::move(next));
   if (!st.ok()) return st;
   return result;
@@ -453,7 +449,8 @@ absl::StatusOr<KeyRecord> KeysetManager::EnsureActiveKey(
   }
   auto created = CreateKeyLocked(std::string(issuer), alg);
   if (!created.ok()) return created.status();
-  return ActivateKeyLocked(std::string(issuer), created->kid);
+  return ActivateKeyLocked(std::string(issuer), created->kid, /*force=*/true,
+                           "dev mode: first key");
 }
 
 absl::StatusOr<KeyRecord> KeysetManager::CreateKey(std::string_view issuer,
@@ -463,30 +460,54 @@ absl::StatusOr<KeyRecord> KeysetManager::CreateKey(std::string_view issuer,
 }
 
 absl::StatusOr<KeyRecord> KeysetManager::ActivateKey(std::string_view issuer,
-                                                     std::string_view kid) {
+                                                     std::string_view kid,
+                                                     bool force,
+                                                     std::string_view reason) {
   std::lock_guard admin(admin_mu_);
-  return ActivateKeyLocked(std::string(issuer), kid);
+  return ActivateKeyLocked(std::string(issuer), kid, force, reason);
 }
 
-absl::StatusOr<Rotation> KeysetManager::RotateKey(std::string_view issuer,
-                                                  hsm::SignAlgorithm alg) {
+absl::StatusOr<Rotation> KeysetManager::RotateKey(std::string_view issuer_view,
+                                                  hsm::SignAlgorithm alg,
+                                                  RotationMode mode,
+                                                  std::string_view reason) {
   std::lock_guard admin(admin_mu_);
+  const std::string issuer(issuer_view);
   auto state = State(issuer);
   if (!state.ok()) return state.status();
-  std::optional<KeyRecord> previous;
+  if (mode == RotationMode::kEmergency && reason.empty()) {
+    return absl::InvalidArgumentError(
+        "reason: required with an emergency rotation (it is written to the "
+        "audit log)");
+  }
+  std::optional<std::string> previous_kid;
   if (const KeyRecord* k = (*state)->record.Active(); k != nullptr)
-    previous = *k;
-  auto created = CreateKeyLocked(std::string(issuer), alg);
+    previous_kid = k->kid;
+  const LifecyclePolicy policy = PolicyFor(issuer);
+  const int64_t now = absl::ToUnixSeconds(clock_());
+  const bool immediate =
+      mode == RotationMode::kEmergency || policy.publish_lead == 0;
+  auto created = CreateKeyLocked(
+      issuer, alg, immediate ? 0 : now + policy.publish_lead);
   if (!created.ok()) return created.status();
-  auto active = ActivateKeyLocked(std::string(issuer), created->kid);
-  if (!active.ok()) return active.status();
-  Rotation r{*active, std::nullopt};
-  if (previous) {
-    auto now_state = State(issuer);
-    if (!now_state.ok()) return now_state.status();
-    KeysetRecord rec = (*now_state)->record;
-    if (KeyRecord* k = rec.FindByKid(previous->kid); k != nullptr)
-      r.retired = *k;
+  if (mode == RotationMode::kEmergency) {
+    auto current = State(issuer);
+    if (!current.ok()) return current.status();
+    KeysetRecord next = (*current)->record;
+    absl::Status st = EmergencyActivate(next, created->kid, now, reason);
+    if (st.ok()) st = Commit((*current)->record, std::move(next));
+    if (!st.ok()) return st;
+  } else if (immediate) {
+    auto active = ActivateKeyLocked(issuer, created->kid, false, "");
+    if (!active.ok()) return active.status();
+  }
+  auto after = State(issuer);
+  if (!after.ok()) return after.status();
+  Rotation r;
+  r.created = *(*after)->record.FindByKid(created->kid);
+  if (previous_kid) {
+    if (const KeyRecord* k = (*after)->record.FindByKid(*previous_kid))
+      r.previous = *k;
   }
   return r;
 }
@@ -497,53 +518,30 @@ absl::StatusOr<KeyRecord> KeysetManager::RetireKey(std::string_view issuer,
   auto state = State(issuer);
   if (!state.ok()) return state.status();
   KeysetRecord next = (*state)->record;
-  auto found = FindKey(next, issuer, kid);
-  if (!found.ok()) return found.status();
-  KeyRecord* k = *found;
-  if (k->state != KeyState::kPending && k->state != KeyState::kActive) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("kid: key ", S(kid), " is ", KeyStateName(k->state),
-                     "; only pending/active can retire"));
-  }
-  k->state = KeyState::kRetired;
-  k->retired_at = absl::ToUnixSeconds(clock_());
-  KeyRecord result = *k;
-  absl::Status st = Commit((*state)->record, std::move(next));
+  absl::Status st = Retire(next, kid, PolicyFor(std::string(issuer)),
+                           absl::ToUnixSeconds(clock_()));
+  if (!st.ok()) return st;
+  KeyRecord result = *next.FindByKid(kid);
+  st = Commit((*state)->record, std::move(next));
   if (!st.ok()) return st;
   return result;
 }
 
-absl::StatusOr<KeyRecord> KeysetManager::DestroyKey(
-    std::string_view issuer, std::string_view kid, bool force,
-    absl::Duration live_window) {
+absl::StatusOr<KeyRecord> KeysetManager::DestroyKey(std::string_view issuer,
+                                                    std::string_view kid,
+                                                    bool force,
+                                                    std::string_view reason) {
   std::lock_guard admin(admin_mu_);
   auto state = State(issuer);
   if (!state.ok()) return state.status();
   KeysetRecord next = (*state)->record;
-  auto found = FindKey(next, issuer, kid);
-  if (!found.ok()) return found.status();
-  KeyRecord* k = *found;
-  if (k->state == KeyState::kDestroyed) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("kid: key ", S(kid), " is already destroyed"));
-  }
-  int64_t now = absl::ToUnixSeconds(clock_());
-  if (!force && k->state == KeyState::kActive) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "kid: key ", S(kid), " is active; retire it first or force"));
-  }
-  if (!force && k->state == KeyState::kRetired &&
-      now < k->retired_at + absl::ToInt64Seconds(live_window)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("kid: key ", S(kid), " was retired at ", k->retired_at,
-                     "; tokens it signed may still be live; wait or force"));
-  }
-  k->state = KeyState::kDestroyed;
-  if (k->retired_at == 0) k->retired_at = now;
-  KeyRecord result = *k;
+  absl::Status st = Destroy(next, kid, absl::ToUnixSeconds(clock_()), force,
+                            reason, PolicyFor(std::string(issuer)));
+  if (!st.ok()) return st;
+  KeyRecord result = *next.FindByKid(kid);
   // The record first: if another replica changed the keyset meanwhile, the
   // write loses and nothing is destroyed.
-  absl::Status st = Commit((*state)->record, std::move(next));
+  st = Commit((*state)->record, std::move(next));
   if (!st.ok()) return st;
   st = hsm_->DestroyKey(result.id);
   if (!st.ok() && !absl::IsNotFound(st)) {
@@ -618,6 +616,99 @@ absl::StatusOr<int> KeysetManager::SweepOrphans(absl::Duration grace) {
   Flush();
   if (!first_error.ok()) return first_error;
   return swept;
+}
+
+absl::StatusOr<bool> KeysetManager::TickIssuer(const std::string& issuer) {
+  auto state = State(issuer);
+  if (!state.ok()) return state.status();
+  const LifecyclePolicy policy = PolicyFor(issuer);
+  const int64_t now = absl::ToUnixSeconds(clock_());
+  const KeysetRecord& record = (*state)->record;
+  DueStep step = NextDueStep(record, policy, now);
+  const int64_t generation = record.generation;
+  auto report = [&](std::string detail, std::string_view kid = "") {
+    Report({KeysetEvent::Kind::kScheduled, issuer, generation, generation + 1,
+            std::string(kid), std::move(detail)});
+  };
+  switch (step.kind) {
+    case DueStep::Kind::kNone:
+      return false;
+    case DueStep::Kind::kActivate: {
+      auto key = ActivateKeyLocked(issuer, step.kid, false, "");
+      if (!key.ok()) return key.status();
+      report(absl::StrCat("planned activation of key ", key->kid,
+                          " (published since ", key->created_at, ")"),
+             key->kid);
+      return true;
+    }
+    case DueStep::Kind::kSetSchedule: {
+      KeysetRecord next = record;
+      next.next_rotation_at = step.activate_at;
+      if (absl::Status st = Commit(record, std::move(next)); !st.ok())
+        return st;
+      report(absl::StrCat("rotation scheduled: next key active at ",
+                          step.activate_at, " (every ",
+                          policy.rotation_period, " s)"));
+      return true;
+    }
+    case DueStep::Kind::kCreateScheduled: {
+      const KeyRecord* active = record.Active();
+      hsm::SignAlgorithm alg = !policy.algorithms.empty()
+                                   ? policy.algorithms.front()
+                                   : active->alg;
+      auto created = CreateKeyLocked(issuer, alg, step.activate_at);
+      if (!created.ok()) {
+        if (absl::IsFailedPrecondition(created.status()) ||
+            absl::IsInvalidArgument(created.status())) {
+          // E.g. max_published_keys: retried on every tick, reported once
+          // per distinct reason.
+          Report({KeysetEvent::Kind::kRejected, issuer, generation, generation,
+                  "", absl::StrCat("scheduled rotation blocked: ",
+                                   created.status().message())},
+                 "schedule");
+        }
+        return created.status();
+      }
+      report(absl::StrCat("scheduled rotation: created pending key ",
+                          created->kid, ", active at ", step.activate_at),
+             created->kid);
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<int> KeysetManager::Tick() {
+  int steps = 0;
+  absl::Status first_error;
+  {
+    std::lock_guard admin(admin_mu_);
+    std::vector<std::pair<std::string, StatePtr>> current;
+    {
+      std::shared_lock lock(mu_);
+      current.assign(issuers_.begin(), issuers_.end());
+    }
+    const int64_t now = absl::ToUnixSeconds(clock_());
+    for (const auto& [issuer, state] : current) {
+      // A retired key left the JWKS: rebuild without it.
+      if (state->next_change != 0 && now >= state->next_change) {
+        bool changed = false;
+        absl::Status st = ReloadIssuer(issuer, state, &changed);
+        if (!st.ok() && first_error.ok()) first_error = st;
+      }
+      auto stepped = TickIssuer(issuer);
+      if (!stepped.ok()) {
+        // Aborted: another replica made the step (this one reloaded).
+        if (!absl::IsAborted(stepped.status()) && first_error.ok())
+          first_error = stepped.status();
+        continue;
+      }
+      if (*stepped) ++steps;
+    }
+  }
+  Flush();
+  if (!first_error.ok()) return first_error;
+  return steps;
 }
 
 }  // namespace tokensign::keyset

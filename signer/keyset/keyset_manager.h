@@ -54,6 +54,7 @@
 #include "hsm/hsm.h"
 #include "signer/keyset/key_check.h"
 #include "signer/keyset/keyset_record.h"
+#include "signer/keyset/lifecycle.h"
 #include "signer/keyset/record_store.h"
 #include "signer/token/minter.h"
 
@@ -66,6 +67,7 @@ struct KeysetEvent {
     kChanged,   // a changed record was adopted (another replica, a custodian)
     kRejected,  // a record, a key or a look-alike failed a check; not used
     kSwept,     // an HSM key no record names was destroyed
+    kScheduled, // Tick made a planned or scheduled step (activate, create)
   };
   Kind kind = Kind::kChanged;
   std::string issuer;
@@ -76,10 +78,19 @@ struct KeysetEvent {
 };
 using KeysetObserver = std::function<void(const KeysetEvent&)>;
 
-// Result of a rotation: the new active key and the one it replaced (if any).
+enum class RotationMode {
+  // New pending key now; it activates by itself after publish_lead (Tick).
+  kPlanned,
+  // New key active now; the active key is withdrawn from the JWKS now.
+  kEmergency,
+};
+
+// Result of a rotation: the new key (pending with activate_at, or active) and
+// the previously active key as it is now (still active until a planned
+// rotation's activation; withdrawn after an emergency), if there was one.
 struct Rotation {
-  KeyRecord active;
-  std::optional<KeyRecord> retired;
+  KeyRecord created;
+  std::optional<KeyRecord> previous;
 };
 
 class KeysetManager {
@@ -114,6 +125,8 @@ class KeysetManager {
   absl::StatusOr<std::string> Jwks(std::string_view issuer) const;
   // The issuer's record as last loaded or written.
   absl::StatusOr<KeysetRecord> Keyset(std::string_view issuer) const;
+  // The HSM token's label (for pkcs11: URIs of the keys).
+  const std::string& token_label() const { return hsm_->token_label(); }
   // Seconds since activation of the active key, per issuer (issuers without one
   // omitted).
   std::map<std::string, int64_t> ActiveKeyAges() const;
@@ -123,25 +136,44 @@ class KeysetManager {
   absl::StatusOr<KeyRecord> EnsureActiveKey(std::string_view issuer,
                                             hsm::SignAlgorithm alg);
 
-  // Creates a pending key in the HSM and records it.
+  // The lifecycle rules of each issuer (lifecycle.h); an issuer without one
+  // gets LifecyclePolicy{} (no publish lead, no schedule, any algorithm).
+  void SetPolicies(std::map<std::string, LifecyclePolicy> policies);
+
+  // Creates a pending key in the HSM and records it (CheckCreate first).
   absl::StatusOr<KeyRecord> CreateKey(std::string_view issuer,
                                       hsm::SignAlgorithm alg);
-  // pending -> active; the previous active key becomes retired.
+  // pending -> active; the previous active key becomes retired. Refused
+  // before publish_lead unless `force` with a reason.
   absl::StatusOr<KeyRecord> ActivateKey(std::string_view issuer,
-                                        std::string_view kid);
+                                        std::string_view kid,
+                                        bool force = false,
+                                        std::string_view reason = "");
   // pending|active -> retired.
   absl::StatusOr<KeyRecord> RetireKey(std::string_view issuer,
                                       std::string_view kid);
-  // CreateKey + ActivateKey at once (no publish lead yet; the lifecycle work
-  // adds it).
+  // kPlanned: a new pending key that activates publish_lead from now (at
+  // once when publish_lead is 0). kEmergency (reason required): a new key
+  // active now, the active key withdrawn now.
   absl::StatusOr<Rotation> RotateKey(std::string_view issuer,
-                                     hsm::SignAlgorithm alg);
+                                     hsm::SignAlgorithm alg,
+                                     RotationMode mode = RotationMode::kPlanned,
+                                     std::string_view reason = "");
   // Records the key as destroyed, then destroys the HSM objects (a failure
-  // there is left to SweepOrphans). Refuses an active key, or a retired key
-  // retired less than `live_window` ago, unless `force`.
+  // there is left to SweepOrphans). Refuses an active key, and a retired key
+  // still in the JWKS (tokens it signed may be live) unless `force` with a
+  // reason.
   absl::StatusOr<KeyRecord> DestroyKey(std::string_view issuer,
                                        std::string_view kid, bool force,
-                                       absl::Duration live_window);
+                                       std::string_view reason);
+
+  // Runs what is due for each issuer at the clock's now (lifecycle.h
+  // NextDueStep: a planned activation, a scheduled key creation, setting the
+  // schedule), at most one step per issuer per call, and rebuilds JWKS whose
+  // retired keys expired. Replicas may all call it at the same moment: the
+  // record write picks at most one (the others reload). Returns the number
+  // of steps made.
+  absl::StatusOr<int> Tick();
 
   // Destroys private keys labelled "tokensign:<issuer>:<unix time>" of loaded
   // issuers whose CKA_ID the issuer's current record does not name as live:
@@ -159,6 +191,8 @@ class KeysetManager {
     std::string unavailable;  // why the issuer cannot sign, when it cannot
     std::string jwks_json;
     int lookalikes = 0;  // public look-alikes of the record seen at load
+    // When the JWKS changes by itself (a retired key expires); 0 = never.
+    int64_t next_change = 0;
     bool clean() const { return rejected.empty() && unavailable.empty(); }
   };
   using StatePtr = std::shared_ptr<const IssuerState>;
@@ -180,9 +214,14 @@ class KeysetManager {
   // adopted). Caller holds admin_mu_.
   absl::Status Commit(const KeysetRecord& base, KeysetRecord next);
   absl::StatusOr<KeyRecord> CreateKeyLocked(const std::string& issuer,
-                                            hsm::SignAlgorithm alg);
+                                            hsm::SignAlgorithm alg,
+                                            int64_t activate_at = 0);
   absl::StatusOr<KeyRecord> ActivateKeyLocked(const std::string& issuer,
-                                              std::string_view kid);
+                                              std::string_view kid, bool force,
+                                              std::string_view reason);
+  // One due step for the issuer (Tick). Caller holds admin_mu_.
+  absl::StatusOr<bool> TickIssuer(const std::string& issuer);
+  LifecyclePolicy PolicyFor(const std::string& issuer) const;
   void Swap(const std::string& issuer, StatePtr state);
   // Queues an event (kRejected only when its detail differs from the last one
   // reported for the issuer); Flush hands queued events to the observer.
@@ -193,6 +232,7 @@ class KeysetManager {
   RecordStore records_;
   PrivateKeyLoader private_keys_;
   Clock clock_;
+  std::map<std::string, LifecyclePolicy> policies_;  // guarded by admin_mu_
   std::mutex events_mu_;
   KeysetObserver observer_;                               // guarded by events_mu_
   std::vector<KeysetEvent> pending_events_;               // guarded by events_mu_

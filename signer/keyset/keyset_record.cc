@@ -21,6 +21,8 @@ const char* KeyStateName(KeyState state) {
       return "active";
     case KeyState::kRetired:
       return "retired";
+    case KeyState::kWithdrawn:
+      return "withdrawn";
     case KeyState::kDestroyed:
       return "destroyed";
   }
@@ -29,7 +31,7 @@ const char* KeyStateName(KeyState state) {
 
 std::optional<KeyState> ParseKeyState(std::string_view name) {
   for (KeyState s : {KeyState::kPending, KeyState::kActive, KeyState::kRetired,
-                     KeyState::kDestroyed}) {
+                     KeyState::kWithdrawn, KeyState::kDestroyed}) {
     if (name == KeyStateName(s)) return s;
   }
   return std::nullopt;
@@ -38,6 +40,13 @@ std::optional<KeyState> ParseKeyState(std::string_view name) {
 const KeyRecord* KeysetRecord::Active() const {
   for (const KeyRecord& k : keys) {
     if (k.state == KeyState::kActive) return &k;
+  }
+  return nullptr;
+}
+
+const KeyRecord* KeysetRecord::FindByKid(std::string_view kid) const {
+  for (const KeyRecord& k : keys) {
+    if (k.kid == kid) return &k;
   }
   return nullptr;
 }
@@ -74,6 +83,11 @@ std::string SerializeKeysetRecord(const KeysetRecord& record) {
                           {"created_at", k.created_at},
                           {"activated_at", k.activated_at},
                           {"retired_at", k.retired_at}};
+    for (auto [name, value] : {std::pair{"activate_at", k.activate_at},
+                               std::pair{"expires_at", k.expires_at},
+                               std::pair{"withdrawn_at", k.withdrawn_at}}) {
+      if (value != 0) key[name] = value;
+    }
     if (!k.spki.empty()) {
       key["spki"] = absl::WebSafeBase64Escape(
           absl::string_view(k.spki.data(), k.spki.size()));
@@ -85,6 +99,8 @@ std::string SerializeKeysetRecord(const KeysetRecord& record) {
                       {"keys", std::move(keys)}};
   if (!record.writer.empty()) j["writer"] = record.writer;
   if (record.written_at != 0) j["written_at"] = record.written_at;
+  if (record.next_rotation_at != 0)
+    j["next_rotation_at"] = record.next_rotation_at;
   return j.dump();
 }
 
@@ -110,6 +126,11 @@ absl::StatusOr<KeysetRecord> ParseKeysetRecord(std::string_view json_text) {
     if (!j["written_at"].is_number_integer())
       return Bad("written_at", "must be an integer");
     rec.written_at = j["written_at"].get<int64_t>();
+  }
+  if (j.contains("next_rotation_at")) {
+    if (!j["next_rotation_at"].is_number_integer())
+      return Bad("next_rotation_at", "must be an integer");
+    rec.next_rotation_at = j["next_rotation_at"].get<int64_t>();
   }
   if (!j.contains("keys") || !j["keys"].is_array())
     return Bad("keys", "must be an array");
@@ -143,12 +164,15 @@ absl::StatusOr<KeysetRecord> ParseKeysetRecord(std::string_view json_text) {
     auto state = ParseKeyState(e["state"].get<std::string>());
     if (!state)
       return Bad(absl::StrCat(f, ".state"),
-                 "must be pending|active|retired|destroyed");
+                 "must be pending|active|retired|withdrawn|destroyed");
     k.state = *state;
     if (k.state == KeyState::kActive) ++active;
     for (auto [name, out] : {std::pair{"created_at", &k.created_at},
                              std::pair{"activated_at", &k.activated_at},
-                             std::pair{"retired_at", &k.retired_at}}) {
+                             std::pair{"retired_at", &k.retired_at},
+                             std::pair{"activate_at", &k.activate_at},
+                             std::pair{"expires_at", &k.expires_at},
+                             std::pair{"withdrawn_at", &k.withdrawn_at}}) {
       if (!e.contains(name)) continue;
       if (!e[name].is_number_integer())
         return Bad(absl::StrCat(f, ".", name), "must be an integer");

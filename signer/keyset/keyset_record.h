@@ -5,8 +5,10 @@
 //   {"issuer":"dev","generation":N,"writer":"<16 hex>",
 //    "keys":[{"id":"<hex CKA_ID>","kid":"<thumbprint>","alg":"ES256",
 //     "spki":"<base64url DER SubjectPublicKeyInfo>",
-//     "state":"pending|active|retired|destroyed","created_at":<unix s>,
-//     "activated_at":<unix s|0>,"retired_at":<unix s|0>}]}
+//     "state":"pending|active|retired|withdrawn|destroyed",
+//     "created_at":<unix s>,"activated_at":<unix s|0>,"retired_at":<unix s|0>,
+//     "activate_at":<unix s|0>,"expires_at":<unix s|0>,
+//     "withdrawn_at":<unix s|0>}],"next_rotation_at":<unix s|0>}
 // and is stored on the token as the CKO_DATA object named
 // KeysetObjectName(issuer). ParseKeysetRecord rejects malformed records naming
 // the field (keys[1].state: ...), and a record with more than one active key.
@@ -30,8 +32,8 @@
 
 namespace tokensign::keyset {
 
-enum class KeyState { kPending, kActive, kRetired, kDestroyed };
-// "pending" / "active" / "retired" / "destroyed".
+enum class KeyState { kPending, kActive, kRetired, kWithdrawn, kDestroyed };
+// "pending" / "active" / "retired" / "withdrawn" / "destroyed".
 const char* KeyStateName(KeyState state);
 std::optional<KeyState> ParseKeyState(std::string_view name);
 
@@ -41,9 +43,15 @@ struct KeyRecord {
   std::string spki;  // DER SubjectPublicKeyInfo (raw bytes); may be empty
   hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256;
   KeyState state = KeyState::kPending;
-  int64_t created_at = 0;    // unix seconds
+  int64_t created_at = 0;    // unix seconds; also when it was published
   int64_t activated_at = 0;  // 0 = never
   int64_t retired_at = 0;    // 0 = not retired
+  // Planned automatic activation of a pending key; 0 = none.
+  int64_t activate_at = 0;
+  // A retired key leaves the JWKS at this time (retired_at + the retire
+  // window frozen at retirement); 0 = records written before it existed.
+  int64_t expires_at = 0;
+  int64_t withdrawn_at = 0;  // emergency rotation; 0 = not withdrawn
 };
 
 struct KeysetRecord {
@@ -56,12 +64,15 @@ struct KeysetRecord {
   // records of one generation, the smaller writer id wins everywhere.
   std::string writer;
   int64_t written_at = 0;  // unix seconds, the writer's clock
+  // Scheduled rotation: when the next key is due to become active; 0 = none.
+  int64_t next_rotation_at = 0;
   std::vector<KeyRecord> keys;  // oldest first
 
   // The active key, or nullptr.
   const KeyRecord* Active() const;
   // The key with this kid, or nullptr.
   KeyRecord* FindByKid(std::string_view kid);
+  const KeyRecord* FindByKid(std::string_view kid) const;
 };
 
 // "keyset/<issuer>".

@@ -73,12 +73,18 @@ absl::StatusOr<WriteResult> RecordStore::Write(const KeysetRecord& base,
   const std::string name = KeysetObjectName(base.issuer);
   auto before = ReadAll(base.issuer, nullptr);
   if (!before.ok()) return before.status();
+  KeysetRecord empty;
+  empty.issuer = base.issuer;
   const KeysetRecord* on_token = CurrentRecord(*before);
-  const int64_t current_generation =
-      on_token != nullptr ? on_token->generation : 0;
-  if (current_generation != base.generation) {
+  if (on_token == nullptr) on_token = &empty;
+  // Same generation is not enough: a reader may have adopted a racing
+  // writer's copy that lost (and is gone); (generation, writer) names one
+  // write.
+  if (on_token->generation != base.generation ||
+      on_token->writer != base.writer) {
     return WriteResult{false, *on_token};
   }
+  const int64_t current_generation = on_token->generation;
   int copies = 0;
   int64_t newest = 0;
   for (const KeysetRecord& r : *before) {
@@ -96,6 +102,9 @@ absl::StatusOr<WriteResult> RecordStore::Write(const KeysetRecord& base,
   }
   const std::string mine = SerializeKeysetRecord(next);
   if (absl::Status st = hsm_->AddData(name, mine); !st.ok()) {
+    // The token may have made the object although the call failed: take it
+    // back so that a write reported as failed never becomes current.
+    (void)hsm_->RemoveData(name, mine);
     return Prefix(st, absl::StrCat("keyset ", base.issuer, ": writing record"));
   }
   std::vector<std::string> texts;

@@ -9,7 +9,8 @@
 // next) writes `next` (which the caller gives generation base.generation + 1
 // and a fresh RandomWriterId) only if the token's current record is still of
 // base's generation:
-//   1. read the current record; another generation -> not written; two copies
+//   1. read the current record; another write than base (generation and
+//      writer id) -> not written; two copies
 //      of the current generation written less than kSettleSeconds ago -> not
 //      written (a racing writer has not removed its losing copy yet: building
 //      on the wrong one would drop the winner's change);

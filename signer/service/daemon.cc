@@ -92,6 +92,10 @@ void ReportKeysetEvent(const keyset::KeysetEvent& e, audit::AuditLog* audit,
       event = "swept";
       spdlog::warn("keyset {}: {}", e.issuer, e.detail);
       break;
+    case keyset::KeysetEvent::Kind::kScheduled:
+      event = "scheduled";
+      spdlog::info("keyset {}: {}", e.issuer, e.detail);
+      break;
   }
   metrics->CountKeysetEvent(e.issuer, event);
   audit::AuditRecord r;

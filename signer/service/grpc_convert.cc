@@ -1,5 +1,9 @@
 #include "signer/service/grpc_convert.h"
 
+#include <cctype>
+
+#include "absl/strings/str_format.h"
+
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -227,7 +231,8 @@ void ToItemError(const absl::Status& status, v1::ItemError* out) {
   out->set_field(FieldOf(std::string(status.message())));
 }
 
-void ToKeyInfo(const keyset::KeyRecord& key, v1::KeyInfo* out) {
+void ToKeyInfo(const keyset::KeyRecord& key, v1::KeyInfo* out,
+               std::string_view token_label) {
   out->set_id(key.id);
   out->set_kid(key.kid);
   out->set_alg(std::string(hsm::SignAlgorithmName(key.alg)));
@@ -241,14 +246,42 @@ void ToKeyInfo(const keyset::KeyRecord& key, v1::KeyInfo* out) {
     case keyset::KeyState::kRetired:
       out->set_state(v1::RETIRED);
       break;
+    case keyset::KeyState::kWithdrawn:
+      out->set_state(v1::WITHDRAWN);
+      break;
     case keyset::KeyState::kDestroyed:
       out->set_state(v1::DESTROYED);
       break;
   }
   *out->mutable_created_at() = Seconds(key.created_at);
+  *out->mutable_published_at() = Seconds(key.created_at);
   if (key.activated_at != 0)
     *out->mutable_activated_at() = Seconds(key.activated_at);
   if (key.retired_at != 0) *out->mutable_retired_at() = Seconds(key.retired_at);
+  if (key.activate_at != 0)
+    *out->mutable_activate_at() = Seconds(key.activate_at);
+  if (key.state == keyset::KeyState::kRetired && key.expires_at != 0)
+    *out->mutable_expires_from_jwks_at() = Seconds(key.expires_at);
+  if (key.withdrawn_at != 0)
+    *out->mutable_withdrawn_at() = Seconds(key.withdrawn_at);
+  if (!token_label.empty()) {
+    // RFC 7512: every CKA_ID byte percent-encoded; the label's reserved
+    // characters too.
+    std::string uri = "pkcs11:token=";
+    for (unsigned char c : token_label) {
+      if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+        uri += static_cast<char>(c);
+      else
+        absl::StrAppendFormat(&uri, "%%%02X", c);
+    }
+    uri += ";id=";
+    for (size_t i = 0; i + 1 < key.id.size(); i += 2) {
+      uri += '%';
+      uri += key.id.substr(i, 2);
+    }
+    uri += ";type=private";
+    out->set_pkcs11_uri(uri);
+  }
 }
 
 }  // namespace tokensign::service

@@ -52,7 +52,10 @@ absl::StatusOr<token::TokenRequest> ToTokenRequest(
 void ToResponse(const token::MintedToken& minted, v1::SignTokenResponse* out);
 // Fills an ItemError: code, message and the field the message names.
 void ToItemError(const absl::Status& status, v1::ItemError* out);
-void ToKeyInfo(const keyset::KeyRecord& key, v1::KeyInfo* out);
+// The record of a key as KeyAdmin answers it; with the HSM token's label, also
+// the key's RFC 7512 URI (pkcs11:token=...;id=...;type=private).
+void ToKeyInfo(const keyset::KeyRecord& key, v1::KeyInfo* out,
+               std::string_view token_label = "");
 
 }  // namespace tokensign::service
 

@@ -15,8 +15,6 @@
 namespace tokensign::service {
 namespace {
 
-constexpr int64_t kDestroySkewSeconds = 300;
-
 absl::Time Deadline(const grpc::CallbackServerContext* ctx) {
   auto tp = ctx->deadline();
   if (tp == std::chrono::system_clock::time_point::max())
@@ -285,7 +283,7 @@ grpc::ServerUnaryReactor* KeyAdminService::CreateKey(
         auto key = core_->keys().CreateKey(req.issuer(), *alg);
         if (!key.ok()) return key.status();
         *kid = key->kid;
-        ToKeyInfo(*key, resp->mutable_key());
+        ToKeyInfo(*key, resp->mutable_key(), core_->keys().token_label());
         return absl::OkStatus();
       });
 }
@@ -300,7 +298,7 @@ grpc::ServerUnaryReactor* KeyAdminService::ListKeys(
         auto keyset = core_->keys().Keyset(req.issuer());
         if (!keyset.ok()) return keyset.status();
         for (const keyset::KeyRecord& k : keyset->keys)
-          ToKeyInfo(k, resp->add_keys());
+          ToKeyInfo(k, resp->add_keys(), core_->keys().token_label());
         return absl::OkStatus();
       });
 }
@@ -314,12 +312,17 @@ grpc::ServerUnaryReactor* KeyAdminService::RotateKey(
              std::string* kid) {
         auto alg = AlgFor(core_, req.issuer(), req.alg());
         if (!alg.ok()) return alg.status();
-        auto rotation = core_->keys().RotateKey(req.issuer(), *alg);
+        const keyset::RotationMode mode =
+            req.mode() == v1::EMERGENCY ? keyset::RotationMode::kEmergency
+                                        : keyset::RotationMode::kPlanned;
+        auto rotation =
+            core_->keys().RotateKey(req.issuer(), *alg, mode, req.reason());
         if (!rotation.ok()) return rotation.status();
-        *kid = rotation->active.kid;
-        ToKeyInfo(rotation->active, resp->mutable_active());
-        if (rotation->retired)
-          ToKeyInfo(*rotation->retired, resp->mutable_retired());
+        *kid = rotation->created.kid;
+        const std::string& label = core_->keys().token_label();
+        ToKeyInfo(rotation->created, resp->mutable_active(), label);
+        if (rotation->previous)
+          ToKeyInfo(*rotation->previous, resp->mutable_retired(), label);
         return absl::OkStatus();
       });
 }
@@ -332,9 +335,10 @@ grpc::ServerUnaryReactor* KeyAdminService::ActivateKey(
       [this](const v1::ActivateKeyRequest& req, v1::ActivateKeyResponse* resp,
              std::string* kid) {
         *kid = req.kid();
-        auto key = core_->keys().ActivateKey(req.issuer(), req.kid());
+        auto key = core_->keys().ActivateKey(req.issuer(), req.kid(),
+                                            req.force(), req.reason());
         if (!key.ok()) return key.status();
-        ToKeyInfo(*key, resp->mutable_key());
+        ToKeyInfo(*key, resp->mutable_key(), core_->keys().token_label());
         return absl::OkStatus();
       });
 }
@@ -349,7 +353,7 @@ grpc::ServerUnaryReactor* KeyAdminService::RetireKey(
         *kid = req.kid();
         auto key = core_->keys().RetireKey(req.issuer(), req.kid());
         if (!key.ok()) return key.status();
-        ToKeyInfo(*key, resp->mutable_key());
+        ToKeyInfo(*key, resp->mutable_key(), core_->keys().token_label());
         return absl::OkStatus();
       });
 }
@@ -362,20 +366,10 @@ grpc::ServerUnaryReactor* KeyAdminService::DestroyKey(
       [this](const v1::DestroyKeyRequest& req, v1::DestroyKeyResponse* resp,
              std::string* kid) {
         *kid = req.kid();
-        auto snap = core_->policy();
-        auto it = snap->config.issuers.find(req.issuer());
-        if (it == snap->config.issuers.end()) {
-          return absl::NotFoundError("issuer: unknown issuer \"" +
-                                     req.issuer() + "\"");
-        }
-        const token::IssuerPolicy& p = it->second.policy;
-        absl::Duration live =
-            absl::Seconds(std::max(p.max_ttl_access, p.max_ttl_transaction) +
-                          kDestroySkewSeconds);
         auto key = core_->keys().DestroyKey(req.issuer(), req.kid(),
-                                            req.force(), live);
+                                            req.force(), req.reason());
         if (!key.ok()) return key.status();
-        ToKeyInfo(*key, resp->mutable_key());
+        ToKeyInfo(*key, resp->mutable_key(), core_->keys().token_label());
         return absl::OkStatus();
       });
 }

@@ -254,12 +254,14 @@ TEST_F(BadInputTest, KeyIds) {
   }
   EXPECT_EQ(hsm_->FindKey(unknown).status().code(),
             absl::StatusCode::kNotFound);
+  // Signing needs the key to exist: a precondition, not a lookup (a key
+  // that vanished under a signer must not read as "unknown issuer/kid").
   EXPECT_EQ(hsm_->Sign(unknown, SignAlgorithm::kES256, "m").status().code(),
-            absl::StatusCode::kNotFound);
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(hsm_->SignDigest(unknown, SignAlgorithm::kES256, std::string(32, 0))
                 .status()
                 .code(),
-            absl::StatusCode::kNotFound);
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(hsm_->PublicKey(unknown).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(hsm_->DestroyKey(unknown).code(), absl::StatusCode::kNotFound);

@@ -36,6 +36,9 @@ TEST_F(KeysetManagerTest, EmptyKeysetHasNoActiveKeyAndEmptyJwks) {
 }
 
 TEST_F(KeysetManagerTest, LifecycleStatesJwksAndRefusals) {
+  LifecyclePolicy policy;
+  policy.retire_window = 3600;
+  keys_->SetPolicies({{issuer_, policy}});
   // Create: pending, published, not used for signing; kid = thumbprint.
   auto a = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
   ASSERT_TRUE(a.ok()) << a.status();
@@ -78,12 +81,11 @@ TEST_F(KeysetManagerTest, LifecycleStatesJwksAndRefusals) {
             absl::StatusCode::kFailedPrecondition);  // already retired
 
   // Destroy refusals: the active key, a retired key inside its live window.
-  const absl::Duration live = absl::Seconds(3600);
-  auto refused = keys_->DestroyKey(issuer_, b->kid, false, live);
+  auto refused = keys_->DestroyKey(issuer_, b->kid, false, "");
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("active"), std::string::npos);
   now_ = kStart + 20 + 3599;
-  refused = keys_->DestroyKey(issuer_, a->kid, false, live);
+  refused = keys_->DestroyKey(issuer_, a->kid, false, "");
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("live"), std::string::npos);
   EXPECT_TRUE(hsm_->PublicKey(a->id).ok());  // nothing destroyed
@@ -91,13 +93,13 @@ TEST_F(KeysetManagerTest, LifecycleStatesJwksAndRefusals) {
   // After the window: destroyed in the HSM, gone from the JWKS, kept in the
   // record.
   now_ = kStart + 20 + 3600;
-  auto destroyed = keys_->DestroyKey(issuer_, a->kid, false, live);
+  auto destroyed = keys_->DestroyKey(issuer_, a->kid, false, "");
   ASSERT_TRUE(destroyed.ok()) << destroyed.status();
   EXPECT_EQ(destroyed->state, KeyState::kDestroyed);
   EXPECT_FALSE(hsm_->PublicKey(a->id).ok());
   EXPECT_EQ(StateOf(a->kid), KeyState::kDestroyed);
   EXPECT_EQ(JwksKids(), std::set<std::string>{b->kid});
-  EXPECT_EQ(keys_->DestroyKey(issuer_, a->kid, true, live).status().code(),
+  EXPECT_EQ(keys_->DestroyKey(issuer_, a->kid, true, "again").status().code(),
             absl::StatusCode::kFailedPrecondition);  // already destroyed
   EXPECT_EQ(keys_->RetireKey(issuer_, a->kid).status().code(),
             absl::StatusCode::kFailedPrecondition);
@@ -111,13 +113,16 @@ TEST_F(KeysetManagerTest, LifecycleStatesJwksAndRefusals) {
   EXPECT_EQ(JwksKids(), std::set<std::string>{b->kid});
 }
 
-TEST_F(KeysetManagerTest, PendingKeyRetiresAndForceDestroysActive) {
+// A pending key never signed: retired, it leaves the JWKS at once. The
+// active key is never destroyed, forced or not (rotate or retire it first).
+TEST_F(KeysetManagerTest, PendingKeyRetiresAtOnceAndActiveKeyIsNeverDestroyed) {
   auto p = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
   ASSERT_TRUE(p.ok()) << p.status();
   auto retired = keys_->RetireKey(issuer_, p->kid);
   ASSERT_TRUE(retired.ok()) << retired.status();
   EXPECT_EQ(retired->state, KeyState::kRetired);
   EXPECT_EQ(retired->retired_at, kStart);
+  EXPECT_TRUE(JwksKids().empty());
 
   auto a = keys_->EnsureActiveKey(issuer_, hsm::SignAlgorithm::kES256);
   ASSERT_TRUE(a.ok()) << a.status();
@@ -126,27 +131,27 @@ TEST_F(KeysetManagerTest, PendingKeyRetiresAndForceDestroysActive) {
   EXPECT_EQ(again->kid, a->kid);  // idempotent: no second key
   EXPECT_EQ(keys_->Keyset(issuer_)->keys.size(), 2u);
 
-  auto forced = keys_->DestroyKey(issuer_, a->kid, true, absl::Hours(1));
-  ASSERT_TRUE(forced.ok()) << forced.status();
-  EXPECT_EQ(forced->state, KeyState::kDestroyed);
-  EXPECT_EQ(keys_->ActiveKey(issuer_).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(JwksKids(), std::set<std::string>{p->kid});
+  auto forced = keys_->DestroyKey(issuer_, a->kid, true, "compromised");
+  EXPECT_EQ(forced.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(forced.status().message().find("active"), std::string::npos)
+      << forced.status();
+  EXPECT_TRUE(keys_->ActiveKey(issuer_).ok());
+  EXPECT_EQ(JwksKids(), std::set<std::string>{a->kid});
 }
 
 TEST_F(KeysetManagerTest, RotateReturnsNewActiveAndRetiredPrevious) {
   auto first = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
   ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(first->active.state, KeyState::kActive);
-  EXPECT_FALSE(first->retired.has_value());
+  EXPECT_EQ(first->created.state, KeyState::kActive);
+  EXPECT_FALSE(first->previous.has_value());
   now_ = kStart + 5;
   auto second = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES384);
   ASSERT_TRUE(second.ok()) << second.status();
-  ASSERT_TRUE(second->retired.has_value());
-  EXPECT_EQ(second->retired->kid, first->active.kid);
-  EXPECT_EQ(second->retired->state, KeyState::kRetired);
-  EXPECT_EQ(second->retired->retired_at, kStart + 5);
-  EXPECT_EQ(second->active.alg, hsm::SignAlgorithm::kES384);
+  ASSERT_TRUE(second->previous.has_value());
+  EXPECT_EQ(second->previous->kid, first->created.kid);
+  EXPECT_EQ(second->previous->state, KeyState::kRetired);
+  EXPECT_EQ(second->previous->retired_at, kStart + 5);
+  EXPECT_EQ(second->created.alg, hsm::SignAlgorithm::kES384);
   EXPECT_EQ((*keys_->ActiveKey(issuer_))->alg, hsm::SignAlgorithm::kES384);
 }
 
@@ -181,7 +186,7 @@ TEST_F(KeysetManagerTest, RecordPersistsInHsmAndReloadSeesSameState) {
             nlohmann::json::parse(jwks_before));
   auto active = keys_->ActiveKey(issuer_);
   ASSERT_TRUE(active.ok()) << active.status();
-  EXPECT_EQ((*active)->kid, a->active.kid);
+  EXPECT_EQ((*active)->kid, a->created.kid);
   EXPECT_EQ(StateOf(b->kid), KeyState::kPending);
 }
 
@@ -249,7 +254,7 @@ TEST_F(KeysetManagerTest, StaleRecordLeftByACrashLosesToTheNewerGeneration) {
   ASSERT_TRUE(keys_->Load({issuer_}).ok());
   EXPECT_EQ(SerializeKeysetRecord(*keys_->Keyset(issuer_)),
             SerializeKeysetRecord(*current));
-  EXPECT_EQ((*keys_->ActiveKey(issuer_))->kid, second->active.kid);
+  EXPECT_EQ((*keys_->ActiveKey(issuer_))->kid, second->created.kid);
 
   ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
   EXPECT_EQ(hsm_->GetAllData(KeysetObjectName(issuer_))->size(), 1u);
@@ -347,7 +352,7 @@ TEST_F(KeysetManagerTest, RefreshPicksUpAnotherReplicasRotation) {
   ASSERT_TRUE(changed.ok()) << changed.status();
   EXPECT_EQ(*changed, 1);
   auto after = *replica->ActiveKey(issuer_);
-  EXPECT_EQ(after->kid, rotated->active.kid);
+  EXPECT_EQ(after->kid, rotated->created.kid);
   EXPECT_EQ(after->alg, hsm::SignAlgorithm::kES384);
   EXPECT_EQ(nlohmann::json::parse(*replica->Jwks(issuer_)),
             nlohmann::json::parse(*keys_->Jwks(issuer_)));
