@@ -303,6 +303,20 @@ KeysetManager::ActiveKey(std::string_view issuer) const {
   return (*state)->active;
 }
 
+absl::StatusOr<KeysetManager::VerificationKey>
+KeysetManager::VerificationKeyFor(std::string_view issuer,
+                                  std::string_view kid) const {
+  auto state = State(issuer);
+  if (!state.ok()) return state.status();
+  auto it = (*state)->public_keys.find(std::string(kid));
+  const KeyRecord* rec = (*state)->record.FindByKid(kid);
+  if (it == (*state)->public_keys.end() || rec == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "kid: \"", S(kid), "\" is not a published key of issuer ", S(issuer)));
+  }
+  return VerificationKey{it->second, rec->alg, rec->state};
+}
+
 absl::StatusOr<std::string> KeysetManager::Jwks(std::string_view issuer) const {
   auto state = State(issuer);
   if (!state.ok()) return state.status();

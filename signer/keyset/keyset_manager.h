@@ -121,6 +121,16 @@ class KeysetManager {
   // active key.
   absl::StatusOr<std::shared_ptr<const token::SigningKey>> ActiveKey(
       std::string_view issuer) const;
+  // A key that verifies the issuer's tokens now: published (pending, active,
+  // or retired and not yet expired), checked at load; never a withdrawn or
+  // destroyed key. NotFound when the issuer has no such kid.
+  struct VerificationKey {
+    std::shared_ptr<EVP_PKEY> public_key;
+    hsm::SignAlgorithm alg;
+    KeyState state;
+  };
+  absl::StatusOr<VerificationKey> VerificationKeyFor(std::string_view issuer,
+                                                     std::string_view kid) const;
   // {"keys":[...]} with every pending, active and retired key, as JSON text.
   absl::StatusOr<std::string> Jwks(std::string_view issuer) const;
   // The issuer's record as last loaded or written.
