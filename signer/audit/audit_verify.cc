@@ -240,7 +240,8 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(const std::string& path,
       }
       break;
     }
-    if (p->type == LineType::kGenesis) tracker.StartSegment(p->log_id);
+    if (p->type == LineType::kGenesis)
+      tracker.StartSegment(p->log_id, p->instance);
     const std::string line_hash = Sha256Hex(l.text);
     if (auto b = tracker.OnLine(*p, *l.file_ref, l.number, line_hash)) {
       fail(l.file, l.number, b->first, std::move(b->second));

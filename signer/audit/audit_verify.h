@@ -82,7 +82,9 @@ struct VerifyReport {
   int64_t anchored_lines = 0;
   int64_t unanchored_lines = 0;    // after anchored_seq (checkpoints aside)
   int64_t unanchored_records = 0;  // decision records among them
+  std::string instance;  // daemon instance (genesis or checkpoints)
   std::optional<CheckpointRef> last_checkpoint;
+  std::optional<CheckpointRef> last_checkpoint_prev;  // the one it names
   std::string last_checkpoint_file;
   int64_t last_checkpoint_line = 0;
   bool last_checkpoint_final = false;  // written at clean shutdown

@@ -64,12 +64,14 @@ OJson RefJson(const CheckpointRef& r) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const CheckpointKey>> CheckpointKey::Create(
-    std::shared_ptr<EVP_PKEY> key, hsm::SignAlgorithm alg) {
+    std::shared_ptr<EVP_PKEY> key, hsm::SignAlgorithm alg,
+    const EVP_PKEY* public_key) {
   if (key == nullptr)
     return absl::InvalidArgumentError("audit checkpoint key: missing");
-  auto kid = token::JwkThumbprint(key.get());
+  const EVP_PKEY* pub = public_key != nullptr ? public_key : key.get();
+  auto kid = token::JwkThumbprint(pub);
   if (!kid.ok()) return kid.status();
-  auto jwk = token::PublishedJwk(key.get(), alg, *kid);
+  auto jwk = token::PublishedJwk(pub, alg, *kid);
   if (!jwk.ok()) return jwk.status();
   auto out = std::make_shared<CheckpointKey>();
   out->key = std::move(key);

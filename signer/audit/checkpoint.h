@@ -76,10 +76,13 @@ struct CheckpointKey {
   hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256;
   std::string kid;         // RFC 7638 thumbprint of the public key
   std::string public_jwk;  // JSON text: the published JWK (kid, alg, use)
-  // Computes kid and the JWK; fails if `key` does not fit `alg`.
+  // Computes kid and the JWK from `public_key` (null = from `key`, which then
+  // must expose its public half; an HSM-backed key is given its proven
+  // public key); fails if the key does not fit `alg`.
   static absl::StatusOr<std::shared_ptr<const CheckpointKey>> Create(
       std::shared_ptr<EVP_PKEY> key,
-      hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256);
+      hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256,
+      const EVP_PKEY* public_key = nullptr);
 };
 
 // 128 random bits as 32 lowercase hex characters.

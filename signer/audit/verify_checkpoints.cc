@@ -4,13 +4,16 @@
 
 namespace tokensign::audit {
 
-void CheckpointTracker::StartSegment(const std::string& log_id) {
+void CheckpointTracker::StartSegment(const std::string& log_id,
+                                     const std::string& instance) {
+  instance_ = instance;
   // Lines the previous segment left unanchored belong to the lost log that
   // the new segment's genesis acknowledges.
   log_id_ = log_id;
   window_.clear();
   anchored_seq_ = -1;
   last_.reset();
+  last_prev_.reset();
   after_final_ = false;
 }
 
@@ -98,6 +101,8 @@ std::optional<std::pair<BreakKind, std::string>> CheckpointTracker::OnLine(
     last_file_ = file;
     last_line_ = line_no;
     last_final_ = payload->final;
+    last_prev_ = payload->prev;
+    instance_ = payload->instance;
     after_final_ = payload->final;
   }
   Covered c{p.seq, {}, &file, line_no,
@@ -119,7 +124,9 @@ void CheckpointTracker::Fill(VerifyReport* r) const {
     ++r->unanchored_lines;
     if (c.type == LineType::kDecision) ++r->unanchored_records;
   }
+  r->instance = instance_;
   r->last_checkpoint = last_;
+  r->last_checkpoint_prev = last_prev_;
   r->last_checkpoint_file = last_file_;
   r->last_checkpoint_line = last_line_;
   r->last_checkpoint_final = last_final_;

@@ -29,7 +29,7 @@ class CheckpointTracker {
   explicit CheckpointTracker(const CheckpointTrust& trust) : trust_(trust) {}
 
   // A genesis record starts a (new) segment of the chain.
-  void StartSegment(const std::string& log_id);
+  void StartSegment(const std::string& log_id, const std::string& instance);
 
   // `line_hash` = hex SHA-256 of the line; `file` must outlive the tracker.
   // Returns the break, if this line is one.
@@ -53,6 +53,8 @@ class CheckpointTracker {
   };
   const CheckpointTrust& trust_;
   std::string log_id_;
+  std::string instance_;
+  std::optional<CheckpointRef> last_prev_;
   std::deque<Covered> window_;  // lines after anchored_seq_
   int64_t anchored_seq_ = -1;
   int64_t anchored_lines_ = 0;  // lines of the chain up to anchored_seq_

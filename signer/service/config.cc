@@ -165,8 +165,33 @@ absl::Status ParseAudit(const toml::table& t, AuditConfig* out) {
   RETURN_IF_ERROR(r.Integer("rotate_bytes", &out->rotate_bytes, 0, INT64_MAX));
   RETURN_IF_ERROR(
       r.Integer("commit_linger_us", &out->commit_linger_us, 0, 100000));
+  RETURN_IF_ERROR(r.String("instance", &out->instance));
+  RETURN_IF_ERROR(r.Integer("checkpoint_every_records",
+                            &out->checkpoint_every_records, 1, 100000000));
+  RETURN_IF_ERROR(r.Integer("checkpoint_every_seconds",
+                            &out->checkpoint_every_seconds, 1, 86400));
+  std::string alg(hsm::SignAlgorithmName(out->checkpoint_alg));
+  RETURN_IF_ERROR(r.String("checkpoint_alg", &alg));
+  auto parsed = hsm::ParseSignAlgorithm(alg);
+  if (!parsed || (*parsed != hsm::SignAlgorithm::kES256 &&
+                  *parsed != hsm::SignAlgorithm::kES384 &&
+                  *parsed != hsm::SignAlgorithm::kEdDSA)) {
+    return Bad("audit.checkpoint_alg",
+               absl::StrCat("must be ES256, ES384 or EdDSA, got \"", alg,
+                            "\""));
+  }
+  out->checkpoint_alg = *parsed;
   RETURN_IF_ERROR(r.CheckUnknown());
   if (out->path.empty()) return Bad("audit.path", "must not be empty");
+  if (out->instance.size() > 128 ||
+      !std::all_of(out->instance.begin(), out->instance.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+      })) {
+    return Bad("audit.instance",
+               "must be at most 128 characters of [A-Za-z0-9._-] (empty = the "
+               "host name)");
+  }
   return absl::OkStatus();
 }
 
@@ -502,6 +527,9 @@ Config DevConfig(const std::string& state_dir, const std::string& module_path) {
   cfg.hsm.pin_file = state_dir + "/pin";
   cfg.server.insecure = true;
   cfg.audit.path = state_dir + "/audit.log";
+  // Its own instance name: a config-mode daemon on the dev token (default
+  // instance = the host name) keeps its own log and anchor.
+  cfg.audit.instance = "dev";
   IssuerConfig dev;
   dev.name = "dev";
   dev.algorithm = hsm::SignAlgorithm::kES256;
@@ -547,6 +575,12 @@ std::vector<std::string> KeepRestartOnlySections(const Config& running, Config* 
   note("audit.durability", aa.durability != ab.durability);
   note("audit.rotate_bytes", aa.rotate_bytes != ab.rotate_bytes);
   note("audit.commit_linger_us", aa.commit_linger_us != ab.commit_linger_us);
+  note("audit.instance", aa.instance != ab.instance);
+  note("audit.checkpoint_every_records",
+       aa.checkpoint_every_records != ab.checkpoint_every_records);
+  note("audit.checkpoint_every_seconds",
+       aa.checkpoint_every_seconds != ab.checkpoint_every_seconds);
+  note("audit.checkpoint_alg", aa.checkpoint_alg != ab.checkpoint_alg);
   next->server = running.server;
   next->hsm = running.hsm;
   next->audit = running.audit;

@@ -54,6 +54,17 @@ struct AuditConfig {
   // (audit.commit_linger_us; see AuditLogOptions::commit_linger); -1 = the
   // audit log's default.
   int64_t commit_linger_us = -1;
+  // Signed checkpoints (signer/audit/checkpoint.h), anchored in the HSM:
+  // every checkpoint_every_records decision records or
+  // checkpoint_every_seconds, whichever comes first (only when records were
+  // added), signed by this instance's audit key (checkpoint_alg, generated in
+  // the HSM). `instance` names this daemon's log and anchor ([A-Za-z0-9._-],
+  // at most 128; empty = the host name). A replica under a new name begins a
+  // new log.
+  std::string instance;
+  int64_t checkpoint_every_records = 1000;
+  int64_t checkpoint_every_seconds = 10;
+  hsm::SignAlgorithm checkpoint_alg = hsm::SignAlgorithm::kES256;
 };
 
 // A caller known by its client-certificate identity: an id containing ':' is a

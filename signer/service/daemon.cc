@@ -30,6 +30,8 @@
 #include "hsm/provider/provider_keys.h"
 #include "signer/audit/audit_log.h"
 #include "signer/keyset/keyset_manager.h"
+#include "signer/service/audit_hsm.h"
+#include "signer/service/audit_service.h"
 #include "signer/service/grpc_services.h"
 #include "signer/service/http/http_server.h"
 #include "signer/service/http/metrics.h"
@@ -120,12 +122,16 @@ struct Daemon::Parts {
   std::shared_ptr<hsm::Hsm> hsm;
   std::shared_ptr<hsm::provider::HsmKeyProvider> provider;
   std::unique_ptr<keyset::KeysetManager> keys;
+  std::unique_ptr<HsmAnchorStore> audit_anchors;  // outlives `audit`
+  std::string audit_instance;
+  std::string audit_jwks;  // this instance's audit keys
   std::unique_ptr<audit::AuditLog> audit;
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<SigningCore> core;
   std::unique_ptr<WorkPool> pool;
   std::unique_ptr<TokenSignerService> signer_service;
   std::unique_ptr<KeyAdminService> admin_service;
+  std::unique_ptr<AuditAdminService> audit_service;
   std::unique_ptr<grpc::Server> server;
   boost::asio::io_context io;
   std::unique_ptr<HttpServer> http;
@@ -355,9 +361,45 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   audit_opts.rotate_bytes = cfg.audit.rotate_bytes;
   if (cfg.audit.commit_linger_us >= 0)
     audit_opts.commit_linger = absl::Microseconds(cfg.audit.commit_linger_us);
+  // Signed checkpoints, anchored in the HSM (issue 12).
+  p->audit_instance = cfg.audit.instance;
+  if (p->audit_instance.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
+      return absl::FailedPreconditionError(
+          "audit.instance: empty and the host name is unavailable; set it");
+    }
+    p->audit_instance = host;
+  }
+  auto audit_key =
+      LoadAuditKey(*p->hsm,
+                   [prov = p->provider](std::string_view id) {
+                     return prov->PrivateKey(id);
+                   },
+                   p->audit_instance, cfg.audit.checkpoint_alg);
+  if (!audit_key.ok()) return audit_key.status();
+  p->audit_jwks = audit_key->jwks_json;
+  p->audit_anchors = std::make_unique<HsmAnchorStore>(p->hsm);
+  audit_opts.checkpoint_key = audit_key->current;
+  audit_opts.checkpoint_every_records = cfg.audit.checkpoint_every_records;
+  audit_opts.checkpoint_every =
+      absl::Seconds(cfg.audit.checkpoint_every_seconds);
+  audit_opts.instance = p->audit_instance;
+  audit_opts.anchors = p->audit_anchors.get();
   auto audit = audit::AuditLog::Open(audit_opts);
   if (!audit.ok()) return audit.status();
   p->audit = std::move(*audit);
+  if (absl::Status st = p->audit->health(); !st.ok()) {
+    // Refused (lost, truncated, replaced or rewritten): the daemon runs, so a
+    // custodian can acknowledge it (AuditAdmin.AcknowledgeAuditLoss), but
+    // signs nothing and is not ready until then.
+    spdlog::error("audit: {}", std::string(st.message()));
+  } else {
+    spdlog::info("audit: log {} of instance \"{}\", checkpoints signed by "
+                 "audit key {}",
+                 p->audit->log_id(), p->audit_instance,
+                 audit_key->current->kid);
+  }
 
   p->metrics = std::make_unique<Metrics>();
   p->hsm_errors = [m = p->metrics.get()](std::string_view function, CK_RV) {
@@ -387,6 +429,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
       p->core.get(), p->pool.get(), metrics);
   p->admin_service =
       std::make_unique<KeyAdminService>(p->core.get(), p->pool.get(), metrics);
+  p->audit_service = std::make_unique<AuditAdminService>(AuditAdminDeps{
+      p->core.get(), p->pool.get(), metrics, p->audit.get(),
+      p->audit_anchors.get(), p->hsm.get(), p->audit_instance, p->audit_jwks});
 
   // gRPC: mTLS unless plaintext is both asked for and on loopback.
   std::shared_ptr<grpc::ServerCredentials> creds;
@@ -418,6 +463,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   builder.AddListeningPort(cfg.server.grpc_listen, creds, &p->grpc_port);
   builder.RegisterService(p->signer_service.get());
   builder.RegisterService(p->admin_service.get());
+  builder.RegisterService(p->audit_service.get());
   p->server = builder.BuildAndStart();
   if (p->server == nullptr || p->grpc_port == 0) {
     return absl::UnavailableError(absl::StrCat(
@@ -434,6 +480,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
     HttpHandlers handlers;
     handlers.jwks = [parts](std::string_view issuer) {
       return parts->keys->Jwks(issuer);
+    };
+    handlers.audit_jwks = [parts]() -> absl::StatusOr<std::string> {
+      return parts->audit_jwks;
     };
     handlers.ready = [parts] { return parts->ReadyStatus(); };
     handlers.metrics = [parts] {

@@ -110,6 +110,34 @@ clients = ["app"]
   EXPECT_FALSE(corp.policy.verify_before_release);
 }
 
+// Issue 12: audit checkpoints and the instance name their anchor is kept
+// under.
+TEST(ConfigTest, AuditCheckpointSettings) {
+  auto cfg = ParseConfig(kMinimal);
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->audit.instance, "");  // the host name at start
+  EXPECT_EQ(cfg->audit.checkpoint_every_records, 1000);
+  EXPECT_EQ(cfg->audit.checkpoint_every_seconds, 10);
+  EXPECT_EQ(cfg->audit.checkpoint_alg, hsm::SignAlgorithm::kES256);
+  cfg = ParseConfig(std::string(kMinimal) +
+                    "[audit]\ninstance = \"replica-a.eu\"\n"
+                    "checkpoint_every_records = 50\n"
+                    "checkpoint_every_seconds = 2\ncheckpoint_alg = \"EdDSA\"\n");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->audit.instance, "replica-a.eu");
+  EXPECT_EQ(cfg->audit.checkpoint_every_records, 50);
+  EXPECT_EQ(cfg->audit.checkpoint_every_seconds, 2);
+  EXPECT_EQ(cfg->audit.checkpoint_alg, hsm::SignAlgorithm::kEdDSA);
+  EXPECT_EQ(Err(std::string(kMinimal) + "[audit]\ninstance = \"a:b\"\n"),
+            "audit.instance: must be at most 128 characters of "
+            "[A-Za-z0-9._-] (empty = the host name)");
+  EXPECT_EQ(Err(std::string(kMinimal) + "[audit]\ncheckpoint_alg = \"RS256\"\n"),
+            "audit.checkpoint_alg: must be ES256, ES384 or EdDSA, got \"RS256\"");
+  EXPECT_EQ(
+      Err(std::string(kMinimal) + "[audit]\ncheckpoint_every_records = 0\n"),
+      "audit.checkpoint_every_records: must be 1..100000000, got 0");
+}
+
 TEST(ConfigTest, OutOfRangeNamesKeyPath) {
   std::string text = std::string(kMinimal) + "max_chain_depth = 40\n";
   EXPECT_EQ(Err(text), "issuers.dev.max_chain_depth: must be 0..16, got 40");

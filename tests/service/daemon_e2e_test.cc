@@ -473,6 +473,8 @@ TEST(DaemonE2ETest, ReplicasOnOneHsmPickUpEachOthersRotation) {
            "/pin\"\n\n[server]\ninsecure = true\nkeyset_refresh_seconds = 1\n\n"
            "[audit]\npath = \"" +
            h.Path(name + "-audit.log") +
+           // Replicas on one HSM: each its own audit log and anchor.
+           "\"\ninstance = \"replica-" + name +
            "\"\n\n[[callers]]\nid = \"loopback\"\nroles = [\"signer\", "
            "\"custodian\"]\nissuers = [\"dev\"]\n\n[issuers.dev]\niss = "
            "\"https://issuer.example\"\naudiences = [\"https://api.example\"]\n"

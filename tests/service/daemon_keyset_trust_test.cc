@@ -33,6 +33,8 @@ std::string Config(DaemonHarness& h, const std::string& state,
          state + "/pin\"\n\n[server]\ninsecure = true\nkeyset_refresh_seconds = " +
          std::to_string(refresh_seconds) + "\n\n[audit]\npath = \"" +
          h.Path(name + "-audit.log") +
+         // Replicas on one HSM: each its own audit log and anchor.
+         "\"\ninstance = \"replica-" + name +
          "\"\n\n[[callers]]\nid = \"loopback\"\nroles = [\"signer\", "
          "\"custodian\"]\nissuers = [\"dev\"]\n\n[issuers.dev]\niss = "
          "\"https://issuer.example\"\naudiences = [\"https://api.example\"]\n"

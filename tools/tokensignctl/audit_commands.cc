@@ -1,15 +1,22 @@
 #include "tools/tokensignctl/audit_commands.h"
 
+#include <chrono>
 #include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
 #include "signer/audit/audit_verify.h"
 #include "signer/audit/checkpoint_keys.h"
+#include "tokensign/v1/tokensign.grpc.pb.h"
 
 namespace tokensign::ctl {
 namespace {
+
+namespace v1 = tokensign::v1;
 
 int Rank(int code) {
   switch (code) {
@@ -25,6 +32,65 @@ int Rank(int code) {
 }
 
 int Worse(int a, int b) { return Rank(a) >= Rank(b) ? a : b; }
+
+std::string GrpcError(const grpc::Status& st) {
+  return absl::StrCat(
+      absl::StatusCodeToString(static_cast<absl::StatusCode>(st.error_code())),
+      ": ", st.error_message());
+}
+
+std::unique_ptr<grpc::ClientContext> Context() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::seconds(30));
+  return ctx;
+}
+
+// Compares the report's newest checkpoint with the one the HSM holds. Returns
+// the line to print; *broken when they show the log truncated, replaced or
+// rewritten.
+std::string CompareWithAnchor(const audit::VerifyReport& r,
+                              const tokensign::v1::GetAuditAnchorResponse& a,
+                              bool* broken) {
+  *broken = false;
+  std::string out = "server: ";
+  if (!a.refused().empty())
+    absl::StrAppend(&out, "the daemon refuses its log (", a.refused(), "); ");
+  if (!a.found()) {
+    *broken = true;
+    return absl::StrCat(out, "BROKEN: the HSM holds no checkpoint for log ",
+                        r.log_id, " of instance \"", a.instance(), "\"");
+  }
+  const audit::CheckpointRef held{a.log_id(), a.checkpoint_seq(),
+                                  a.checkpoint_sha256()};
+  if (!r.last_checkpoint) {
+    *broken = true;
+    return absl::StrCat(out, "BROKEN: the HSM holds checkpoint seq ",
+                        held.seq, " but the files hold none");
+  }
+  const audit::CheckpointRef& last = *r.last_checkpoint;
+  if (last == held) {
+    return absl::StrCat(out, "the newest checkpoint (", r.last_checkpoint_file,
+                        " line ", r.last_checkpoint_line,
+                        ") is the one the HSM holds",
+                        a.final() ? " (written at clean shutdown)" : "");
+  }
+  if (r.last_checkpoint_prev && *r.last_checkpoint_prev == held) {
+    return absl::StrCat(out, "the newest checkpoint (seq ", last.seq,
+                        ") follows the one the HSM holds (seq ", held.seq,
+                        "): its anchor write is pending or was interrupted");
+  }
+  *broken = true;
+  if (last.seq < held.seq) {
+    return absl::StrCat(out, "BROKEN: the HSM holds checkpoint seq ", held.seq,
+                        " of log ", held.log_id,
+                        "; the files' newest is seq ", last.seq,
+                        ": truncated, or replaced by an older copy");
+  }
+  return absl::StrCat(out, "BROKEN: the files' newest checkpoint (seq ",
+                      last.seq, ") is not the one the HSM holds (seq ",
+                      held.seq, "): rewritten");
+}
 
 }  // namespace
 
@@ -59,8 +125,47 @@ int RunAuditVerify(const AuditVerifyArgs& args) {
       exit_code = Worse(exit_code, kAuditCannotRead);
       continue;
     }
+    std::string server_line;
+    bool server_broken = false;
+    if (args.channel != nullptr) {
+      tokensign::v1::GetAuditAnchorRequest req;
+      req.set_instance(report->instance);
+      req.set_log_id(report->log_id);
+      tokensign::v1::GetAuditAnchorResponse resp;
+      auto ctx = Context();
+      grpc::Status st = tokensign::v1::AuditAdmin::NewStub(args.channel)
+                            ->GetAuditAnchor(ctx.get(), req, &resp);
+      if (!st.ok()) {
+        std::cerr << "tokensignctl: --server " << args.server << ": "
+                  << GrpcError(st) << "\n";
+        exit_code = Worse(exit_code, kAuditCannotRead);
+        continue;
+      }
+      if (!trust) {
+        // The daemon's audit keys (as kept in its HSM) instead of the ones
+        // the log carries.
+        auto server_trust = CheckpointTrust::FromJwks(resp.jwks_json());
+        if (!server_trust.ok()) {
+          std::cerr << "tokensignctl: --server " << args.server
+                    << ": audit keys: " << server_trust.status().message()
+                    << "\n";
+          exit_code = Worse(exit_code, kAuditCannotRead);
+          continue;
+        }
+        report = audit::VerifyAuditChain(file, {.trust = &*server_trust});
+        if (!report.ok()) {
+          std::cerr << "tokensignctl: " << report.status().message() << "\n";
+          exit_code = Worse(exit_code, kAuditCannotRead);
+          continue;
+        }
+      }
+      server_line = CompareWithAnchor(*report, resp, &server_broken);
+    }
     if (args.files.size() > 1) std::cout << "== " << file << "\n";
-    std::cout << audit::FormatVerifyReport(*report) << "\n";
+    std::cout << audit::FormatVerifyReport(*report);
+    if (!server_line.empty()) std::cout << server_line << "\n";
+    std::cout << "\n";
+    if (server_broken) exit_code = Worse(exit_code, kAuditBroken);
     switch (audit::Verdict(*report)) {
       case audit::VerifyVerdict::kIntact:
         break;
@@ -73,6 +178,39 @@ int RunAuditVerify(const AuditVerifyArgs& args) {
     }
   }
   return exit_code;
+}
+
+int RunAuditKeys(const std::shared_ptr<grpc::Channel>& channel,
+                 const std::string& instance) {
+  v1::GetAuditAnchorRequest req;
+  req.set_instance(instance);
+  v1::GetAuditAnchorResponse resp;
+  auto ctx = Context();
+  grpc::Status st =
+      v1::AuditAdmin::NewStub(channel)->GetAuditAnchor(ctx.get(), req, &resp);
+  if (!st.ok()) {
+    std::cerr << "tokensignctl: " << GrpcError(st) << "\n";
+    return 1;
+  }
+  nlohmann::json jwks = nlohmann::json::parse(resp.jwks_json(), nullptr, false);
+  std::cout << (jwks.is_discarded() ? resp.jwks_json() : jwks.dump(2)) << "\n";
+  return 0;
+}
+
+int RunAuditAcknowledge(const std::shared_ptr<grpc::Channel>& channel,
+                        const std::string& reason) {
+  v1::AcknowledgeAuditLossRequest req;
+  req.set_reason(reason);
+  v1::AcknowledgeAuditLossResponse resp;
+  auto ctx = Context();
+  grpc::Status st = v1::AuditAdmin::NewStub(channel)->AcknowledgeAuditLoss(
+      ctx.get(), req, &resp);
+  if (!st.ok()) {
+    std::cerr << "tokensignctl: " << GrpcError(st) << "\n";
+    return 1;
+  }
+  std::cout << "acknowledged; new audit log segment " << resp.log_id() << "\n";
+  return 0;
 }
 
 }  // namespace tokensign::ctl

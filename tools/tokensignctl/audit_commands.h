@@ -4,6 +4,9 @@
 #ifndef TOKENSIGN_TOOLS_TOKENSIGNCTL_AUDIT_COMMANDS_H_
 #define TOKENSIGN_TOOLS_TOKENSIGNCTL_AUDIT_COMMANDS_H_
 
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,10 +25,26 @@ struct AuditVerifyArgs {
   std::vector<std::string> files;  // each a log path (its rotated files too)
   std::string keys_file;           // JWKS of trusted audit keys
   std::vector<std::string> pins;   // trusted RFC 7638 thumbprints
+  // With a daemon (role auditor): its audit keys are trusted when neither
+  // keys_file nor pins is given, and each log's newest checkpoint must be
+  // the one the HSM holds (or the one right after it, whose anchor write is
+  // pending): a log that ends before it was truncated or replaced by an
+  // older copy.
+  std::string server;  // host:port; empty = files only
+  std::shared_ptr<grpc::Channel> channel;  // to `server`
 };
 
 // Prints one report per FILE and returns the exit code.
 int RunAuditVerify(const AuditVerifyArgs& args);
+
+// Prints the instance's audit keys (JWKS; each kid is the thumbprint to
+// --pin). Exit 0, or 1 with the gRPC error.
+int RunAuditKeys(const std::shared_ptr<grpc::Channel>& channel,
+                 const std::string& instance);
+
+// Acknowledges the daemon's refused audit log; prints the new log id.
+int RunAuditAcknowledge(const std::shared_ptr<grpc::Channel>& channel,
+                        const std::string& reason);
 
 }  // namespace tokensign::ctl
 

@@ -7,8 +7,11 @@
 //   tokensignctl [conn] jwks --issuer dev
 //   tokensignctl [conn] keys list|create|rotate|activate|retire|destroy
 //   --issuer I [...]
-//   tokensignctl audit verify FILE... [--keys JWKS | --pin THUMBPRINT]
+//   tokensignctl [conn] audit verify FILE... [--keys JWKS | --pin THUMBPRINT]
+//                       [--server HOST:PORT]
 //   tokensignctl audit lineage FILE JTI   (local files, no server)
+//   tokensignctl [conn] audit keys [--instance NAME]
+//   tokensignctl [conn] audit acknowledge --reason TEXT
 // conn: --server HOST:PORT (default 127.0.0.1:50051) and --cacert/--cert/--key
 // for mTLS, or --insecure (plaintext, for dev mode on loopback).
 #include <grpcpp/grpcpp.h>
@@ -172,7 +175,8 @@ int main(int argc, char** argv) {
                      "even an active or possibly still-live key");
 
   // audit (local files; no server)
-  auto* audit = app.add_subcommand("audit", "check an audit log file");
+  auto* audit = app.add_subcommand(
+      "audit", "check audit log files; the daemon's audit keys and anchors");
   audit->require_subcommand(1);
   std::string audit_file, lineage_jti;
   tokensign::ctl::AuditVerifyArgs verify_args;
@@ -191,6 +195,23 @@ int main(int argc, char** argv) {
       ->add_option("--pin", verify_args.pins,
                    "trusted audit key thumbprint (RFC 7638; repeatable)")
       ->excludes(keys_opt);
+  averify->add_option(
+      "--server", verify_args.server,
+      "also ask this daemon (role auditor; TLS options as for other commands) "
+      "whether each log's newest checkpoint is the one its HSM holds; its "
+      "audit keys are trusted unless --keys or --pin is given");
+  std::string audit_instance, ack_reason;
+  auto* akeys = audit->add_subcommand(
+      "keys",
+      "print the daemon's audit keys (JWKS for --keys; each kid is a "
+      "thumbprint for --pin)");
+  akeys->add_option("--instance", audit_instance,
+                    "instance name (default: the daemon's own)");
+  auto* aack = audit->add_subcommand(
+      "acknowledge",
+      "custodian: acknowledge that the daemon's refused audit log was lost or "
+      "tampered with; a new log segment records who and why");
+  aack->add_option("--reason", ack_reason, "why (recorded)")->required();
   auto* alineage =
       audit->add_subcommand("lineage", "print the delegation path of a jti");
   alineage->add_option("file", audit_file, "audit log path")->required();
@@ -198,7 +219,18 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (averify->parsed()) return tokensign::ctl::RunAuditVerify(verify_args);
+  if (averify->parsed()) {
+    if (!verify_args.server.empty()) {
+      Conn verify_conn = conn;
+      verify_conn.server = verify_args.server;
+      verify_args.channel = Channel(verify_conn);
+    }
+    return tokensign::ctl::RunAuditVerify(verify_args);
+  }
+  if (akeys->parsed())
+    return tokensign::ctl::RunAuditKeys(Channel(conn), audit_instance);
+  if (aack->parsed())
+    return tokensign::ctl::RunAuditAcknowledge(Channel(conn), ack_reason);
   if (alineage->parsed()) {
     auto hops = tokensign::audit::Lineage(audit_file, lineage_jti);
     if (!hops.ok()) {
