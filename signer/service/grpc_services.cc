@@ -267,7 +267,15 @@ grpc::ServerUnaryReactor* KeyAdminService::Run(grpc::CallbackServerContext* ctx,
     }
     FinishCall(*call, metrics_, method, std::move(st));
   });
-  if (!queued) Finish(reactor, metrics_, method, Busy(pool_));
+  if (!queued) {
+    // Refused for load: audited like every other refused KeyAdmin call, and
+    // answered once the record is durable (UNAVAILABLE if it cannot be).
+    core_->DenyAsync(caller, call->req.issuer(),
+                     absl::StrCat("key_admin.", method), Busy(pool_),
+                     [this, reactor, method](absl::Status st) {
+                       Finish(reactor, metrics_, method, st);
+                     });
+  }
   return reactor;
 }
 

@@ -4,7 +4,9 @@
 // (role check, deadline, mint, key operations) runs on the WorkPool; signing
 // hands its audit record to the audit log asynchronously and the audit writer
 // thread finishes the reactor once the record is durable (a worker never
-// waits for fdatasync). A full pool answers RESOURCE_EXHAUSTED at once.
+// waits for fdatasync). A full pool answers RESOURCE_EXHAUSTED at once; for
+// KeyAdmin only once that refusal is audited "denied" (kind
+// "key_admin.<method>"), like every refused KeyAdmin call.
 // SignTokens first refuses the whole call, with one audit line and nothing
 // queued, when the caller is unknown or lacks the signer role
 // (PERMISSION_DENIED) or the batch has more than min(kMaxBatchItems,
