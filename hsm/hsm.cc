@@ -140,6 +140,11 @@ absl::Status Hsm::DestroyKey(std::string_view id_hex) {
   return impl_->keys().Destroy(id_hex);
 }
 
+absl::StatusOr<std::vector<KeyAttributes>> Hsm::InspectKey(
+    std::string_view id_hex) {
+  return impl_->keys().Inspect(id_hex);
+}
+
 absl::Status Hsm::PinPublicKey(std::string_view id_hex,
                                std::string_view spki_der) {
   absl::StatusOr<UniquePkey> key = ParseSpki(spki_der);

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -52,6 +53,21 @@ struct KeyInfo {
   std::string spki_der;
 };
 
+// What the token says about one private-key object (for custodians and
+// auditors: `tokensignctl keys inspect`). Unreadable attributes are absent.
+struct KeyAttributes {
+  std::string id;     // CKA_ID, hex
+  std::string label;  // CKA_LABEL
+  std::string key_type;  // "EC-P256", ..., or "CKK 0x.." when unsupported
+  int bits = 0;
+  // name -> value for CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
+  // CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_EXTRACTABLE, CKA_LOCAL,
+  // CKA_SIGN, CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE, CKA_SIGN_RECOVER.
+  std::vector<std::pair<std::string, bool>> flags;
+  // Empty when tokensign would use this object; else why not.
+  std::string refused;
+};
+
 // Forward-declared implementation pieces (hsm/module.h, hsm/session_pool.h, ...).
 class HsmImpl;
 
@@ -71,6 +87,10 @@ class Hsm {
   absl::StatusOr<KeyInfo> FindKey(std::string_view id_hex);
   absl::StatusOr<std::vector<KeyInfo>> ListKeys();
   absl::Status DestroyKey(std::string_view id_hex);
+  // Every private-key object with this CKA_ID (also public look-alikes, which
+  // tokensign never uses), with its attributes. Reads only; no PIN-less
+  // shortcut: the daemon's session answers.
+  absl::StatusOr<std::vector<KeyAttributes>> InspectKey(std::string_view id_hex);
 
   // Public half as an OpenSSL key (default library context): the pinned key
   // when PinPublicKey named one, else read from the token's public-key object

@@ -371,6 +371,62 @@ absl::StatusOr<KeyInfo> KeyStore::Find(std::string_view id_hex) {
   return ToInfo(*lease, AsciiLower(id_hex), *handles);
 }
 
+absl::StatusOr<std::vector<KeyAttributes>> KeyStore::Inspect(
+    std::string_view id_hex) {
+  absl::StatusOr<std::string> id_bytes = ParseKeyId(id_hex);
+  if (!id_bytes.ok()) return id_bytes.status();
+  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
+  if (!lease.ok()) return lease.status();
+  const P11& p11 = pool_->p11();
+  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found = FindObjects(
+      p11, lease->session(), {Attr(CKA_CLASS, &cls), Attr(CKA_ID, *id_bytes)});
+  if (!found.ok()) return lease->Check(found.status());
+  static constexpr std::pair<CK_ATTRIBUTE_TYPE, const char*> kFlags[] = {
+      {CKA_TOKEN, "CKA_TOKEN"},
+      {CKA_PRIVATE, "CKA_PRIVATE"},
+      {CKA_SENSITIVE, "CKA_SENSITIVE"},
+      {CKA_ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE"},
+      {CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE"},
+      {CKA_EXTRACTABLE, "CKA_EXTRACTABLE"},
+      {CKA_LOCAL, "CKA_LOCAL"},
+      {CKA_SIGN, "CKA_SIGN"},
+      {CKA_DECRYPT, "CKA_DECRYPT"},
+      {CKA_UNWRAP, "CKA_UNWRAP"},
+      {CKA_DERIVE, "CKA_DERIVE"},
+      {CKA_SIGN_RECOVER, "CKA_SIGN_RECOVER"},
+  };
+  std::vector<KeyAttributes> out;
+  for (CK_OBJECT_HANDLE handle : *found) {
+    KeyAttributes a;
+    a.id = AsciiLower(id_hex);
+    if (auto label = GetAttribute(p11, lease->session(), handle, CKA_LABEL);
+        label.ok())
+      a.label = *label;
+    for (const auto& [type, name] : kFlags) {
+      absl::StatusOr<bool> v = GetBoolAttribute(p11, lease->session(), handle, type);
+      if (v.ok()) a.flags.emplace_back(name, *v);
+    }
+    absl::StatusOr<KeyHandles> described = Describe(*lease, handle);
+    if (described.ok()) {
+      a.key_type = std::string(KeyTypeName(described->type));
+      a.bits = described->bits;
+    } else {
+      a.key_type = "unsupported";
+    }
+    absl::Status checked =
+        CheckPrivateKeyAttributes(p11, lease->session(), handle);
+    if (!checked.ok()) a.refused = std::string(checked.message());
+    else if (!described.ok()) a.refused = std::string(described.status().message());
+    out.push_back(std::move(a));
+  }
+  if (out.empty()) {
+    return absl::NotFoundError(
+        Cat("key id ", id_hex, ": no private-key object with this CKA_ID"));
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<KeyInfo>> KeyStore::List() {
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();

@@ -73,6 +73,7 @@ class KeyStore {
   absl::StatusOr<KeyHandles> Resolve(std::string_view id_hex);
   absl::StatusOr<KeyInfo> Find(std::string_view id_hex);
   absl::StatusOr<std::vector<KeyInfo>> List();
+  absl::StatusOr<std::vector<KeyAttributes>> Inspect(std::string_view id_hex);
   absl::Status Destroy(std::string_view id_hex);
   // Drops a cache entry (after CKR_KEY_HANDLE_INVALID).
   void Invalidate(std::string_view id_hex);
