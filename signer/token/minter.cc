@@ -141,6 +141,15 @@ absl::StatusOr<std::string> ClaimsJson(const IssuerPolicy& policy,
     }
     out.append(req.actor_chain.size(), '}');
   }
+  if (req.may_act.has_value()) {
+    out.append(",\"may_act\":{\"sub\":");
+    if (st = AppendJsonString(req.may_act->sub, &out); !st.ok()) return st;
+    if (!req.may_act->iss.empty()) {
+      if (st = AppendStringMember("iss", req.may_act->iss, &out); !st.ok())
+        return st;
+    }
+    out.push_back('}');
+  }
   if (req.cnf.has_value()) {
     out.append(",\"cnf\":{");
     st = req.cnf->jkt.empty() ? AppendJsonString("x5t#S256", &out)
@@ -152,6 +161,13 @@ absl::StatusOr<std::string> ClaimsJson(const IssuerPolicy& policy,
     }
     if (!st.ok()) return st;
     out.push_back('}');
+  }
+  if (req.status.has_value()) {
+    absl::StrAppend(&out, ",\"status\":{\"status_list\":{\"idx\":",
+                    req.status->idx);
+    if (st = AppendStringMember("uri", req.status->uri, &out); !st.ok())
+      return st;
+    out.append("}}");
   }
   if (req.kind == TokenKind::kTransactionToken) {
     if (!req.txn.empty()) st = AppendStringMember("txn", req.txn, &out);
@@ -181,8 +197,8 @@ absl::StatusOr<std::string> ClaimsJson(const IssuerPolicy& policy,
 }
 
 absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy,
-                                 const SigningKey& key, const TokenRequest& req,
-                                 absl::Time now) {
+                                 const SigningKey& key,
+                                 const TokenRequest& request, absl::Time now) {
   if (policy.iss.empty()) {
     return absl::FailedPreconditionError(
         "iss: issuer policy has no iss value; configure one");
@@ -208,9 +224,22 @@ absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy,
         "key: no public key; verify-before-release needs one (or turn it off "
         "per issuer)");
   }
-  if (absl::Status s = CheckRequest(policy, req); !s.ok()) return s;
+  if (absl::Status s = CheckRequest(policy, request); !s.ok()) return s;
+  // A transaction token always has a txn (draft-ietf-oauth-transaction-
+  // tokens-10): a fresh one, like a jti, when the caller gave none.
+  const TokenRequest* with_txn = &request;
+  TokenRequest generated;
+  if (request.kind == TokenKind::kTransactionToken && request.txn.empty()) {
+    generated = request;
+    absl::StatusOr<std::string> txn = NewJti();
+    if (!txn.ok()) return txn.status();
+    generated.txn = *std::move(txn);
+    with_txn = &generated;
+  }
+  const TokenRequest& req = *with_txn;
 
   MintedToken out;
+  out.txn = req.txn;
   out.iat = absl::ToUnixSeconds(now);
   out.exp = out.iat + EffectiveTtl(policy, req);
   absl::StatusOr<std::string> jti = NewJti();

@@ -41,10 +41,12 @@ struct MintedToken {
   std::string kid;
   int64_t iat = 0;
   int64_t exp = 0;
+  std::string txn;      // transaction tokens: the txn signed (maybe generated)
   std::string payload;  // the claims JSON exactly as signed
 };
 
-// Policy-checks, builds, signs and (per policy) verifies one token.
+// Policy-checks, builds, signs and (per policy) verifies one token. A
+// transaction token without txn gets a fresh one (NewJti).
 // Errors: CheckRequest's InvalidArgument / PermissionDenied; FailedPrecondition
 // for an unusable issuer config or key (no iss, no kid, key/alg mismatch, no
 // public key while verify_before_release is on); Internal when the fresh
@@ -59,7 +61,8 @@ absl::StatusOr<std::string> NewJti();
 // The claims JSON Mint signs, for an already checked request: iss, sub,
 // client_id, aud (a string for one audience, else an array), scope
 // (space-joined, omitted if none), iat = nbf, exp, jti, act (nested;
-// actor_chain[0] outermost), cnf, for transaction tokens txn, req_wl, rctx,
+// actor_chain[0] outermost), may_act, cnf, status
+// ({"status_list":{"idx","uri"}}), for transaction tokens txn, req_wl, rctx,
 // tctx; then extra_claims. Written
 // directly rather than through a JSON DOM (that cost ~3% of a token);
 // InvalidArgument for a string that is not UTF-8 or a reserved extra claim.

@@ -153,6 +153,58 @@ absl::Status CheckCnf(const IssuerPolicy& policy, const TokenRequest& req) {
   return absl::OkStatus();
 }
 
+absl::Status CheckMayAct(const TokenRequest& req) {
+  if (!req.may_act.has_value()) return absl::OkStatus();
+  if (absl::Status s = CheckString("may_act.sub", req.may_act->sub, true,
+                                   "the party that may act");
+      !s.ok()) {
+    return s;
+  }
+  return CheckString("may_act.iss", req.may_act->iss, false, "");
+}
+
+absl::Status CheckStatus(const IssuerPolicy& policy, const TokenRequest& req) {
+  if (!req.status.has_value()) {
+    if (policy.require_status) {
+      return absl::InvalidArgumentError(
+          "status: missing; this issuer requires a status list reference "
+          "(require_status): give status.uri and status.idx");
+    }
+    return absl::OkStatus();
+  }
+  const StatusReference& st = *req.status;
+  if (absl::Status s = CheckString("status.uri", st.uri, true,
+                                   "the status list URI");
+      !s.ok()) {
+    return s;
+  }
+  if (st.idx < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("status.idx: ", st.idx, " is negative; an index is >= 0"));
+  }
+  // A reference copied by exchange from a verified parent names the list of
+  // the parent's issuer; it is carried unchanged.
+  if (req.status_inherited) return absl::OkStatus();
+  std::vector<std::string> uris;
+  for (const StatusListConfig& list : policy.status_lists) {
+    if (list.uri != st.uri) {
+      uris.push_back(list.uri);
+      continue;
+    }
+    if (st.idx >= list.size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("status.idx: ", st.idx, " is outside the list ",
+                       Quote(list.uri), " of ", list.size,
+                       " entries; allowed: 0..", list.size - 1));
+    }
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("status.uri: ", Quote(st.uri),
+                   " is not one of this issuer's status lists; configured: ",
+                   AllowedList(uris)));
+}
+
 absl::Status CheckExtraClaims(const IssuerPolicy& policy,
                               const nlohmann::json& extra) {
   if (extra.is_null()) return absl::OkStatus();
@@ -351,14 +403,29 @@ absl::Status CheckRequest(const IssuerPolicy& policy, const TokenRequest& req) {
   }
   // Through whom.
   if (absl::Status s = CheckActors(policy, req); !s.ok()) return s;
+  if (absl::Status s = CheckMayAct(req); !s.ok()) return s;
   // Proof of possession.
   if (absl::Status s = CheckCnf(policy, req); !s.ok()) return s;
-  // Transaction-token claims.
+  // Revocation.
+  if (absl::Status s = CheckStatus(policy, req); !s.ok()) return s;
+  // Transaction-token claims (draft-ietf-oauth-transaction-tokens-10: txn,
+  // sub, aud, scope, req_wl, iat, exp are required; Mint generates txn).
   if (!txn_token) {
     if (!req.txn.empty() || !req.req_wl.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           req.txn.empty() ? "req_wl" : "txn",
           ": only allowed in transaction tokens; this is an access_token"));
+    }
+  } else {
+    if (req.req_wl.empty()) {
+      return absl::InvalidArgumentError(
+          "req_wl: empty; a transaction token requires the requesting "
+          "workload (draft-ietf-oauth-transaction-tokens-10)");
+    }
+    if (req.scope.empty()) {
+      return absl::InvalidArgumentError(
+          "scope: empty; a transaction token requires a scope "
+          "(draft-ietf-oauth-transaction-tokens-10)");
     }
   }
   if (absl::Status s = CheckString("txn", req.txn, false, ""); !s.ok())

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,30 @@ struct ActorRule {
   std::string sub;
   std::string iss;  // empty = any iss
   std::vector<std::string> clients;
+};
+
+// One Token Status List the issuer's authorization server assigns entries of
+// (draft-ietf-oauth-status-list): `size` entries of `bits` bits (1, 2, 4, 8).
+struct StatusListConfig {
+  std::string uri;
+  int64_t size = 0;
+  int bits = 1;
+};
+
+// Token exchange (exchange.h) rules of the issuer that signs the child.
+struct ExchangePolicy {
+  // Config names of other issuers whose tokens may be exchanged here; the
+  // issuer itself is always trusted.
+  std::vector<std::string> trusted_parent_issuers;
+  // access -> access: a parent audience may map to these child audiences
+  // (e.g. an API's token to its tools) besides a subset of its own.
+  std::map<std::string, std::vector<std::string>> audience_map;
+  // access -> transaction: the trust domain, the aud of every transaction
+  // token made by exchange (must be one of the issuer's audiences). Empty =
+  // no such exchange.
+  std::string trust_domain;
+  // Whether a child may be bound (cnf) to another key than its parent.
+  bool allow_cnf_rebind = false;
 };
 
 struct IssuerPolicy {
@@ -47,6 +72,11 @@ struct IssuerPolicy {
   // is not reserved; allowed_extra_claims is then ignored.
   bool any_extra_claims = false;
   bool verify_before_release = true;  // verify each token with the public key
+  // Status lists a token's `status` may point into; require_status = every
+  // token must carry a status reference (revocable).
+  std::vector<StatusListConfig> status_lists;
+  bool require_status = false;
+  ExchangePolicy exchange;
 };
 
 // Bounds against huge input, whatever the policy says.
@@ -64,10 +94,18 @@ inline constexpr size_t kMaxClaimNameBytes = 128;
 // parent_jti (audit only): up to 256 bytes of printable ASCII, no spaces.
 inline constexpr size_t kMaxParentJtiBytes = 256;
 
+// Largest configurable status list (entries) and status list bytes.
+inline constexpr int64_t kMaxStatusListSize = int64_t{1} << 24;
+inline constexpr int64_t kMaxStatusListBytes = int64_t{4} << 20;
+
 // Checks `req` against `policy`. OK or the first rule broken. Messages read
 // "<field>: <what is wrong>; <what is allowed>". InvalidArgument for malformed
 // input, PermissionDenied for what the policy does not allow (kind, audience,
-// scope, actor, actor for this client).
+// scope, actor, actor for this client, status list). Transaction tokens need
+// req_wl and scope (draft-ietf-oauth-transaction-tokens-10; txn is generated
+// when absent, see Mint); `status` must name a configured list and an index
+// inside it (unless inherited by exchange), and is required when the policy
+// says require_status; may_act needs a sub.
 absl::Status CheckRequest(const IssuerPolicy& policy, const TokenRequest& req);
 
 // True for registered / authorization / service-set claim names that

@@ -29,6 +29,16 @@ struct Actor {
 struct Confirmation {
   std::string jkt;       // RFC 9449 JWK thumbprint
   std::string x5t_s256;  // RFC 8705 certificate thumbprint
+  bool operator==(const Confirmation&) const = default;
+};
+
+// Token Status List reference (draft-ietf-oauth-status-list): the token's
+// status is entry `idx` of the status list token published at `uri`. Written
+// as "status":{"status_list":{"idx":N,"uri":"..."}}.
+struct StatusReference {
+  std::string uri;
+  int64_t idx = 0;
+  bool operator==(const StatusReference&) const = default;
 };
 
 struct TokenRequest {
@@ -40,8 +50,23 @@ struct TokenRequest {
   std::vector<Actor> actor_chain;
   int64_t ttl_seconds = 0;  // 0 = issuer default for this kind
   std::optional<Confirmation> cnf;
+  // RFC 8693 may_act: the one party that may act for `sub` next (exchange
+  // checks a new actor against it).
+  std::optional<Actor> may_act;
+  std::optional<StatusReference> status;
+  // Set by token exchange only (never from a request): `status` was copied
+  // from a verified parent token, so it names the parent issuer's list and is
+  // not checked against this issuer's status_lists.
+  bool status_inherited = false;
   std::string parent_jti;  // audit only, never in the token
-  // Transaction-token fields.
+  // Audit only, set by token exchange from the verified parent: the hex
+  // SHA-256 of the parent token, and the parent's cnf when the child is bound
+  // to another key.
+  std::string parent_token_sha256;
+  std::optional<Confirmation> parent_cnf;
+  // Transaction-token fields. txn empty = Mint generates one (128 random
+  // bits, like jti); req_wl and scope are required in a transaction token
+  // (draft-ietf-oauth-transaction-tokens-10).
   std::string txn;
   std::string req_wl;
   nlohmann::json rctx;          // object or null

@@ -111,6 +111,7 @@ TEST(DaemonE2ETest, DevModeSignsBothKindsVerifiesAndRestartKeepsKid) {
   txn.set_kind(v1::TRANSACTION_TOKEN);
   txn.set_ttl_seconds(120);
   txn.set_txn("txn-1");
+  txn.set_req_wl("gateway.example");  // required (transaction tokens draft)
   v1::SignTokenResponse txn_resp;
   st = Sign(ch, txn, &txn_resp);
   ASSERT_TRUE(st.ok()) << st.error_message();

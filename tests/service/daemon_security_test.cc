@@ -57,6 +57,7 @@ v1::SignTokenRequest TxnRequest(const std::string& issuer) {
   r.set_kind(v1::TRANSACTION_TOKEN);
   r.set_ttl_seconds(120);
   r.set_txn("txn-" + issuer);
+  r.set_req_wl("gateway.example");  // required (transaction tokens draft)
   return r;
 }
 
