@@ -265,6 +265,50 @@ TEST_F(AnchorOpenTest, AcknowledgedLossStartsALinkedSegment) {
   EXPECT_TRUE(again->health().ok()) << again->health();
 }
 
+// The lost active file followed rotated files of the old log: they stay in the
+// chain, and verify reports the new segment instead of a break.
+TEST_F(AnchorOpenTest, AcknowledgedSegmentAfterRotatedFilesVerifies) {
+  AuditLogOptions o = Options();
+  o.rotate_bytes = 3000;
+  {
+    auto log = AuditLog::Open(o);
+    ASSERT_TRUE(log.ok());
+    for (int i = 0; i < 30; ++i) {
+      ASSERT_TRUE((*log)->Append(MakeRecord("r" + std::to_string(i))).ok());
+      if (i % 5 == 4) {
+        ASSERT_TRUE((*log)->Checkpoint().ok());
+      }
+    }
+  }
+  ASSERT_GE(AuditChainFiles(path_).size(), 2u);
+  std::filesystem::remove(path_);
+  auto log = AuditLog::Open(o);
+  ASSERT_TRUE(log.ok());
+  ASSERT_FALSE((*log)->health().ok());
+  ASSERT_TRUE((*log)->AcknowledgeLoss("custodian", "active file lost").ok());
+  ASSERT_TRUE((*log)->Append(MakeRecord("after")).ok());
+  log->reset();
+  VerifyReport r = VerifyPinned();
+  EXPECT_EQ(Verdict(r), VerifyVerdict::kIntact) << FormatVerifyReport(r);
+  ASSERT_EQ(r.segments.size(), 1u) << FormatVerifyReport(r);
+  EXPECT_NE(r.segments[0].find("active file lost"), std::string::npos)
+      << r.segments[0];
+}
+
+// EdDSA audit keys work as well as ES256 ones.
+TEST_F(AnchorOpenTest, Ed25519AuditKey) {
+  EVP_PKEY* k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  ASSERT_NE(k, nullptr);
+  auto key = CheckpointKey::Create(std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free),
+                                   hsm::SignAlgorithm::kEdDSA);
+  ASSERT_TRUE(key.ok()) << key.status();
+  key_ = *key;
+  { Fill(OpenLog().get(), 5, "e"); }
+  VerifyReport r = VerifyPinned();
+  EXPECT_EQ(Verdict(r), VerifyVerdict::kIntact) << FormatVerifyReport(r);
+  EXPECT_TRUE(OpenLog()->health().ok());
+}
+
 TEST_F(AnchorOpenTest, NewInstanceNameBeginsANewLog) {
   { Fill(OpenLog().get(), 5, "a"); }
   std::filesystem::remove(path_);  // a rescheduled pod: fresh disk
