@@ -499,8 +499,8 @@ absl::StatusOr<Rotation> KeysetManager::RotateKey(std::string_view issuer_view,
     previous_kid = k->kid;
   const LifecyclePolicy policy = PolicyFor(issuer);
   const int64_t now = absl::ToUnixSeconds(clock_());
-  const bool immediate =
-      mode == RotationMode::kEmergency || policy.publish_lead == 0;
+  const bool immediate = mode == RotationMode::kEmergency ||
+                         policy.publish_lead == 0 || !previous_kid.has_value();
   auto created = CreateKeyLocked(
       issuer, alg, immediate ? 0 : now + policy.publish_lead);
   if (!created.ok()) return created.status();

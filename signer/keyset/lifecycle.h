@@ -61,7 +61,8 @@ absl::Status CheckCreate(const KeysetRecord& record,
                          int64_t now);
 
 // pending -> active (the active key, if any, retires). Refused before the
-// key has been published for publish_lead unless `force` with a reason.
+// key has been published for publish_lead unless `force` with a reason — or
+// unless the issuer has no active key (its first key breaks no verifier).
 absl::Status Activate(KeysetRecord& record, std::string_view kid,
                       const LifecyclePolicy& policy, int64_t now, bool force,
                       std::string_view reason);

@@ -145,6 +145,8 @@ absl::Status ParseServer(const toml::table& t, ServerConfig* out) {
   RETURN_IF_ERROR(r.Integer("jwks_max_age", &out->jwks_max_age, 0, 86400));
   RETURN_IF_ERROR(r.Integer("keyset_refresh_seconds",
                             &out->keyset_refresh_seconds, 0, 86400));
+  RETURN_IF_ERROR(
+      r.Integer("clock_skew_seconds", &out->clock_skew_seconds, 0, 3600));
   return r.CheckUnknown();
 }
 
@@ -214,6 +216,157 @@ absl::Status ParseActors(TableReader& r, std::vector<token::ActorRule>* out) {
     RETURN_IF_ERROR(ar.CheckUnknown());
     if (rule.sub.empty()) return Bad(ar.KeyPath("sub"), "required");
     out->push_back(std::move(rule));
+  }
+  return absl::OkStatus();
+}
+
+// "30d", "12h", "45m", "90s" or an integer number of seconds.
+absl::StatusOr<int64_t> ParseDuration(TableReader& r, std::string_view key) {
+  const toml::node* n = r.Get(key);
+  if (n == nullptr) return 0;
+  if (n->is_integer()) return n->value<int64_t>().value();
+  if (!n->is_string())
+    return Bad(r.KeyPath(key), "must be a duration like \"30d\", \"12h\", "
+                               "\"45m\", \"90s\" or seconds");
+  std::string text = n->value<std::string>().value();
+  int64_t unit = 0;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 'd': unit = 86400; break;
+      case 'h': unit = 3600; break;
+      case 'm': unit = 60; break;
+      case 's': unit = 1; break;
+    }
+  }
+  int64_t count = 0;
+  if (unit == 0 || !absl::SimpleAtoi(text.substr(0, text.size() - 1), &count) ||
+      count < 0 || count > (int64_t{1} << 40) / unit) {
+    return Bad(r.KeyPath(key),
+               absl::StrCat("\"", absl::CEscape(text.substr(0, 32)),
+                            "\" is not a duration (like \"30d\", \"12h\", "
+                            "\"45m\", \"90s\")"));
+  }
+  return count * unit;
+}
+
+// Key lifecycle settings of an issuer (see keyset/lifecycle.h).
+absl::Status ParseKeyLifecycle(TableReader& r, IssuerConfig* out) {
+  std::vector<std::string> algs;
+  RETURN_IF_ERROR(r.StringList("algorithms", &algs));
+  out->algorithms.clear();
+  for (size_t i = 0; i < algs.size(); ++i) {
+    auto alg = hsm::ParseSignAlgorithm(algs[i]);
+    if (!alg) {
+      return Bad(absl::StrCat(r.KeyPath("algorithms"), "[", i, "]"),
+                 absl::StrCat("must be ES256, ES384, EdDSA, PS256 or RS256, "
+                              "got \"", algs[i], "\""));
+    }
+    out->algorithms.push_back(*alg);
+  }
+  if (out->algorithms.empty()) {
+    out->algorithms.push_back(out->algorithm);
+  } else if (std::find(out->algorithms.begin(), out->algorithms.end(),
+                       out->algorithm) == out->algorithms.end()) {
+    return Bad(r.KeyPath("algorithm"),
+               "must be one of the issuer's algorithms (the default for new "
+               "keys)");
+  }
+  auto period = ParseDuration(r, "rotation_period");
+  if (!period.ok()) return period.status();
+  if (*period != 0 && *period < 60) {
+    // Short periods are for tests; anything below a minute is a typo.
+    return Bad(r.KeyPath("rotation_period"),
+               absl::StrCat("must be 0 (off) or at least 60 s, got ", *period));
+  }
+  out->rotation_period = *period;
+  RETURN_IF_ERROR(r.Integer("publish_lead_seconds", &out->publish_lead_seconds,
+                            0, 30 * 86400));
+  RETURN_IF_ERROR(
+      r.Integer("max_published_keys", &out->max_published_keys, 2, 64));
+  return absl::OkStatus();
+}
+
+// [[issuers.X.status_lists]] (uri, size, bits) and require_status.
+absl::Status ParseStatusLists(TableReader& r, token::IssuerPolicy* p) {
+  RETURN_IF_ERROR(r.Bool("require_status", &p->require_status));
+  const toml::node* n = r.Get("status_lists");
+  const std::string path = r.KeyPath("status_lists");
+  if (n != nullptr) {
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr)
+      return Bad(path, "must be an array of tables ([[...status_lists]])");
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const std::string item = absl::StrCat(path, "[", i, "]");
+      const toml::table* t = arr->get(i)->as_table();
+      if (t == nullptr) return Bad(item, "must be a table");
+      TableReader lr(*t, item);
+      token::StatusListConfig list;
+      RETURN_IF_ERROR(lr.String("uri", &list.uri));
+      RETURN_IF_ERROR(
+          lr.Integer("size", &list.size, 1, token::kMaxStatusListSize));
+      RETURN_IF_ERROR(lr.Integer("bits", &list.bits, 1, 8));
+      RETURN_IF_ERROR(lr.CheckUnknown());
+      if (list.uri.empty()) return Bad(lr.KeyPath("uri"), "required");
+      if (lr.Get("size") == nullptr) return Bad(lr.KeyPath("size"), "required");
+      if (list.bits != 1 && list.bits != 2 && list.bits != 4 && list.bits != 8)
+        return Bad(lr.KeyPath("bits"), "must be 1, 2, 4 or 8");
+      if (list.size * list.bits > token::kMaxStatusListBytes * 8) {
+        return Bad(lr.KeyPath("size"),
+                   absl::StrCat("size x bits must fit ",
+                                token::kMaxStatusListBytes, " bytes"));
+      }
+      for (const token::StatusListConfig& prev : p->status_lists) {
+        if (prev.uri == list.uri)
+          return Bad(lr.KeyPath("uri"),
+                     absl::StrCat("duplicate \"", list.uri, "\""));
+      }
+      p->status_lists.push_back(std::move(list));
+    }
+  }
+  if (p->require_status && p->status_lists.empty())
+    return Bad(r.KeyPath("require_status"), "needs at least one status_lists entry");
+  return absl::OkStatus();
+}
+
+// [issuers.X.exchange]: trusted_parent_issuers (checked against the issuers
+// by ParseConfig), trust_domain, allow_cnf_rebind, audience_map.
+absl::Status ParseExchange(TableReader& r, token::IssuerPolicy* p) {
+  absl::StatusOr<const toml::table*> t = SubTable(r, "exchange");
+  if (!t.ok()) return t.status();
+  if (*t == nullptr) return absl::OkStatus();
+  TableReader er(**t, r.KeyPath("exchange"));
+  token::ExchangePolicy& x = p->exchange;
+  RETURN_IF_ERROR(
+      er.StringList("trusted_parent_issuers", &x.trusted_parent_issuers));
+  RETURN_IF_ERROR(er.String("trust_domain", &x.trust_domain));
+  RETURN_IF_ERROR(er.Bool("allow_cnf_rebind", &x.allow_cnf_rebind));
+  absl::StatusOr<const toml::table*> map = SubTable(er, "audience_map");
+  if (!map.ok()) return map.status();
+  if (*map != nullptr) {
+    TableReader mr(**map, er.KeyPath("audience_map"));
+    for (auto&& [k, v] : **map) {
+      const std::string from(k.str());
+      std::vector<std::string> to;
+      RETURN_IF_ERROR(mr.StringList(from, &to));
+      for (const std::string& a : to) {
+        if (std::find(p->allowed_audiences.begin(), p->allowed_audiences.end(),
+                      a) == p->allowed_audiences.end()) {
+          return Bad(mr.KeyPath(from),
+                     absl::StrCat("\"", a, "\" is not one of the issuer's "
+                                  "audiences"));
+        }
+      }
+      x.audience_map[from] = std::move(to);
+    }
+  }
+  RETURN_IF_ERROR(er.CheckUnknown());
+  if (!x.trust_domain.empty() &&
+      std::find(p->allowed_audiences.begin(), p->allowed_audiences.end(),
+                x.trust_domain) == p->allowed_audiences.end()) {
+    return Bad(er.KeyPath("trust_domain"),
+               absl::StrCat("\"", x.trust_domain,
+                            "\" must be one of the issuer's audiences (it is "
+                            "the aud of its transaction tokens)"));
   }
   return absl::OkStatus();
 }
@@ -305,6 +458,7 @@ absl::Status ParseIssuer(const std::string& name, const toml::table& t,
   }
   if (p.any_extra_claims) p.allowed_extra_claims.clear();
   RETURN_IF_ERROR(r.Bool("verify_before_release", &p.verify_before_release));
+  RETURN_IF_ERROR(ParseKeyLifecycle(r, out));
   return r.CheckUnknown();
 }
 
@@ -488,6 +642,31 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text,
   }
   RETURN_IF_ERROR(r.CheckUnknown());
 
+  for (const auto& [name, issuer] : cfg.issuers) {
+    const std::string path = absl::StrCat("issuers.", name);
+    const keyset::LifecyclePolicy lc = LifecycleFor(cfg, issuer);
+    if (issuer.publish_lead_seconds != 0 &&
+        issuer.publish_lead_seconds < MinPublishLead(cfg.server)) {
+      return Bad(path + ".publish_lead_seconds",
+                 absl::StrCat("must be 0 (automatic) or at least "
+                              "server.jwks_max_age + keyset_refresh_seconds + "
+                              "clock_skew_seconds = ",
+                              MinPublishLead(cfg.server), ", got ",
+                              issuer.publish_lead_seconds));
+    }
+    if (issuer.rotation_period == 0) continue;
+    if (cfg.server.keyset_refresh_seconds == 0) {
+      return Bad(path + ".rotation_period",
+                 "needs server.keyset_refresh_seconds > 0 (replicas would "
+                 "never see the schedule's steps)");
+    }
+    if (issuer.rotation_period <= lc.publish_lead) {
+      return Bad(path + ".rotation_period",
+                 absl::StrCat("must be longer than the publish lead (",
+                              lc.publish_lead, " s)"));
+    }
+  }
+
   const ServerConfig& s = cfg.server;
   if (s.grpc_listen.empty())
     return Bad("server.grpc_listen", "must not be empty");
@@ -508,6 +687,28 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text,
       return Bad("server.client_ca", "required unless insecure (loopback)");
   }
   return cfg;
+}
+
+int64_t MinPublishLead(const ServerConfig& server) {
+  return int64_t{server.jwks_max_age} + server.keyset_refresh_seconds +
+         server.clock_skew_seconds;
+}
+
+keyset::LifecyclePolicy LifecycleFor(const Config& cfg,
+                                     const IssuerConfig& issuer) {
+  keyset::LifecyclePolicy p;
+  // Dev mode walks the lifecycle at once (one daemon, no cached verifiers).
+  p.publish_lead =
+      cfg.dev ? 0
+              : std::max(MinPublishLead(cfg.server), issuer.publish_lead_seconds);
+  p.retire_window = int64_t{cfg.server.keyset_refresh_seconds} +
+                    std::max(issuer.policy.max_ttl_access,
+                             issuer.policy.max_ttl_transaction) +
+                    cfg.server.clock_skew_seconds;
+  p.rotation_period = issuer.rotation_period;
+  p.max_published_keys = issuer.max_published_keys;
+  p.algorithms = issuer.algorithms;
+  return p;
 }
 
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {

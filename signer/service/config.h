@@ -20,6 +20,7 @@
 #include "hsm/algorithm.h"
 #include "hsm/hsm.h"
 #include "signer/audit/audit_log.h"
+#include "signer/keyset/lifecycle.h"
 #include "signer/token/policy.h"
 
 namespace tokensign::service {
@@ -44,6 +45,9 @@ struct ServerConfig {
   // Re-read the keyset records from the HSM this often (other replicas'
   // rotations); 0 = only at start and on SIGHUP.
   int keyset_refresh_seconds = 15;
+  // Clock difference allowed between replicas and verifiers; part of the
+  // publish lead and the retire window (key lifecycle).
+  int clock_skew_seconds = 60;
 };
 
 struct AuditConfig {
@@ -81,6 +85,14 @@ struct IssuerConfig {
   std::string name;  // the key under [issuers]
   hsm::SignAlgorithm algorithm = hsm::SignAlgorithm::kES256;
   token::IssuerPolicy policy;
+  // Key lifecycle (keyset/lifecycle.h): algorithms a key may have (default:
+  // [algorithm]); scheduled rotation period in seconds (0 = off);
+  // publish_lead_seconds (0 = jwks_max_age + keyset_refresh_seconds +
+  // clock_skew_seconds; more may be set, not less); keys in the JWKS at once.
+  std::vector<hsm::SignAlgorithm> algorithms;
+  int64_t rotation_period = 0;
+  int64_t publish_lead_seconds = 0;
+  int max_published_keys = 4;
 };
 
 struct Config {
@@ -107,6 +119,14 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // control characters, no leading or trailing space. Used for configured ids
 // and for the names read from client certificates alike.
 std::string CallerIdProblem(std::string_view id);
+
+// jwks_max_age + keyset_refresh_seconds + clock_skew_seconds.
+int64_t MinPublishLead(const ServerConfig& server);
+// The lifecycle rules of `issuer` under `cfg` (publish lead, retire window =
+// keyset_refresh_seconds + the longest token TTL + clock skew, schedule,
+// bounds); dev mode has no publish lead.
+keyset::LifecyclePolicy LifecycleFor(const Config& cfg,
+                                     const IssuerConfig& issuer);
 
 // True for 127.0.0.0/8, ::1 and "localhost" hosts (with a port), and unix:
 // sockets.

@@ -76,6 +76,15 @@ std::vector<std::string> IssuerNames(const Config& cfg) {
   return names;
 }
 
+// Each issuer's key lifecycle rules under `cfg`.
+std::map<std::string, keyset::LifecyclePolicy> LifecyclePolicies(
+    const Config& cfg) {
+  std::map<std::string, keyset::LifecyclePolicy> out;
+  for (const auto& [name, issuer] : cfg.issuers)
+    out[name] = LifecycleFor(cfg, issuer);
+  return out;
+}
+
 // Logs, counts and audits what KeysetManager found on the HSM.
 void ReportKeysetEvent(const keyset::KeysetEvent& e, audit::AuditLog* audit,
                        Metrics* metrics) {
@@ -172,6 +181,7 @@ struct Daemon::Parts {
   void ProbeLoop() {
     bool was_healthy = true;
     bool refresh_failed = false;
+    bool tick_failed = false;
     const auto refresh_every =
         std::chrono::seconds(options.config.server.keyset_refresh_seconds);
     auto next_refresh = std::chrono::steady_clock::now() + refresh_every;
@@ -185,6 +195,9 @@ struct Daemon::Parts {
       if (hsm->Healthy()) {
         if (!was_healthy) spdlog::info("hsm: sessions re-established");
         was_healthy = true;
+        lock.unlock();
+        RunDueKeySteps(&tick_failed);
+        lock.lock();
         if (refresh_every.count() > 0 &&
             std::chrono::steady_clock::now() >= next_refresh) {
           lock.unlock();
@@ -217,6 +230,21 @@ struct Daemon::Parts {
       spdlog::warn("keysets: orphan sweep: {}",
                    std::string(swept.status().message()));
     }
+  }
+
+  // Planned activations, scheduled rotations and JWKS expiry (KeysetManager
+  // Tick); with several replicas the keyset record write picks one.
+  void RunDueKeySteps(bool* failed) {
+    absl::StatusOr<int> steps = keys->Tick();
+    if (!steps.ok()) {
+      if (!*failed)
+        spdlog::warn("keysets: scheduled step failed (retried): {}",
+                     std::string(steps.status().message()));
+      *failed = true;
+      return;
+    }
+    *failed = false;
+    if (*steps > 0) UpdateKeyAges();
   }
 
   void RefreshKeysets(bool* failed) {
@@ -291,6 +319,7 @@ struct Daemon::Parts {
       }
       next = std::make_shared<const PolicySnapshot>(std::move(*cfg));
     }
+    keys->SetPolicies(LifecyclePolicies(next->config));
     if (absl::Status st = keys->Load(IssuerNames(next->config)); !st.ok()) {
       spdlog::error("SIGHUP: keysets not reloaded, keeping the old config: {}",
                     std::string(st.message()));
@@ -341,6 +370,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
       p->hsm, [prov = p->provider](std::string_view id) {
         return prov->PrivateKey(id);
       });
+  p->keys->SetPolicies(LifecyclePolicies(cfg));
   if (absl::Status st = p->keys->Load(IssuerNames(cfg)); !st.ok()) return st;
   if (cfg.dev) {
     for (const auto& [name, issuer] : cfg.issuers) {

@@ -471,7 +471,10 @@ TEST(DaemonE2ETest, ReplicasOnOneHsmPickUpEachOthersRotation) {
     return "[hsm]\nmodule = \"" TOKENSIGN_SOFTHSM_MODULE
            "\"\ntoken_label = \"tokensign-dev\"\npin_file = \"" +
            state +
-           "/pin\"\n\n[server]\ninsecure = true\nkeyset_refresh_seconds = 1\n\n"
+           "/pin\"\n\n[server]\ninsecure = true\nkeyset_refresh_seconds = 1\n"
+           // Publish lead = 0 + 1 + 0 s: the planned rotation activates
+           // (on A's timer) a second after it is made.
+           "jwks_max_age = 0\nclock_skew_seconds = 0\n\n"
            "[audit]\npath = \"" +
            h.Path(name + "-audit.log") +
            // Replicas on one HSM: each its own audit log and anchor.
@@ -503,6 +506,10 @@ TEST(DaemonE2ETest, ReplicasOnOneHsmPickUpEachOthersRotation) {
   }
   const std::string new_kid = rotated.active().kid();
   ASSERT_NE(new_kid, from_a.kid());
+  // Planned: pending now, published at once, active after the publish lead.
+  EXPECT_EQ(rotated.active().state(), v1::PENDING);
+  EXPECT_TRUE(rotated.active().has_activate_at());
+  EXPECT_EQ(rotated.retired().state(), v1::ACTIVE);
 
   // B publishes and signs with the new key once it has refreshed (bounded
   // wait for a state change, not a timing assertion).

@@ -31,7 +31,8 @@ std::string Config(DaemonHarness& h, const std::string& state,
   return "[hsm]\nmodule = \"" TOKENSIGN_SOFTHSM_MODULE
          "\"\ntoken_label = \"tokensign-dev\"\npin_file = \"" +
          state + "/pin\"\n\n[server]\ninsecure = true\nkeyset_refresh_seconds = " +
-         std::to_string(refresh_seconds) + "\n\n[audit]\npath = \"" +
+         std::to_string(refresh_seconds) +
+         "\njwks_max_age = 0\nclock_skew_seconds = 0\n\n[audit]\npath = \"" +
          h.Path(name + "-audit.log") +
          // Replicas on one HSM: each its own audit log and anchor.
          "\"\ninstance = \"replica-" + name +
@@ -159,6 +160,8 @@ v1::KeyInfo Admin(const std::shared_ptr<grpc::Channel>& ch, const std::string& o
     v1::ActivateKeyRequest req;
     req.set_issuer("dev");
     req.set_kid(kid);
+    req.set_force(true);  // within the (1 s) publish lead
+    req.set_reason("test: replicas race");
     v1::ActivateKeyResponse resp;
     *status = stub->ActivateKey(&ctx, req, &resp);
     return resp.key();
