@@ -518,7 +518,9 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
     handlers.metrics = [parts] {
       audit::AuditLogStats st = parts->audit->stats();
       parts->metrics->SetAudit({st.records, st.commits, st.lingered, st.bytes,
-                                st.rotations, parts->audit->health().ok()});
+                                st.rotations, parts->audit->health().ok(),
+                                st.checkpoints, st.checkpoint_errors,
+                                st.anchor_writes});
       return parts->metrics->Serialize();
     };
     handlers.connection_closed = [parts](HttpConnectionClose reason) {

@@ -97,7 +97,8 @@ TEST(MetricsTest, AuditTotalsAreCountedOnceAndHealthFollows) {
   m.SetAudit({.records = 10, .commits = 2, .lingered = 1, .bytes = 4000,
               .rotations = 0, .healthy = true});  // same totals: no change
   m.SetAudit({.records = 25, .commits = 3, .lingered = 2, .bytes = 9000,
-              .rotations = 1, .healthy = false});
+              .rotations = 1, .healthy = false, .checkpoints = 4,
+              .checkpoint_errors = 1, .anchor_writes = 3});
   const std::string text = m.Serialize();
   EXPECT_TRUE(Contains(text, "tokensign_audit_records_total 25\n")) << text;
   EXPECT_TRUE(Contains(text, "tokensign_audit_commits_total 3\n")) << text;
@@ -105,6 +106,11 @@ TEST(MetricsTest, AuditTotalsAreCountedOnceAndHealthFollows) {
   EXPECT_TRUE(Contains(text, "tokensign_audit_bytes_total 9000\n")) << text;
   EXPECT_TRUE(Contains(text, "tokensign_audit_rotations_total 1\n")) << text;
   EXPECT_TRUE(Contains(text, "tokensign_audit_healthy 0\n")) << text;
+  EXPECT_TRUE(Contains(text, "tokensign_audit_checkpoints_total 4\n")) << text;
+  EXPECT_TRUE(Contains(text, "tokensign_audit_checkpoint_errors_total 1\n"))
+      << text;
+  EXPECT_TRUE(Contains(text, "tokensign_audit_anchor_writes_total 3\n"))
+      << text;
 }
 
 TEST(MetricsTest, KeyAgesAreReplacedNotAccumulated) {

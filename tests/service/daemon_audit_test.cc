@@ -79,6 +79,17 @@ TEST_F(DaemonAuditTest, CleanStopVerifiesIntactWithTheDaemonsAuditKeys) {
       nlohmann::json::parse(h_.HttpGet(d, "/audit/jwks.json", &code));
   EXPECT_EQ(code, 200);
   EXPECT_EQ(http_jwks["keys"][0]["kid"], kid);
+  // At least the start checkpoint is signed and anchored, with no errors.
+  const std::string metrics = h_.HttpGet(d, "/metrics", &code);
+  auto series = [&](const std::string& name) {
+    size_t at = metrics.find("\n" + name + " ");
+    return at == std::string::npos
+               ? -1.0
+               : std::stod(metrics.substr(at + name.size() + 2));
+  };
+  EXPECT_GE(series("tokensign_audit_checkpoints_total"), 1) << metrics;
+  EXPECT_GE(series("tokensign_audit_anchor_writes_total"), 1) << metrics;
+  EXPECT_EQ(series("tokensign_audit_checkpoint_errors_total"), 0) << metrics;
   // While it runs, the newest checkpoint is the HSM's (or its anchor write is
   // in flight); the records since then are reported unanchored (2), or none.
   int rc = Ctl(d, "audit verify --server 127.0.0.1:" +

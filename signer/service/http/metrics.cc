@@ -123,6 +123,13 @@ Metrics::Metrics()
                             "Audit commits that waited for records being signed.");
   audit_.bytes = counter("tokensign_audit_bytes_total", "Bytes written to the audit log.");
   audit_.rotations = counter("tokensign_audit_rotations_total", "Audit log files rotated.");
+  audit_.checkpoints = counter("tokensign_audit_checkpoints_total",
+                               "Signed audit checkpoints made durable in the log.");
+  audit_.checkpoint_errors =
+      counter("tokensign_audit_checkpoint_errors_total",
+              "Audit checkpoints not signed or not anchored in the HSM (retried).");
+  audit_.anchor_writes = counter("tokensign_audit_anchor_writes_total",
+                                 "Audit checkpoints anchored in the HSM.");
   audit_.healthy = &prometheus::BuildGauge()
                         .Name("tokensign_audit_healthy")
                         .Help("1 while the audit log accepts records, 0 once it failed.")
@@ -142,6 +149,10 @@ void Metrics::SetAudit(const AuditTotals& totals) {
   bump(audit_.lingered, totals.lingered, &audit_seen_.lingered);
   bump(audit_.bytes, totals.bytes, &audit_seen_.bytes);
   bump(audit_.rotations, totals.rotations, &audit_seen_.rotations);
+  bump(audit_.checkpoints, totals.checkpoints, &audit_seen_.checkpoints);
+  bump(audit_.checkpoint_errors, totals.checkpoint_errors,
+       &audit_seen_.checkpoint_errors);
+  bump(audit_.anchor_writes, totals.anchor_writes, &audit_seen_.anchor_writes);
   audit_.healthy->Set(totals.healthy ? 1 : 0);
 }
 

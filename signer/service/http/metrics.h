@@ -69,6 +69,9 @@ struct AuditTotals {
   int64_t bytes = 0;
   int64_t rotations = 0;
   bool healthy = true;
+  int64_t checkpoints = 0;        // signed checkpoints made durable
+  int64_t checkpoint_errors = 0;  // failed signatures or anchor writes
+  int64_t anchor_writes = 0;      // checkpoints anchored in the HSM
 };
 
 // One row of tokensign_key_age_seconds.
@@ -159,6 +162,9 @@ class Metrics {
     prometheus::Counter* bytes;
     prometheus::Counter* rotations;
     prometheus::Gauge* healthy;
+    prometheus::Counter* checkpoints;
+    prometheus::Counter* checkpoint_errors;
+    prometheus::Counter* anchor_writes;
   };
   AuditSeries audit_;
   std::mutex audit_mu_;
