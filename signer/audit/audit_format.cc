@@ -115,11 +115,37 @@ absl::Status ParseDecisionExtras(const nlohmann::json& j, AuditRecord* r) {
         {"req_wl", &r->req_wl},
         {"rctx_sha256", &r->rctx_sha256},
         {"tctx_sha256", &r->tctx_sha256},
-        {"extra_claims_sha256", &r->extra_claims_sha256}}) {
+        {"extra_claims_sha256", &r->extra_claims_sha256},
+        {"status_uri", &r->status_uri},
+        {"parent_token_sha256", &r->parent_token_sha256}}) {
     if (!j.contains(name)) continue;
     auto v = GetString(j, name);
     if (!v.ok()) return v.status();
     *out = *std::move(v);
+  }
+  for (const auto& [name, out] :
+       {std::pair<const char*, int64_t*>{"status_idx", &r->status_idx},
+        {"status_list_size", &r->status_list_size},
+        {"status_list_set", &r->status_list_set}}) {
+    auto it = j.find(name);
+    if (it == j.end()) continue;
+    if (!it->is_number_integer())
+      return absl::InvalidArgumentError(absl::StrCat(name, ": not an integer"));
+    *out = it->get<int64_t>();
+  }
+  if (auto cnf = j.find("parent_cnf"); cnf != j.end()) {
+    if (!cnf->is_object())
+      return absl::InvalidArgumentError("parent_cnf: not an object");
+    for (const auto& [name, out] :
+         {std::pair<const char*, std::string*>{"jkt", &r->parent_cnf_jkt},
+          {"x5t#S256", &r->parent_cnf_x5t_s256}}) {
+      if (!cnf->contains(name)) continue;
+      auto v = GetString(*cnf, name);
+      if (!v.ok())
+        return absl::InvalidArgumentError(
+            absl::StrCat("parent_cnf.", name, ": not a string"));
+      *out = *std::move(v);
+    }
   }
   if (j.contains("extra_claims")) {
     auto names = GetStrings(j, "extra_claims");

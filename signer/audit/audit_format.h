@@ -9,7 +9,10 @@
 //                  "scope":[..],"exp":N,["ttl":N,"cnf":{"jkt"|"x5t#S256":..},
 //                  "txn":..,"req_wl":..,"rctx_sha256":HEX,"tctx_sha256":HEX,
 //                  "extra_claims":[NAME..],"extra_claims_sha256":HEX,]
-//                  "parent_jti":..,"token_sha256":..,"outcome":..,
+//                  ["status_uri":..,"status_idx":N,"status_list_size":N,
+//                  "status_list_set":N,]"parent_jti":..,
+//                  ["parent_token_sha256":HEX,"parent_cnf":{..},]
+//                  "token_sha256":..,"outcome":..,
 //                  "reason":..,"prev":HEX}
 //                  The bracketed members appear only when set (ttl != 0).
 //                  ttl = exp - iat of a minted token, else the requested

@@ -70,6 +70,18 @@ struct AuditRecord {
   std::vector<std::string> extra_claims;  // the extra claims' names, sorted
   std::string extra_claims_sha256;  // hex SHA-256 of their canonical JSON
   std::string parent_jti;
+  // Token exchange: hex SHA-256 of the verified parent token, and the
+  // parent's cnf when the child was bound to another key (empty otherwise).
+  std::string parent_token_sha256;
+  std::string parent_cnf_jkt;
+  std::string parent_cnf_x5t_s256;
+  // Revocation: the token's status list entry (status_idx -1 = none); for a
+  // signed status list (kind "status_list"), status_uri is the list, with its
+  // size and the number of entries not 0.
+  std::string status_uri;
+  int64_t status_idx = -1;
+  int64_t status_list_size = 0;
+  int64_t status_list_set = 0;
   std::string token_sha256;  // hex; empty when denied
   std::string outcome;       // "signed" | "denied"
   std::string reason;        // empty when signed; the rule when denied

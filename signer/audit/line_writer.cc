@@ -181,7 +181,29 @@ void AppendDecisionBody(const AuditRecord& r, absl::Time time,
   if (!r.extra_claims_sha256.empty()) {
     StringMember("extra_claims_sha256", r.extra_claims_sha256, out);
   }
+  if (!r.status_uri.empty()) StringMember("status_uri", r.status_uri, out);
+  if (r.status_idx >= 0) {
+    out->append(",\"status_idx\":");
+    absl::StrAppend(out, r.status_idx);
+  }
+  if (r.status_list_size > 0) {
+    out->append(",\"status_list_size\":");
+    absl::StrAppend(out, r.status_list_size);
+    out->append(",\"status_list_set\":");
+    absl::StrAppend(out, r.status_list_set);
+  }
   StringMember("parent_jti", r.parent_jti, out);
+  if (!r.parent_token_sha256.empty()) {
+    StringMember("parent_token_sha256", r.parent_token_sha256, out);
+  }
+  if (!r.parent_cnf_jkt.empty() || !r.parent_cnf_x5t_s256.empty()) {
+    out->append(",\"parent_cnf\":{");
+    Key(r.parent_cnf_jkt.empty() ? "x5t#S256" : "jkt", out);
+    AppendJsonString(r.parent_cnf_jkt.empty() ? r.parent_cnf_x5t_s256
+                                              : r.parent_cnf_jkt,
+                     out);
+    out->push_back('}');
+  }
   StringMember("token_sha256", r.token_sha256, out);
   StringMember("outcome", r.outcome, out);
   StringMember("reason", r.reason, out);

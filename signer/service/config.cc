@@ -458,6 +458,8 @@ absl::Status ParseIssuer(const std::string& name, const toml::table& t,
   }
   if (p.any_extra_claims) p.allowed_extra_claims.clear();
   RETURN_IF_ERROR(r.Bool("verify_before_release", &p.verify_before_release));
+  RETURN_IF_ERROR(ParseStatusLists(r, &p));
+  RETURN_IF_ERROR(ParseExchange(r, &p));
   RETURN_IF_ERROR(ParseKeyLifecycle(r, out));
   return r.CheckUnknown();
 }
@@ -485,10 +487,13 @@ absl::Status ParseCallers(const toml::array& arr, const Config& cfg,
         c.roles.push_back(Role::kCustodian);
       } else if (role == "auditor") {
         c.roles.push_back(Role::kAuditor);
+      } else if (role == "status-publisher") {
+        c.roles.push_back(Role::kStatusPublisher);
       } else {
         return Bad(
             r.KeyPath("roles"),
-            absl::StrCat("must hold signer / custodian / auditor, got \"", role,
+            absl::StrCat("must hold signer / custodian / auditor / "
+                         "status-publisher, got \"", role,
                          "\""));
       }
     }
@@ -522,6 +527,8 @@ const char* RoleName(Role role) {
       return "custodian";
     case Role::kAuditor:
       return "auditor";
+    case Role::kStatusPublisher:
+      return "status-publisher";
   }
   return "?";
 }
@@ -634,6 +641,16 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text,
     IssuerConfig ic;
     RETURN_IF_ERROR(ParseIssuer(name, *v.as_table(), &ic));
     cfg.issuers.emplace(name, std::move(ic));
+  }
+  for (const auto& [name, issuer] : cfg.issuers) {
+    const auto& trusted = issuer.policy.exchange.trusted_parent_issuers;
+    for (size_t i = 0; i < trusted.size(); ++i) {
+      if (!cfg.issuers.contains(trusted[i])) {
+        return Bad(absl::StrCat("issuers.", name,
+                                ".exchange.trusted_parent_issuers[", i, "]"),
+                   absl::StrCat("unknown issuer \"", trusted[i], "\""));
+      }
+    }
   }
   if (const toml::node* n = r.Get("callers"); n != nullptr) {
     if (!n->is_array())

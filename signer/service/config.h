@@ -25,8 +25,9 @@
 
 namespace tokensign::service {
 
-enum class Role { kSigner, kCustodian, kAuditor };
-// "signer" / "custodian" / "auditor".
+// kStatusPublisher signs the issuer's Token Status Lists (SignStatusList).
+enum class Role { kSigner, kCustodian, kAuditor, kStatusPublisher };
+// "signer" / "custodian" / "auditor" / "status-publisher".
 const char* RoleName(Role role);
 
 struct ServerConfig {

@@ -209,6 +209,12 @@ absl::StatusOr<token::TokenRequest> ToTokenRequest(
     }
     r.cnf = c;
   }
+  if (in.has_status()) {
+    r.status = token::StatusReference{in.status().uri(), in.status().idx()};
+  }
+  if (in.has_may_act()) {
+    r.may_act = token::Actor{in.may_act().sub(), in.may_act().iss()};
+  }
   r.parent_jti = in.parent_jti();
   r.txn = in.txn();
   r.req_wl = in.req_wl();
@@ -223,6 +229,57 @@ void ToResponse(const token::MintedToken& minted, v1::SignTokenResponse* out) {
   out->set_kid(minted.kid);
   out->set_jti(minted.jti);
   *out->mutable_expires_at() = Seconds(minted.exp);
+  if (!minted.txn.empty()) out->set_txn(minted.txn);
+}
+
+absl::StatusOr<token::ExchangeRequest> ToExchangeRequest(
+    const v1::ExchangeTokenRequest& in) {
+  token::ExchangeRequest r;
+  switch (in.kind()) {
+    case v1::ACCESS_TOKEN:
+      r.kind = token::TokenKind::kAccessToken;
+      break;
+    case v1::TRANSACTION_TOKEN:
+      r.kind = token::TokenKind::kTransactionToken;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "kind: ", static_cast<int>(in.kind()),
+          " is not ACCESS_TOKEN or TRANSACTION_TOKEN; set the kind wanted"));
+  }
+  if (in.has_actor()) r.actor = token::Actor{in.actor().sub(), in.actor().iss()};
+  if (in.has_may_act()) {
+    r.may_act = token::Actor{in.may_act().sub(), in.may_act().iss()};
+  }
+  r.audience.assign(in.audience().begin(), in.audience().end());
+  r.scope.assign(in.scope().begin(), in.scope().end());
+  r.ttl_seconds = in.ttl_seconds();
+  if (in.has_cnf()) {
+    token::Confirmation c;
+    if (in.cnf().has_jkt()) {
+      c.jkt = in.cnf().jkt();
+    } else if (in.cnf().has_x5t_s256()) {
+      c.x5t_s256 = in.cnf().x5t_s256();
+    } else {
+      return absl::InvalidArgumentError("cnf: set jkt or x5t_s256");
+    }
+    r.cnf = c;
+  }
+  r.req_wl = in.req_wl();
+  if (in.has_rctx()) r.rctx = StructToJson(in.rctx());
+  if (in.has_tctx()) r.tctx = StructToJson(in.tctx());
+  return r;
+}
+
+token::StatusListRequest ToStatusListRequest(
+    const v1::SignStatusListRequest& in) {
+  token::StatusListRequest r;
+  r.uri = in.uri();
+  for (const v1::StatusEntry& e : in.entries())
+    r.entries.push_back({e.idx(), e.status()});
+  r.lifetime_seconds = in.lifetime_seconds();
+  r.ttl_seconds = in.ttl_seconds();
+  return r;
 }
 
 void ToItemError(const absl::Status& status, v1::ItemError* out) {

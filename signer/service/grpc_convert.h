@@ -31,7 +31,9 @@
 
 #include "absl/status/statusor.h"
 #include "signer/keyset/keyset_record.h"
+#include "signer/token/exchange.h"
 #include "signer/token/minter.h"
+#include "signer/token/status_list.h"
 #include "signer/token/token_request.h"
 #include "tokensign/v1/tokensign.pb.h"
 
@@ -50,6 +52,11 @@ std::string CachedIdentityFromCertificate(const std::string& pem);
 absl::StatusOr<token::TokenRequest> ToTokenRequest(
     const v1::SignTokenRequest& in);
 void ToResponse(const token::MintedToken& minted, v1::SignTokenResponse* out);
+// ExchangeToken's request; InvalidArgument for an unset kind or an empty cnf.
+absl::StatusOr<token::ExchangeRequest> ToExchangeRequest(
+    const v1::ExchangeTokenRequest& in);
+token::StatusListRequest ToStatusListRequest(
+    const v1::SignStatusListRequest& in);
 // Fills an ItemError: code, message and the field the message names.
 void ToItemError(const absl::Status& status, v1::ItemError* out);
 // The record of a key as KeyAdmin answers it; with the HSM token's label, also

@@ -54,7 +54,9 @@ inline constexpr int kMaxBatchItems = 256;
 using TokenSignerRawService = v1::TokenSigner::WithRawCallbackMethod_SignToken<
     v1::TokenSigner::WithRawCallbackMethod_SignTokens<
         v1::TokenSigner::WithRawCallbackMethod_GetJwks<
-            v1::TokenSigner::Service>>>;
+            v1::TokenSigner::WithRawCallbackMethod_ExchangeToken<
+                v1::TokenSigner::WithRawCallbackMethod_SignStatusList<
+                    v1::TokenSigner::Service>>>>>;
 // KeyAdmin with every method raw.
 using KeyAdminRawService = v1::KeyAdmin::WithRawCallbackMethod_CreateKey<
     v1::KeyAdmin::WithRawCallbackMethod_ListKeys<
@@ -81,6 +83,17 @@ class TokenSignerService final : public TokenSignerRawService {
   grpc::ServerUnaryReactor* GetJwks(grpc::CallbackServerContext* ctx,
                                     const grpc::ByteBuffer* req,
                                     grpc::ByteBuffer* resp) override;
+  // Request: an ExchangeTokenRequest; response: a SignTokenResponse. Runs
+  // SigningCore::ExchangeAsync on the pool like SignToken (a malformed request
+  // is audited as "malformed_request"). In exchange_rpc.cc.
+  grpc::ServerUnaryReactor* ExchangeToken(grpc::CallbackServerContext* ctx,
+                                          const grpc::ByteBuffer* req,
+                                          grpc::ByteBuffer* resp) override;
+  // Request: a SignStatusListRequest; response: a SignStatusListResponse
+  // (SigningCore::SignStatusListAsync on the pool). In exchange_rpc.cc.
+  grpc::ServerUnaryReactor* SignStatusList(grpc::CallbackServerContext* ctx,
+                                           const grpc::ByteBuffer* req,
+                                           grpc::ByteBuffer* resp) override;
 
  private:
   SigningCore* core_;

@@ -25,6 +25,8 @@ std::string CanonicalJsonSha256(const nlohmann::json& v) {
       v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+}  // namespace
+
 audit::AuditRecord RecordFor(std::string_view caller, std::string_view issuer,
                              const token::TokenRequest& req, absl::Time now) {
   audit::AuditRecord r;
@@ -56,8 +58,19 @@ audit::AuditRecord RecordFor(std::string_view caller, std::string_view issuer,
     r.extra_claims_sha256 = CanonicalJsonSha256(req.extra_claims);
   }
   r.parent_jti = req.parent_jti;
+  r.parent_token_sha256 = req.parent_token_sha256;
+  if (req.parent_cnf.has_value()) {
+    r.parent_cnf_jkt = req.parent_cnf->jkt;
+    r.parent_cnf_x5t_s256 = req.parent_cnf->x5t_s256;
+  }
+  if (req.status.has_value()) {
+    r.status_uri = req.status->uri;
+    r.status_idx = req.status->idx;
+  }
   return r;
 }
+
+namespace {
 
 // Cuts `s` to `max` bytes (on a UTF-8 boundary) plus a marker with the
 // SHA-256 of the whole value, so values that differ only past the cut still
@@ -104,7 +117,8 @@ audit::AuditRecord BoundForAudit(audit::AuditRecord r) {
   for (std::string* f :
        {&r.caller, &r.issuer, &r.kind, &r.kid, &r.jti, &r.sub, &r.client_id,
         &r.parent_jti, &r.token_sha256, &r.cnf_jkt, &r.cnf_x5t_s256, &r.txn,
-        &r.req_wl})
+        &r.req_wl, &r.status_uri, &r.parent_token_sha256, &r.parent_cnf_jkt,
+        &r.parent_cnf_x5t_s256})
     Cut(f, kMaxAuditFieldBytes);
   for (audit::AuditActor& a : r.actor_chain) {
     Cut(&a.sub, kMaxAuditFieldBytes);
@@ -332,6 +346,7 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
   r.exp = minted->exp;
   r.ttl = minted->exp - minted->iat;  // the lifetime given, also by default
   r.token_sha256 = audit::Sha256Hex(minted->token);  // reused digest ctx
+  r.txn = minted->txn;  // generated when the request had none
   // Mint may have waited (HSM session pool, HSM): a token minted after the
   // deadline is never released, and the log says so.
   if (clock_() >= deadline) {

@@ -58,8 +58,10 @@
 #include "signer/audit/audit_log.h"
 #include "signer/keyset/keyset_manager.h"
 #include "signer/service/config.h"
+#include "signer/token/exchange.h"
 #include "signer/token/minter.h"
 #include "signer/token/policy.h"
+#include "signer/token/status_list.h"
 #include "signer/token/token_request.h"
 
 namespace tokensign::service {
@@ -176,6 +178,32 @@ class SigningCore {
 
   keyset::KeysetManager& keys() { return *keys_; }
 
+  // Token exchange (token/exchange.h), in signing_core_exchange.cc: role
+  // signer for `issuer`, deadline, then the subject token verified by
+  // signature against the keys of `issuer` and of its
+  // exchange.trusted_parent_issuers (matched by iss) that verify tokens now
+  // (KeysetManager::VerificationKeyFor: never withdrawn or destroyed), with
+  // server.clock_skew_seconds of leeway; then the child derived, minted with
+  // the issuer's active key and released like SignAsync's token once its
+  // record is durable. The record carries parent_jti and parent_token_sha256
+  // from the verified parent (never from the caller), the inherited status
+  // reference, and both keys when cnf was rebound. Every refusal is audited
+  // "denied" (kind = the requested kind; sub and client_id once the parent
+  // verified) and names the rule.
+  void ExchangeAsync(std::string_view caller, std::string_view issuer,
+                     std::string subject_token, token::ExchangeRequest req,
+                     absl::Time deadline, SignDone done);
+
+  using StatusListDone =
+      absl::AnyInvocable<void(absl::StatusOr<token::SignedStatusList>) &&>;
+  // SignStatusList (token/status_list.h): role status-publisher for
+  // `issuer`; signed with its active key; audited as kind "status_list" with
+  // status_uri, status_list_size, status_list_set, exp and token_sha256, and
+  // released once that record is durable. Refusals are audited "denied".
+  void SignStatusListAsync(std::string_view caller, std::string_view issuer,
+                           token::StatusListRequest req, absl::Time deadline,
+                           StatusListDone done);
+
  private:
   // A KeyAdmin record with time, caller, issuer and kind "key_admin.<method>".
   audit::AuditRecord AdminRecord(std::string_view caller,
@@ -202,6 +230,11 @@ class SigningCore {
   std::condition_variable idle_cv_;
   int in_flight_ = 0;  // guarded by idle_mu_
 };
+
+// The decision record of `req` (what it asks for; the caller fills the
+// outcome, and kid, jti, exp, token hash for a signed token).
+audit::AuditRecord RecordFor(std::string_view caller, std::string_view issuer,
+                             const token::TokenRequest& req, absl::Time now);
 
 // The field a policy message names ("act.act.sub: chain depth ..." ->
 // "act.act.sub"), or "" when the message does not start with a field path;

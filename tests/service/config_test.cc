@@ -152,6 +152,72 @@ TEST(ConfigTest, UnknownKeysAreErrors) {
   EXPECT_EQ(Err(bad_server), "server.tls: unknown key");
 }
 
+// Issue 15: status lists, require_status, [issuers.X.exchange] and the
+// status-publisher role.
+TEST(ConfigTest, StatusListsExchangeAndStatusPublisher) {
+  const std::string second = R"(
+[issuers.other]
+iss = "https://other.example"
+audiences = ["https://api.example", "https://tools.example", "trust.example"]
+scopes = ["read"]
+require_status = true
+[[issuers.other.status_lists]]
+uri = "https://other.example/status/1"
+size = 1000
+bits = 2
+[issuers.other.exchange]
+trusted_parent_issuers = ["dev"]
+trust_domain = "trust.example"
+allow_cnf_rebind = true
+[issuers.other.exchange.audience_map]
+"https://api.example" = ["https://tools.example"]
+[[callers]]
+id = "publisher"
+roles = ["status-publisher"]
+issuers = ["other"]
+)";
+  auto cfg = ParseConfig(std::string(kMinimal) + second);
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  const token::IssuerPolicy& p = cfg->issuers.at("other").policy;
+  EXPECT_TRUE(p.require_status);
+  ASSERT_EQ(p.status_lists.size(), 1u);
+  EXPECT_EQ(p.status_lists[0].uri, "https://other.example/status/1");
+  EXPECT_EQ(p.status_lists[0].size, 1000);
+  EXPECT_EQ(p.status_lists[0].bits, 2);
+  EXPECT_EQ(p.exchange.trusted_parent_issuers,
+            std::vector<std::string>{"dev"});
+  EXPECT_EQ(p.exchange.trust_domain, "trust.example");
+  EXPECT_TRUE(p.exchange.allow_cnf_rebind);
+  EXPECT_EQ(p.exchange.audience_map.at("https://api.example"),
+            std::vector<std::string>{"https://tools.example"});
+  EXPECT_EQ(cfg->callers[0].roles, std::vector<Role>{Role::kStatusPublisher});
+
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string text = std::string(kMinimal) + second;
+    text.replace(text.find(from), from.size(), to);
+    return Err(text);
+  };
+  EXPECT_EQ(with("bits = 2", "bits = 3"),
+            "issuers.other.status_lists[0].bits: must be 1, 2, 4 or 8");
+  EXPECT_EQ(with("size = 1000\n", ""),
+            "issuers.other.status_lists[0].size: required");
+  EXPECT_EQ(with("trusted_parent_issuers = [\"dev\"]",
+                 "trusted_parent_issuers = [\"nobody\"]"),
+            "issuers.other.exchange.trusted_parent_issuers[0]: unknown issuer "
+            "\"nobody\"");
+  EXPECT_EQ(with("trust_domain = \"trust.example\"",
+                 "trust_domain = \"elsewhere.example\""),
+            "issuers.other.exchange.trust_domain: \"elsewhere.example\" must "
+            "be one of the issuer's audiences (it is the aud of its "
+            "transaction tokens)");
+  EXPECT_EQ(with("[\"https://tools.example\"]\n[[callers]]",
+                 "[\"https://x.example\"]\n[[callers]]"),
+            "issuers.other.exchange.audience_map.https://api.example: "
+            "\"https://x.example\" is not one of the issuer's audiences");
+  EXPECT_EQ(with("allow_cnf_rebind", "rebind"),
+            "issuers.other.exchange.rebind: unknown key");
+}
+
 TEST(ConfigTest, WrongTypesAndValues) {
   EXPECT_EQ(Err(std::string(kMinimal) + "any_actor = \"yes\"\n"),
             "issuers.dev.any_actor: must be true or false");
@@ -164,7 +230,8 @@ TEST(ConfigTest, WrongTypesAndValues) {
   EXPECT_EQ(
       Err(std::string(kMinimal) +
           "[[callers]]\nid = \"x\"\nroles = [\"root\"]\n"),
-      "callers[0].roles: must hold signer / custodian / auditor, got \"root\"");
+      "callers[0].roles: must hold signer / custodian / auditor / "
+      "status-publisher, got \"root\"");
   EXPECT_EQ(Err(std::string(kMinimal) +
                 "[[callers]]\nid = \"x\"\nissuers = [\"nope\"]\n"),
             "callers[0].issuers: unknown issuer \"nope\"");

@@ -1,0 +1,306 @@
+// SigningCore::ExchangeAsync and SignStatusListAsync (see signing_core.h):
+// token exchange with a verified parent, and Token Status List signing.
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "signer/audit/audit_format.h"
+#include "signer/service/http/metrics.h"
+#include "signer/service/signing_core.h"
+#include "signer/token/parent_token.h"
+
+namespace tokensign::service {
+namespace {
+
+absl::string_view S(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+// The key that verifies a parent whose iss claim is `iss` and header kid is
+// `kid`, for a child signed by `issuer`: among the configured issuers with
+// that iss value, the issuer itself and those it trusts, a key that verifies
+// their tokens now.
+absl::StatusOr<token::ParentKey> ParentKeyFor(const PolicySnapshot& snap,
+                                              const keyset::KeysetManager& keys,
+                                              const std::string& issuer,
+                                              std::string_view iss,
+                                              std::string_view kid) {
+  const IssuerConfig& self = snap.config.issuers.at(issuer);
+  const auto& trusted = self.policy.exchange.trusted_parent_issuers;
+  std::vector<std::string> named, allowed;
+  for (const auto& [name, ic] : snap.config.issuers) {
+    if (ic.policy.iss != iss) continue;
+    named.push_back(name);
+    if (name == issuer ||
+        std::find(trusted.begin(), trusted.end(), name) != trusted.end()) {
+      allowed.push_back(name);
+    }
+  }
+  const std::string quoted_iss =
+      absl::StrCat("\"", S(iss).substr(0, 128), "\"");
+  if (named.empty()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("subject_token: iss ", quoted_iss,
+                     " is not an issuer of this service; only tokens it "
+                     "issued are exchanged"));
+  }
+  if (allowed.empty()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "subject_token: issued by issuer \"", absl::StrJoin(named, "\", \""),
+        "\" (iss ", quoted_iss, "), which issuer \"", issuer,
+        "\" does not trust; trusted: itself",
+        trusted.empty() ? "" : absl::StrCat(", ", absl::StrJoin(trusted, ", ")),
+        " (exchange.trusted_parent_issuers)"));
+  }
+  for (const std::string& name : allowed) {
+    auto key = keys.VerificationKeyFor(name, kid);
+    if (key.ok()) return token::ParentKey{key->public_key, key->alg, name};
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "subject_token: kid \"", S(kid).substr(0, 128),
+      "\" is not a key that verifies tokens of issuer \"",
+      absl::StrJoin(allowed, "\", \""),
+      "\" now (unknown, withdrawn, destroyed or expired from the JWKS)"));
+}
+
+// The record of a refused exchange: what was asked, and who the parent names
+// once it verified.
+audit::AuditRecord ExchangeDenial(std::string_view caller,
+                                  std::string_view issuer,
+                                  const token::ExchangeRequest& req,
+                                  const token::VerifiedParent* parent,
+                                  absl::Time now) {
+  token::TokenRequest shown;
+  shown.kind = req.kind;
+  shown.audience = req.audience;
+  shown.scope = req.scope;
+  shown.ttl_seconds = req.ttl_seconds;
+  shown.cnf = req.cnf;
+  shown.req_wl = req.req_wl;
+  if (req.actor.has_value()) shown.actor_chain.push_back(*req.actor);
+  if (parent != nullptr) {
+    shown.subject = parent->sub;
+    shown.client_id = parent->client_id;
+    shown.actor_chain.insert(shown.actor_chain.end(),
+                             parent->actor_chain.begin(),
+                             parent->actor_chain.end());
+    shown.parent_jti = parent->jti;
+    shown.parent_token_sha256 = parent->sha256;
+    shown.status = parent->status;
+  }
+  return RecordFor(caller, issuer, shown, now);
+}
+
+}  // namespace
+
+void SigningCore::ExchangeAsync(std::string_view caller,
+                                std::string_view issuer,
+                                std::string subject_token,
+                                token::ExchangeRequest xreq,
+                                absl::Time deadline, SignDone user_done) {
+  Enter();
+  SignDone done = [this, user_done = std::move(user_done)](
+                      absl::StatusOr<token::MintedToken> result) mutable {
+    std::move(user_done)(std::move(result));
+    Done();
+  };
+  std::shared_ptr<const PolicySnapshot> snap = policy();
+  const absl::Time now = clock_();
+  auto deny = [&](absl::Status why, const token::VerifiedParent* parent,
+                  const token::TokenRequest* derived) {
+    audit::AuditRecord r =
+        derived != nullptr ? RecordFor(caller, issuer, *derived, now)
+                           : ExchangeDenial(caller, issuer, xreq, parent, now);
+    r.outcome = "denied";
+    r.reason = std::string(why.message());
+    AuditAsync(std::move(r), std::move(why), std::move(done));
+  };
+  auto it = snap->config.issuers.find(std::string(issuer));
+  if (it == snap->config.issuers.end()) {
+    absl::Status st = absl::NotFoundError(
+        absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
+    if (!snap->config.dev && snap->FindCaller(caller) == nullptr) {
+      st = absl::PermissionDeniedError(absl::StrCat(
+          "caller: \"", S(caller), "\" is not a configured caller"));
+    }
+    deny(std::move(st), nullptr, nullptr);
+    return;
+  }
+  const std::string& label = it->first;
+  if (absl::Status st = snap->CheckRole(caller, Role::kSigner, issuer);
+      !st.ok()) {
+    if (metrics_ != nullptr)
+      metrics_->CountDenied(label, FieldOf(std::string(st.message())));
+    deny(std::move(st), nullptr, nullptr);
+    return;
+  }
+  if (now >= deadline) {
+    deny(absl::DeadlineExceededError(
+             "deadline passed before signing; not signed"),
+         nullptr, nullptr);
+    return;
+  }
+  auto start = std::chrono::steady_clock::now();
+  audit_->ExpectRecords(+1);
+  absl::StatusOr<token::VerifiedParent> parent = token::VerifyParent(
+      subject_token,
+      [&](std::string_view iss, std::string_view kid) {
+        return ParentKeyFor(*snap, *keys_, label, iss, kid);
+      },
+      now, absl::Seconds(snap->config.server.clock_skew_seconds));
+  token::TokenRequest derived;
+  bool have_derived = false;
+  absl::StatusOr<token::Exchanged> out = absl::UnknownError("not exchanged");
+  if (!parent.ok()) {
+    out = parent.status();
+  } else if (auto key = keys_->ActiveKey(issuer); !key.ok()) {
+    out = key.status();
+  } else {
+    out = token::Exchange(it->second.policy, **key, *parent, xreq, now,
+                          &derived);
+    have_derived = !derived.subject.empty();
+  }
+  audit_->ExpectRecords(-1);
+  if (!out.ok()) {
+    absl::StatusCode code = out.status().code();
+    if (metrics_ != nullptr && (code == absl::StatusCode::kInvalidArgument ||
+                                code == absl::StatusCode::kPermissionDenied ||
+                                code == absl::StatusCode::kFailedPrecondition)) {
+      metrics_->CountDenied(label, FieldOf(std::string(out.status().message())));
+    }
+    deny(out.status(), parent.ok() ? &*parent : nullptr,
+         have_derived ? &derived : nullptr);
+    return;
+  }
+  token::MintedToken minted = std::move(out->minted);
+  audit::AuditRecord r = RecordFor(caller, issuer, out->request, now);
+  r.kid = minted.kid;
+  r.jti = minted.jti;
+  r.exp = minted.exp;
+  r.ttl = minted.exp - minted.iat;
+  r.txn = minted.txn;
+  r.token_sha256 = audit::Sha256Hex(minted.token);
+  if (clock_() >= deadline) {
+    r.outcome = "withheld";
+    r.reason = "deadline passed during signing";
+    AuditAsync(std::move(r),
+               absl::DeadlineExceededError(
+                   "deadline passed during signing; token withheld"),
+               std::move(done));
+    return;
+  }
+  r.outcome = "signed";
+  const std::string* label_ptr = &label;
+  audit_->AppendAsync(
+      BoundForAudit(std::move(r)),
+      [this, snap = std::move(snap), label_ptr, kind = xreq.kind, start,
+       minted = std::move(minted), done = std::move(done)](
+          absl::Status st) mutable {
+        if (!st.ok()) {
+          std::move(done)(absl::UnavailableError(absl::StrCat(
+              "audit: record not durable, token withheld: ", st.message())));
+          return;
+        }
+        if (metrics_ != nullptr) {
+          std::chrono::duration<double> took =
+              std::chrono::steady_clock::now() - start;
+          metrics_->ObserveSignLatency(took.count());
+          metrics_->CountTokenSigned(*label_ptr, token::TokenKindName(kind));
+        }
+        std::move(done)(std::move(minted));
+      });
+}
+
+void SigningCore::SignStatusListAsync(std::string_view caller,
+                                      std::string_view issuer,
+                                      token::StatusListRequest req,
+                                      absl::Time deadline,
+                                      StatusListDone user_done) {
+  Enter();
+  std::shared_ptr<const PolicySnapshot> snap = policy();
+  const absl::Time now = clock_();
+  audit::AuditRecord r;
+  r.time = now;
+  r.caller = std::string(caller);
+  r.issuer = std::string(issuer);
+  r.kind = "status_list";
+  r.status_uri = req.uri;
+  r.ttl = req.lifetime_seconds;
+  // Appends `r` (bounded) and hands `result` to the caller once durable.
+  auto finish = [this](audit::AuditRecord rec,
+                       absl::StatusOr<token::SignedStatusList> result,
+                       StatusListDone done) {
+    audit_->AppendAsync(
+        BoundForAudit(std::move(rec)),
+        [this, result = std::move(result),
+         done = std::move(done)](absl::Status st) mutable {
+          if (!st.ok()) {
+            std::move(done)(absl::UnavailableError(absl::StrCat(
+                "audit: decision not recorded: ", st.message(),
+                " (decision: ", result.status().ToString(), ")")));
+          } else {
+            std::move(done)(std::move(result));
+          }
+          Done();
+        });
+  };
+  auto deny = [&](absl::Status why) {
+    r.outcome = "denied";
+    r.reason = std::string(why.message());
+    finish(std::move(r), std::move(why), std::move(user_done));
+  };
+  auto it = snap->config.issuers.find(std::string(issuer));
+  if (it == snap->config.issuers.end()) {
+    absl::Status st = absl::NotFoundError(
+        absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
+    if (!snap->config.dev && snap->FindCaller(caller) == nullptr) {
+      st = absl::PermissionDeniedError(absl::StrCat(
+          "caller: \"", S(caller), "\" is not a configured caller"));
+    }
+    deny(std::move(st));
+    return;
+  }
+  if (absl::Status st =
+          snap->CheckRole(caller, Role::kStatusPublisher, issuer);
+      !st.ok()) {
+    deny(std::move(st));
+    return;
+  }
+  if (now >= deadline) {
+    deny(absl::DeadlineExceededError(
+        "deadline passed before signing; not signed"));
+    return;
+  }
+  auto key = keys_->ActiveKey(issuer);
+  if (!key.ok()) {
+    deny(key.status());
+    return;
+  }
+  absl::StatusOr<token::SignedStatusList> signed_list =
+      token::SignStatusList(it->second.policy, **key, req, now);
+  if (!signed_list.ok()) {
+    deny(signed_list.status());
+    return;
+  }
+  r.kid = signed_list->kid;
+  r.exp = signed_list->exp;
+  r.ttl = signed_list->exp - signed_list->iat;
+  r.status_list_size = signed_list->size;
+  r.status_list_set = signed_list->set_entries;
+  r.token_sha256 = audit::Sha256Hex(signed_list->token);
+  if (clock_() >= deadline) {
+    r.outcome = "withheld";
+    r.reason = "deadline passed during signing";
+    finish(std::move(r),
+           absl::DeadlineExceededError(
+               "deadline passed during signing; status list withheld"),
+           std::move(user_done));
+    return;
+  }
+  r.outcome = "signed";
+  finish(std::move(r), std::move(signed_list), std::move(user_done));
+}
+
+}  // namespace tokensign::service
