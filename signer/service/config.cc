@@ -273,10 +273,9 @@ absl::Status ParseKeyLifecycle(TableReader& r, IssuerConfig* out) {
   }
   auto period = ParseDuration(r, "rotation_period");
   if (!period.ok()) return period.status();
-  if (*period != 0 && *period < 60) {
-    // Short periods are for tests; anything below a minute is a typo.
+  if (*period != 0 && *period < 10) {
     return Bad(r.KeyPath("rotation_period"),
-               absl::StrCat("must be 0 (off) or at least 60 s, got ", *period));
+               absl::StrCat("must be 0 (off) or at least 10 s, got ", *period));
   }
   out->rotation_period = *period;
   RETURN_IF_ERROR(r.Integer("publish_lead_seconds", &out->publish_lead_seconds,
