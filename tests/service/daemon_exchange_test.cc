@@ -647,5 +647,83 @@ TEST(DaemonExchangeTest, RevokingTheRootRevokesEveryDescendant) {
   EXPECT_EQ(s.h.Stop(s.d, SIGTERM), 0);
 }
 
+// The operator commands: tokensignctl sign (--req-wl, --status-uri/idx),
+// exchange and status-list sign, as the README's example runs them.
+TEST(DaemonExchangeTest, CliExchangeAndStatusListSign) {
+  Daemon s;
+  s.Start();
+  s.FirstKeys();
+  const std::string ctl = std::string(TOKENSIGNCTL_PATH) +
+                          " --insecure --server 127.0.0.1:" +
+                          std::to_string(s.d.grpc_port) + " ";
+  auto run = [&](const std::string& args, std::string* out) {
+    out->clear();
+    int rc = Shell(ctl + args + " 2>" + s.h.Path("stderr"), out);
+    *out += ReadAll(s.h.Path("stderr"));
+    while (!out->empty() && out->back() == '\n') out->pop_back();
+    return rc;
+  };
+  std::string user, agent, sub_agent, txn, list, out;
+  ASSERT_EQ(run("sign --issuer as --sub alice --client-id app --aud "
+                "https://api.example --scope read --scope send --status-uri " +
+                    std::string(kStatusUri) + " --status-idx 11 --ttl 900",
+                &user),
+            0)
+      << user;
+  WriteAll(s.h.Path("user.jwt"), user + "\n");
+  ASSERT_EQ(run("exchange --issuer as --subject-token-file " +
+                    s.h.Path("user.jwt") + " --actor agent --may-act sub-agent",
+                &agent),
+            0)
+      << agent;
+  WriteAll(s.h.Path("agent.jwt"), agent);
+  EXPECT_EQ(run("exchange --issuer as --subject-token-file " +
+                    s.h.Path("agent.jwt") + " --actor mallory",
+                &out),
+            1);
+  EXPECT_NE(out.find("PERMISSION_DENIED: actor: \"mallory\" is not permitted"),
+            std::string::npos)
+      << out;
+  ASSERT_EQ(run("exchange --issuer as --subject-token-file " +
+                    s.h.Path("agent.jwt") + " --actor sub-agent --scope read",
+                &sub_agent),
+            0)
+      << sub_agent;
+  WriteAll(s.h.Path("sub_agent.jwt"), sub_agent);
+  ASSERT_EQ(Shell(ctl + "exchange --issuer as --kind transaction --req-wl "
+                        "gateway.example --subject-token-file - < " +
+                      s.h.Path("sub_agent.jwt"),
+                  &txn),
+            0)
+      << txn;
+  while (!txn.empty() && txn.back() == '\n') txn.pop_back();
+  EXPECT_EQ(run("sign --issuer as --kind transaction --sub alice --client-id "
+                "app --aud trust.example --scope read --status-uri " +
+                    std::string(kStatusUri) + " --status-idx 12",
+                &out),
+            1);
+  EXPECT_NE(out.find("INVALID_ARGUMENT: req_wl: empty"), std::string::npos)
+      << out;
+  WriteAll(s.h.Path("revoked.txt"), "# revoked grants\n11\n");
+  ASSERT_EQ(run("status-list sign --issuer as --uri " + std::string(kStatusUri) +
+                    " --set-file " + s.h.Path("revoked.txt"),
+                &list),
+            0)
+      << list;
+
+  WriteAll(s.h.Path("jwks.json"), s.Jwks("as"));
+  WriteAll(s.h.Path("status_list.jwt"), list);
+  WriteAll(s.h.Path("refs.json"),
+           nlohmann::json({user, agent, sub_agent, txn}).dump());
+  out.clear();
+  int rc = Shell(std::string(kSystemPython) + " " TOKENSIGN_STATUS_CHECKER " " +
+                     s.h.Path("jwks.json") + " " + s.h.Path("status_list.jwt") +
+                     " " + s.h.Path("refs.json") + " 2>&1",
+                 &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "0 INVALID\n1 INVALID\n2 INVALID\n3 INVALID\n");
+  EXPECT_EQ(s.h.Stop(s.d, SIGTERM), 0);
+}
+
 }  // namespace
 }  // namespace tokensign::testing
