@@ -137,6 +137,10 @@ class KeysetManager {
   absl::StatusOr<KeysetRecord> Keyset(std::string_view issuer) const;
   // The HSM token's label (for pkcs11: URIs of the keys).
   const std::string& token_label() const { return hsm_->token_label(); }
+  // The HSM the keys live in, for read-only inspection of their objects
+  // (KeyAdmin.InspectKeys: hsm::Hsm::InspectKey). Never for lifecycle
+  // changes: those go through the methods below, record first.
+  hsm::Hsm& hsm() const { return *hsm_; }
   // Seconds since activation of the active key, per issuer (issuers without one
   // omitted).
   std::map<std::string, int64_t> ActiveKeyAges() const;

@@ -341,4 +341,17 @@ void ToKeyInfo(const keyset::KeyRecord& key, v1::KeyInfo* out,
   }
 }
 
+void ToHsmKeyObject(const hsm::KeyAttributes& object, v1::HsmKeyObject* out) {
+  out->set_id(object.id);
+  out->set_label(object.label);
+  out->set_key_type(object.key_type);
+  out->set_bits(object.bits);
+  for (const auto& [name, value] : object.flags) {
+    v1::HsmAttribute* a = out->add_attributes();
+    a->set_name(name);
+    a->set_value(value);
+  }
+  out->set_refused(object.refused);
+}
+
 }  // namespace tokensign::service

@@ -30,6 +30,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "hsm/hsm.h"
 #include "signer/keyset/keyset_record.h"
 #include "signer/token/exchange.h"
 #include "signer/token/minter.h"
@@ -63,6 +64,8 @@ void ToItemError(const absl::Status& status, v1::ItemError* out);
 // the key's RFC 7512 URI (pkcs11:token=...;id=...;type=private).
 void ToKeyInfo(const keyset::KeyRecord& key, v1::KeyInfo* out,
                std::string_view token_label = "");
+// One HSM object's attributes as KeyAdmin.InspectKeys answers them.
+void ToHsmKeyObject(const hsm::KeyAttributes& object, v1::HsmKeyObject* out);
 
 }  // namespace tokensign::service
 

@@ -307,6 +307,10 @@ grpc::ServerUnaryReactor* KeyAdminService::ListKeys(
         if (!keyset.ok()) return keyset.status();
         for (const keyset::KeyRecord& k : keyset->keys)
           ToKeyInfo(k, resp->add_keys(), core_->keys().token_label());
+        if (keyset->next_rotation_at != 0) {
+          resp->mutable_next_rotation_at()->set_seconds(
+              keyset->next_rotation_at);
+        }
         return absl::OkStatus();
       });
 }
@@ -378,6 +382,37 @@ grpc::ServerUnaryReactor* KeyAdminService::DestroyKey(
                                             req.force(), req.reason());
         if (!key.ok()) return key.status();
         ToKeyInfo(*key, resp->mutable_key(), core_->keys().token_label());
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* KeyAdminService::InspectKeys(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw_req,
+    grpc::ByteBuffer* raw_resp) {
+  return Run<v1::InspectKeysRequest, v1::InspectKeysResponse>(
+      ctx, raw_req, raw_resp, "InspectKeys", true,
+      [this](const v1::InspectKeysRequest& req, v1::InspectKeysResponse* resp,
+             std::string* kid) {
+        *kid = req.kid();
+        auto keyset = core_->keys().Keyset(req.issuer());
+        if (!keyset.ok()) return keyset.status();
+        if (!req.kid().empty() && keyset->FindByKid(req.kid()) == nullptr) {
+          return absl::NotFoundError(absl::StrCat(
+              "kid: issuer \"", req.issuer(), "\" has no key \"", req.kid(),
+              "\""));
+        }
+        for (const keyset::KeyRecord& k : keyset->keys) {
+          if (!req.kid().empty() && k.kid != req.kid()) continue;
+          v1::InspectedKey* out = resp->add_keys();
+          ToKeyInfo(k, out->mutable_key(), core_->keys().token_label());
+          auto objects = core_->keys().hsm().InspectKey(k.id);
+          if (!objects.ok()) {
+            out->set_hsm_error(std::string(objects.status().message()));
+            continue;
+          }
+          for (const hsm::KeyAttributes& a : *objects)
+            ToHsmKeyObject(a, out->add_objects());
+        }
         return absl::OkStatus();
       });
 }

@@ -64,7 +64,8 @@ using KeyAdminRawService = v1::KeyAdmin::WithRawCallbackMethod_CreateKey<
             v1::KeyAdmin::WithRawCallbackMethod_ActivateKey<
                 v1::KeyAdmin::WithRawCallbackMethod_RetireKey<
                     v1::KeyAdmin::WithRawCallbackMethod_DestroyKey<
-                        v1::KeyAdmin::Service>>>>>>;
+                        v1::KeyAdmin::WithRawCallbackMethod_InspectKeys<
+                            v1::KeyAdmin::Service>>>>>>>;
 
 class TokenSignerService final : public TokenSignerRawService {
  public:
@@ -125,6 +126,12 @@ class KeyAdminService final : public KeyAdminRawService {
   grpc::ServerUnaryReactor* DestroyKey(grpc::CallbackServerContext* ctx,
                                        const grpc::ByteBuffer* req,
                                        grpc::ByteBuffer* resp) override;
+  // Read-only like ListKeys (custodian or auditor, only denials audited):
+  // each key's record and its HSM objects' attributes (Hsm::InspectKey); a
+  // key whose objects cannot be read carries hsm_error instead.
+  grpc::ServerUnaryReactor* InspectKeys(grpc::CallbackServerContext* ctx,
+                                        const grpc::ByteBuffer* req,
+                                        grpc::ByteBuffer* resp) override;
 
  private:
   // Parses the request, authorizes `method` for the caller, then runs `op`

@@ -156,7 +156,8 @@ class SigningCore {
   absl::StatusOr<std::string> Jwks(std::string_view caller,
                                    std::string_view issuer);
 
-  // KeyAdmin: custodian (ListKeys: custodian or auditor). Unavailable (nothing
+  // KeyAdmin: custodian (read_only calls, ListKeys and InspectKeys:
+  // custodian or auditor). Unavailable (nothing
   // done, nothing appended) while audit->health() is not OK. A denial is
   // appended durably before it is returned; if that append fails the result
   // is Unavailable.
