@@ -29,10 +29,10 @@ int Ctl(const DaemonProcess& d, const std::string& args, std::string* out) {
                out);
 }
 
-// The kid of a `keys create|activate|destroy` line: "<kid>  <alg>  <STATE>
-// ...".
-std::string KidOfKeyLine(const std::string& line) {
-  return line.substr(0, line.find(' '));
+// The kid `keys create|activate|destroy --json` answers.
+std::string KidOfKeyJson(const std::string& out) {
+  const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+  return j.is_discarded() ? "" : j["key"].value("kid", "");
 }
 
 // The kids the JWKS publishes.
@@ -72,9 +72,9 @@ TEST(DaemonRotationTest, PlannedRotationKeepsCachedVerifiersWorking) {
   const std::string old_kid = Kids(before)[0];
 
   // Step 1: a pending key, published at once, not signing.
-  ASSERT_EQ(Ctl(d, "keys create --issuer dev", &out), 0) << out;
+  ASSERT_EQ(Ctl(d, "keys create --issuer dev --json", &out), 0) << out;
   EXPECT_NE(out.find("PENDING"), std::string::npos) << out;
-  const std::string new_kid = KidOfKeyLine(out);
+  const std::string new_kid = KidOfKeyJson(out);
   ASSERT_NE(new_kid, old_kid);
   // What a relying party fetches (and caches) between the two steps.
   const std::string cached = h.HttpGet(d, "/issuers/dev/jwks.json");
@@ -85,8 +85,9 @@ TEST(DaemonRotationTest, PlannedRotationKeepsCachedVerifiersWorking) {
   EXPECT_EQ(Verify(h, still_old, before), "ES256 at+jwt alice")
       << "a pending key must not sign";
 
-  // Step 2 (after jwks_max_age in production): activate. The verifier still
-  // holding the JWKS from step 1 accepts the new key's tokens.
+  // Step 2 (after the publish lead in production; dev mode has none):
+  // activate. The verifier still holding the JWKS from step 1 accepts the new
+  // key's tokens.
   ASSERT_EQ(Ctl(d, "keys activate --issuer dev --kid " + new_kid, &out), 0)
       << out;
   EXPECT_NE(out.find("ACTIVE"), std::string::npos) << out;
@@ -102,12 +103,20 @@ TEST(DaemonRotationTest, PlannedRotationKeepsCachedVerifiersWorking) {
   EXPECT_EQ(Verify(h, old_token, after), "ES256 at+jwt alice");
 
   // Destroying the retired key while its tokens may be live is refused,
-  // naming why; forced, it is withdrawn from the JWKS.
-  EXPECT_NE(Ctl(d, "keys destroy --issuer dev --kid " + old_kid, &out), 0);
+  // naming why (exit 2: the rules); forcing it needs a reason (exit 1 before
+  // anything is sent); forced with one, it is withdrawn from the JWKS.
+  EXPECT_EQ(Ctl(d, "keys destroy --issuer dev --kid " + old_kid, &out), 2);
   EXPECT_NE(out.find("FAILED_PRECONDITION"), std::string::npos) << out;
   EXPECT_NE(out.find("force"), std::string::npos) << out;
   EXPECT_TRUE(Has(Kids(h.HttpGet(d, "/issuers/dev/jwks.json")), old_kid));
-  ASSERT_EQ(Ctl(d, "keys destroy --force --issuer dev --kid " + old_kid, &out),
+  EXPECT_EQ(Ctl(d, "keys destroy --force --issuer dev --kid " + old_kid, &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("--reason"), std::string::npos) << out;
+  ASSERT_EQ(Ctl(d,
+                "keys destroy --force --reason 'tokens revoked' --issuer dev "
+                "--kid " + old_kid,
+                &out),
             0)
       << out;
   const std::string withdrawn = h.HttpGet(d, "/issuers/dev/jwks.json");

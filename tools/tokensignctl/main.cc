@@ -4,21 +4,19 @@
 //                            --actor agent-7 --actor planner [--ttl 600]
 //                            [--kind access|transaction] [--parent-jti J]
 //                            [--decode]
-//                            [--req-wl W] [--status-uri U --status-idx N]
-//                            [--may-act SUB]
-//   tokensignctl [conn] exchange --issuer I --subject-token-file F [...]
-//   tokensignctl [conn] status-list sign --issuer I --uri U [--set IDX]...
-//                       (tools/tokensignctl/exchange_commands.h)
 //   tokensignctl [conn] jwks --issuer dev
-//   tokensignctl [conn] keys list|create|rotate|activate|retire|destroy
-//   --issuer I [...]
+//   tokensignctl [conn] keys list|create|rotate|activate|retire|destroy|
+//                       schedule|inspect --issuer I [...] [--json]
+//                       (tools/tokensignctl/key_commands.h: output, exit codes)
 //   tokensignctl [conn] audit verify FILE... [--keys JWKS | --pin THUMBPRINT]
 //                       [--server HOST:PORT]
 //   tokensignctl audit lineage FILE JTI   (local files, no server)
+//   tokensignctl audit tail FILE [--follow]   (local file, no server)
 //   tokensignctl [conn] audit keys [--instance NAME]
 //   tokensignctl [conn] audit acknowledge --reason TEXT
 // conn: --server HOST:PORT (default 127.0.0.1:50051) and --cacert/--cert/--key
-// for mTLS, or --insecure (plaintext, for dev mode on loopback).
+// for mTLS, or --insecure (plaintext, for dev mode on loopback); accepted
+// before or after the command. Usage errors exit 1.
 #include <grpcpp/grpcpp.h>
 
 #include <CLI/CLI.hpp>
@@ -33,7 +31,8 @@
 #include "signer/token/jws.h"
 #include "tokensign/v1/tokensign.grpc.pb.h"
 #include "tools/tokensignctl/audit_commands.h"
-#include "tools/tokensignctl/exchange_commands.h"
+#include "tools/tokensignctl/audit_tail.h"
+#include "tools/tokensignctl/key_commands.h"
 
 namespace {
 
@@ -88,18 +87,16 @@ void PrintDecoded(const std::string& token) {
             << "\n";
 }
 
-void PrintKey(const v1::KeyInfo& k) {
-  std::cout << k.kid() << "  " << k.alg() << "  "
-            << v1::KeyState_Name(k.state()) << "  id=" << k.id()
-            << "  created=" << k.created_at().seconds() << "\n";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
       "tokensignctl: sign tokens, read JWKS, manage keys, check the audit log"};
   app.require_subcommand(1);
+  // Connection flags also after the command (`keys list --insecure`):
+  // subcommands (all made below, they inherit this) pass what they do not
+  // know up to here.
+  app.fallthrough();
   Conn conn;
   app.add_option("--server", conn.server, "tokensignd gRPC address")
       ->capture_default_str();
@@ -130,17 +127,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"access", "transaction"}));
   sign->add_option("--parent-jti", parent_jti,
                    "jti of the token this one is exchanged from");
-  sign->add_option("--txn", txn,
-                   "transaction id (transaction tokens; default: generated)");
-  std::string req_wl, status_uri, may_act;
-  int64_t status_idx = -1;
-  sign->add_option("--req-wl", req_wl,
-                   "requesting workload (required for transaction tokens)");
-  sign->add_option("--status-uri", status_uri,
-                   "status list URI (with --status-idx): revocation entry");
-  sign->add_option("--status-idx", status_idx, "index in that status list");
-  sign->add_option("--may-act", may_act,
-                   "may_act.sub: the one party that may act next");
+  sign->add_option("--txn", txn, "transaction id (transaction tokens)");
   sign->add_flag("--decode", decode, "also print the header and claims");
 
   // jwks
@@ -148,50 +135,8 @@ int main(int argc, char** argv) {
   std::string jwks_issuer;
   jwks->add_option("--issuer", jwks_issuer, "issuer name")->required();
 
-  // keys (custodian role)
-  auto* keys =
-      app.add_subcommand("keys", "manage issuer keys (custodian role)");
-  keys->require_subcommand(1);
-  std::string key_issuer, key_alg, key_kid;
-  bool force = false;
-  auto add_issuer = [&](CLI::App* c) {
-    c->add_option("--issuer", key_issuer, "issuer name")->required();
-  };
-  auto* klist = keys->add_subcommand("list", "list keys and states");
-  add_issuer(klist);
-  auto* kcreate = keys->add_subcommand(
-      "create",
-      "create a pending key: published in the JWKS, not signing (activate it "
-      "after jwks_max_age + keyset_refresh_seconds)");
-  add_issuer(kcreate);
-  kcreate->add_option("--alg", key_alg,
-                      "ES256|ES384|EdDSA|PS256|RS256 (default: issuer's)");
-  auto* krotate = keys->add_subcommand(
-      "rotate",
-      "create and activate a new key at once (no publish lead: verifiers "
-      "holding a cached JWKS reject its tokens until the cache expires; for "
-      "a compromised key)");
-  add_issuer(krotate);
-  krotate->add_option("--alg", key_alg, "algorithm of the new key");
-  auto* kactivate = keys->add_subcommand(
-      "activate", "activate a pending key; the active one becomes retired");
-  add_issuer(kactivate);
-  kactivate->add_option("--kid", key_kid, "kid")->required();
-  auto* kretire = keys->add_subcommand(
-      "retire", "stop signing with a key; it stays published in the JWKS");
-  add_issuer(kretire);
-  kretire->add_option("--kid", key_kid, "kid")->required();
-  auto* kdestroy = keys->add_subcommand(
-      "destroy",
-      "destroy a key in the HSM and withdraw it from the JWKS (its tokens stop "
-      "verifying)");
-  add_issuer(kdestroy);
-  kdestroy->add_option("--kid", key_kid, "kid")->required();
-  kdestroy->add_flag("--force", force,
-                     "even an active or possibly still-live key");
-
-  // exchange, status-list sign (signer / status-publisher)
-  tokensign::ctl::ExchangeCommands exchange_commands(&app);
+  // keys (custodian role; list, schedule, inspect also auditor)
+  tokensign::ctl::KeyCommands key_commands(&app);
 
   // audit (local files; no server)
   auto* audit = app.add_subcommand(
@@ -235,8 +180,26 @@ int main(int argc, char** argv) {
       audit->add_subcommand("lineage", "print the delegation path of a jti");
   alineage->add_option("file", audit_file, "audit log path")->required();
   alineage->add_option("jti", lineage_jti, "jti")->required();
+  bool tail_follow = false;
+  auto* atail = audit->add_subcommand(
+      "tail",
+      "print an audit log's records decoded, one line each (does not verify: "
+      "see audit verify)");
+  atail->add_option("file", audit_file, "audit log path")->required();
+  atail->add_flag("--follow,-f", tail_follow,
+                  "keep printing records as they are appended (follows "
+                  "rotation), until interrupted");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;  // --help: 0; usage errors: 1
+  }
+
+  if (key_commands.parsed())
+    return key_commands.Run([&] { return Channel(conn); });
+  if (atail->parsed())
+    return tokensign::ctl::RunAuditTail(audit_file, tail_follow);
 
   if (averify->parsed()) {
     if (!verify_args.server.empty()) {
@@ -250,8 +213,6 @@ int main(int argc, char** argv) {
     return tokensign::ctl::RunAuditKeys(Channel(conn), audit_instance);
   if (aack->parsed())
     return tokensign::ctl::RunAuditAcknowledge(Channel(conn), ack_reason);
-  if (exchange_commands.parsed())
-    return exchange_commands.Run([&] { return Channel(conn); });
   if (alineage->parsed()) {
     auto hops = tokensign::audit::Lineage(audit_file, lineage_jti);
     if (!hops.ok()) {
@@ -278,12 +239,6 @@ int main(int argc, char** argv) {
     req.set_ttl_seconds(ttl);
     req.set_parent_jti(parent_jti);
     req.set_txn(txn);
-    req.set_req_wl(req_wl);
-    if (!status_uri.empty() || status_idx >= 0) {
-      req.mutable_status()->set_uri(status_uri);
-      req.mutable_status()->set_idx(status_idx);
-    }
-    if (!may_act.empty()) req.mutable_may_act()->set_sub(may_act);
     v1::SignTokenResponse resp;
     grpc::Status st =
         v1::TokenSigner::NewStub(channel)->SignToken(&ctx, req, &resp);
@@ -292,7 +247,6 @@ int main(int argc, char** argv) {
     if (decode) {
       std::cout << "kid: " << resp.kid() << "\njti: " << resp.jti()
                 << "\nexpires_at: " << resp.expires_at().seconds() << "\n";
-      if (!resp.txn().empty()) std::cout << "txn: " << resp.txn() << "\n";
       PrintDecoded(resp.token());
     }
     return 0;
@@ -307,51 +261,5 @@ int main(int argc, char** argv) {
     std::cout << nlohmann::json::parse(resp.jwks_json()).dump(2) << "\n";
     return 0;
   }
-  auto admin = v1::KeyAdmin::NewStub(channel);
-  grpc::Status st;
-  if (klist->parsed()) {
-    v1::ListKeysRequest req;
-    req.set_issuer(key_issuer);
-    v1::ListKeysResponse resp;
-    st = admin->ListKeys(&ctx, req, &resp);
-    for (const auto& k : resp.keys()) PrintKey(k);
-  } else if (kcreate->parsed()) {
-    v1::CreateKeyRequest req;
-    req.set_issuer(key_issuer);
-    req.set_alg(key_alg);
-    v1::CreateKeyResponse resp;
-    st = admin->CreateKey(&ctx, req, &resp);
-    if (st.ok()) PrintKey(resp.key());
-  } else if (krotate->parsed()) {
-    v1::RotateKeyRequest req;
-    req.set_issuer(key_issuer);
-    req.set_alg(key_alg);
-    v1::RotateKeyResponse resp;
-    st = admin->RotateKey(&ctx, req, &resp);
-    if (st.ok()) PrintKey(resp.active());
-    if (st.ok() && resp.has_retired()) PrintKey(resp.retired());
-  } else if (kactivate->parsed()) {
-    v1::ActivateKeyRequest req;
-    req.set_issuer(key_issuer);
-    req.set_kid(key_kid);
-    v1::ActivateKeyResponse resp;
-    st = admin->ActivateKey(&ctx, req, &resp);
-    if (st.ok()) PrintKey(resp.key());
-  } else if (kretire->parsed()) {
-    v1::RetireKeyRequest req;
-    req.set_issuer(key_issuer);
-    req.set_kid(key_kid);
-    v1::RetireKeyResponse resp;
-    st = admin->RetireKey(&ctx, req, &resp);
-    if (st.ok()) PrintKey(resp.key());
-  } else if (kdestroy->parsed()) {
-    v1::DestroyKeyRequest req;
-    req.set_issuer(key_issuer);
-    req.set_kid(key_kid);
-    req.set_force(force);
-    v1::DestroyKeyResponse resp;
-    st = admin->DestroyKey(&ctx, req, &resp);
-    if (st.ok()) PrintKey(resp.key());
-  }
-  return st.ok() ? 0 : Fail(st);
+  return 0;
 }
