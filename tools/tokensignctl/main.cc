@@ -4,6 +4,11 @@
 //                            --actor agent-7 --actor planner [--ttl 600]
 //                            [--kind access|transaction] [--parent-jti J]
 //                            [--decode]
+//                            [--req-wl W] [--status-uri U --status-idx N]
+//                            [--may-act SUB]
+//   tokensignctl [conn] exchange --issuer I --subject-token-file F [...]
+//   tokensignctl [conn] status-list sign --issuer I --uri U [--set IDX]...
+//                       (tools/tokensignctl/exchange_commands.h)
 //   tokensignctl [conn] jwks --issuer dev
 //   tokensignctl [conn] keys list|create|rotate|activate|retire|destroy|
 //                       schedule|inspect --issuer I [...] [--json]
@@ -31,6 +36,7 @@
 #include "signer/token/jws.h"
 #include "tokensign/v1/tokensign.grpc.pb.h"
 #include "tools/tokensignctl/audit_commands.h"
+#include "tools/tokensignctl/exchange_commands.h"
 #include "tools/tokensignctl/audit_tail.h"
 #include "tools/tokensignctl/key_commands.h"
 
@@ -127,7 +133,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"access", "transaction"}));
   sign->add_option("--parent-jti", parent_jti,
                    "jti of the token this one is exchanged from");
-  sign->add_option("--txn", txn, "transaction id (transaction tokens)");
+  sign->add_option("--txn", txn,
+                   "transaction id (transaction tokens; default: generated)");
+  std::string req_wl, status_uri, may_act;
+  int64_t status_idx = -1;
+  sign->add_option("--req-wl", req_wl,
+                   "requesting workload (required for transaction tokens)");
+  sign->add_option("--status-uri", status_uri,
+                   "status list URI (with --status-idx): revocation entry");
+  sign->add_option("--status-idx", status_idx, "index in that status list");
+  sign->add_option("--may-act", may_act,
+                   "may_act.sub: the one party that may act next");
   sign->add_flag("--decode", decode, "also print the header and claims");
 
   // jwks
@@ -137,6 +153,9 @@ int main(int argc, char** argv) {
 
   // keys (custodian role; list, schedule, inspect also auditor)
   tokensign::ctl::KeyCommands key_commands(&app);
+
+  // exchange, status-list sign (signer / status-publisher)
+  tokensign::ctl::ExchangeCommands exchange_commands(&app);
 
   // audit (local files; no server)
   auto* audit = app.add_subcommand(
@@ -213,6 +232,8 @@ int main(int argc, char** argv) {
     return tokensign::ctl::RunAuditKeys(Channel(conn), audit_instance);
   if (aack->parsed())
     return tokensign::ctl::RunAuditAcknowledge(Channel(conn), ack_reason);
+  if (exchange_commands.parsed())
+    return exchange_commands.Run([&] { return Channel(conn); });
   if (alineage->parsed()) {
     auto hops = tokensign::audit::Lineage(audit_file, lineage_jti);
     if (!hops.ok()) {
@@ -239,6 +260,12 @@ int main(int argc, char** argv) {
     req.set_ttl_seconds(ttl);
     req.set_parent_jti(parent_jti);
     req.set_txn(txn);
+    req.set_req_wl(req_wl);
+    if (!status_uri.empty() || status_idx >= 0) {
+      req.mutable_status()->set_uri(status_uri);
+      req.mutable_status()->set_idx(status_idx);
+    }
+    if (!may_act.empty()) req.mutable_may_act()->set_sub(may_act);
     v1::SignTokenResponse resp;
     grpc::Status st =
         v1::TokenSigner::NewStub(channel)->SignToken(&ctx, req, &resp);
@@ -247,6 +274,7 @@ int main(int argc, char** argv) {
     if (decode) {
       std::cout << "kid: " << resp.kid() << "\njti: " << resp.jti()
                 << "\nexpires_at: " << resp.expires_at().seconds() << "\n";
+      if (!resp.txn().empty()) std::cout << "txn: " << resp.txn() << "\n";
       PrintDecoded(resp.token());
     }
     return 0;
