@@ -15,6 +15,24 @@
 namespace tokensign::service {
 namespace {
 
+// What a KeyAdmin request asks beyond its method, for the "requested"
+// audit record: an emergency rotation, a forced activation or destruction,
+// and the custodian's reason.
+std::string AdminRequestNote(const v1::RotateKeyRequest& req) {
+  if (req.mode() != v1::EMERGENCY) return "planned rotation";
+  return "EMERGENCY rotation (old key withdrawn): " + req.reason();
+}
+std::string AdminRequestNote(const v1::ActivateKeyRequest& req) {
+  return req.force() ? "FORCED before publish_lead: " + req.reason() : "";
+}
+std::string AdminRequestNote(const v1::DestroyKeyRequest& req) {
+  return req.force() ? "FORCED while still published: " + req.reason() : "";
+}
+template <typename Req>
+std::string AdminRequestNote(const Req&) {
+  return "";
+}
+
 absl::Time Deadline(const grpc::CallbackServerContext* ctx) {
   auto tp = ctx->deadline();
   if (tp == std::chrono::system_clock::time_point::max())
@@ -253,7 +271,8 @@ grpc::ServerUnaryReactor* KeyAdminService::Run(grpc::CallbackServerContext* ctx,
     st = core_->AuthorizeAdmin(caller, method, issuer, read_only);
     // A change is on record before it touches the HSM.
     if (st.ok() && !read_only)
-      st = core_->AuditAdminIntent(caller, method, issuer);
+      st = core_->AuditAdminIntent(caller, method, issuer,
+                                   AdminRequestNote(call->req));
     if (st.ok()) {
       std::string kid;
       st = op(call->req, &call->resp, &kid);

@@ -440,9 +440,11 @@ audit::AuditRecord SigningCore::AdminRecord(std::string_view caller,
 
 absl::Status SigningCore::AuditAdminIntent(std::string_view caller,
                                            std::string_view method,
-                                           std::string_view issuer) {
+                                           std::string_view issuer,
+                                           std::string_view note) {
   audit::AuditRecord r = AdminRecord(caller, method, issuer);
   r.outcome = "requested";
+  r.reason = std::string(note);
   if (absl::Status st = audit_->Append(BoundForAudit(std::move(r))); !st.ok()) {
     return absl::UnavailableError(
         absl::StrCat("audit: ", S(method), " not started: its request could "

@@ -175,7 +175,8 @@ class SigningCore {
   // recorded: then the change must not be made.
   absl::Status AuditAdminIntent(std::string_view caller,
                                 std::string_view method,
-                                std::string_view issuer);
+                                std::string_view issuer,
+                                std::string_view note = "");
 
   keyset::KeysetManager& keys() { return *keys_; }
 

@@ -287,6 +287,19 @@ TEST(DaemonLifecycleTest, RotationsUnderLoadAcrossRoundRobinReplicas) {
   EXPECT_GT(withdrawn_tokens, 0);
   EXPECT_EQ(VerifyAll(h, old_items), 0) << "withdrawn key still verifies";
   EXPECT_EQ(KidsOf(fresh).count(withdrawn), 0u) << fresh;
+  // The emergency is on the audit chain of the replica that made it, with
+  // the custodian's reason.
+  int emergencies = 0;
+  for (const std::string& log : {h.Path("a-audit.log"), h.Path("b-audit.log")}) {
+    for (const nlohmann::json& line : h.AuditLines(log)) {
+      if (line.value("kind", "") == "key_admin.RotateKey" &&
+          line.value("outcome", "") == "requested" &&
+          line.value("reason", "").find("EMERGENCY") != std::string::npos &&
+          line.value("reason", "").find("key leaked") != std::string::npos)
+        ++emergencies;
+    }
+  }
+  EXPECT_EQ(emergencies, 1);
   std::cout << "[ lifecycle ] tokens " << total << " (sampled "
             << issued.size() << "), planned/scheduled " << planned_tokens
             << ", emergency " << emergency_tokens << ", withdrawn "
