@@ -67,6 +67,24 @@ absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRecords(
   return records;
 }
 
+// The private records of `name` with their values; one destroyed by another
+// writer meanwhile is left out.
+absl::StatusOr<std::vector<std::pair<CK_OBJECT_HANDLE, std::string>>>
+ReadRecords(const P11& p11, SessionPool::Lease& lease, std::string_view name) {
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+      FindRecords(p11, lease, name);
+  if (!found.ok()) return found.status();
+  std::vector<std::pair<CK_OBJECT_HANDLE, std::string>> records;
+  for (CK_OBJECT_HANDLE handle : *found) {
+    absl::StatusOr<std::string> value =
+        GetAttribute(p11, lease.session(), handle, CKA_VALUE);
+    if (!value.ok() && Vanished(value.status())) continue;
+    if (!value.ok()) return lease.Check(value.status());
+    records.emplace_back(handle, *std::move(value));
+  }
+  return records;
+}
+
 }  // namespace
 
 absl::Status DataStore::Create(std::string_view name, std::string_view value,
@@ -123,15 +141,10 @@ absl::Status DataStore::Remove(std::string_view name, std::string_view value) {
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();
   const P11& p11 = pool_->p11();
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
-      FindRecords(p11, *lease, name);
-  if (!found.ok()) return found.status();
-  for (CK_OBJECT_HANDLE handle : *found) {
-    absl::StatusOr<std::string> got =
-        GetAttribute(p11, lease->session(), handle, CKA_VALUE);
-    if (!got.ok() && Vanished(got.status())) continue;
-    if (!got.ok()) return lease->Check(got.status());
-    if (*got != value) continue;
+  auto records = ReadRecords(p11, *lease, name);
+  if (!records.ok()) return records.status();
+  for (const auto& [handle, got] : *records) {
+    if (got != value) continue;
     absl::Status status = TS_P11(p11, C_DestroyObject, lease->session(), handle);
     if (Vanished(status)) continue;
     if (!status.ok()) return lease->Check(status);
@@ -144,18 +157,10 @@ absl::StatusOr<std::vector<std::string>> DataStore::GetAll(
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();
-  const P11& p11 = pool_->p11();
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
-      FindRecords(p11, *lease, name);
-  if (!found.ok()) return found.status();
+  auto records = ReadRecords(pool_->p11(), *lease, name);
+  if (!records.ok()) return records.status();
   std::vector<std::string> values;
-  for (CK_OBJECT_HANDLE handle : *found) {
-    absl::StatusOr<std::string> value =
-        GetAttribute(p11, lease->session(), handle, CKA_VALUE);
-    if (!value.ok() && Vanished(value.status())) continue;
-    if (!value.ok()) return lease->Check(value.status());
-    values.push_back(*std::move(value));
-  }
+  for (auto& [handle, value] : *records) values.push_back(std::move(value));
   return values;
 }
 
