@@ -225,16 +225,14 @@ absl::Status KeysetManager::ReloadIssuer(const std::string& issuer,
 absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
   {
     std::lock_guard admin(admin_mu_);
-    std::map<std::string, StatePtr, std::less<>> previous;
-    {
-      std::unique_lock lock(mu_);
-      previous.swap(issuers_);
-    }
+    // Issuers already loaded keep serving while they are re-read (a SIGHUP
+    // never leaves a moment without them); the others are dropped at the end.
     for (const std::string& issuer : issuers) {
       StatePtr current;
-      if (auto it = previous.find(issuer); it != previous.end()) {
-        current = it->second;
-        Swap(issuer, current);
+      {
+        std::shared_lock lock(mu_);
+        if (auto it = issuers_.find(issuer); it != issuers_.end())
+          current = it->second;
       }
       bool changed = false;
       absl::Status st = ReloadIssuer(issuer, current, &changed);
@@ -243,6 +241,13 @@ absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
         // cannot sign until a refresh succeeds.
         Swap(issuer, UnavailableState(issuer, st));
       }
+    }
+    std::unique_lock lock(mu_);
+    for (auto it = issuers_.begin(); it != issuers_.end();) {
+      if (std::find(issuers.begin(), issuers.end(), it->first) == issuers.end())
+        it = issuers_.erase(it);
+      else
+        ++it;
     }
   }
   Flush();
