@@ -1,9 +1,11 @@
 #include "signer/audit/anchor_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "signer/token/jws.h"
 
 namespace tokensign::audit {
 
@@ -15,6 +17,10 @@ std::string ArchivedAnchorRecordName(std::string_view instance,
                                      std::string_view log_id) {
   return absl::StrCat("tokensign-audit-anchor:", std::string(instance), ":",
                       std::string(log_id));
+}
+
+std::string ArchivedAnchorIndexName(std::string_view instance) {
+  return absl::StrCat("tokensign-audit-archived:", std::string(instance));
 }
 
 std::string SerializeAnchor(const Anchor& a) {
@@ -63,6 +69,18 @@ absl::StatusOr<Anchor> ParseAnchor(std::string_view text) {
   return a;
 }
 
+absl::StatusOr<CheckpointPayload> AnchorPayload(const Anchor& anchor) {
+  std::string_view jws = anchor.jws;
+  size_t a = jws.find('.');
+  size_t b = a == std::string_view::npos ? a : jws.find('.', a + 1);
+  if (b == std::string_view::npos)
+    return absl::DataLossError("audit anchor: jws: not a compact JWS");
+  auto bytes = token::Base64UrlDecode(jws.substr(a + 1, b - a - 1),
+                                      "audit anchor: jws payload");
+  if (!bytes.ok()) return bytes.status();
+  return ParseCheckpointPayload(nlohmann::json::parse(*bytes, nullptr, false));
+}
+
 absl::StatusOr<std::optional<Anchor>> LoadAnchor(AnchorStore& store,
                                                  std::string_view name) {
   auto copies = store.GetAll(name);
@@ -79,6 +97,42 @@ absl::StatusOr<std::optional<Anchor>> LoadAnchor(AnchorStore& store,
   return best;
 }
 
+absl::Status ArchiveAnchor(AnchorStore& store, std::string_view instance,
+                           const Anchor& anchor) {
+  const std::string& log_id = anchor.checkpoint.log_id;
+  auto listed = ArchivedLogIds(store, instance);
+  if (!listed.ok()) return listed.status();
+  if (!std::binary_search(listed->begin(), listed->end(), log_id)) {
+    if (absl::Status s = store.Add(ArchivedAnchorIndexName(instance), log_id);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return store.Put(ArchivedAnchorRecordName(instance, log_id),
+                   SerializeAnchor(anchor));
+}
+
+absl::StatusOr<std::vector<std::string>> ArchivedLogIds(
+    AnchorStore& store, std::string_view instance) {
+  auto ids = store.GetAll(ArchivedAnchorIndexName(instance));
+  if (!ids.ok()) return ids.status();
+  std::sort(ids->begin(), ids->end());
+  ids->erase(std::unique(ids->begin(), ids->end()), ids->end());
+  return ids;
+}
+
+absl::Status RemoveArchivedAnchor(AnchorStore& store,
+                                  std::string_view instance,
+                                  std::string_view log_id) {
+  const std::string name = ArchivedAnchorRecordName(instance, log_id);
+  auto copies = store.GetAll(name);
+  if (!copies.ok()) return copies.status();
+  for (const std::string& c : *copies) {
+    if (absl::Status s = store.Remove(name, c); !s.ok()) return s;
+  }
+  return store.Remove(ArchivedAnchorIndexName(instance), log_id);
+}
+
 absl::Status MemoryAnchorStore::Put(std::string_view name,
                                     std::string_view value) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -93,6 +147,22 @@ absl::StatusOr<std::vector<std::string>> MemoryAnchorStore::GetAll(
   auto it = records_.find(name);
   if (it == records_.end()) return std::vector<std::string>{};
   return it->second;
+}
+
+absl::Status MemoryAnchorStore::Add(std::string_view name,
+                                    std::string_view value) {
+  AddCopy(name, value);
+  return absl::OkStatus();
+}
+
+absl::Status MemoryAnchorStore::Remove(std::string_view name,
+                                       std::string_view value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = records_.find(name);
+  if (it == records_.end()) return absl::OkStatus();
+  std::erase(it->second, std::string(value));
+  if (it->second.empty()) records_.erase(it);
+  return absl::OkStatus();
 }
 
 void MemoryAnchorStore::AddCopy(std::string_view name, std::string_view value) {

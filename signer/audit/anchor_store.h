@@ -10,6 +10,14 @@
 //   tokensign-audit-anchor:<instance>            the instance's current log
 //   tokensign-audit-anchor:<instance>:<log_id>   an old log's last anchor,
 //                                                kept for shipped copies
+//                                                until a custodian retires it
+//   tokensign-audit-archived:<instance>          one copy per archived log,
+//                                                its value the log id (the
+//                                                list of archived anchors:
+//                                                copies are added and removed
+//                                                one by one, never rewritten,
+//                                                so concurrent writers cannot
+//                                                lose each other's entries)
 // A record may exist twice after a crash inside Put (create, then destroy
 // the old copy); the copy with the highest version wins.
 //
@@ -40,6 +48,11 @@ class AnchorStore {
   // Every stored copy of `name` (normally zero or one).
   virtual absl::StatusOr<std::vector<std::string>> GetAll(
       std::string_view name) = 0;
+  // Adds a copy of `name` beside the existing ones.
+  virtual absl::Status Add(std::string_view name, std::string_view value) = 0;
+  // Removes the copies of `name` whose value is exactly `value` (none: OK).
+  virtual absl::Status Remove(std::string_view name,
+                              std::string_view value) = 0;
 };
 
 // The HSM's copy of a checkpoint.
@@ -56,13 +69,34 @@ std::string AnchorRecordName(std::string_view instance);
 std::string ArchivedAnchorRecordName(std::string_view instance,
                                      std::string_view log_id);
 
+std::string ArchivedAnchorIndexName(std::string_view instance);
+
 std::string SerializeAnchor(const Anchor& anchor);
 absl::StatusOr<Anchor> ParseAnchor(std::string_view text);
+// The checkpoint payload inside anchor.jws, decoded without checking the
+// signature (the anchor comes from the HSM's private record).
+absl::StatusOr<CheckpointPayload> AnchorPayload(const Anchor& anchor);
 
 // The newest copy of record `name`, nullopt if there is none. A copy that
 // does not parse is an error (DataLoss naming the record).
 absl::StatusOr<std::optional<Anchor>> LoadAnchor(AnchorStore& store,
                                                  std::string_view name);
+
+// Keeps `anchor` (of an old log of `instance`) as an archived record: its log
+// id is listed first, then the record is written, so a crash between the two
+// leaves a listed id without a record (ignored by ArchivedLogIds' callers),
+// never a record nobody lists.
+absl::Status ArchiveAnchor(AnchorStore& store, std::string_view instance,
+                           const Anchor& anchor);
+// The log ids listed as archived for `instance`, sorted, without duplicates.
+absl::StatusOr<std::vector<std::string>> ArchivedLogIds(
+    AnchorStore& store, std::string_view instance);
+// Removes every copy of the archived record of `log_id`, then its entry in
+// the list (a crash between the two leaves a listed id without a record).
+// Does not check whether the log is live: callers do.
+absl::Status RemoveArchivedAnchor(AnchorStore& store,
+                                  std::string_view instance,
+                                  std::string_view log_id);
 
 // In memory, for tests and tools. Thread-safe. Counts Puts.
 class MemoryAnchorStore final : public AnchorStore {
@@ -70,6 +104,8 @@ class MemoryAnchorStore final : public AnchorStore {
   absl::Status Put(std::string_view name, std::string_view value) override;
   absl::StatusOr<std::vector<std::string>> GetAll(
       std::string_view name) override;
+  absl::Status Add(std::string_view name, std::string_view value) override;
+  absl::Status Remove(std::string_view name, std::string_view value) override;
   // Adds a copy beside the existing ones (as a crash inside Put leaves it).
   void AddCopy(std::string_view name, std::string_view value);
   int64_t puts() const;

@@ -676,11 +676,10 @@ absl::Status FileAuditLog::AcknowledgeLoss(std::string_view by,
         "acknowledge: who acknowledges and why must both be given");
   }
   const std::string& path = options_.path;
-  // The old log's anchor stays readable for verifying shipped copies of it.
+  // The old log's anchor stays readable (and listed) for verifying shipped
+  // copies of it, until a custodian retires it.
   if (options_.anchors != nullptr) {
-    absl::Status s = options_.anchors->Put(
-        ArchivedAnchorRecordName(options_.instance, old.checkpoint.log_id),
-        SerializeAnchor(old));
+    absl::Status s = ArchiveAnchor(*options_.anchors, options_.instance, old);
     if (!s.ok()) return s;
   }
   // The refused file leaves the chain but is kept.

@@ -209,7 +209,8 @@ class AuditLog {
   // active file is renamed to PATH.lost-<UTC time>, and a new segment begins
   // at PATH with a genesis record that names the anchored checkpoint of the
   // old log, `by` and `reason`; its first checkpoint links to that anchor.
-  // The old anchor is kept as an archived record. FailedPrecondition when
+  // The old anchor is kept as an archived record (audit::ArchiveAnchor) until
+  // a custodian retires it. FailedPrecondition when
   // the log was not refused.
   virtual absl::Status AcknowledgeLoss(std::string_view /*by*/,
                                        std::string_view /*reason*/) {

@@ -1,8 +1,8 @@
 // The audit log's HSM side (issue 12): checkpoint anchors in the HSM's
 // private CKO_DATA records, and the audit signing key.
 //
-// - HsmAnchorStore implements audit::AnchorStore on Hsm::PutData/GetAllData
-//   (private token objects only: a public look-alike made without the PIN is
+// - HsmAnchorStore implements audit::AnchorStore on Hsm::PutData/GetAllData/
+//   AddData/RemoveData (private token objects only: a public look-alike made without the PIN is
 //   never read).
 // - LoadAuditKey returns this instance's audit key. The key is generated in
 //   the HSM (ES256 by default, label "tokensign-audit:<instance>", never
@@ -42,6 +42,12 @@ class HsmAnchorStore final : public audit::AnchorStore {
   absl::StatusOr<std::vector<std::string>> GetAll(
       std::string_view name) override {
     return hsm_->GetAllData(name);
+  }
+  absl::Status Add(std::string_view name, std::string_view value) override {
+    return hsm_->AddData(name, value);
+  }
+  absl::Status Remove(std::string_view name, std::string_view value) override {
+    return hsm_->RemoveData(name, value);
   }
 
  private:

@@ -2,9 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "signer/service/audit_hsm.h"
 #include "signer/service/grpc_convert.h"
 #include "signer/service/http/metrics.h"
@@ -51,7 +53,45 @@ grpc::ServerUnaryReactor* OnPool(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
+constexpr char kRetireMethod[] = "RetireAuditAnchor";
+
+// One anchor for ListAuditAnchors / RetireAuditAnchor.
+void FillInfo(const audit::Anchor& a, const std::string& instance,
+              const std::string& record, bool live, v1::AuditAnchorInfo* out) {
+  out->set_instance(instance);
+  out->set_log_id(a.checkpoint.log_id);
+  out->set_checkpoint_seq(a.checkpoint.seq);
+  out->set_covered_seq(a.covered_seq);
+  out->set_final(a.final);
+  out->set_live(live);
+  out->set_record(record);
+  // The time is inside the signed checkpoint; an anchor whose checkpoint
+  // does not decode is still listed (without it), so it can be retired.
+  if (auto payload = audit::AnchorPayload(a); payload.ok()) {
+    out->mutable_checkpoint_time()->set_seconds(
+        absl::ToUnixSeconds(payload->time));
+  }
+}
+
 }  // namespace
+
+grpc::ServerUnaryReactor* AuditAdminService::ListAuditAnchors(
+    grpc::CallbackServerContext* ctx, const v1::ListAuditAnchorsRequest* req,
+    v1::ListAuditAnchorsResponse* resp) {
+  std::string caller = Caller(ctx, deps_.core);
+  return OnPool(ctx, deps_.pool, deps_.metrics, "ListAuditAnchors",
+                [this, caller, req, resp] { return List(caller, *req, resp); });
+}
+
+grpc::ServerUnaryReactor* AuditAdminService::RetireAuditAnchor(
+    grpc::CallbackServerContext* ctx, const v1::RetireAuditAnchorRequest* req,
+    v1::RetireAuditAnchorResponse* resp) {
+  std::string caller = Caller(ctx, deps_.core);
+  return OnPool(ctx, deps_.pool, deps_.metrics, kRetireMethod,
+                [this, caller, req, resp] {
+                  return Retire(caller, *req, resp);
+                });
+}
 
 grpc::ServerUnaryReactor* AuditAdminService::GetAuditAnchor(
     grpc::CallbackServerContext* ctx, const v1::GetAuditAnchorRequest* req,
@@ -145,6 +185,150 @@ absl::Status AuditAdminService::Acknowledge(
       "log {}, begins; refused because: {}",
       caller, req.reason(), deps_.log->log_id(), found);
   resp->set_log_id(deps_.log->log_id());
+  return absl::OkStatus();
+}
+
+absl::Status AuditAdminService::List(const std::string& caller,
+                                     const v1::ListAuditAnchorsRequest& req,
+                                     v1::ListAuditAnchorsResponse* resp) {
+  // Read-only, like KeyAdmin.ListKeys: auditors, and the custodians who
+  // retire what it lists; each for all issuers.
+  std::shared_ptr<const PolicySnapshot> snap = deps_.core->policy();
+  if (absl::Status st = snap->CheckRole(caller, Role::kAuditor, "*");
+      !st.ok() && !snap->CheckRole(caller, Role::kCustodian, "*").ok()) {
+    return st;
+  }
+  const std::string instance =
+      req.instance().empty() ? deps_.instance : req.instance();
+  if (!ValidInstance(instance)) {
+    return absl::InvalidArgumentError(
+        "instance: must be 1..128 characters of [A-Za-z0-9._-]");
+  }
+  resp->set_instance(instance);
+  std::set<std::string> live;
+  if (instance == deps_.instance && !deps_.log->log_id().empty())
+    live.insert(deps_.log->log_id());
+  const std::string current_name = audit::AnchorRecordName(instance);
+  auto current = audit::LoadAnchor(*deps_.anchors, current_name);
+  if (!current.ok()) return current.status();
+  if (current->has_value()) {
+    live.insert((*current)->checkpoint.log_id);
+    FillInfo(**current, instance, current_name, /*live=*/true,
+             resp->add_anchors());
+  }
+  auto ids = audit::ArchivedLogIds(*deps_.anchors, instance);
+  if (!ids.ok()) return ids.status();
+  for (const std::string& id : *ids) {
+    const std::string name = audit::ArchivedAnchorRecordName(instance, id);
+    auto archived = audit::LoadAnchor(*deps_.anchors, name);
+    if (!archived.ok()) return archived.status();
+    // Listed without a record: a crash between the two writes; skip it.
+    if (!archived->has_value()) continue;
+    FillInfo(**archived, instance, name, live.contains(id),
+             resp->add_anchors());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AuditAdminService::AuditRetire(const std::string& caller,
+                                            absl::string_view outcome,
+                                            absl::string_view reason) {
+  audit::AuditRecord r;
+  r.time = absl::Now();
+  r.caller = caller;
+  r.kind = absl::StrCat("audit_admin.", kRetireMethod);
+  r.outcome = std::string(outcome);
+  r.reason = std::string(reason);
+  return deps_.log->Append(BoundForAudit(std::move(r)));
+}
+
+absl::Status AuditAdminService::Retire(const std::string& caller,
+                                       const v1::RetireAuditAnchorRequest& req,
+                                       v1::RetireAuditAnchorResponse* resp) {
+  // Nothing is retired that cannot be put on record.
+  if (absl::Status h = deps_.log->health(); !h.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("audit: log not accepting records (", h.message(), "); ",
+                     kRetireMethod, " refused"));
+  }
+  // A refusal is on record too (as KeyAdmin's are).
+  auto deny = [&](absl::Status st) {
+    if (absl::Status a = AuditRetire(caller, "denied", st.message()); !a.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "audit: refusal of ", kRetireMethod, " not recorded (", a.message(),
+          "); it was refused: ", st.ToString()));
+    }
+    return st;
+  };
+  if (absl::Status st =
+          deps_.core->policy()->CheckRole(caller, Role::kCustodian, "*");
+      !st.ok()) {
+    return deny(st);
+  }
+  const std::string instance =
+      req.instance().empty() ? deps_.instance : req.instance();
+  if (!ValidInstance(instance)) {
+    return deny(absl::InvalidArgumentError(
+        "instance: must be 1..128 characters of [A-Za-z0-9._-]"));
+  }
+  if (!ValidInstance(req.log_id())) {
+    return deny(absl::InvalidArgumentError(
+        "log_id: required, 1..128 characters of [A-Za-z0-9._-]"));
+  }
+  if (req.reason().empty())
+    return deny(absl::InvalidArgumentError("reason: required"));
+  if (req.reason().size() > 1024)
+    return deny(absl::InvalidArgumentError("reason: longer than 1024 bytes"));
+  // A live log's anchor is what its daemon checks the log against at start
+  // (and what verify --server compares with): never retired.
+  auto current =
+      audit::LoadAnchor(*deps_.anchors, audit::AnchorRecordName(instance));
+  if (!current.ok()) return current.status();
+  const bool live =
+      (instance == deps_.instance && req.log_id() == deps_.log->log_id()) ||
+      (current->has_value() && (*current)->checkpoint.log_id == req.log_id());
+  if (live) {
+    return deny(absl::FailedPreconditionError(absl::StrCat(
+        "log_id: ", req.log_id(), " is the live log of instance \"", instance,
+        "\" (its current anchor, checked at every start); only the archived "
+        "anchor of an old log (kept by AcknowledgeAuditLoss) can be retired")));
+  }
+  const std::string name =
+      audit::ArchivedAnchorRecordName(instance, req.log_id());
+  auto archived = audit::LoadAnchor(*deps_.anchors, name);
+  if (!archived.ok()) return archived.status();
+  if (!archived->has_value()) {
+    return deny(absl::NotFoundError(absl::StrCat(
+        "log_id: the HSM holds no archived anchor for log ", req.log_id(),
+        " of instance \"", instance, "\"")));
+  }
+  FillInfo(**archived, instance, name, /*live=*/false,
+           resp->mutable_retired());
+  const std::string what =
+      absl::StrCat("anchor ", name, " (checkpoint seq ",
+                   (*archived)->checkpoint.seq, ")");
+  if (absl::Status a = AuditRetire(caller, "requested",
+                                   absl::StrCat(what, ": ", req.reason()));
+      !a.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("audit: ", kRetireMethod, " not started: its request "
+                     "could not be recorded (", a.message(),
+                     "); nothing changed"));
+  }
+  absl::Status removed =
+      audit::RemoveArchivedAnchor(*deps_.anchors, instance, req.log_id());
+  if (absl::Status a = AuditRetire(caller, removed.ok() ? "done" : "denied",
+                                   removed.ok() ? what : removed.message());
+      !a.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "audit: outcome of ", kRetireMethod, " not recorded (", a.message(),
+        "); the operation ",
+        removed.ok() ? std::string("succeeded")
+                     : absl::StrCat("failed: ", removed.ToString())));
+  }
+  if (!removed.ok()) return removed;
+  spdlog::warn("audit: {} retired the anchor of log {} of instance \"{}\" ({})",
+               caller, req.log_id(), instance, req.reason());
   return absl::OkStatus();
 }
 

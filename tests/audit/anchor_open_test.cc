@@ -3,6 +3,7 @@
 // refused until a custodian acknowledges it; a crash between a checkpoint's
 // log write and its anchor write, a torn tail and rotation are not mistaken
 // for tampering.
+#include <algorithm>
 #include <filesystem>
 
 #include "gtest/gtest.h"
@@ -261,6 +262,63 @@ TEST_F(AnchorOpenTest, AcknowledgedLossStartsALinkedSegment) {
   ASSERT_TRUE(archived.ok() && archived->has_value());
   // The new segment verifies and restarts cleanly.
   EXPECT_EQ(Verdict(VerifyPinned()), VerifyVerdict::kIntact);
+  auto again = OpenLog();
+  EXPECT_TRUE(again->health().ok()) << again->health();
+}
+
+// The archived anchor is listed until it is retired; retiring removes every
+// copy of its record (a crash inside Put leaves two) and its list entry, and
+// touches neither the live anchor nor another archived one.
+TEST_F(AnchorOpenTest, ArchivedAnchorsAreListedUntilRemoved) {
+  std::string first_log, second_log;
+  {
+    auto log = OpenLog();
+    Fill(log.get(), 3, "a");
+    first_log = log->log_id();
+  }
+  testing::WriteAll(path_, "");
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->AcknowledgeLoss("custodian", "lost once").ok());
+    Fill(log.get(), 2, "b");
+    second_log = log->log_id();
+  }
+  testing::WriteAll(path_, "");
+  std::string live_log;
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->AcknowledgeLoss("custodian", "lost twice").ok());
+    live_log = log->log_id();
+  }
+  auto ids = ArchivedLogIds(store_, "i1");
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  std::vector<std::string> want = {first_log, second_log};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(*ids, want);
+  // The anchor's checkpoint time is readable from the record.
+  auto first = LoadAnchor(store_, ArchivedAnchorRecordName("i1", first_log));
+  ASSERT_TRUE(first.ok() && first->has_value());
+  auto payload = AnchorPayload(**first);
+  ASSERT_TRUE(payload.ok()) << payload.status();
+  EXPECT_EQ(payload->log_id, first_log);
+  EXPECT_GT(absl::ToUnixSeconds(payload->time), 0);
+  // A second copy of the record and a duplicate list entry.
+  store_.AddCopy(ArchivedAnchorRecordName("i1", first_log),
+                 SerializeAnchor(**first));
+  store_.AddCopy(ArchivedAnchorIndexName("i1"), first_log);
+  ASSERT_TRUE(RemoveArchivedAnchor(store_, "i1", first_log).ok());
+  auto gone = store_.GetAll(ArchivedAnchorRecordName("i1", first_log));
+  ASSERT_TRUE(gone.ok());
+  EXPECT_TRUE(gone->empty());
+  ids = ArchivedLogIds(store_, "i1");
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(*ids, std::vector<std::string>{second_log});
+  auto second = LoadAnchor(store_, ArchivedAnchorRecordName("i1", second_log));
+  ASSERT_TRUE(second.ok() && second->has_value());
+  auto current = LoadAnchor(store_, AnchorRecordName("i1"));
+  ASSERT_TRUE(current.ok() && current->has_value());
+  EXPECT_EQ((*current)->checkpoint.log_id, live_log);
+  // The live log restarts cleanly without the retired anchor.
   auto again = OpenLog();
   EXPECT_TRUE(again->health().ok()) << again->health();
 }

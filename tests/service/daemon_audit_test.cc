@@ -196,6 +196,126 @@ TEST_F(DaemonAuditTest, KillNineRestartsWithoutAnOperator) {
   EXPECT_EQ(CtlFiles("audit verify " + log_, &out_), 0) << out_;
 }
 
+// An old log's anchor stays for verifying shipped copies until a custodian
+// retires it: listed (archived) beside the live one, retiring the live one is
+// refused, an unknown one is not found; the retirement is audited before the
+// record goes, and verify --server then reports the shipped copy ABSENT
+// (exit 2: its checkpoints verify, but the HSM no longer vouches that it is
+// complete) instead of intact.
+TEST_F(DaemonAuditTest, CustodianRetiresAnOldLogsAnchorNeverTheLiveOne) {
+  DaemonProcess d = Start();
+  SignN(d, 2);
+  ASSERT_EQ(h_.Stop(d, SIGTERM), 0);
+  const std::string shipped = h_.Path("shipped.log");
+  WriteAll(shipped, ReadAll(log_));
+  const std::string old_id = h_.AuditLines(log_)[0]["log_id"];
+  WriteAll(log_, "");
+  d = Start();
+  ASSERT_EQ(Ctl(d, "audit acknowledge --reason 'disk replaced'", &out_), 0)
+      << out_;
+  const std::string live_id = h_.AuditLines(log_)[0]["log_id"];
+  ASSERT_NE(live_id, old_id);
+  const std::string server =
+      "--server 127.0.0.1:" + std::to_string(d.grpc_port) + " ";
+
+  // Listed: the live log's anchor first, then the archived one.
+  ASSERT_EQ(Ctl(d, "audit anchors --json", &out_), 0) << out_;
+  nlohmann::json listed = nlohmann::json::parse(out_);
+  EXPECT_EQ(listed["instance"], "dev");
+  ASSERT_EQ(listed["anchors"].size(), 2u) << out_;
+  EXPECT_EQ(listed["anchors"][0]["log_id"], live_id);
+  EXPECT_EQ(listed["anchors"][0]["live"], true);
+  EXPECT_EQ(listed["anchors"][1]["log_id"], old_id);
+  EXPECT_EQ(listed["anchors"][1]["live"], false);
+  EXPECT_EQ(listed["anchors"][1]["final"], true);  // stopped cleanly
+  EXPECT_EQ(listed["anchors"][1]["record"],
+            "tokensign-audit-anchor:dev:" + old_id);
+  EXPECT_TRUE(listed["anchors"][1].contains("checkpoint_time")) << out_;
+  ASSERT_EQ(Ctl(d, "audit anchors", &out_), 0) << out_;
+  EXPECT_NE(out_.find(old_id + "  archived"), std::string::npos) << out_;
+  EXPECT_NE(out_.find(live_id + "  live"), std::string::npos) << out_;
+  // The shipped copy is the whole old log, as far as the HSM knows.
+  EXPECT_EQ(Ctl(d, "audit verify " + server + shipped, &out_), 0) << out_;
+  EXPECT_NE(out_.find("is the one the HSM holds"), std::string::npos) << out_;
+
+  // The live log's anchor is never retired; an unknown one is not found; a
+  // reason is required.
+  EXPECT_EQ(Ctl(d, "audit retire-anchor --instance dev --log-id " + live_id +
+                       " --reason 'not needed'",
+                &out_),
+            2)
+      << out_;
+  EXPECT_NE(out_.find("FAILED_PRECONDITION"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("is the live log of instance \"dev\""),
+            std::string::npos)
+      << out_;
+  const std::string unknown(32, 'a');
+  EXPECT_EQ(Ctl(d, "audit retire-anchor --instance dev --log-id " + unknown +
+                       " --reason 'not needed'",
+                &out_),
+            4)
+      << out_;
+  EXPECT_NE(out_.find("NOT_FOUND"), std::string::npos) << out_;
+  EXPECT_EQ(Ctl(d, "audit retire-anchor --instance dev --log-id " + old_id,
+                &out_),
+            1)
+      << out_;
+
+  // Retired: gone from the list and from the HSM.
+  ASSERT_EQ(Ctl(d, "audit retire-anchor --instance dev --log-id " + old_id +
+                       " --reason 'shipped copies past retention'",
+                &out_),
+            0)
+      << out_;
+  EXPECT_NE(out_.find("retired the anchor of log " + old_id), std::string::npos)
+      << out_;
+  EXPECT_EQ(Ctl(d, "audit retire-anchor --instance dev --log-id " + old_id +
+                       " --reason again",
+                &out_),
+            4)
+      << out_;
+  ASSERT_EQ(Ctl(d, "audit anchors --json", &out_), 0) << out_;
+  listed = nlohmann::json::parse(out_);
+  ASSERT_EQ(listed["anchors"].size(), 1u) << out_;
+  EXPECT_EQ(listed["anchors"][0]["log_id"], live_id);
+  // The shipped copy still verifies on its own, but the HSM no longer vouches
+  // for it.
+  EXPECT_EQ(Ctl(d, "audit verify " + server + shipped, &out_), 2) << out_;
+  EXPECT_NE(out_.find("ABSENT: the HSM holds no anchor for log " + old_id),
+            std::string::npos)
+      << out_;
+  // The live log is untouched: signs, stops, restarts without an operator.
+  SignN(d, 1);
+  ASSERT_EQ(h_.Stop(d, SIGTERM), 0);
+  d = Start();
+  int code = 0;
+  h_.HttpGet(d, "/readyz", &code);
+  EXPECT_EQ(code, 200);
+  ASSERT_EQ(h_.Stop(d, SIGTERM), 0);
+  EXPECT_EQ(CtlFiles("audit verify " + log_, &out_), 0) << out_;
+
+  // On record: who retired which log and why, before the record went; the
+  // refusals as denied.
+  std::vector<std::string> outcomes;
+  for (const nlohmann::json& l : h_.AuditLines(log_)) {
+    if (l.value("kind", "") != "audit_admin.RetireAuditAnchor") continue;
+    EXPECT_EQ(l["caller"], "dev");
+    const std::string reason = l.value("reason", "");
+    const std::string outcome = l["outcome"];
+    outcomes.push_back(outcome);
+    if (outcome == "requested") {
+      EXPECT_NE(reason.find("tokensign-audit-anchor:dev:" + old_id),
+                std::string::npos)
+          << reason;
+      EXPECT_NE(reason.find("shipped copies past retention"),
+                std::string::npos)
+          << reason;
+    }
+  }
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"denied", "denied", "requested",
+                                                "done", "denied"}));
+}
+
 // Roles: anchors for auditors, acknowledgement for custodians, each for all
 // issuers.
 TEST(DaemonAuditRolesTest, AuditorReadsAnchorsCustodianAcknowledges) {
@@ -255,7 +375,53 @@ TEST(DaemonAuditRolesTest, AuditorReadsAnchorsCustodianAcknowledges) {
   st = ack("custodian");
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
       << st.error_message();
+  // Listing anchors: auditors and custodians; retiring one: custodians only,
+  // and never the live log's.
+  auto list = [&](const std::string& cert, v1::ListAuditAnchorsResponse* r) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    return v1::AuditAdmin::NewStub(h.Tls(d, cert))
+        ->ListAuditAnchors(&ctx, v1::ListAuditAnchorsRequest(), r);
+  };
+  auto retire = [&](const std::string& cert, const std::string& log_id) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    v1::RetireAuditAnchorRequest req;
+    req.set_log_id(log_id);
+    req.set_reason("test");
+    v1::RetireAuditAnchorResponse r;
+    return v1::AuditAdmin::NewStub(h.Tls(d, cert))
+        ->RetireAuditAnchor(&ctx, req, &r);
+  };
+  v1::ListAuditAnchorsResponse anchors;
+  st = list("signer", &anchors);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(anchors.instance(), "replica-a");
+  ASSERT_EQ(anchors.anchors_size(), 1);
+  EXPECT_TRUE(anchors.anchors(0).live());
+  EXPECT_EQ(anchors.anchors(0).log_id(), resp.log_id());
+  st = list("custodian", &anchors);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  st = retire("signer", resp.log_id());
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+      << st.error_message();
+  EXPECT_NE(st.error_message().find("custodian"), std::string::npos)
+      << st.error_message();
+  st = retire("custodian", resp.log_id());
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << st.error_message();
   ASSERT_EQ(h.Stop(d, SIGTERM), 0);
+  // Both refusals are on record, with who asked.
+  std::vector<std::string> callers;
+  for (const nlohmann::json& l : h.AuditLines(h.Path("audit.log"))) {
+    if (l.value("kind", "") != "audit_admin.RetireAuditAnchor") continue;
+    EXPECT_EQ(l["outcome"], "denied");
+    callers.push_back(l["caller"]);
+  }
+  EXPECT_EQ(callers, (std::vector<std::string>{"spiffe://test/signer",
+                                               "custodian-1"}));
 }
 
 }  // namespace

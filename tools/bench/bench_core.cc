@@ -132,6 +132,12 @@ class BenchAnchorStore final : public audit::AnchorStore {
       std::string_view name) override {
     return hsm_->GetAllData(name);
   }
+  absl::Status Add(std::string_view name, std::string_view value) override {
+    return hsm_->AddData(name, value);
+  }
+  absl::Status Remove(std::string_view name, std::string_view value) override {
+    return hsm_->RemoveData(name, value);
+  }
 
  private:
   hsm::Hsm* hsm_;

@@ -1,5 +1,8 @@
 #include "tools/tokensignctl/audit_commands.h"
 
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -8,10 +11,12 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "signer/audit/audit_verify.h"
 #include "signer/audit/checkpoint_keys.h"
 #include "tokensign/v1/tokensign.grpc.pb.h"
+#include "tools/tokensignctl/key_commands.h"
 
 namespace tokensign::ctl {
 namespace {
@@ -49,17 +54,26 @@ std::unique_ptr<grpc::ClientContext> Context() {
 // Compares the report's newest checkpoint with the one the HSM holds. Returns
 // the line to print; *broken when they show the log truncated, replaced or
 // rewritten.
+// *absent when the HSM holds no anchor for the log (see below).
 std::string CompareWithAnchor(const audit::VerifyReport& r,
                               const tokensign::v1::GetAuditAnchorResponse& a,
-                              bool* broken) {
+                              bool* broken, bool* absent) {
   *broken = false;
+  *absent = false;
   std::string out = "server: ";
   if (!a.refused().empty())
     absl::StrAppend(&out, "the daemon refuses its log (", a.refused(), "); ");
   if (!a.found()) {
-    *broken = true;
-    return absl::StrCat(out, "BROKEN: the HSM holds no checkpoint for log ",
-                        r.log_id, " of instance \"", a.instance(), "\"");
+    // Not proof of tampering by whoever can write the file (the checkpoints
+    // still verify): the anchor of an old log is gone once a custodian
+    // retired it. But nothing vouches that this copy is complete.
+    *absent = true;
+    return absl::StrCat(
+        out, "ABSENT: the HSM holds no anchor for log ", r.log_id,
+        " of instance \"", a.instance(),
+        "\" (retired by a custodian: see the audit_admin.RetireAuditAnchor "
+        "records; or never anchored): the checkpoints verify, but the HSM "
+        "cannot confirm that this copy is complete");
   }
   const audit::CheckpointRef held{a.log_id(), a.checkpoint_seq(),
                                   a.checkpoint_sha256()};
@@ -127,6 +141,7 @@ int RunAuditVerify(const AuditVerifyArgs& args) {
     }
     std::string server_line;
     bool server_broken = false;
+    bool server_absent = false;
     if (args.channel != nullptr) {
       tokensign::v1::GetAuditAnchorRequest req;
       req.set_instance(report->instance);
@@ -159,13 +174,15 @@ int RunAuditVerify(const AuditVerifyArgs& args) {
           continue;
         }
       }
-      server_line = CompareWithAnchor(*report, resp, &server_broken);
+      server_line =
+          CompareWithAnchor(*report, resp, &server_broken, &server_absent);
     }
     if (args.files.size() > 1) std::cout << "== " << file << "\n";
     std::cout << audit::FormatVerifyReport(*report);
     if (!server_line.empty()) std::cout << server_line << "\n";
     std::cout << "\n";
     if (server_broken) exit_code = Worse(exit_code, kAuditBroken);
+    if (server_absent) exit_code = Worse(exit_code, kAuditUnanchored);
     switch (audit::Verdict(*report)) {
       case audit::VerifyVerdict::kIntact:
         break;
@@ -211,6 +228,89 @@ int RunAuditAcknowledge(const std::shared_ptr<grpc::Channel>& channel,
   }
   std::cout << "acknowledged; new audit log segment " << resp.log_id() << "\n";
   return 0;
+}
+
+namespace {
+
+int AnchorFail(const grpc::Status& st) {
+  std::cerr << "tokensignctl: " << GrpcError(st) << "\n";
+  return KeysExitCode(st.error_code());
+}
+
+std::string AnchorTime(const v1::AuditAnchorInfo& a) {
+  if (!a.has_checkpoint_time()) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                          absl::FromUnixSeconds(a.checkpoint_time().seconds()),
+                          absl::UTCTimeZone());
+}
+
+}  // namespace
+
+int RunAuditAnchors(const std::shared_ptr<grpc::Channel>& channel,
+                    const std::string& instance, bool json) {
+  v1::ListAuditAnchorsRequest req;
+  req.set_instance(instance);
+  v1::ListAuditAnchorsResponse resp;
+  auto ctx = Context();
+  grpc::Status st =
+      v1::AuditAdmin::NewStub(channel)->ListAuditAnchors(ctx.get(), req, &resp);
+  if (!st.ok()) return AnchorFail(st);
+  if (json) {
+    google::protobuf::util::JsonPrintOptions o;
+    o.add_whitespace = true;
+    o.preserve_proto_field_names = true;
+    o.always_print_primitive_fields = true;
+    std::string out;
+    (void)google::protobuf::util::MessageToJsonString(resp, &out, o);
+    std::cout << out;
+    if (out.empty() || out.back() != '\n') std::cout << "\n";
+    return kKeysOk;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"LOG_ID", "STATE", "CHECKPOINT_SEQ", "COVERED_SEQ", "CHECKPOINT_TIME",
+       "FINAL"}};
+  for (const v1::AuditAnchorInfo& a : resp.anchors()) {
+    rows.push_back({a.log_id(), a.live() ? "live" : "archived",
+                    std::to_string(a.checkpoint_seq()),
+                    std::to_string(a.covered_seq()), AnchorTime(a),
+                    a.final() ? "yes" : "no"});
+  }
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i)
+      width[i] = std::max(width[i], row[i].size());
+  std::cout << "instance \"" << resp.instance() << "\"\n";
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size())
+        line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+  return kKeysOk;
+}
+
+int RunAuditRetireAnchor(const std::shared_ptr<grpc::Channel>& channel,
+                         const std::string& instance,
+                         const std::string& log_id, const std::string& reason) {
+  v1::RetireAuditAnchorRequest req;
+  req.set_instance(instance);
+  req.set_log_id(log_id);
+  req.set_reason(reason);
+  v1::RetireAuditAnchorResponse resp;
+  auto ctx = Context();
+  grpc::Status st = v1::AuditAdmin::NewStub(channel)->RetireAuditAnchor(
+      ctx.get(), req, &resp);
+  if (!st.ok()) return AnchorFail(st);
+  const v1::AuditAnchorInfo& r = resp.retired();
+  std::cout << "retired the anchor of log " << r.log_id() << " of instance \""
+            << r.instance() << "\" (checkpoint seq " << r.checkpoint_seq()
+            << ", " << AnchorTime(r)
+            << "); verify --server now reports shipped copies of it as "
+               "ABSENT\n";
+  return kKeysOk;
 }
 
 }  // namespace tokensign::ctl

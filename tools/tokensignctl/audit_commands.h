@@ -1,6 +1,7 @@
 // tokensignctl audit ...: the commands on audit log files (verify, lineage)
 // and, with a daemon, on its audit keys and anchors (keys, verify --server,
-// acknowledge). Thread-safety: single-threaded CLI code.
+// acknowledge, anchors, retire-anchor). Thread-safety: single-threaded CLI
+// code.
 #ifndef TOKENSIGN_TOOLS_TOKENSIGNCTL_AUDIT_COMMANDS_H_
 #define TOKENSIGN_TOOLS_TOKENSIGNCTL_AUDIT_COMMANDS_H_
 
@@ -17,7 +18,9 @@ namespace tokensign::ctl {
 enum AuditExit {
   kAuditIntact = 0,      // chain intact, every line covered by a checkpoint
   kAuditCannotRead = 1,  // a file could not be read (or bad arguments)
-  kAuditUnanchored = 2,  // intact, but lines after the last checkpoint
+  kAuditUnanchored = 2,  // intact, but lines after the last checkpoint, or
+                         // (--server) the HSM holds no anchor for the log
+                         // (retired, or never anchored)
   kAuditBroken = 3,      // tampered: the report names the line
 };
 
@@ -29,7 +32,8 @@ struct AuditVerifyArgs {
   // keys_file nor pins is given, and each log's newest checkpoint must be
   // the one the HSM holds (or the one right after it, whose anchor write is
   // pending): a log that ends before it was truncated or replaced by an
-  // older copy.
+  // older copy. When the HSM holds no anchor for the log (a custodian
+  // retired it) the report says ABSENT and the file is at best kAuditUnanchored.
   std::string server;  // host:port; empty = files only
   std::shared_ptr<grpc::Channel> channel;  // to `server`
 };
@@ -45,6 +49,20 @@ int RunAuditKeys(const std::shared_ptr<grpc::Channel>& channel,
 // Acknowledges the daemon's refused audit log; prints the new log id.
 int RunAuditAcknowledge(const std::shared_ptr<grpc::Channel>& channel,
                         const std::string& reason);
+
+// Lists the anchors the HSM holds for an instance (empty = the daemon's):
+// a table (LOG_ID, LIVE or archived, checkpoint seq, covered seq, checkpoint
+// time, final), or with `json` the ListAuditAnchorsResponse (proto field
+// names). Exit codes as `keys` (key_commands.h: 0 ok, 1 connection, 2
+// refused, 3 retry, 4 not allowed).
+int RunAuditAnchors(const std::shared_ptr<grpc::Channel>& channel,
+                    const std::string& instance, bool json);
+
+// Custodian: retires the archived anchor of an old log (the live log's is
+// refused: exit 2; unknown: exit 4). Exit codes as `keys`.
+int RunAuditRetireAnchor(const std::shared_ptr<grpc::Channel>& channel,
+                         const std::string& instance,
+                         const std::string& log_id, const std::string& reason);
 
 }  // namespace tokensign::ctl
 

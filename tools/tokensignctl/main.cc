@@ -19,6 +19,8 @@
 //   tokensignctl audit tail FILE [--follow]   (local file, no server)
 //   tokensignctl [conn] audit keys [--instance NAME]
 //   tokensignctl [conn] audit acknowledge --reason TEXT
+//   tokensignctl [conn] audit anchors [--instance NAME] [--json]
+//   tokensignctl [conn] audit retire-anchor --instance NAME --log-id ID --reason TEXT
 // conn: --server HOST:PORT (default 127.0.0.1:50051) and --cacert/--cert/--key
 // for mTLS, or --insecure (plaintext, for dev mode on loopback); accepted
 // before or after the command. Usage errors exit 1.
@@ -166,7 +168,8 @@ int main(int argc, char** argv) {
   auto* averify = audit->add_subcommand(
       "verify",
       "check the hash chain and every checkpoint signature; exit 0 intact, "
-      "2 intact but lines after the last checkpoint (not yet anchored), "
+      "2 intact but lines after the last checkpoint (not yet anchored) or, "
+      "with --server, no anchor in the HSM for the log (retired), "
       "3 broken, 1 cannot read");
   averify->add_option("file", verify_args.files,
                       "audit log path(s); rotated files PATH.N are included")
@@ -195,6 +198,26 @@ int main(int argc, char** argv) {
       "custodian: acknowledge that the daemon's refused audit log was lost or "
       "tampered with; a new log segment records who and why");
   aack->add_option("--reason", ack_reason, "why (recorded)")->required();
+  std::string anchors_instance, retire_log_id, retire_reason;
+  bool anchors_json = false;
+  auto* aanchors = audit->add_subcommand(
+      "anchors",
+      "list the anchors the HSM holds for an instance: its live log's and the "
+      "archived ones of old logs (auditor or custodian)");
+  aanchors->add_option("--instance", anchors_instance,
+                       "instance name (default: the daemon's own)");
+  aanchors->add_flag("--json", anchors_json,
+                     "print the answer as JSON (proto field names)");
+  auto* aretire = audit->add_subcommand(
+      "retire-anchor",
+      "custodian: remove an old log's archived anchor from the HSM (audited; "
+      "never the live log's). Exit 0 done, 2 refused, 4 unknown or not "
+      "allowed, 1 connection");
+  aretire->add_option("--instance", anchors_instance, "instance name")
+      ->required();
+  aretire->add_option("--log-id", retire_log_id, "the old log's id")
+      ->required();
+  aretire->add_option("--reason", retire_reason, "why (recorded)")->required();
   auto* alineage =
       audit->add_subcommand("lineage", "print the delegation path of a jti");
   alineage->add_option("file", audit_file, "audit log path")->required();
@@ -232,6 +255,12 @@ int main(int argc, char** argv) {
     return tokensign::ctl::RunAuditKeys(Channel(conn), audit_instance);
   if (aack->parsed())
     return tokensign::ctl::RunAuditAcknowledge(Channel(conn), ack_reason);
+  if (aanchors->parsed())
+    return tokensign::ctl::RunAuditAnchors(Channel(conn), anchors_instance,
+                                           anchors_json);
+  if (aretire->parsed())
+    return tokensign::ctl::RunAuditRetireAnchor(
+        Channel(conn), anchors_instance, retire_log_id, retire_reason);
   if (exchange_commands.parsed())
     return exchange_commands.Run([&] { return Channel(conn); });
   if (alineage->parsed()) {
