@@ -56,7 +56,18 @@ absl::StatusOr<token::ParentKey> ParentKeyFor(const PolicySnapshot& snap,
   }
   for (const std::string& name : allowed) {
     auto key = keys.VerificationKeyFor(name, kid);
-    if (key.ok()) return token::ParentKey{key->public_key, key->alg, name};
+    if (!key.ok()) continue;
+    token::ParentKey out{key->public_key, key->alg, name, nullptr};
+    // Most parents were signed by the issuer's active key: verify with its
+    // prepared contexts (same kid = same public key: kid is its thumbprint).
+    auto active = keys.ActiveKey(name);
+    if (active.ok() && (*active)->kid == kid && (*active)->alg == key->alg &&
+        (*active)->ops != nullptr && (*active)->public_key != nullptr &&
+        (*active)->ops->Serves((*active)->private_key.get(),
+                               (*active)->public_key.get(), key->alg)) {
+      out.ops = (*active)->ops;
+    }
+    return out;
   }
   return absl::PermissionDeniedError(absl::StrCat(
       "subject_token: kid \"", S(kid).substr(0, 128),

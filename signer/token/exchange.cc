@@ -256,9 +256,11 @@ absl::StatusOr<Exchanged> Exchange(const IssuerPolicy& policy,
                                    TokenRequest* derived) {
   absl::StatusOr<TokenRequest> child = DeriveChild(policy, parent, req, now);
   if (!child.ok()) return child.status();
-  if (derived != nullptr) *derived = *child;
   absl::StatusOr<MintedToken> minted = Mint(policy, key, *child, now);
-  if (!minted.ok()) return minted.status();
+  if (!minted.ok()) {
+    if (derived != nullptr) *derived = *std::move(child);
+    return minted.status();
+  }
   // DeriveChild cut the lifetime; checked again on what was signed.
   if (minted->exp > parent.exp) {
     return absl::InternalError(absl::StrCat(

@@ -81,8 +81,8 @@ struct Exchanged {
 
 // DeriveChild, then Mint at the same `now`, then checks the minted exp
 // against the parent's once more (Internal, token withheld, if it is later).
-// On a refusal `*derived` (if given) holds the child request when it was
-// derived, for the audit record.
+// When Mint refuses, `*derived` (if given) gets the derived child request, for
+// the audit record; it is left alone otherwise.
 absl::StatusOr<Exchanged> Exchange(const IssuerPolicy& policy,
                                    const SigningKey& key,
                                    const VerifiedParent& parent,

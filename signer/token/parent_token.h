@@ -6,8 +6,9 @@
 // unverified iss, asks `lookup` for the key that may verify tokens of that iss
 // under that kid (the lookup decides which issuers are trusted and which keys
 // are published: active, pending or retired and still published, never
-// withdrawn or destroyed), verifies the signature with it (VerifyCompact:
-// canonical header, alg of the key), and only then reads the claims, strictly:
+// withdrawn or destroyed), verifies the signature with it (the header exactly
+// {"alg","kid","typ"} in canonical form, alg = the key's, as VerifyCompact
+// requires), and only then reads the claims, strictly:
 // sub, client_id, aud, iat, exp, jti required; act, may_act, cnf, status,
 // scope and (transaction tokens) txn, req_wl, rctx, tctx as tokensign writes
 // them. Time: refused when now >= exp + leeway (expired), nbf or iat > now +
@@ -36,6 +37,7 @@
 #include "absl/time/time.h"
 #include "hsm/algorithm.h"
 #include "nlohmann/json.hpp"
+#include "signer/token/key_ops.h"
 #include "signer/token/token_request.h"
 
 namespace tokensign::token {
@@ -45,6 +47,9 @@ struct ParentKey {
   std::shared_ptr<EVP_PKEY> public_key;
   hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256;
   std::string issuer;  // config name of the issuer whose key this is
+  // Optional: prepared contexts whose public key is `public_key` (the
+  // issuer's active key), so the verify does not set up OpenSSL per call.
+  std::shared_ptr<const KeyOps> ops;
 };
 
 // Finds the key for a parent token's `iss` claim and header `kid`.

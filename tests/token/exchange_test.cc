@@ -59,7 +59,7 @@ ParentKeyLookup LookupFor(const SigningKey& key, const std::string& iss) {
     if (kid != key.kid) {
       return absl::PermissionDeniedError("subject_token: kid not published");
     }
-    return ParentKey{key.public_key, key.alg, "self"};
+    return ParentKey{key.public_key, key.alg, "self", nullptr};
   };
 }
 

@@ -21,8 +21,9 @@
 // daemon (default fsync); --daemon-flag adds any flag to its command line
 // (e.g. --daemon-flag --dev-audit-linger-us=0). --only runs just that
 // closed-loop cell (profiling the daemon: CPU and context switches per token of
-// one kind of load). Beside each unary cell it runs GetJwks the same way
-// (answered from memory: gRPC alone) and prints the unary ratio that floor
+// one kind of load). Beside each unary cell it runs ExchangeToken the same way
+// (exchange_vs_unary: a one-hour parent exchanged for one more actor hop) and
+// GetJwks (answered from memory: gRPC alone), and prints the unary ratio that floor
 // leaves at best (unary_grpc_bound_vs_ceiling,
 // unary_noverify_grpc_bound_vs_raw). The last lines are the ratios (issue 6
 // targets: unary >= 0.5, batch >= 0.85, p99 < 5 ms at half rate):
@@ -132,6 +133,23 @@ int RunDaemonBench(int argc, char** argv) {
   SHA256(reinterpret_cast<const unsigned char*>(signing_input.data()),
          signing_input.size(), reinterpret_cast<unsigned char*>(digest.data()));
 
+  // ExchangeToken: a fresh agent hop on a one-hour parent of the same
+  // scenario (dev issuer: any actor, depth 4), beside each unary cell.
+  v1::SignTokenRequest parent_req = req;
+  parent_req.set_ttl_seconds(3600);
+  v1::SignTokenResponse parent;
+  st = client.SignOnce(parent_req, &parent);
+  if (!st.ok()) {
+    std::fprintf(stderr, "daemon bench: SignToken (exchange parent): %d %s\n",
+                 static_cast<int>(st.error_code()), st.error_message().c_str());
+    return 1;
+  }
+  v1::ExchangeTokenRequest xreq;
+  xreq.set_issuer("dev");
+  xreq.set_subject_token(parent.token());
+  xreq.set_kind(v1::ACCESS_TOKEN);
+  xreq.mutable_actor()->set_sub("sub-agent");
+
   Report r;
   std::unique_ptr<Ceiling> ceiling;
   if (!o.no_ceiling) {
@@ -170,6 +188,7 @@ int RunDaemonBench(int argc, char** argv) {
                o.client_threads, sample.token().size());
   const bool want_unary = o.only != "batch", want_batch = o.only != "unary";
   if (want_unary) client.RunClosed(req, 0, o.in_flight, o.warmup);
+  if (want_unary) client.RunClosedExchange(xreq, o.in_flight, o.warmup / 2);
   if (want_batch)
     client.RunClosed(req, o.batch_size, o.batch_in_flight, o.warmup);
   if (ceiling) MeasureOps(hw, o.warmup / 2, raw_op(true));
@@ -198,7 +217,9 @@ int RunDaemonBench(int argc, char** argv) {
       r.floor.Merge(client.RunClosedJwks("dev", o.in_flight, slice));
       CpuTimes t2 = ReadCpu(daemon_pid);
       r.floor_cpu.Add(t1, t2);
-      t1 = t2;
+      r.exchange.Merge(client.RunClosedExchange(xreq, o.in_flight, slice));
+      t1 = ReadCpu(daemon_pid);
+      r.exchange_cpu.Add(t2, t1);
     }
     if (want_batch)
       r.batch.Merge(

@@ -51,6 +51,10 @@ int PrintReport(const Options& o, Report& r) {
   }
   row("SignToken (calls)", r.unary.calls_per_s(), &r.unary, r.unary_cpu,
       static_cast<double>(r.unary.items));
+  if (r.exchange.calls > 0) {
+    row("ExchangeToken (calls)", r.exchange.calls_per_s(), &r.exchange,
+        r.exchange_cpu, static_cast<double>(r.exchange.items));
+  }
   if (r.floor.calls > 0) {
     row("GetJwks (gRPC floor, calls)", r.floor.calls_per_s(), &r.floor,
         r.floor_cpu, static_cast<double>(r.floor.calls));
@@ -74,7 +78,8 @@ int PrintReport(const Options& o, Report& r) {
         static_cast<double>(r.batch_nv.items));
   }
   for (LoadResult* lr :
-       {&r.unary, &r.batch, &r.half, &r.floor, &r.unary_nv, &r.batch_nv}) {
+       {&r.unary, &r.batch, &r.half, &r.floor, &r.unary_nv, &r.batch_nv,
+        &r.exchange}) {
     if (!lr->first_error.empty())
       std::fprintf(table, "first error: %s\n", lr->first_error.c_str());
   }
@@ -141,6 +146,11 @@ int PrintReport(const Options& o, Report& r) {
       {"unary_grpc_bound_vs_ceiling", bound(r.ceiling, c && on, why_on)},
       {"unary_noverify_grpc_bound_vs_raw", bound(raw_off, c && off, why_off)},
   };
+  if (r.exchange.calls > 0) {  // issue 15 target: >= 0.8
+    out.emplace_back("exchange_vs_unary",
+                     Ratio(r.exchange.calls_per_s(), r.unary.calls_per_s(),
+                           r.unary.calls > 0, "no unary cell"));
+  }
   for (auto& line : lines) out.emplace_back(line[0], line[1]);
   if (o.json) {
     nlohmann::json j;
@@ -160,6 +170,10 @@ int PrintReport(const Options& o, Report& r) {
                   {"p50_ms", r.batch.Percentile(0.5)},
                   {"p99_ms", r.batch.Percentile(0.99)},
                   {"errors", r.batch.errors}};
+    j["exchange"] = {{"calls_per_s", r.exchange.calls_per_s()},
+                     {"p50_ms", r.exchange.Percentile(0.5)},
+                     {"p99_ms", r.exchange.Percentile(0.99)},
+                     {"errors", r.exchange.errors}};
     j["grpc_floor"] = {{"calls_per_s", floor_rate},
                        {"p50_ms", r.floor.Percentile(0.5)},
                        {"p99_ms", r.floor.Percentile(0.99)},
@@ -226,7 +240,8 @@ int PrintReport(const Options& o, Report& r) {
       (r.have_noverify && (r.unary_nv.calls == 0 || r.batch_nv.items == 0));
   // A failed call means the numbers are not of the work they claim.
   const int64_t errors = r.unary.errors + r.batch.errors + r.half.errors +
-                         r.floor.errors + r.unary_nv.errors + r.batch_nv.errors;
+                         r.floor.errors + r.unary_nv.errors + r.batch_nv.errors +
+                         r.exchange.errors;
   if (errors > 0) {
     std::fprintf(stderr, "daemon bench: %lld call(s) failed (see errors)\n",
                  static_cast<long long>(errors));

@@ -12,6 +12,9 @@ namespace tokensign::bench {
 struct Report {
   // floor: GetJwks closed loop (gRPC alone), measured beside each unary cell.
   LoadResult unary, batch, half, floor;
+  // ExchangeToken closed loop beside each unary cell (same in flight).
+  LoadResult exchange;
+  CellCpu exchange_cpu;
   double ceiling = 0, raw = 0, half_rate_target = 0;
   double ceiling_ops = 0, raw_ops = 0;
   CellCpu ceiling_cpu, raw_cpu, unary_cpu, batch_cpu, half_cpu, floor_cpu;

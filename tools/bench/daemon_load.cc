@@ -9,8 +9,9 @@
 
 namespace tokensign::bench {
 
-// What one client thread drives: exactly one of unary/batch/jwks.
+// What one client thread drives: exactly one of unary/batch/jwks/exchange.
 struct DriveSpec {
+  const v1::ExchangeTokenRequest* exchange = nullptr;  // set for ExchangeToken
   const v1::SignTokenRequest* unary = nullptr;   // set for SignToken
   const v1::SignTokensRequest* batch = nullptr;  // set for SignTokens
   const v1::GetJwksRequest* jwks = nullptr;      // set for GetJwks
@@ -66,6 +67,11 @@ LoadResult Drive(const std::shared_ptr<grpc::Channel>& channel,
       call->batch = stub->PrepareAsyncSignTokens(&call->ctx, *spec.batch, &cq);
       call->batch->StartCall();
       call->batch->Finish(&call->batch_resp, &call->status, call);
+    } else if (spec.exchange != nullptr) {  // answers a SignTokenResponse
+      call->unary =
+          stub->PrepareAsyncExchangeToken(&call->ctx, *spec.exchange, &cq);
+      call->unary->StartCall();
+      call->unary->Finish(&call->unary_resp, &call->status, call);
     } else if (spec.jwks != nullptr) {
       call->jwks = stub->PrepareAsyncGetJwks(&call->ctx, *spec.jwks, &cq);
       call->jwks->StartCall();
@@ -249,6 +255,13 @@ LoadResult LoadClient::RunClosedJwks(const std::string& issuer, int in_flight,
   jwks.set_issuer(issuer);
   DriveSpec spec;
   spec.jwks = &jwks;
+  return RunClosedSpec(spec, in_flight, seconds);
+}
+
+LoadResult LoadClient::RunClosedExchange(const v1::ExchangeTokenRequest& req,
+                                         int in_flight, double seconds) {
+  DriveSpec spec;
+  spec.exchange = &req;
   return RunClosedSpec(spec, in_flight, seconds);
 }
 

@@ -1,6 +1,6 @@
 // Load generator for `tokensign-bench daemon`: an async gRPC C++ client (one
-// CompletionQueue per client thread) that keeps N SignToken, SignTokens (or
-// GetJwks, the gRPC floor) calls
+// CompletionQueue per client thread) that keeps N SignToken, SignTokens,
+// ExchangeToken (or GetJwks, the gRPC floor) calls
 // in flight for a fixed time (closed loop), or sends at a fixed rate (open
 // loop, latency measured from the scheduled send time so a stalled server
 // cannot hide queueing delay). Thread-safety: a LoadClient may run one Run* at
@@ -65,6 +65,10 @@ class LoadClient {
   // SignToken rate.
   LoadResult RunClosedJwks(const std::string& issuer, int in_flight,
                            double seconds);
+  // Closed loop of ExchangeToken with `req` (one subject token exchanged
+  // over and over): SignToken's work plus the verify of the parent.
+  LoadResult RunClosedExchange(const v1::ExchangeTokenRequest& req,
+                               int in_flight, double seconds);
   // Open loop: unary SignToken at `rate` calls/s for `seconds`, at most
   // `max_in_flight`.
   LoadResult RunOpen(const v1::SignTokenRequest& req, double rate,
