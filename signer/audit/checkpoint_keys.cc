@@ -108,6 +108,15 @@ absl::StatusOr<hsm::UniquePkey> PublicKeyFromJwk(const nlohmann::json& jwk) {
     if (!n.ok()) return n.status();
     auto e = B64Member(jwk, "e");
     if (!e.ok()) return e.status();
+    // RFC 7518 6.3.1: minimal octets, so one key has one JWK (and one
+    // thumbprint of its text).
+    for (const auto& [name, value] : {std::pair{"n", &*n}, std::pair{"e", &*e}}) {
+      if (value->empty() || (*value)[0] == '\0') {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "jwk.", name, ": must be the minimal big-endian octets (no leading "
+            "zero byte)"));
+      }
+    }
     auto bn = [](const std::string& b) {
       return hsm::UniqueBn(BN_bin2bn(
           reinterpret_cast<const unsigned char*>(b.data()),

@@ -73,6 +73,14 @@ bool IsBase64UrlChar(char c) {
          (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
+// The 6-bit value of a base64url character (IsBase64UrlChar(c) holds).
+int Base64UrlValue(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  return c == '-' ? 62 : 63;
+}
+
 }  // namespace
 
 std::string Base64UrlEncode(std::string_view data) {
@@ -94,6 +102,17 @@ absl::StatusOr<std::string> Base64UrlDecode(std::string_view data,
   if (data.size() % 4 == 1 || !absl::WebSafeBase64Unescape(Av(data), &out)) {
     return absl::InvalidArgumentError(absl::StrCat(
         Av(field), ": not base64url; length ", data.size(), " is impossible"));
+  }
+  // Only the canonical encoding: the unused low bits of a final partial group
+  // must be zero. Otherwise "AQ", "AR", ... "Af" all decode to one byte, and a
+  // token (or checkpoint) would have several texts that all verify, each with
+  // its own SHA-256 in the audit log.
+  const size_t rem = data.size() % 4;
+  if (rem != 0 && (Base64UrlValue(data.back()) & (rem == 2 ? 0x0F : 0x03)) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Av(field),
+        ": not base64url in canonical form; the unused bits of the last "
+        "character must be zero"));
   }
   return out;
 }

@@ -259,7 +259,7 @@ absl::StatusOr<VerifiedParent> VerifyParent(std::string_view token,
   if (absl::Status s = ReadClaims(*claims, &p); !s.ok()) return s;
   const int64_t t = absl::ToUnixSeconds(now);
   const int64_t skew = absl::ToInt64Seconds(leeway);
-  if (t >= p.exp + skew) {
+  if (p.exp <= t - skew) {  // now >= exp + leeway, without overflow for any exp
     return Refused(absl::StrCat("expired at ", p.exp, " (now ", t,
                                 ", leeway ", skew, " s)"));
   }

@@ -213,5 +213,33 @@ TEST(CheckpointVerifyLiveTest, LogWithoutCheckpointsIsAnUnanchoredTail) {
   EXPECT_EQ(r->unanchored_lines, 2);
 }
 
+// Found by tests/fuzz/jwks_fuzzer: an RSA JWK whose n (or e) had a leading
+// zero byte was accepted, so one key had several JWK texts with different
+// RFC 7638 thumbprints. RFC 7518 6.3.1 wants the minimal octets; refused now,
+// naming the member.
+TEST(AuditKeysJwks, RsaMembersMustBeMinimal) {
+  EVP_PKEY* raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048});
+  ASSERT_NE(raw, nullptr);
+  std::shared_ptr<EVP_PKEY> rsa(raw, EVP_PKEY_free);
+  auto key = CheckpointKey::Create(rsa, hsm::SignAlgorithm::kRS256);
+  ASSERT_TRUE(key.ok()) << key.status();
+  nlohmann::json jwk = nlohmann::json::parse((*key)->public_jwk);
+  ASSERT_TRUE(CheckpointTrust::FromJwks(testing::JwksOf(**key)).ok());
+  for (const char* member : {"n", "e"}) {
+    nlohmann::json padded = jwk;
+    padded[member] = token::Base64UrlEncode(
+        std::string(1, '\0') + *token::Base64UrlDecode(jwk[member].get<std::string>()));
+    auto parsed = PublicKeyFromJwk(padded);
+    ASSERT_FALSE(parsed.ok()) << member;
+    EXPECT_NE(parsed.status().message().find(
+                  std::string("jwk.") + member + ": must be the minimal"),
+              std::string::npos)
+        << parsed.status();
+    auto trust = CheckpointTrust::FromJwks(
+        nlohmann::json{{"keys", nlohmann::json::array({padded})}}.dump());
+    EXPECT_FALSE(trust.ok()) << member;
+  }
+}
+
 }  // namespace
 }  // namespace tokensign::audit

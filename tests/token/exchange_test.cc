@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <set>
 
@@ -422,6 +423,31 @@ TEST(Exchange, RandomChainsNeverWiden) {
   }
   EXPECT_GT(accepted, 50);
   EXPECT_GT(refused, 20);
+}
+
+// Found by tests/fuzz/subject_token_fuzzer: `now >= exp + leeway` overflowed
+// (undefined behaviour) for an exp near INT64_MAX and, wrapped, called a
+// far-future token expired. Any exp is compared without overflow now.
+TEST(VerifyParent, ExpAtTheEdgesOfInt64) {
+  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  auto token_with_exp = [&](int64_t exp) {
+    nlohmann::json c = {{"iss", Policy().iss}, {"sub", "alice"},
+                        {"client_id", "app"},  {"aud", "https://api.example"},
+                        {"iat", absl::ToUnixSeconds(kNow)},
+                        {"exp", exp},          {"jti", "j-edge"}};
+    return *SignCompact(key.private_key.get(), key.alg, key.kid, "at+jwt",
+                        c.dump());
+  };
+  absl::StatusOr<VerifiedParent> p =
+      Verify(token_with_exp(std::numeric_limits<int64_t>::max()), key);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->exp, std::numeric_limits<int64_t>::max());
+  p = Verify(token_with_exp(std::numeric_limits<int64_t>::max() - 59), key);
+  EXPECT_TRUE(p.ok()) << p.status();
+  p = Verify(token_with_exp(std::numeric_limits<int64_t>::min()), key);
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(std::string(p.status().message()),
+              StartsWith("subject_token: expired at"));
 }
 
 }  // namespace

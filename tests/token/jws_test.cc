@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "tests/token/test_keys.h"
 
 namespace tokensign::token {
@@ -297,6 +298,39 @@ TEST(Base64Url, EncodesWithoutPaddingAndDecodesStrictly) {
   EXPECT_FALSE(Base64UrlDecode("abcde").ok());
   EXPECT_THAT(Base64UrlDecode("a=", "cnf.jkt").status().message(),
               HasSubstr("cnf.jkt"));
+}
+
+// Found by tests/fuzz/jwks_fuzzer: the unused low bits of the last character
+// were ignored, so "AQ" and "AR" both decoded to 0x01 and a signed token had
+// several texts that all verified (each with its own SHA-256 in the audit
+// log). Only the canonical encoding is accepted now.
+TEST(Base64Url, AcceptsOnlyTheCanonicalEncoding) {
+  EXPECT_EQ(*Base64UrlDecode("AQ"), "\x01");
+  EXPECT_EQ(*Base64UrlDecode("AAE"), std::string("\0\x01", 2));
+  for (const char* bad : {"AR", "AS", "Af", "AAF", "AAH", "_9"}) {
+    absl::StatusOr<std::string> d = Base64UrlDecode(bad, "jws.signature");
+    ASSERT_FALSE(d.ok()) << bad;
+    EXPECT_THAT(d.status().message(),
+                HasSubstr("jws.signature: not base64url in canonical form"));
+  }
+  // A token whose signature's last character differs only in unused bits
+  // does not verify.
+  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  std::string jws = *SignCompact(key.private_key.get(), SignAlgorithm::kES256,
+                                 key.kid, "at+jwt", R"({"sub":"alice"})");
+  const JwsExpectation expect{SignAlgorithm::kES256, key.kid, "at+jwt"};
+  ASSERT_TRUE(VerifyCompact(jws, key.public_key.get(), expect).ok());
+  ASSERT_EQ(jws.size() - jws.rfind('.') - 1, 86u);  // 64 bytes: 4 unused bits
+  std::string twin = jws;
+  // The canonical last character is A, Q, g or w (value 0, 16, 32, 48); the
+  // next one differs only in an unused bit.
+  twin.back() = static_cast<char>(twin.back() + 1);
+  std::string same;
+  ASSERT_TRUE(absl::WebSafeBase64Unescape(twin.substr(twin.rfind('.') + 1), &same));
+  ASSERT_EQ(same, *Base64UrlDecode(jws.substr(jws.rfind('.') + 1)));
+  absl::StatusOr<nlohmann::json> v = VerifyCompact(twin, key.public_key.get(), expect);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
