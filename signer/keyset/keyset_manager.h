@@ -3,8 +3,9 @@
 //
 // Contract: the HSM is the source of truth. Load() reads each configured
 // issuer's keyset record (private CKO_DATA "keyset/<issuer>" through
-// RecordStore; absent = no keys) and checks every key that is not destroyed
-// with VerifyRecordedKey (attributes, type, kid recomputed from the recorded
+// RecordStore; absent = no keys) and checks every key the JWKS would publish
+// (lifecycle.h Published: not withdrawn, destroyed or expired) with
+// VerifyRecordedKey (attributes, type, kid recomputed from the recorded
 // public key, a test signature). A key that fails is neither published nor
 // used; if it is the active key the issuer cannot sign (FailedPrecondition
 // naming the reason) — other issuers are unaffected and Load never fails the
@@ -24,7 +25,9 @@
 // key if the commit lost; DestroyKey commits "destroyed" first and destroys
 // the objects after. SweepOrphans destroys keys of loaded issuers that no
 // record names after a grace period (a crash between generate and commit, or
-// a failed destroy). Errors: NotFound (issuer not loaded / unknown kid),
+// a failed destroy). The rules of each transition are lifecycle.h's, with
+// the issuer's LifecyclePolicy (SetPolicies); Tick makes the planned and
+// scheduled steps. Errors: NotFound (issuer not loaded / unknown kid),
 // FailedPrecondition (no usable active key; illegal state transition;
 // destroying a live key without force), Aborted (another replica changed the
 // record: reloaded, retry).
