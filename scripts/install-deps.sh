@@ -10,6 +10,7 @@ PACKAGES=(
   libabsl-dev libboost-dev
   softhsm2 opensc p11-kit libp11-kit-dev libp11-dev libengine-pkcs11-openssl
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev prometheus-cpp-dev
   python3 python3-jwt python3-cryptography python3-grpcio python3-protobuf
 )
