@@ -288,13 +288,8 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
   std::shared_ptr<const PolicySnapshot> snap = policy();
   auto it = snap->config.issuers.find(std::string(issuer));
   if (it == snap->config.issuers.end()) {
-    absl::Status st = absl::NotFoundError(
-        absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
-    if (!snap->config.dev && snap->FindCaller(caller) == nullptr) {
-      st = absl::PermissionDeniedError(absl::StrCat(
-          "caller: \"", S(caller), "\" is not a configured caller"));
-    }
-    AuditDeniedAsync(caller, issuer, req, std::move(st), std::move(done));
+    AuditDeniedAsync(caller, issuer, req, UnknownIssuer(*snap, caller, issuer),
+                     std::move(done));
     return;
   }
   const std::string& issuer_label = it->first;  // bounded: a configured issuer
@@ -340,15 +335,35 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
     AuditDeniedAsync(caller, issuer, req, minted.status(), std::move(done));
     return;
   }
-  audit::AuditRecord r = RecordFor(caller, issuer, req, now);
-  r.kid = minted->kid;
-  r.jti = minted->jti;
-  r.exp = minted->exp;
-  r.ttl = minted->exp - minted->iat;  // the lifetime given, also by default
-  r.token_sha256 = audit::Sha256Hex(minted->token);  // reused digest ctx
-  r.txn = minted->txn;  // generated when the request had none
   // Mint may have waited (HSM session pool, HSM): a token minted after the
   // deadline is never released, and the log says so.
+  ReleaseWhenAudited(RecordFor(caller, issuer, req, now), *std::move(minted),
+                     std::move(snap), &issuer_label, req.kind, start, deadline,
+                     std::move(done));
+}
+
+absl::Status SigningCore::UnknownIssuer(const PolicySnapshot& snap,
+                                        std::string_view caller,
+                                        std::string_view issuer) {
+  if (!snap.config.dev && snap.FindCaller(caller) == nullptr) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "caller: \"", S(caller), "\" is not a configured caller"));
+  }
+  return absl::NotFoundError(
+      absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
+}
+
+void SigningCore::ReleaseWhenAudited(
+    audit::AuditRecord r, token::MintedToken minted,
+    std::shared_ptr<const PolicySnapshot> snap, const std::string* label,
+    token::TokenKind kind, std::chrono::steady_clock::time_point start,
+    absl::Time deadline, SignDone done, bool bound) {
+  r.kid = minted.kid;
+  r.jti = minted.jti;
+  r.exp = minted.exp;
+  r.ttl = minted.exp - minted.iat;  // the lifetime given, also by default
+  r.token_sha256 = audit::Sha256Hex(minted.token);  // reused digest ctx
+  r.txn = minted.txn;  // generated when the request had none
   if (clock_() >= deadline) {
     r.outcome = "withheld";
     r.reason = "deadline passed during signing";
@@ -359,10 +374,10 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
     return;
   }
   r.outcome = "signed";
+  if (bound) r = BoundForAudit(std::move(r));
   // The writer thread completes the request; `snap` keeps *label alive.
-  const std::string* label = &issuer_label;
-  audit_->AppendAsync(r, [this, snap = std::move(snap), label, kind = req.kind,
-                          start, minted = std::move(*minted),
+  audit_->AppendAsync(r, [this, snap = std::move(snap), label, kind, start,
+                          minted = std::move(minted),
                           done = std::move(done)](absl::Status st) mutable {
     if (!st.ok()) {
       std::move(done)(absl::UnavailableError(absl::StrCat(

@@ -45,6 +45,7 @@
 #define TOKENSIGN_SIGNER_SERVICE_SIGNING_CORE_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -219,6 +220,22 @@ class SigningCore {
   // Appends `r` (bounded) asynchronously; `done` gets `result` once durable,
   // else Unavailable.
   void AuditAsync(audit::AuditRecord r, absl::Status result, SignDone done);
+  // NotFound for an issuer `snap` does not configure, PermissionDenied when
+  // `caller` is not a configured caller either (outside dev mode).
+  static absl::Status UnknownIssuer(const PolicySnapshot& snap,
+                                    std::string_view caller,
+                                    std::string_view issuer);
+  // The end of SignAsync and ExchangeAsync: puts the minted token's facts in
+  // `r`, withholds a token minted after `deadline`, otherwise releases it to
+  // `done` once `r` is durable (counting latency since `start` and the token
+  // for `*label`, which `snap` keeps alive). `bound`: pass the signed record
+  // through BoundForAudit (exchange records carry parent facts).
+  void ReleaseWhenAudited(audit::AuditRecord r, token::MintedToken minted,
+                          std::shared_ptr<const PolicySnapshot> snap,
+                          const std::string* label, token::TokenKind kind,
+                          std::chrono::steady_clock::time_point start,
+                          absl::Time deadline, SignDone done,
+                          bool bound = false);
   void Enter();
   // Decrements in_flight_ and wakes WaitIdle.
   void Done();

@@ -130,13 +130,7 @@ void SigningCore::ExchangeAsync(std::string_view caller,
   };
   auto it = snap->config.issuers.find(std::string(issuer));
   if (it == snap->config.issuers.end()) {
-    absl::Status st = absl::NotFoundError(
-        absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
-    if (!snap->config.dev && snap->FindCaller(caller) == nullptr) {
-      st = absl::PermissionDeniedError(absl::StrCat(
-          "caller: \"", S(caller), "\" is not a configured caller"));
-    }
-    deny(std::move(st), nullptr, nullptr);
+    deny(UnknownIssuer(*snap, caller, issuer), nullptr, nullptr);
     return;
   }
   const std::string& label = it->first;
@@ -185,43 +179,12 @@ void SigningCore::ExchangeAsync(std::string_view caller,
          have_derived ? &derived : nullptr);
     return;
   }
-  token::MintedToken minted = std::move(out->minted);
-  audit::AuditRecord r = RecordFor(caller, issuer, out->request, now);
-  r.kid = minted.kid;
-  r.jti = minted.jti;
-  r.exp = minted.exp;
-  r.ttl = minted.exp - minted.iat;
-  r.txn = minted.txn;
-  r.token_sha256 = audit::Sha256Hex(minted.token);
-  if (clock_() >= deadline) {
-    r.outcome = "withheld";
-    r.reason = "deadline passed during signing";
-    AuditAsync(std::move(r),
-               absl::DeadlineExceededError(
-                   "deadline passed during signing; token withheld"),
-               std::move(done));
-    return;
-  }
-  r.outcome = "signed";
-  const std::string* label_ptr = &label;
-  audit_->AppendAsync(
-      BoundForAudit(std::move(r)),
-      [this, snap = std::move(snap), label_ptr, kind = xreq.kind, start,
-       minted = std::move(minted), done = std::move(done)](
-          absl::Status st) mutable {
-        if (!st.ok()) {
-          std::move(done)(absl::UnavailableError(absl::StrCat(
-              "audit: record not durable, token withheld: ", st.message())));
-          return;
-        }
-        if (metrics_ != nullptr) {
-          std::chrono::duration<double> took =
-              std::chrono::steady_clock::now() - start;
-          metrics_->ObserveSignLatency(took.count());
-          metrics_->CountTokenSigned(*label_ptr, token::TokenKindName(kind));
-        }
-        std::move(done)(std::move(minted));
-      });
+  // The record carries the exchange's facts (the parent's jti and hash) and
+  // is bounded like a denial before it is written.
+  ReleaseWhenAudited(RecordFor(caller, issuer, out->request, now),
+                     std::move(out->minted), std::move(snap), &label,
+                     xreq.kind, start, deadline, std::move(done),
+                     /*bound=*/true);
 }
 
 void SigningCore::SignStatusListAsync(std::string_view caller,
@@ -264,13 +227,7 @@ void SigningCore::SignStatusListAsync(std::string_view caller,
   };
   auto it = snap->config.issuers.find(std::string(issuer));
   if (it == snap->config.issuers.end()) {
-    absl::Status st = absl::NotFoundError(
-        absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
-    if (!snap->config.dev && snap->FindCaller(caller) == nullptr) {
-      st = absl::PermissionDeniedError(absl::StrCat(
-          "caller: \"", S(caller), "\" is not a configured caller"));
-    }
-    deny(std::move(st));
+    deny(UnknownIssuer(*snap, caller, issuer));
     return;
   }
   if (absl::Status st =
