@@ -5,14 +5,14 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "signer/keyset/keyset_internal.h"
 #include "signer/token/jwk.h"
 
 namespace tokensign::keyset {
-namespace {
 
-absl::string_view S(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
+using internal::S;
+
+namespace {
 
 absl::Status Refuse(absl::string_view why) {
   return absl::FailedPreconditionError(why);

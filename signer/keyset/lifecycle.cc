@@ -4,13 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "signer/keyset/keyset_internal.h"
 
 namespace tokensign::keyset {
-namespace {
+using internal::S;
 
-absl::string_view S(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
+namespace {
 
 absl::StatusOr<KeyRecord*> Find(KeysetRecord& record, std::string_view kid) {
   KeyRecord* k = record.FindByKid(kid);

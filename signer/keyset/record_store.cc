@@ -7,19 +7,12 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "signer/keyset/keyset_internal.h"
 
 namespace tokensign::keyset {
-namespace {
 
-absl::string_view S(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
-
-absl::Status Prefix(const absl::Status& st, std::string_view what) {
-  return absl::Status(st.code(), absl::StrCat(S(what), ": ", st.message()));
-}
-
-}  // namespace
+using internal::Prefix;
+using internal::S;
 
 std::string RandomWriterId() {
   unsigned char bytes[8] = {};
