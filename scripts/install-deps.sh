@@ -8,7 +8,7 @@ PACKAGES=(
   libssl-dev openssl
   libgrpc++-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   libabsl-dev libboost-dev
-  softhsm2 opensc p11-kit libp11-kit-dev libp11-dev libengine-pkcs11-openssl
+  softhsm2 opensc p11-kit p11-kit-modules libp11-kit-dev libp11-dev libengine-pkcs11-openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev prometheus-cpp-dev
