@@ -11,7 +11,7 @@
 //       on|off]
 //       [--daemon-pid PID] [--keep-state] [--json] [--no-noverify]
 //       [--daemon-audit fsync|none] [--only unary|batch]
-//       [--daemon-flag FLAG ...]
+//       [--daemon-flag FLAG ...] [--no-peer] [--p11kit-client SO]
 // With no --server it starts `tokensignd --dev` in a fresh temp state dir on
 // ephemeral loopback ports, waits for /readyz, and stops it with SIGTERM at the
 // end. Its own daemon is then restarted on the same token and key with the
@@ -29,6 +29,11 @@
 // targets: unary >= 0.5, batch >= 0.85, p99 < 5 ms at half rate):
 //   unary_vs_ceiling 0.52 / batch_vs_ceiling 0.86 / p99_half_rate_ms 3.1 /
 //   unary_noverify_vs_raw ... / batch_noverify_vs_raw ...
+// The p11-kit peer (daemon_peer.h; skip with --no-peer): what a user would do
+// instead — `p11-kit server` on the same token, p11-kit-client.so in this
+// process, C_Sign + one verify, best of 2 and 4 threads, in the ceiling's
+// rounds — and unary_vs_p11kit_peer / batch_vs_p11kit_peer (issue 13
+// targets: >= 1.0 and >= 1.5).
 #include <openssl/sha.h>
 
 #include <cstdio>
@@ -45,6 +50,7 @@
 #include "tools/bench/daemon_bench_options.h"
 #include "tools/bench/daemon_bench_report.h"
 #include "tools/bench/daemon_load.h"
+#include "tools/bench/daemon_peer.h"
 #include "tools/bench/daemon_process.h"
 
 namespace tokensign::bench {
@@ -161,10 +167,33 @@ int RunDaemonBench(int argc, char** argv) {
   }
   const int hw =
       static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  auto raw_op = [&](bool verify) {
-    return [&, verify](int) {
+  // The p11-kit peer: the same C_Sign + verify through p11-kit's remote
+  // module (daemon_peer.h), measured in the ceiling's rounds.
+  std::unique_ptr<P11KitPeer> peer;
+  if (ceiling && o.peer) {
+    r.want_peer = true;
+    auto started = P11KitPeer::Start(
+        o.module, "tokensign-dev", state_dir + "/pin",
+        o.p11kit_client.empty() ? kP11KitClientModule : o.p11kit_client);
+    if (started.ok()) {
+      peer = std::move(*started);
+      r.have_peer = true;
+    } else {
+      r.peer_missing = std::string(started.status().message());
+      std::fprintf(stderr, "daemon bench: %s\n", r.peer_missing.c_str());
+    }
+  }
+  auto peer_cpu = [&]() {
+    CpuTimes t = ReadCpu(-1);
+    t.daemon = peer->ServerCpu();
+    return t;
+  };
+  // C_Sign (+ one verify) on the daemon's key through `h`: the ceiling's
+  // own SoftHSM, or the p11-kit peer's client module.
+  auto sign_op = [&](hsm::Hsm* h, bool verify) {
+    return [&, h, verify](int) {
       auto signer = std::make_shared<RawSigner>(std::move(*RawSigner::Create(
-          *ceiling->hsm, ceiling->key_id, hsm::SignAlgorithm::kES256)));
+          *h, ceiling->key_id, hsm::SignAlgorithm::kES256)));
       return [&, signer, verify]() {
         std::string sig = signer->Sign(digest);
         if (sig.empty()) return false;
@@ -174,6 +203,9 @@ int RunDaemonBench(int argc, char** argv) {
                    .ok();
       };
     };
+  };
+  auto raw_op = [&](bool verify) {
+    return sign_op(ceiling->hsm.get(), verify);
   };
 
   FILE* log = o.json ? stderr : stdout;
@@ -187,11 +219,14 @@ int RunDaemonBench(int argc, char** argv) {
                o.rounds, o.in_flight, o.batch_in_flight, o.batch_size,
                o.client_threads, sample.token().size());
   const bool want_unary = o.only != "batch", want_batch = o.only != "unary";
+  // --only: that cell alone (no GetJwks floor, no ExchangeToken beside it).
+  const bool want_beside = o.only.empty();
   if (want_unary) client.RunClosed(req, 0, o.in_flight, o.warmup);
-  if (want_unary) client.RunClosedExchange(xreq, o.in_flight, o.warmup / 2);
+  if (want_beside) client.RunClosedExchange(xreq, o.in_flight, o.warmup / 2);
   if (want_batch)
     client.RunClosed(req, o.batch_size, o.batch_in_flight, o.warmup);
   if (ceiling) MeasureOps(hw, o.warmup / 2, raw_op(true));
+  if (peer) MeasureOps(2, o.warmup / 2, sign_op(&peer->hsm(), true));
   const double slice = o.seconds / o.rounds;
   bool ceiling_failed = false;
   for (int round = 0; round < o.rounds; ++round) {
@@ -209,11 +244,24 @@ int RunDaemonBench(int argc, char** argv) {
       r.ceiling += c / o.rounds;
       r.raw += raw / o.rounds;
     }
+    if (peer) {  // best of 2 and 4 threads (averaged over the rounds)
+      CpuTimes t0 = peer_cpu();
+      double p2 = MeasureOps(2, slice, sign_op(&peer->hsm(), true));
+      CpuTimes t1 = peer_cpu();
+      double p4 = MeasureOps(4, slice, sign_op(&peer->hsm(), true));
+      r.peer2_cpu.Add(t0, t1);
+      r.peer4_cpu.Add(t1, peer_cpu());
+      if (p2 < 0 || p4 < 0) ceiling_failed = true;
+      r.peer2 += p2 / o.rounds;
+      r.peer4 += p4 / o.rounds;
+      r.peer2_ops += p2 * slice;
+      r.peer4_ops += p4 * slice;
+    }
     CpuTimes t0 = ReadCpu(daemon_pid);
     if (want_unary) r.unary.Merge(client.RunClosed(req, 0, o.in_flight, slice));
     CpuTimes t1 = ReadCpu(daemon_pid);
     r.unary_cpu.Add(t0, t1);
-    if (want_unary) {  // the gRPC floor, right after the unary cell
+    if (want_beside) {  // the gRPC floor, right after the unary cell
       r.floor.Merge(client.RunClosedJwks("dev", o.in_flight, slice));
       CpuTimes t2 = ReadCpu(daemon_pid);
       r.floor_cpu.Add(t1, t2);

@@ -23,6 +23,11 @@ const char kDaemonBenchUsage[] =
     "  --client-threads T    completion-queue threads of the client (1)\n"
     "  --only unary|batch    just that closed-loop cell (profiling)\n"
     "  --json                the report as JSON on stdout\n"
+    "  --no-peer             skip the p11-kit peer (p11-kit server on the\n"
+    "                        same token + p11-kit-client.so in this process:\n"
+    "                        C_Sign + verify, best of 2 and 4 threads)\n"
+    "  --p11kit-client SO    the p11-kit client module (Debian's\n"
+    "                        p11-kit-modules path by default)\n"
     "Own daemon (default): starts tokensignd --dev in a temp state dir\n"
     "  --tokensignd PATH     the daemon binary (default: the build tree's)\n"
     "  --module SO           PKCS#11 module (SoftHSM)\n"
@@ -64,6 +69,10 @@ bool ParseArgs(int argc, char** argv, Options& o) {
       o.noverify_phase = false;
       continue;
     }
+    if (a == "--no-peer") {
+      o.peer = false;
+      continue;
+    }
     if ((v = value()) == nullptr) {
       std::fprintf(stderr, "daemon bench: %s: unknown flag or missing value\n",
                    a.c_str());
@@ -101,6 +110,8 @@ bool ParseArgs(int argc, char** argv, Options& o) {
       o.only = v;
     else if (a == "--daemon-flag")
       o.daemon_flags.push_back(v);
+    else if (a == "--p11kit-client")
+      o.p11kit_client = v;
     else {
       std::fprintf(stderr, "daemon bench: unknown flag %s\n", a.c_str());
       return false;

@@ -32,6 +32,9 @@ struct Options {
   std::string only;                       // "", "unary" or "batch"
   std::vector<std::string> daemon_flags;  // extra flags for the own daemon
   bool help = false;                      // --help / -h: print usage, exit 0
+  // The p11-kit peer (daemon_peer.h): on unless --no-peer or --no-ceiling.
+  bool peer = true;
+  std::string p11kit_client;  // --p11kit-client SO; "" = Debian's path
 };
 
 // The flags and what they do (printed by --help).

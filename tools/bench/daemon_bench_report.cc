@@ -31,7 +31,7 @@ int PrintReport(const Options& o, Report& r) {
     char daemon_us[32] = "-", self_us[32] = "-";
     if (tokens > 0) {
       std::snprintf(self_us, sizeof(self_us), "%.0f", cpu.self / tokens * 1e6);
-      if (lr != nullptr && cpu.daemon_known)
+      if (cpu.daemon_known)  // never for the ceiling (ReadCpu(-1))
         std::snprintf(daemon_us, sizeof(daemon_us), "%.0f",
                       cpu.daemon / tokens * 1e6);
     }
@@ -48,6 +48,12 @@ int PrintReport(const Options& o, Report& r) {
     row("ceiling C_Sign+verify", r.ceiling, nullptr, r.ceiling_cpu,
         r.ceiling_ops);
     row("ceiling C_Sign alone", r.raw, nullptr, r.raw_cpu, r.raw_ops);
+  }
+  if (r.have_peer) {  // daemon_cpu_us: the p11-kit server's
+    row("p11-kit peer 2 thr C_Sign+vfy", r.peer2, nullptr, r.peer2_cpu,
+        r.peer2_ops);
+    row("p11-kit peer 4 thr C_Sign+vfy", r.peer4, nullptr, r.peer4_cpu,
+        r.peer4_ops);
   }
   row("SignToken (calls)", r.unary.calls_per_s(), &r.unary, r.unary_cpu,
       static_cast<double>(r.unary.items));
@@ -152,6 +158,13 @@ int PrintReport(const Options& o, Report& r) {
                            r.unary.calls > 0, "no unary cell"));
   }
   for (auto& line : lines) out.emplace_back(line[0], line[1]);
+  if (r.want_peer) {  // issue 13 targets: unary >= 1.0, batch >= 1.5
+    const char* why = r.peer_missing.c_str();
+    out.emplace_back("unary_vs_p11kit_peer",
+                     Ratio(r.unary.calls_per_s(), r.peer(), r.have_peer, why));
+    out.emplace_back("batch_vs_p11kit_peer",
+                     Ratio(r.batch.items_per_s(), r.peer(), r.have_peer, why));
+  }
   if (o.json) {
     nlohmann::json j;
     j["hw_threads"] = std::thread::hardware_concurrency();
@@ -211,6 +224,20 @@ int PrintReport(const Options& o, Report& r) {
            per_token(r.batch_nv_cpu, static_cast<double>(r.batch_nv.items),
                      true)},
           {"raw_cpu_us_per_op", per_token(r.raw_nv_cpu, r.raw_nv_ops, false)}};
+    }
+    if (r.have_peer) {
+      j["p11kit_peer"] = {
+          {"sign_verify_per_s", r.peer()},
+          {"threads2_per_s", r.peer2},
+          {"threads4_per_s", r.peer4},
+          {"bench_cpu_us_per_op_2thr",
+           per_token(r.peer2_cpu, r.peer2_ops, false)},
+          {"server_cpu_us_per_op_2thr",
+           per_token(r.peer2_cpu, r.peer2_ops, true)},
+          {"bench_cpu_us_per_op_4thr",
+           per_token(r.peer4_cpu, r.peer4_ops, false)},
+          {"server_cpu_us_per_op_4thr",
+           per_token(r.peer4_cpu, r.peer4_ops, true)}};
     }
     j["ceiling_cpu_us_per_op"] = per_token(r.ceiling_cpu, r.ceiling_ops, false);
     j["raw_cpu_us_per_op"] = per_token(r.raw_cpu, r.raw_ops, false);

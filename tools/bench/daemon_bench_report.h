@@ -26,6 +26,15 @@ struct Report {
   LoadResult unary_nv, batch_nv;
   double raw_nv = 0, raw_nv_ops = 0;
   CellCpu raw_nv_cpu, unary_nv_cpu, batch_nv_cpu;
+  // The p11-kit peer (daemon_peer.h): C_Sign + one verify through
+  // p11-kit-client.so in the bench's own threads, 2 and 4 threads in the
+  // ceiling's rounds; the peer rate is the better of the two. CellCpu.daemon
+  // here is the p11-kit server's (and its connection children's) CPU.
+  bool want_peer = false, have_peer = false;
+  std::string peer_missing;  // why there is no peer (want_peer && !have_peer)
+  double peer2 = 0, peer4 = 0, peer2_ops = 0, peer4_ops = 0;
+  CellCpu peer2_cpu, peer4_cpu;
+  double peer() const { return peer2 > peer4 ? peer2 : peer4; }
 };
 
 // Prints the table (stderr with --json) and the ratios (stdout); returns 1
