@@ -1,6 +1,9 @@
 #include "hsm/hsm.h"
 
 #include "absl/strings/ascii.h"
+#include "crypto/algorithm.h"
+#include "crypto/spki.h"
+#include "crypto/ssl_ptr.h"
 #include "hsm/hsm_impl.h"
 #include "hsm/pin.h"
 #include "hsm/public_key.h"
@@ -58,7 +61,7 @@ HsmImpl::~HsmImpl() {
 }
 
 absl::StatusOr<std::string> HsmImpl::Sign(std::string_view id_hex,
-                                          SignAlgorithm alg,
+                                          crypto::SignAlgorithm alg,
                                           std::string_view data, bool digest) {
   absl::Status last;
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -123,7 +126,7 @@ absl::StatusOr<std::unique_ptr<Hsm>> Hsm::Open(const HsmConfig& config) {
 Hsm::Hsm(std::unique_ptr<HsmImpl> impl) : impl_(std::move(impl)) {}
 Hsm::~Hsm() = default;
 
-absl::StatusOr<KeyInfo> Hsm::GenerateKey(KeyType type, std::string_view label,
+absl::StatusOr<KeyInfo> Hsm::GenerateKey(crypto::KeyType type, std::string_view label,
                                          int rsa_bits) {
   return impl_->keys().Generate(type, label, rsa_bits);
 }
@@ -147,20 +150,20 @@ absl::StatusOr<std::vector<KeyAttributes>> Hsm::InspectKey(
 
 absl::Status Hsm::PinPublicKey(std::string_view id_hex,
                                std::string_view spki_der) {
-  absl::StatusOr<UniquePkey> key = ParseSpki(spki_der);
+  absl::StatusOr<crypto::UniquePkey> key = crypto::ParseSpki(spki_der);
   if (!key.ok()) return key.status();
   impl_->keys().PinPublicKey(id_hex, std::string(spki_der));
   return absl::OkStatus();
 }
 
-absl::StatusOr<UniquePkey> Hsm::PublicKey(std::string_view id_hex) {
+absl::StatusOr<crypto::UniquePkey> Hsm::PublicKey(std::string_view id_hex) {
   if (std::optional<std::string> pinned = impl_->keys().PinnedPublicKey(id_hex))
-    return ParseSpki(*pinned);
+    return crypto::ParseSpki(*pinned);
   absl::StatusOr<KeyHandles> key = impl_->keys().Resolve(id_hex);
   if (!key.ok()) return key.status();
   absl::StatusOr<SessionPool::Lease> lease = impl_->pool().Acquire();
   if (!lease.ok()) return lease.status();
-  absl::StatusOr<UniquePkey> pkey = ExportPublicKey(
+  absl::StatusOr<crypto::UniquePkey> pkey = ExportPublicKey(
       impl_->pool().p11(), lease->session(), key->public_key, key->type);
   if (!pkey.ok()) {
     lease->Check(pkey.status());
@@ -172,13 +175,13 @@ absl::StatusOr<UniquePkey> Hsm::PublicKey(std::string_view id_hex) {
 }
 
 absl::StatusOr<std::string> Hsm::Sign(std::string_view id_hex,
-                                      SignAlgorithm alg,
+                                      crypto::SignAlgorithm alg,
                                       std::string_view message) {
   return impl_->Sign(id_hex, alg, message, /*digest=*/false);
 }
 
 absl::StatusOr<std::string> Hsm::SignDigest(std::string_view id_hex,
-                                            SignAlgorithm alg,
+                                            crypto::SignAlgorithm alg,
                                             std::string_view digest) {
   return impl_->Sign(id_hex, alg, digest, /*digest=*/true);
 }

@@ -23,8 +23,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "hsm/algorithm.h"
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 
 namespace tokensign::hsm {
 
@@ -46,7 +46,7 @@ struct HsmConfig {
 struct KeyInfo {
   std::string id;         // hex of CKA_ID
   std::string label;      // CKA_LABEL
-  KeyType type;           // EC P-256 / P-384, Ed25519, RSA
+  crypto::KeyType type;           // EC P-256 / P-384, Ed25519, RSA
   int bits = 0;           // curve or modulus size
   // DER SubjectPublicKeyInfo read from the public half in the generating call;
   // set by GenerateKey only (keep it: the public object is not trusted later).
@@ -83,7 +83,7 @@ class Hsm {
   // Generates a key pair for `type` (rsa: bits 2048/3072/4096) with a fresh unique CKA_ID
   // and the given label on both halves. Reads the attributes back and refuses (destroying
   // it) a key that is not CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE.
-  absl::StatusOr<KeyInfo> GenerateKey(KeyType type, std::string_view label, int rsa_bits = 0);
+  absl::StatusOr<KeyInfo> GenerateKey(crypto::KeyType type, std::string_view label, int rsa_bits = 0);
   absl::StatusOr<KeyInfo> FindKey(std::string_view id_hex);
   absl::StatusOr<std::vector<KeyInfo>> ListKeys();
   absl::Status DestroyKey(std::string_view id_hex);
@@ -96,7 +96,7 @@ class Hsm {
   // when PinPublicKey named one, else read from the token's public-key object
   // (which anyone may swap without the PIN: prove it with a signature before
   // trusting it).
-  absl::StatusOr<UniquePkey> PublicKey(std::string_view id_hex);
+  absl::StatusOr<crypto::UniquePkey> PublicKey(std::string_view id_hex);
   // Makes `spki_der` (DER SubjectPublicKeyInfo) the public key of `id_hex` for
   // PublicKey and the provider, instead of the token's public object.
   absl::Status PinPublicKey(std::string_view id_hex, std::string_view spki_der);
@@ -104,11 +104,11 @@ class Hsm {
   // Signs `message` with JOSE semantics for `alg` (ES256/ES384: SHA-2 + ECDSA, raw r||s of
   // exact length; EdDSA: Ed25519 over the message; RS256: PKCS#1 v1.5 SHA-256; PS256: PSS
   // SHA-256, MGF1-SHA-256, salt 32). Refuses an alg that does not fit the key's type.
-  absl::StatusOr<std::string> Sign(std::string_view id_hex, SignAlgorithm alg,
+  absl::StatusOr<std::string> Sign(std::string_view id_hex, crypto::SignAlgorithm alg,
                                    std::string_view message);
   // Signs a digest already computed by the caller (ECDSA raw r||s; RSA PKCS#1 v1.5 with
   // DigestInfo for `digest_nid`, or PSS with salt `pss_salt_len`). Not for Ed25519.
-  absl::StatusOr<std::string> SignDigest(std::string_view id_hex, SignAlgorithm alg,
+  absl::StatusOr<std::string> SignDigest(std::string_view id_hex, crypto::SignAlgorithm alg,
                                          std::string_view digest);
 
   // Small named records kept on the token as CKO_DATA objects (CKA_PRIVATE, CKA_TOKEN).

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "crypto/algorithm.h"
 #include "hsm/data_objects.h"
 #include "hsm/hsm.h"
 #include "hsm/key_store.h"
@@ -25,7 +26,7 @@ class HsmImpl {
 
   // Signs through the pool with one retry after a broken session or a stale
   // handle. `digest` = true: `data` is a digest (SignDigest semantics).
-  absl::StatusOr<std::string> Sign(std::string_view id_hex, SignAlgorithm alg,
+  absl::StatusOr<std::string> Sign(std::string_view id_hex, crypto::SignAlgorithm alg,
                                    std::string_view data, bool digest);
 
   Module& module() { return *module_; }

@@ -4,6 +4,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "crypto/algorithm.h"
+#include "crypto/spki.h"
+#include "crypto/ssl_ptr.h"
 #include "hsm/objects.h"
 #include "hsm/public_key.h"
 #include "hsm/strcat.h"
@@ -69,7 +72,7 @@ absl::Status CheckPrivateKeyAttributes(const P11& p11, CK_SESSION_HANDLE session
   return absl::OkStatus();
 }
 
-absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
+absl::StatusOr<KeyInfo> KeyStore::Generate(crypto::KeyType type, std::string_view label,
                                            int rsa_bits) {
   // SoftHSM 2.6.1 now and then fails C_GenerateKeyPair (seen:
   // CKR_GENERAL_ERROR, CKR_TEMPLATE_INCONSISTENT) while other sessions of the
@@ -86,21 +89,21 @@ absl::StatusOr<KeyInfo> KeyStore::Generate(KeyType type, std::string_view label,
   return info;
 }
 
-absl::StatusOr<KeyInfo> KeyStore::GenerateOnce(KeyType type,
+absl::StatusOr<KeyInfo> KeyStore::GenerateOnce(crypto::KeyType type,
                                                std::string_view label,
                                                int rsa_bits) {
   if (label.empty() || label.size() > 128) {
     return absl::InvalidArgumentError(
         "GenerateKey: label must be 1..128 bytes");
   }
-  if (type == KeyType::kRsa) {
+  if (type == crypto::KeyType::kRsa) {
     if (rsa_bits != 2048 && rsa_bits != 3072 && rsa_bits != 4096) {
       return absl::InvalidArgumentError(Cat("GenerateKey: rsa_bits ", rsa_bits,
                                             " not one of 2048/3072/4096"));
     }
   } else if (rsa_bits != 0) {
     return absl::InvalidArgumentError(Cat(
-        "GenerateKey: rsa_bits is only for RSA keys, not ", KeyTypeName(type)));
+        "GenerateKey: rsa_bits is only for RSA keys, not ", crypto::KeyTypeName(type)));
   }
   unsigned char id[16];
   if (RAND_bytes(id, sizeof(id)) != 1) {
@@ -120,17 +123,17 @@ absl::StatusOr<KeyInfo> KeyStore::GenerateOnce(KeyType type,
       Attr(CKA_ID, id_bytes),         Attr(CKA_LABEL, label),
   };
   switch (type) {
-    case KeyType::kEcP256:
+    case crypto::KeyType::kEcP256:
       pub.push_back(Attr(CKA_EC_PARAMS, kP256Oid, sizeof(kP256Oid)));
       break;
-    case KeyType::kEcP384:
+    case crypto::KeyType::kEcP384:
       pub.push_back(Attr(CKA_EC_PARAMS, kP384Oid, sizeof(kP384Oid)));
       break;
-    case KeyType::kEd25519:
+    case crypto::KeyType::kEd25519:
       mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
       pub.push_back(Attr(CKA_EC_PARAMS, kEd25519Name, sizeof(kEd25519Name)));
       break;
-    case KeyType::kRsa:
+    case crypto::KeyType::kRsa:
       mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
       pub.push_back(Attr(CKA_MODULUS_BITS, &modulus_bits));
       pub.push_back(Attr(CKA_PUBLIC_EXPONENT, kExponent, sizeof(kExponent)));
@@ -173,7 +176,7 @@ absl::StatusOr<KeyInfo> KeyStore::GenerateOnce(KeyType type,
         }
       }
     }
-    return absl::Status(status.code(), Cat("GenerateKey(", KeyTypeName(type),
+    return absl::Status(status.code(), Cat("GenerateKey(", crypto::KeyTypeName(type),
                                            "): ", status.message()));
   }
   auto destroy_both = [&] {
@@ -197,10 +200,10 @@ absl::StatusOr<KeyInfo> KeyStore::GenerateOnce(KeyType type,
   handles->public_key = pub_handle;
   // The public half as the token made it in this call: the one moment its
   // object can be trusted (later anyone may swap or delete a public object).
-  absl::StatusOr<UniquePkey> pub_key =
+  absl::StatusOr<crypto::UniquePkey> pub_key =
       ExportPublicKey(p11, lease->session(), pub_handle, handles->type);
   absl::StatusOr<std::string> spki =
-      pub_key.ok() ? SpkiDer(pub_key->get()) : pub_key.status();
+      pub_key.ok() ? crypto::SpkiDer(pub_key->get()) : pub_key.status();
   if (!spki.ok()) {
     destroy_both();
     return lease->Check(spki.status());
@@ -229,7 +232,7 @@ absl::StatusOr<KeyHandles> KeyStore::Describe(SessionPool::Lease& lease,
     size_t size = modulus->size();
     size_t skip = 0;
     while (skip < size && (*modulus)[skip] == '\0') ++skip;
-    handles.type = KeyType::kRsa;
+    handles.type = crypto::KeyType::kRsa;
     handles.bits = static_cast<int>((size - skip) * 8);
     handles.signature_size = size - skip;
     return handles;
@@ -242,16 +245,16 @@ absl::StatusOr<KeyHandles> KeyStore::Describe(SessionPool::Lease& lease,
       GetAttribute(p11, lease.session(), private_key, CKA_EC_PARAMS);
   if (!params.ok()) return lease.Check(params.status());
   if (*params == AsView(kP256Oid, sizeof(kP256Oid))) {
-    handles.type = KeyType::kEcP256;
+    handles.type = crypto::KeyType::kEcP256;
     handles.bits = 256;
     handles.signature_size = 64;
   } else if (*params == AsView(kP384Oid, sizeof(kP384Oid))) {
-    handles.type = KeyType::kEcP384;
+    handles.type = crypto::KeyType::kEcP384;
     handles.bits = 384;
     handles.signature_size = 96;
   } else if (*params == AsView(kEd25519Name, sizeof(kEd25519Name)) ||
              *params == AsView(kEd25519Oid, sizeof(kEd25519Oid))) {
-    handles.type = KeyType::kEd25519;
+    handles.type = crypto::KeyType::kEd25519;
     handles.bits = 256;
     handles.signature_size = 64;
   } else {
@@ -409,7 +412,7 @@ absl::StatusOr<std::vector<KeyAttributes>> KeyStore::Inspect(
     }
     absl::StatusOr<KeyHandles> described = Describe(*lease, handle);
     if (described.ok()) {
-      a.key_type = std::string(KeyTypeName(described->type));
+      a.key_type = std::string(crypto::KeyTypeName(described->type));
       a.bits = described->bits;
     } else {
       a.key_type = "unsupported";

@@ -34,8 +34,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "hsm/hsm.h"
-#include "hsm/openssl_util.h"
 #include "hsm/pkcs11.h"
 #include "hsm/session_pool.h"
 
@@ -45,7 +46,7 @@ namespace tokensign::hsm {
 struct KeyHandles {
   CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
   CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
-  KeyType type = KeyType::kEcP256;
+  crypto::KeyType type = crypto::KeyType::kEcP256;
   int bits = 0;
   CK_ULONG signature_size = 0;  // exact bytes of a signature by this key
 };
@@ -66,7 +67,7 @@ class KeyStore {
   KeyStore(SessionPool* pool, std::mutex* object_writes)
       : pool_(pool), lifecycle_mu_(object_writes) {}
 
-  absl::StatusOr<KeyInfo> Generate(KeyType type, std::string_view label,
+  absl::StatusOr<KeyInfo> Generate(crypto::KeyType type, std::string_view label,
                                    int rsa_bits);
   // Cached; searches the token only on a miss (or after the pool's epoch
   // changed).
@@ -83,7 +84,7 @@ class KeyStore {
   std::optional<std::string> PinnedPublicKey(std::string_view id_hex);
 
  private:
-  absl::StatusOr<KeyInfo> GenerateOnce(KeyType type, std::string_view label,
+  absl::StatusOr<KeyInfo> GenerateOnce(crypto::KeyType type, std::string_view label,
                                        int rsa_bits);
   // Reads type/bits of a private key object.
   absl::StatusOr<KeyHandles> Describe(SessionPool::Lease& lease,

@@ -5,6 +5,9 @@
 
 #include <memory>
 
+#include "crypto/algorithm.h"
+#include "crypto/openssl_error.h"
+#include "crypto/ssl_ptr.h"
 #include "hsm/objects.h"
 #include "hsm/strcat.h"
 
@@ -18,19 +21,19 @@ struct ParamDeleter {
   void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
 };
 
-absl::StatusOr<UniquePkey> FromData(const char* key_type, int selection,
+absl::StatusOr<crypto::UniquePkey> FromData(const char* key_type, int selection,
                                     OSSL_PARAM_BLD* bld) {
   std::unique_ptr<OSSL_PARAM, ParamDeleter> params(
       OSSL_PARAM_BLD_to_param(bld));
-  if (params == nullptr) return OpenSslError("OSSL_PARAM_BLD_to_param");
-  UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, "?provider=default"));
-  if (ctx == nullptr) return OpenSslError("EVP_PKEY_CTX_new_from_name");
+  if (params == nullptr) return crypto::OpenSslError("OSSL_PARAM_BLD_to_param");
+  crypto::UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, "?provider=default"));
+  if (ctx == nullptr) return crypto::OpenSslError("EVP_PKEY_CTX_new_from_name");
   EVP_PKEY* pkey = nullptr;
   if (EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &pkey, selection, params.get()) != 1) {
-    return OpenSslError(Cat("EVP_PKEY_fromdata(", key_type, ")"));
+    return crypto::OpenSslError(Cat("EVP_PKEY_fromdata(", key_type, ")"));
   }
-  return UniquePkey(pkey);
+  return crypto::UniquePkey(pkey);
 }
 
 }  // namespace
@@ -55,48 +58,48 @@ absl::StatusOr<std::string> UnwrapEcPoint(std::string_view value,
           raw_size, " bytes nor a DER OCTET STRING holding one"));
 }
 
-absl::StatusOr<UniquePkey> ExportPublicKey(const P11& p11,
+absl::StatusOr<crypto::UniquePkey> ExportPublicKey(const P11& p11,
                                            CK_SESSION_HANDLE session,
                                            CK_OBJECT_HANDLE public_key,
-                                           KeyType type) {
+                                           crypto::KeyType type) {
   if (public_key == CK_INVALID_HANDLE) {
     return absl::NotFoundError("PublicKey: the key has no public-key object");
   }
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> bld(OSSL_PARAM_BLD_new());
-  if (bld == nullptr) return OpenSslError("OSSL_PARAM_BLD_new");
-  if (type == KeyType::kRsa) {
+  if (bld == nullptr) return crypto::OpenSslError("OSSL_PARAM_BLD_new");
+  if (type == crypto::KeyType::kRsa) {
     absl::StatusOr<std::string> n =
         GetAttribute(p11, session, public_key, CKA_MODULUS);
     if (!n.ok()) return n.status();
     absl::StatusOr<std::string> e =
         GetAttribute(p11, session, public_key, CKA_PUBLIC_EXPONENT);
     if (!e.ok()) return e.status();
-    UniqueBn bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n->data()),
+    crypto::UniqueBn bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n->data()),
                             static_cast<int>(n->size()), nullptr));
-    UniqueBn bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e->data()),
+    crypto::UniqueBn bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e->data()),
                             static_cast<int>(e->size()), nullptr));
     if (bn_n == nullptr || bn_e == nullptr ||
         OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) !=
             1 ||
         OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()) !=
             1) {
-      return OpenSslError("PublicKey: RSA parameters");
+      return crypto::OpenSslError("PublicKey: RSA parameters");
     }
     return FromData("RSA", EVP_PKEY_PUBLIC_KEY, bld.get());
   }
   absl::StatusOr<std::string> point =
       GetAttribute(p11, session, public_key, CKA_EC_POINT);
   if (!point.ok()) return point.status();
-  if (type == KeyType::kEd25519) {
+  if (type == crypto::KeyType::kEd25519) {
     absl::StatusOr<std::string> raw = UnwrapEcPoint(*point, 32);
     if (!raw.ok()) return raw.status();
     EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key(
         EVP_PKEY_ED25519, nullptr,
         reinterpret_cast<const unsigned char*>(raw->data()), raw->size());
-    if (pkey == nullptr) return OpenSslError("EVP_PKEY_new_raw_public_key");
-    return UniquePkey(pkey);
+    if (pkey == nullptr) return crypto::OpenSslError("EVP_PKEY_new_raw_public_key");
+    return crypto::UniquePkey(pkey);
   }
-  bool p256 = type == KeyType::kEcP256;
+  bool p256 = type == crypto::KeyType::kEcP256;
   absl::StatusOr<std::string> raw = UnwrapEcPoint(*point, p256 ? 65 : 97);
   if (!raw.ok()) return raw.status();
   const char* group = p256 ? "P-256" : "P-384";
@@ -104,7 +107,7 @@ absl::StatusOr<UniquePkey> ExportPublicKey(const P11& p11,
                                       group, 0) != 1 ||
       OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY,
                                        raw->data(), raw->size()) != 1) {
-    return OpenSslError("PublicKey: EC parameters");
+    return crypto::OpenSslError("PublicKey: EC parameters");
   }
   return FromData("EC", EVP_PKEY_PUBLIC_KEY, bld.get());
 }

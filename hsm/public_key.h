@@ -10,17 +10,17 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "hsm/algorithm.h"
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "hsm/pkcs11.h"
 #include "hsm/pkcs11_call.h"
 
 namespace tokensign::hsm {
 
-absl::StatusOr<UniquePkey> ExportPublicKey(const P11& p11,
+absl::StatusOr<crypto::UniquePkey> ExportPublicKey(const P11& p11,
                                            CK_SESSION_HANDLE session,
                                            CK_OBJECT_HANDLE public_key,
-                                           KeyType type);
+                                           crypto::KeyType type);
 
 // CKA_EC_POINT value -> raw point of `raw_size` bytes (65/97 uncompressed EC,
 // 32 Ed25519).

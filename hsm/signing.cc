@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "crypto/algorithm.h"
 #include "hsm/strcat.h"
 
 namespace tokensign::hsm {
@@ -15,24 +16,24 @@ constexpr unsigned char kSha256DigestInfo[] = {
     0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
     0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
 
-absl::Status CheckKey(const KeyHandles& key, SignAlgorithm alg) {
-  if (KeyTypeFor(alg) != key.type) {
+absl::Status CheckKey(const KeyHandles& key, crypto::SignAlgorithm alg) {
+  if (crypto::KeyTypeFor(alg) != key.type) {
     return absl::InvalidArgumentError(
-        Cat("Sign: algorithm ", SignAlgorithmName(alg), " needs a ",
-            KeyTypeName(KeyTypeFor(alg)), " key, this key is ",
-            KeyTypeName(key.type)));
+        Cat("Sign: algorithm ", crypto::SignAlgorithmName(alg), " needs a ",
+            crypto::KeyTypeName(crypto::KeyTypeFor(alg)), " key, this key is ",
+            crypto::KeyTypeName(key.type)));
   }
-  if (key.type == KeyType::kRsa && key.bits < 2048) {
+  if (key.type == crypto::KeyType::kRsa && key.bits < 2048) {
     return absl::FailedPreconditionError(
         Cat("Sign: RSA key of ", key.bits, " bits is below the 2048 minimum"));
   }
   return absl::OkStatus();
 }
 
-absl::Status Missing(std::string_view mechanism, SignAlgorithm alg) {
+absl::Status Missing(std::string_view mechanism, crypto::SignAlgorithm alg) {
   return absl::UnimplementedError(Cat("Sign: the PKCS#11 module lists no ",
                                       mechanism, " needed for ",
-                                      SignAlgorithmName(alg)));
+                                      crypto::SignAlgorithmName(alg)));
 }
 
 void SetPss(SignInput& input) {
@@ -43,17 +44,17 @@ void SetPss(SignInput& input) {
 }
 
 // Fills input for a digest already in input.buffer[0..size).
-absl::Status FromDigest(const Mechanisms& mechs, SignAlgorithm alg, size_t size,
+absl::Status FromDigest(const Mechanisms& mechs, crypto::SignAlgorithm alg, size_t size,
                         SignInput& input) {
   switch (alg) {
-    case SignAlgorithm::kES256:
-    case SignAlgorithm::kES384:
+    case crypto::SignAlgorithm::kES256:
+    case crypto::SignAlgorithm::kES384:
       if (!mechs.ecdsa) return Missing("CKM_ECDSA", alg);
       input.mechanism = CKM_ECDSA;
       input.data =
           std::string_view(reinterpret_cast<char*>(input.buffer), size);
       return absl::OkStatus();
-    case SignAlgorithm::kRS256:
+    case crypto::SignAlgorithm::kRS256:
       if (!mechs.rsa_pkcs) return Missing("CKM_RSA_PKCS", alg);
       input.mechanism = CKM_RSA_PKCS;
       std::memmove(input.buffer + sizeof(kSha256DigestInfo), input.buffer,
@@ -62,22 +63,22 @@ absl::Status FromDigest(const Mechanisms& mechs, SignAlgorithm alg, size_t size,
       input.data = std::string_view(reinterpret_cast<char*>(input.buffer),
                                     sizeof(kSha256DigestInfo) + size);
       return absl::OkStatus();
-    case SignAlgorithm::kPS256:
+    case crypto::SignAlgorithm::kPS256:
       if (!mechs.rsa_pkcs_pss) return Missing("CKM_RSA_PKCS_PSS", alg);
       input.mechanism = CKM_RSA_PKCS_PSS;
       SetPss(input);
       input.data =
           std::string_view(reinterpret_cast<char*>(input.buffer), size);
       return absl::OkStatus();
-    case SignAlgorithm::kEdDSA:
+    case crypto::SignAlgorithm::kEdDSA:
       break;
   }
   return absl::InvalidArgumentError(
       "SignDigest: EdDSA signs the message itself, not a digest");
 }
 
-size_t DigestSize(SignAlgorithm alg) {
-  return alg == SignAlgorithm::kES384 ? SHA384_DIGEST_LENGTH
+size_t DigestSize(crypto::SignAlgorithm alg) {
+  return alg == crypto::SignAlgorithm::kES384 ? SHA384_DIGEST_LENGTH
                                       : SHA256_DIGEST_LENGTH;
 }
 
@@ -98,24 +99,24 @@ Mechanisms Mechanisms::From(const std::vector<CK_MECHANISM_TYPE>& list) {
 }
 
 absl::Status PrepareMessage(const Mechanisms& mechs, const KeyHandles& key,
-                            SignAlgorithm alg, std::string_view message,
+                            crypto::SignAlgorithm alg, std::string_view message,
                             SignInput& input) {
   if (absl::Status s = CheckKey(key, alg); !s.ok()) return s;
   const auto* bytes = reinterpret_cast<const unsigned char*>(message.data());
   switch (alg) {
-    case SignAlgorithm::kEdDSA:
+    case crypto::SignAlgorithm::kEdDSA:
       if (!mechs.eddsa) return Missing("CKM_EDDSA", alg);
       input.mechanism = CKM_EDDSA;
       input.data = message;
       return absl::OkStatus();
-    case SignAlgorithm::kRS256:
+    case crypto::SignAlgorithm::kRS256:
       if (mechs.sha256_rsa_pkcs) {
         input.mechanism = CKM_SHA256_RSA_PKCS;
         input.data = message;
         return absl::OkStatus();
       }
       break;
-    case SignAlgorithm::kPS256:
+    case crypto::SignAlgorithm::kPS256:
       if (mechs.sha256_rsa_pkcs_pss) {
         input.mechanism = CKM_SHA256_RSA_PKCS_PSS;
         SetPss(input);
@@ -123,11 +124,11 @@ absl::Status PrepareMessage(const Mechanisms& mechs, const KeyHandles& key,
         return absl::OkStatus();
       }
       break;
-    case SignAlgorithm::kES256:
-    case SignAlgorithm::kES384:
+    case crypto::SignAlgorithm::kES256:
+    case crypto::SignAlgorithm::kES384:
       break;
   }
-  if (alg == SignAlgorithm::kES384) {
+  if (alg == crypto::SignAlgorithm::kES384) {
     SHA384(bytes, message.size(), input.buffer);
   } else {
     SHA256(bytes, message.size(), input.buffer);
@@ -136,16 +137,16 @@ absl::Status PrepareMessage(const Mechanisms& mechs, const KeyHandles& key,
 }
 
 absl::Status PrepareDigest(const Mechanisms& mechs, const KeyHandles& key,
-                           SignAlgorithm alg, std::string_view digest,
+                           crypto::SignAlgorithm alg, std::string_view digest,
                            SignInput& input) {
-  if (alg == SignAlgorithm::kEdDSA) {
+  if (alg == crypto::SignAlgorithm::kEdDSA) {
     return absl::InvalidArgumentError(
         "SignDigest: EdDSA signs the message itself, not a digest");
   }
   if (absl::Status s = CheckKey(key, alg); !s.ok()) return s;
   if (digest.size() != DigestSize(alg)) {
     return absl::InvalidArgumentError(
-        Cat("SignDigest: ", SignAlgorithmName(alg), " needs a ",
+        Cat("SignDigest: ", crypto::SignAlgorithmName(alg), " needs a ",
             DigestSize(alg), "-byte digest, got ", digest.size()));
   }
   std::memcpy(input.buffer, digest.data(), digest.size());

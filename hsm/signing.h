@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 #include "hsm/key_store.h"
 #include "hsm/pkcs11.h"
 #include "hsm/pkcs11_call.h"
@@ -45,12 +45,12 @@ struct SignInput {
 // Checks that `alg` fits the key and the module, hashes as needed. `message`
 // must outlive `input`.
 absl::Status PrepareMessage(const Mechanisms& mechs, const KeyHandles& key,
-                            SignAlgorithm alg, std::string_view message,
+                            crypto::SignAlgorithm alg, std::string_view message,
                             SignInput& input);
 // Same for a caller-computed digest (SHA-256 for ES256/RS256/PS256, SHA-384 for
 // ES384).
 absl::Status PrepareDigest(const Mechanisms& mechs, const KeyHandles& key,
-                           SignAlgorithm alg, std::string_view digest,
+                           crypto::SignAlgorithm alg, std::string_view digest,
                            SignInput& input);
 
 // C_SignInit + C_Sign on `session`; the signature is exactly key.signature_size

@@ -14,21 +14,23 @@
 
 #include <cstring>
 
-#include "hsm/strcat.h"
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "hsm/provider/provider_internal.h"
+#include "hsm/strcat.h"
 
 namespace tokensign::hsm::provider {
 
 ProvKey::~ProvKey() { EVP_PKEY_free(pub); }
 
-const char* KeymgmtName(KeyType type) {
+const char* KeymgmtName(crypto::KeyType type) {
   switch (type) {
-    case KeyType::kEcP256:
-    case KeyType::kEcP384:
+    case crypto::KeyType::kEcP256:
+    case crypto::KeyType::kEcP384:
       return "EC";
-    case KeyType::kRsa:
+    case crypto::KeyType::kRsa:
       return "RSA";
-    case KeyType::kEd25519:
+    case crypto::KeyType::kEd25519:
       return "ED25519";
   }
   return "";
@@ -38,7 +40,7 @@ absl::StatusOr<std::unique_ptr<ProvKey>> LoadProvKey(std::shared_ptr<Hsm> hsm,
                                                      std::string_view id_hex) {
   absl::StatusOr<KeyInfo> info = hsm->FindKey(id_hex);
   if (!info.ok()) return info.status();
-  absl::StatusOr<UniquePkey> pub = hsm->PublicKey(id_hex);
+  absl::StatusOr<crypto::UniquePkey> pub = hsm->PublicKey(id_hex);
   if (!pub.ok()) return pub.status();
   auto key = std::make_unique<ProvKey>();
   key->hsm = std::move(hsm);
@@ -57,14 +59,14 @@ struct KeyData {
 
 enum class Family { kEc, kRsa, kEd25519 };
 
-bool InFamily(KeyType type, Family family) {
+bool InFamily(crypto::KeyType type, Family family) {
   switch (family) {
     case Family::kEc:
-      return type == KeyType::kEcP256 || type == KeyType::kEcP384;
+      return type == crypto::KeyType::kEcP256 || type == crypto::KeyType::kEcP384;
     case Family::kRsa:
-      return type == KeyType::kRsa;
+      return type == crypto::KeyType::kRsa;
     case Family::kEd25519:
-      return type == KeyType::kEd25519;
+      return type == crypto::KeyType::kEd25519;
   }
   return false;
 }
@@ -116,7 +118,7 @@ int ImportKey(void* keydata, int /*selection*/, const OSSL_PARAM params[]) {
   if (!key.ok()) return RaiseStatus(key.status());
   if (!InFamily((*key)->info.type, F)) {
     return RaiseStatus(absl::InvalidArgumentError(
-        Cat("key ", id, " is ", KeyTypeName((*key)->info.type),
+        Cat("key ", id, " is ", crypto::KeyTypeName((*key)->info.type),
                      ", not a key for this key manager")));
   }
   kd->key = std::shared_ptr<const ProvKey>(std::move(*key));
@@ -166,7 +168,7 @@ int GetParams(void* keydata, OSSL_PARAM params[]) {
   if (!EVP_PKEY_get_params(kd->key->pub, params)) return 0;
   // The HSM signs P-384 digests only with SHA-384 (ES384), so that is the default.
   OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_DEFAULT_DIGEST);
-  if (p != nullptr && kd->key->info.type == KeyType::kEcP384) {
+  if (p != nullptr && kd->key->info.type == crypto::KeyType::kEcP384) {
     return OSSL_PARAM_set_utf8_string(p, "SHA384");
   }
   return 1;

@@ -12,8 +12,8 @@
 #include <mutex>
 #include <vector>
 
+#include "crypto/openssl_error.h"
 #include "hsm/module.h"
-#include "hsm/openssl_util.h"
 #include "hsm/pkcs11_call.h"
 #include "hsm/provider/provider_internal.h"
 #include "hsm/strcat.h"
@@ -65,7 +65,7 @@ absl::StatusOr<std::string> PinDigest(std::string_view pin) {
   size_t len = 0;
   int ok = EVP_Q_digest(nullptr, "SHA256", nullptr, input.data(), input.size(), md, &len);
   OPENSSL_cleanse(input.data(), input.size());
-  if (ok != 1) return OpenSslError("tokensign provider: SHA-256 of the PIN");
+  if (ok != 1) return crypto::OpenSslError("tokensign provider: SHA-256 of the PIN");
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 

@@ -11,10 +11,10 @@
 #include <mutex>
 #include <set>
 
-#include "hsm/openssl_util.h"
+#include "crypto/openssl_error.h"
 #include "hsm/pin.h"
-#include "hsm/strcat.h"
 #include "hsm/provider/provider_internal.h"
+#include "hsm/strcat.h"
 
 namespace tokensign::hsm::provider {
 namespace {
@@ -228,7 +228,7 @@ absl::StatusOr<std::shared_ptr<Hsm>> ProviderCtx::GetHsm(const Pkcs11Uri* uri) {
 }
 
 int RaiseStatus(const absl::Status& status) {
-  RecordProviderStatus(status);  // the code survives EVP (OpenSslError)
+  crypto::RecordProviderStatus(status);  // the code survives EVP (crypto::OpenSslError)
   ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "tokensign: %s",
                  std::string(status.message()).c_str());
   return 0;

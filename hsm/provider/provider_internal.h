@@ -17,6 +17,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "crypto/algorithm.h"
 #include "hsm/hsm.h"
 #include "hsm/provider/pkcs11_uri.h"
 
@@ -82,7 +83,7 @@ std::shared_ptr<const ProvKey> SharedKeyOf(const void* keydata);
 void* NewKeyDataForStore(ProviderCtx* prov, std::shared_ptr<const ProvKey> key);
 void FreeKeyDataForStore(void* keydata);
 // Keymgmt name ("EC", "RSA", "ED25519") for a key type.
-const char* KeymgmtName(KeyType type);
+const char* KeymgmtName(crypto::KeyType type);
 // Raises an OpenSSL error (ERR_raise_data) carrying the status message; returns 0.
 int RaiseStatus(const absl::Status& status);
 

@@ -4,8 +4,10 @@
 #include <openssl/params.h>
 #include <openssl/provider.h>
 
-#include "hsm/strcat.h"
+#include "crypto/openssl_error.h"
+#include "crypto/ssl_ptr.h"
 #include "hsm/provider/provider_internal.h"
+#include "hsm/strcat.h"
 
 namespace tokensign::hsm::provider {
 
@@ -32,15 +34,15 @@ absl::StatusOr<std::unique_ptr<HsmKeyProvider>> HsmKeyProvider::Create(
   }
   auto state = std::make_shared<State>();
   state->libctx = OSSL_LIB_CTX_new();
-  if (state->libctx == nullptr) return OpenSslError("OSSL_LIB_CTX_new");
+  if (state->libctx == nullptr) return crypto::OpenSslError("OSSL_LIB_CTX_new");
   RegisterBuiltinHsm(state->libctx, hsm);
   if (OSSL_PROVIDER_add_builtin(state->libctx, kProviderName, ProviderInit) != 1) {
-    return OpenSslError("OSSL_PROVIDER_add_builtin(tokensign)");
+    return crypto::OpenSslError("OSSL_PROVIDER_add_builtin(tokensign)");
   }
   state->tokensign = OSSL_PROVIDER_load(state->libctx, kProviderName);
-  if (state->tokensign == nullptr) return OpenSslError("OSSL_PROVIDER_load(tokensign)");
+  if (state->tokensign == nullptr) return crypto::OpenSslError("OSSL_PROVIDER_load(tokensign)");
   state->deflt = OSSL_PROVIDER_load(state->libctx, "default");
-  if (state->deflt == nullptr) return OpenSslError("OSSL_PROVIDER_load(default)");
+  if (state->deflt == nullptr) return crypto::OpenSslError("OSSL_PROVIDER_load(default)");
   return std::unique_ptr<HsmKeyProvider>(new HsmKeyProvider(std::move(hsm), std::move(state)));
 }
 
@@ -58,10 +60,10 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> HsmKeyProvider::PrivateKey(std::string
 
   absl::StatusOr<KeyInfo> info = hsm_->FindKey(id);
   if (!info.ok()) return info.status();
-  UniquePkeyCtx ctx(
+  crypto::UniquePkeyCtx ctx(
       EVP_PKEY_CTX_new_from_name(state_->libctx, KeymgmtName(info->type), kProviderProps));
   if (ctx == nullptr) {
-    return OpenSslError(Cat("EVP_PKEY_CTX_new_from_name(", KeymgmtName(info->type),
+    return crypto::OpenSslError(Cat("EVP_PKEY_CTX_new_from_name(", KeymgmtName(info->type),
                                      ", provider=tokensign)"));
   }
   OSSL_PARAM params[] = {
@@ -70,7 +72,7 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> HsmKeyProvider::PrivateKey(std::string
   EVP_PKEY* raw = nullptr;
   if (EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_KEYPAIR, params) != 1) {
-    return OpenSslError(Cat("HsmKeyProvider::PrivateKey(", id, "): EVP_PKEY_fromdata"));
+    return crypto::OpenSslError(Cat("HsmKeyProvider::PrivateKey(", id, "): EVP_PKEY_fromdata"));
   }
   std::shared_ptr<State> keep = state_;
   std::shared_ptr<EVP_PKEY> pkey(raw, [keep](EVP_PKEY* p) { EVP_PKEY_free(p); });

@@ -19,9 +19,10 @@
 #include <cctype>
 #include <cstring>
 
-#include "hsm/openssl_util.h"
-#include "hsm/strcat.h"
+#include "crypto/algorithm.h"
+#include "crypto/ecdsa_encoding.h"
 #include "hsm/provider/provider_internal.h"
+#include "hsm/strcat.h"
 
 namespace tokensign::hsm::provider {
 namespace {
@@ -133,17 +134,17 @@ int SignInit(void* ctx, void* keydata, const OSSL_PARAM params[]) {
 
 // Checks the request against what the key and the HSM support; returns the algorithm
 // for Hsm::SignDigest.
-absl::StatusOr<SignAlgorithm> Plan(const SigCtx& c, size_t digest_len) {
+absl::StatusOr<crypto::SignAlgorithm> Plan(const SigCtx& c, size_t digest_len) {
   const KeyInfo& k = c.key->info;
   if (c.family == Family::kEc) {
     // The HSM layer pairs P-256 with SHA-256 (ES256) and P-384 with SHA-384 (ES384).
-    bool p384 = k.type == KeyType::kEcP384;
+    bool p384 = k.type == crypto::KeyType::kEcP384;
     if (digest_len != (p384 ? 48u : 32u)) {
       return absl::InvalidArgumentError(Cat(
           "ECDSA: ", p384 ? "P-384 keys sign SHA-384" : "P-256 keys sign SHA-256",
           " digests only (got a ", digest_len, "-byte digest)"));
     }
-    return p384 ? SignAlgorithm::kES384 : SignAlgorithm::kES256;
+    return p384 ? crypto::SignAlgorithm::kES384 : crypto::SignAlgorithm::kES256;
   }
   // RSA: the HSM layer signs SHA-256 digests only.
   if (c.digest != Digest::kNone && c.digest != Digest::kSha256) {
@@ -153,7 +154,7 @@ absl::StatusOr<SignAlgorithm> Plan(const SigCtx& c, size_t digest_len) {
     return absl::InvalidArgumentError(
         Cat("RSA: input length ", digest_len, " is not a SHA-256 digest (32)"));
   }
-  if (c.pad == RSA_PKCS1_PADDING) return SignAlgorithm::kRS256;
+  if (c.pad == RSA_PKCS1_PADDING) return crypto::SignAlgorithm::kRS256;
   if (c.pad == RSA_PKCS1_PSS_PADDING) {
     if (c.saltlen != RSA_PSS_SALTLEN_DIGEST && c.saltlen != 32) {
       return absl::InvalidArgumentError(Cat(
@@ -162,7 +163,7 @@ absl::StatusOr<SignAlgorithm> Plan(const SigCtx& c, size_t digest_len) {
     if (c.mgf1 != Digest::kNone && c.mgf1 != Digest::kSha256) {
       return absl::InvalidArgumentError("RSA-PSS: MGF1 digest must be SHA-256");
     }
-    return SignAlgorithm::kPS256;
+    return crypto::SignAlgorithm::kPS256;
   }
   return absl::InvalidArgumentError(
       Cat("RSA: padding mode ", c.pad, " refused (PKCS#1 v1.5 or PSS only)"));
@@ -174,7 +175,7 @@ size_t MaxSize(const SigCtx& c) { return static_cast<size_t>(EVP_PKEY_get_size(c
 // path).
 int EmitEcdsaDer(const std::string& raw, unsigned char* sig, size_t* siglen,
                  size_t sigsize) {
-  absl::StatusOr<std::string> der = EcdsaRawToDer(raw);
+  absl::StatusOr<std::string> der = crypto::EcdsaRawToDer(raw);
   if (!der.ok()) return Fail(der.status());
   if (der->size() > sigsize) {
     return Fail(Cat("signature: buffer of ", sigsize, " bytes < ", der->size()));
@@ -195,7 +196,7 @@ int Emit(const std::string& sig, unsigned char* out, size_t* outlen, size_t outs
 
 int SignDigestNow(SigCtx* c, const unsigned char* dgst, size_t dlen, unsigned char* sig,
                   size_t* siglen, size_t sigsize) {
-  absl::StatusOr<SignAlgorithm> alg = Plan(*c, dlen);
+  absl::StatusOr<crypto::SignAlgorithm> alg = Plan(*c, dlen);
   if (!alg.ok()) return Fail(alg.status());
   absl::StatusOr<std::string> raw = c->key->hsm->SignDigest(
       c->key->info.id, *alg, std::string_view(reinterpret_cast<const char*>(dgst), dlen));
@@ -228,7 +229,7 @@ int DigestSignInit(void* ctx, const char* mdname, void* keydata, const OSSL_PARA
     return InitKey(c, keydata, params);
   }
   if (!InitKey(c, keydata, params)) return 0;
-  const char* deflt = c->key->info.type == KeyType::kEcP384 ? "SHA384" : "SHA256";
+  const char* deflt = c->key->info.type == crypto::KeyType::kEcP384 ? "SHA384" : "SHA256";
   absl::StatusOr<Digest> d =
       ParseDigest(mdname == nullptr || mdname[0] == '\0' ? deflt : mdname);
   if (!d.ok()) return Fail(d.status());
@@ -271,7 +272,7 @@ int DigestSign(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize,
   }
   if (c->family == Family::kEd25519) {
     absl::StatusOr<std::string> out = c->key->hsm->Sign(
-        c->key->info.id, SignAlgorithm::kEdDSA,
+        c->key->info.id, crypto::SignAlgorithm::kEdDSA,
         std::string_view(reinterpret_cast<const char*>(tbs), tbslen));
     if (!out.ok()) return Fail(out.status());
     return Emit(*out, sig, siglen, sigsize);

@@ -6,6 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "crypto/algorithm.h"
 #include "signer/audit/audit_format.h"
 #include "signer/token/jwk.h"
 #include "signer/token/jws.h"
@@ -64,7 +65,7 @@ OJson RefJson(const CheckpointRef& r) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const CheckpointKey>> CheckpointKey::Create(
-    std::shared_ptr<EVP_PKEY> key, hsm::SignAlgorithm alg,
+    std::shared_ptr<EVP_PKEY> key, crypto::SignAlgorithm alg,
     const EVP_PKEY* public_key) {
   if (key == nullptr)
     return absl::InvalidArgumentError("audit checkpoint key: missing");

@@ -37,7 +37,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 #include "nlohmann/json.hpp"
 
 namespace tokensign::audit {
@@ -73,7 +73,7 @@ struct CheckpointPayload {
 // The audit signing key.
 struct CheckpointKey {
   std::shared_ptr<EVP_PKEY> key;  // private half (signs)
-  hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256;
+  crypto::SignAlgorithm alg = crypto::SignAlgorithm::kES256;
   std::string kid;         // RFC 7638 thumbprint of the public key
   std::string public_jwk;  // JSON text: the published JWK (kid, alg, use)
   // Computes kid and the JWK from `public_key` (null = from `key`, which then
@@ -81,7 +81,7 @@ struct CheckpointKey {
   // public key); fails if the key does not fit `alg`.
   static absl::StatusOr<std::shared_ptr<const CheckpointKey>> Create(
       std::shared_ptr<EVP_PKEY> key,
-      hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256,
+      crypto::SignAlgorithm alg = crypto::SignAlgorithm::kES256,
       const EVP_PKEY* public_key = nullptr);
 };
 

@@ -7,6 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "crypto/algorithm.h"
+#include "crypto/openssl_error.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/token/jwk.h"
 #include "signer/token/jws.h"
 
@@ -31,18 +34,18 @@ absl::StatusOr<std::string> B64Member(const nlohmann::json& jwk,
                                 absl::StrCat("jwk.", name));
 }
 
-absl::StatusOr<hsm::UniquePkey> FromParams(const char* type,
+absl::StatusOr<crypto::UniquePkey> FromParams(const char* type,
                                            OSSL_PARAM_BLD* bld) {
   std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld));
-  hsm::UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  crypto::UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* out = nullptr;
   if (params == nullptr || ctx == nullptr ||
       EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &out, EVP_PKEY_PUBLIC_KEY, params.get()) !=
           1) {
-    return hsm::OpenSslError(absl::StrCat("jwk: EVP_PKEY_fromdata(", type, ")"));
+    return crypto::OpenSslError(absl::StrCat("jwk: EVP_PKEY_fromdata(", type, ")"));
   }
-  return hsm::UniquePkey(out);
+  return crypto::UniquePkey(out);
 }
 
 // Splits a compact JWS and returns its decoded header.
@@ -60,7 +63,7 @@ absl::StatusOr<nlohmann::json> JwsHeader(std::string_view jws) {
 
 }  // namespace
 
-absl::StatusOr<hsm::UniquePkey> PublicKeyFromJwk(const nlohmann::json& jwk) {
+absl::StatusOr<crypto::UniquePkey> PublicKeyFromJwk(const nlohmann::json& jwk) {
   if (!jwk.is_object())
     return absl::InvalidArgumentError("jwk: not a JSON object");
   auto kty_it = jwk.find("kty");
@@ -72,14 +75,14 @@ absl::StatusOr<hsm::UniquePkey> PublicKeyFromJwk(const nlohmann::json& jwk) {
       return absl::InvalidArgumentError("jwk.crv: only Ed25519 for OKP");
     auto x = B64Member(jwk, "x");
     if (!x.ok()) return x.status();
-    hsm::UniquePkey key(EVP_PKEY_new_raw_public_key(
+    crypto::UniquePkey key(EVP_PKEY_new_raw_public_key(
         EVP_PKEY_ED25519, nullptr,
         reinterpret_cast<const unsigned char*>(x->data()), x->size()));
-    if (key == nullptr) return hsm::OpenSslError("jwk: Ed25519 public key");
+    if (key == nullptr) return crypto::OpenSslError("jwk: Ed25519 public key");
     return key;
   }
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
-  if (bld == nullptr) return hsm::OpenSslError("OSSL_PARAM_BLD_new");
+  if (bld == nullptr) return crypto::OpenSslError("OSSL_PARAM_BLD_new");
   if (kty == "EC") {
     const std::string crv = jwk.value("crv", "");
     size_t field = crv == "P-256" ? 32 : crv == "P-384" ? 48 : 0;
@@ -99,7 +102,7 @@ absl::StatusOr<hsm::UniquePkey> PublicKeyFromJwk(const nlohmann::json& jwk) {
                                         group, 0) != 1 ||
         OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY,
                                          point.data(), point.size()) != 1) {
-      return hsm::OpenSslError("jwk: EC parameters");
+      return crypto::OpenSslError("jwk: EC parameters");
     }
     return FromParams("EC", bld.get());
   }
@@ -118,17 +121,17 @@ absl::StatusOr<hsm::UniquePkey> PublicKeyFromJwk(const nlohmann::json& jwk) {
       }
     }
     auto bn = [](const std::string& b) {
-      return hsm::UniqueBn(BN_bin2bn(
+      return crypto::UniqueBn(BN_bin2bn(
           reinterpret_cast<const unsigned char*>(b.data()),
           static_cast<int>(b.size()), nullptr));
     };
-    hsm::UniqueBn bn_n = bn(*n), bn_e = bn(*e);
+    crypto::UniqueBn bn_n = bn(*n), bn_e = bn(*e);
     if (bn_n == nullptr || bn_e == nullptr ||
         OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) !=
             1 ||
         OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()) !=
             1) {
-      return hsm::OpenSslError("jwk: RSA parameters");
+      return crypto::OpenSslError("jwk: RSA parameters");
     }
     return FromParams("RSA", bld.get());
   }
@@ -196,7 +199,7 @@ absl::StatusOr<CheckpointPayload> CheckpointTrust::Verify(
   if (!header.ok()) return header.status();
   const std::string kid = header->value("kid", "");
   const std::string alg_name = header->value("alg", "");
-  std::optional<hsm::SignAlgorithm> alg = hsm::ParseSignAlgorithm(alg_name);
+  std::optional<crypto::SignAlgorithm> alg = crypto::ParseSignAlgorithm(alg_name);
   if (!alg) {
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint header.alg: \"", alg_name, "\" not supported"));

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "hsm/openssl_util.h"
+#include "crypto/ssl_ptr.h"
 #include "nlohmann/json.hpp"
 #include "signer/audit/checkpoint.h"
 
@@ -27,7 +27,7 @@ namespace tokensign::audit {
 
 // Public key of a JWK: EC P-256 / P-384, OKP Ed25519 or RSA. Errors name the
 // member ("jwk.x: ...").
-absl::StatusOr<hsm::UniquePkey> PublicKeyFromJwk(const nlohmann::json& jwk);
+absl::StatusOr<crypto::UniquePkey> PublicKeyFromJwk(const nlohmann::json& jwk);
 
 class CheckpointTrust {
  public:

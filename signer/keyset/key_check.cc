@@ -5,6 +5,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/algorithm.h"
+#include "crypto/spki.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/keyset/keyset_internal.h"
 #include "signer/token/jwk.h"
 
@@ -18,7 +21,7 @@ absl::Status Refuse(absl::string_view why) {
   return absl::FailedPreconditionError(why);
 }
 
-std::shared_ptr<EVP_PKEY> Share(hsm::UniquePkey key) {
+std::shared_ptr<EVP_PKEY> Share(crypto::UniquePkey key) {
   return std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
 }
 
@@ -36,19 +39,19 @@ absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
     if (absl::IsUnavailable(info.status())) return info.status();
     return Refuse(info.status().message());
   }
-  const hsm::KeyType want = hsm::KeyTypeFor(key.alg);
-  if (info->type != want || (want == hsm::KeyType::kRsa && info->bits < 2048)) {
+  const crypto::KeyType want = crypto::KeyTypeFor(key.alg);
+  if (info->type != want || (want == crypto::KeyType::kRsa && info->bits < 2048)) {
     return Refuse(absl::StrCat(
-        "the HSM key is ", S(hsm::KeyTypeName(info->type)), " ", info->bits,
-        " bits; the record's alg ", S(hsm::SignAlgorithmName(key.alg)),
-        " needs ", S(hsm::KeyTypeName(want)), want == hsm::KeyType::kRsa ? " >= 2048 bits" : ""));
+        "the HSM key is ", S(crypto::KeyTypeName(info->type)), " ", info->bits,
+        " bits; the record's alg ", S(crypto::SignAlgorithmName(key.alg)),
+        " needs ", S(crypto::KeyTypeName(want)), want == crypto::KeyType::kRsa ? " >= 2048 bits" : ""));
   }
-  absl::StatusOr<hsm::UniquePkey> pub =
-      key.spki.empty() ? hsm.PublicKey(key.id) : hsm::ParseSpki(key.spki);
+  absl::StatusOr<crypto::UniquePkey> pub =
+      key.spki.empty() ? hsm.PublicKey(key.id) : crypto::ParseSpki(key.spki);
   if (!pub.ok()) {
     return Refuse(absl::StrCat("public key: ", pub.status().message()));
   }
-  auto spki = hsm::SpkiDer(pub->get());
+  auto spki = crypto::SpkiDer(pub->get());
   if (!spki.ok()) return spki.status();
   auto kid = token::JwkThumbprint(pub->get());
   if (!kid.ok()) {

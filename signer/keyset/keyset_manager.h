@@ -54,6 +54,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "crypto/algorithm.h"
 #include "hsm/hsm.h"
 #include "signer/keyset/key_check.h"
 #include "signer/keyset/keyset_record.h"
@@ -129,7 +130,7 @@ class KeysetManager {
   // destroyed key. NotFound when the issuer has no such kid.
   struct VerificationKey {
     std::shared_ptr<EVP_PKEY> public_key;
-    hsm::SignAlgorithm alg;
+    crypto::SignAlgorithm alg;
     KeyState state;
   };
   absl::StatusOr<VerificationKey> VerificationKeyFor(std::string_view issuer,
@@ -151,7 +152,7 @@ class KeysetManager {
   // Dev mode: if the issuer has no active key, creates one with `alg` and
   // activates it.
   absl::StatusOr<KeyRecord> EnsureActiveKey(std::string_view issuer,
-                                            hsm::SignAlgorithm alg);
+                                            crypto::SignAlgorithm alg);
 
   // The lifecycle rules of each issuer (lifecycle.h); an issuer without one
   // gets LifecyclePolicy{} (no publish lead, no schedule, any algorithm).
@@ -159,7 +160,7 @@ class KeysetManager {
 
   // Creates a pending key in the HSM and records it (CheckCreate first).
   absl::StatusOr<KeyRecord> CreateKey(std::string_view issuer,
-                                      hsm::SignAlgorithm alg);
+                                      crypto::SignAlgorithm alg);
   // pending -> active; the previous active key becomes retired. Refused
   // before publish_lead unless `force` with a reason.
   absl::StatusOr<KeyRecord> ActivateKey(std::string_view issuer,
@@ -173,7 +174,7 @@ class KeysetManager {
   // once when publish_lead is 0). kEmergency (reason required): a new key
   // active now, the active key withdrawn now.
   absl::StatusOr<Rotation> RotateKey(std::string_view issuer,
-                                     hsm::SignAlgorithm alg,
+                                     crypto::SignAlgorithm alg,
                                      RotationMode mode = RotationMode::kPlanned,
                                      std::string_view reason = "");
   // Records the key as destroyed, then destroys the HSM objects (a failure
@@ -231,7 +232,7 @@ class KeysetManager {
   // adopted). Caller holds admin_mu_.
   absl::Status Commit(const KeysetRecord& base, KeysetRecord next);
   absl::StatusOr<KeyRecord> CreateKeyLocked(const std::string& issuer,
-                                            hsm::SignAlgorithm alg,
+                                            crypto::SignAlgorithm alg,
                                             int64_t activate_at = 0);
   absl::StatusOr<KeyRecord> ActivateKeyLocked(const std::string& issuer,
                                               std::string_view kid, bool force,

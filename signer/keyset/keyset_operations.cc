@@ -8,6 +8,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/algorithm.h"
+#include "crypto/spki.h"
 #include "signer/keyset/keyset_internal.h"
 #include "signer/keyset/keyset_manager.h"
 #include "signer/token/jwk.h"
@@ -21,11 +23,11 @@ using internal::Prefix;
 using internal::S;
 
 absl::StatusOr<KeyRecord> KeysetManager::CreateKeyLocked(
-    const std::string& issuer, hsm::SignAlgorithm alg, int64_t activate_at) {
+    const std::string& issuer, crypto::SignAlgorithm alg, int64_t activate_at) {
   auto state = State(issuer);
   if (!state.ok()) return state.status();
-  hsm::KeyType type = hsm::KeyTypeFor(alg);
-  int rsa_bits = type == hsm::KeyType::kRsa ? 2048 : 0;
+  crypto::KeyType type = crypto::KeyTypeFor(alg);
+  int rsa_bits = type == crypto::KeyType::kRsa ? 2048 : 0;
   const int64_t now = absl::ToUnixSeconds(clock_());
   if (absl::Status st = CheckCreate((*state)->record, PolicyFor(issuer), alg, now);
       !st.ok()) {
@@ -40,7 +42,7 @@ absl::StatusOr<KeyRecord> KeysetManager::CreateKeyLocked(
     (void)hsm_->DestroyKey(info->id);
     return st;
   };
-  auto pub = hsm::ParseSpki(info->spki_der);
+  auto pub = crypto::ParseSpki(info->spki_der);
   if (!pub.ok()) return discard(pub.status());
   auto kid = token::JwkThumbprint(pub->get());
   if (!kid.ok()) return discard(kid.status());
@@ -83,7 +85,7 @@ absl::StatusOr<KeyRecord> KeysetManager::ActivateKeyLocked(
 }
 
 absl::StatusOr<KeyRecord> KeysetManager::EnsureActiveKey(
-    std::string_view issuer, hsm::SignAlgorithm alg) {
+    std::string_view issuer, crypto::SignAlgorithm alg) {
   std::lock_guard admin(admin_mu_);
   auto state = State(issuer);
   if (!state.ok()) return state.status();
@@ -97,7 +99,7 @@ absl::StatusOr<KeyRecord> KeysetManager::EnsureActiveKey(
 }
 
 absl::StatusOr<KeyRecord> KeysetManager::CreateKey(std::string_view issuer,
-                                                   hsm::SignAlgorithm alg) {
+                                                   crypto::SignAlgorithm alg) {
   std::lock_guard admin(admin_mu_);
   return CreateKeyLocked(std::string(issuer), alg);
 }
@@ -111,7 +113,7 @@ absl::StatusOr<KeyRecord> KeysetManager::ActivateKey(std::string_view issuer,
 }
 
 absl::StatusOr<Rotation> KeysetManager::RotateKey(std::string_view issuer_view,
-                                                  hsm::SignAlgorithm alg,
+                                                  crypto::SignAlgorithm alg,
                                                   RotationMode mode,
                                                   std::string_view reason) {
   std::lock_guard admin(admin_mu_);
@@ -296,7 +298,7 @@ absl::StatusOr<bool> KeysetManager::TickIssuer(const std::string& issuer) {
     }
     case DueStep::Kind::kCreateScheduled: {
       const KeyRecord* active = record.Active();
-      hsm::SignAlgorithm alg = !policy.algorithms.empty()
+      crypto::SignAlgorithm alg = !policy.algorithms.empty()
                                    ? policy.algorithms.front()
                                    : active->alg;
       auto created = CreateKeyLocked(issuer, alg, step.activate_at);

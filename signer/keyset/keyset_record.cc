@@ -2,6 +2,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "crypto/algorithm.h"
 #include "nlohmann/json.hpp"
 
 namespace tokensign::keyset {
@@ -78,7 +79,7 @@ std::string SerializeKeysetRecord(const KeysetRecord& record) {
   for (const KeyRecord& k : record.keys) {
     nlohmann::json key = {{"id", k.id},
                           {"kid", k.kid},
-                          {"alg", std::string(hsm::SignAlgorithmName(k.alg))},
+                          {"alg", std::string(crypto::SignAlgorithmName(k.alg))},
                           {"state", KeyStateName(k.state)},
                           {"created_at", k.created_at},
                           {"activated_at", k.activated_at},
@@ -158,7 +159,7 @@ absl::StatusOr<KeysetRecord> ParseKeysetRecord(std::string_view json_text) {
       }
       k.spki = std::move(der);
     }
-    auto alg = hsm::ParseSignAlgorithm(e["alg"].get<std::string>());
+    auto alg = crypto::ParseSignAlgorithm(e["alg"].get<std::string>());
     if (!alg) return Bad(absl::StrCat(f, ".alg"), "unknown algorithm");
     k.alg = *alg;
     auto state = ParseKeyState(e["state"].get<std::string>());

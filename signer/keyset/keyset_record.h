@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 
 namespace tokensign::keyset {
 
@@ -41,7 +41,7 @@ struct KeyRecord {
   std::string id;   // CKA_ID, lowercase hex
   std::string kid;  // RFC 7638 thumbprint of the public key
   std::string spki;  // DER SubjectPublicKeyInfo (raw bytes); may be empty
-  hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256;
+  crypto::SignAlgorithm alg = crypto::SignAlgorithm::kES256;
   KeyState state = KeyState::kPending;
   int64_t created_at = 0;    // unix seconds; also when it was published
   int64_t activated_at = 0;  // 0 = never

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "crypto/algorithm.h"
 #include "signer/keyset/keyset_internal.h"
 
 namespace tokensign::keyset {
@@ -75,16 +76,16 @@ std::optional<int64_t> NextPublicationChange(const KeysetRecord& record,
 }
 
 absl::Status CheckCreate(const KeysetRecord& record,
-                         const LifecyclePolicy& policy, hsm::SignAlgorithm alg,
+                         const LifecyclePolicy& policy, crypto::SignAlgorithm alg,
                          int64_t now) {
   if (!policy.algorithms.empty() &&
       std::find(policy.algorithms.begin(), policy.algorithms.end(), alg) ==
           policy.algorithms.end()) {
     std::vector<std::string> allowed;
-    for (hsm::SignAlgorithm a : policy.algorithms)
-      allowed.emplace_back(hsm::SignAlgorithmName(a));
+    for (crypto::SignAlgorithm a : policy.algorithms)
+      allowed.emplace_back(crypto::SignAlgorithmName(a));
     return absl::InvalidArgumentError(absl::StrCat(
-        "alg: ", S(hsm::SignAlgorithmName(alg)), " is not allowed for issuer ",
+        "alg: ", S(crypto::SignAlgorithmName(alg)), " is not allowed for issuer ",
         record.issuer, " (allowed: ", absl::StrJoin(allowed, ", "), ")"));
   }
   std::vector<const KeyRecord*> published = PublishedKeys(record, now);

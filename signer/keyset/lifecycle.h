@@ -25,7 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 #include "signer/keyset/keyset_record.h"
 
 namespace tokensign::keyset {
@@ -42,7 +42,7 @@ struct LifecyclePolicy {
   // 0 = no limit (the daemon's default is 4).
   int max_published_keys = 0;
   // Algorithms a key of this issuer may have; empty = any.
-  std::vector<hsm::SignAlgorithm> algorithms;
+  std::vector<crypto::SignAlgorithm> algorithms;
 };
 
 // True while `key` is in the JWKS at `now`.
@@ -57,7 +57,7 @@ std::optional<int64_t> NextPublicationChange(const KeysetRecord& record,
 
 // A new key may be created: `alg` is allowed and the JWKS has room.
 absl::Status CheckCreate(const KeysetRecord& record,
-                         const LifecyclePolicy& policy, hsm::SignAlgorithm alg,
+                         const LifecyclePolicy& policy, crypto::SignAlgorithm alg,
                          int64_t now);
 
 // pending -> active (the active key, if any, retires). Refused before the

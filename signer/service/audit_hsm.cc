@@ -5,7 +5,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/spki.h"
 #include "nlohmann/json.hpp"
 #include "signer/token/jwk.h"
 
@@ -74,7 +75,7 @@ absl::StatusOr<std::string> AuditJwksOf(hsm::Hsm& hsm,
 absl::StatusOr<AuditKeys> LoadAuditKey(hsm::Hsm& hsm,
                                        const keyset::PrivateKeyLoader& loader,
                                        std::string_view instance,
-                                       hsm::SignAlgorithm alg) {
+                                       crypto::SignAlgorithm alg) {
   auto loaded = LoadRecord(hsm, instance);
   if (!loaded.ok()) return loaded.status();
   Json record = loaded->is_null()
@@ -92,7 +93,7 @@ absl::StatusOr<AuditKeys> LoadAuditKey(hsm::Hsm& hsm,
       return Bad(instance, "keys[-1].spki: not base64url DER");
     }
     rec.spki = spki;
-    auto rec_alg = hsm::ParseSignAlgorithm(k.value("alg", ""));
+    auto rec_alg = crypto::ParseSignAlgorithm(k.value("alg", ""));
     if (!rec_alg) return Bad(instance, "keys[-1].alg: unknown algorithm");
     rec.alg = *rec_alg;
     auto found = hsm.FindKey(rec.id);
@@ -111,13 +112,13 @@ absl::StatusOr<AuditKeys> LoadAuditKey(hsm::Hsm& hsm,
     }
     // Gone from the HSM: a new key follows; the old public key stays listed.
   }
-  auto info = hsm.GenerateKey(hsm::KeyTypeFor(alg), AuditKeyLabel(instance));
+  auto info = hsm.GenerateKey(crypto::KeyTypeFor(alg), AuditKeyLabel(instance));
   if (!info.ok()) return info.status();
   auto discard = [&](absl::Status st) {
     (void)hsm.DestroyKey(info->id);
     return st;
   };
-  auto pub = hsm::ParseSpki(info->spki_der);
+  auto pub = crypto::ParseSpki(info->spki_der);
   if (!pub.ok()) return discard(pub.status());
   auto kid = token::JwkThumbprint(pub->get());
   if (!kid.ok()) return discard(kid.status());
@@ -133,7 +134,7 @@ absl::StatusOr<AuditKeys> LoadAuditKey(hsm::Hsm& hsm,
   Json entry = {
       {"id", rec.id},
       {"kid", rec.kid},
-      {"alg", S(hsm::SignAlgorithmName(alg))},
+      {"alg", S(crypto::SignAlgorithmName(alg))},
       {"spki", absl::WebSafeBase64Escape(info->spki_der)},
       {"created_at", absl::ToUnixSeconds(absl::Now())},
       {"jwk", *jwk}};

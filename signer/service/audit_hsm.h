@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "crypto/algorithm.h"
 #include "hsm/hsm.h"
 #include "signer/audit/anchor_store.h"
 #include "signer/audit/checkpoint.h"
@@ -66,7 +67,7 @@ std::string AuditKeyLabel(std::string_view instance);
 absl::StatusOr<AuditKeys> LoadAuditKey(hsm::Hsm& hsm,
                                        const keyset::PrivateKeyLoader& loader,
                                        std::string_view instance,
-                                       hsm::SignAlgorithm alg);
+                                       crypto::SignAlgorithm alg);
 
 // The JWKS kept in the record, without touching keys (for instances other
 // than this daemon's). NotFound when the instance has no audit key record.

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "crypto/algorithm.h"
 
 namespace tokensign::service {
 namespace {
@@ -172,12 +173,12 @@ absl::Status ParseAudit(const toml::table& t, AuditConfig* out) {
                             &out->checkpoint_every_records, 1, 100000000));
   RETURN_IF_ERROR(r.Integer("checkpoint_every_seconds",
                             &out->checkpoint_every_seconds, 1, 86400));
-  std::string alg(hsm::SignAlgorithmName(out->checkpoint_alg));
+  std::string alg(crypto::SignAlgorithmName(out->checkpoint_alg));
   RETURN_IF_ERROR(r.String("checkpoint_alg", &alg));
-  auto parsed = hsm::ParseSignAlgorithm(alg);
-  if (!parsed || (*parsed != hsm::SignAlgorithm::kES256 &&
-                  *parsed != hsm::SignAlgorithm::kES384 &&
-                  *parsed != hsm::SignAlgorithm::kEdDSA)) {
+  auto parsed = crypto::ParseSignAlgorithm(alg);
+  if (!parsed || (*parsed != crypto::SignAlgorithm::kES256 &&
+                  *parsed != crypto::SignAlgorithm::kES384 &&
+                  *parsed != crypto::SignAlgorithm::kEdDSA)) {
     return Bad("audit.checkpoint_alg",
                absl::StrCat("must be ES256, ES384 or EdDSA, got \"", alg,
                             "\""));
@@ -255,7 +256,7 @@ absl::Status ParseKeyLifecycle(TableReader& r, IssuerConfig* out) {
   RETURN_IF_ERROR(r.StringList("algorithms", &algs));
   out->algorithms.clear();
   for (size_t i = 0; i < algs.size(); ++i) {
-    auto alg = hsm::ParseSignAlgorithm(algs[i]);
+    auto alg = crypto::ParseSignAlgorithm(algs[i]);
     if (!alg) {
       return Bad(absl::StrCat(r.KeyPath("algorithms"), "[", i, "]"),
                  absl::StrCat("must be ES256, ES384, EdDSA, PS256 or RS256, "
@@ -380,7 +381,7 @@ absl::Status ParseIssuer(const std::string& name, const toml::table& t,
     return Bad(r.KeyPath("iss"), "required (the iss claim value)");
   std::string alg = "ES256";
   RETURN_IF_ERROR(r.String("algorithm", &alg));
-  auto parsed = hsm::ParseSignAlgorithm(alg);
+  auto parsed = crypto::ParseSignAlgorithm(alg);
   if (!parsed) {
     return Bad(
         r.KeyPath("algorithm"),
@@ -749,7 +750,7 @@ Config DevConfig(const std::string& state_dir, const std::string& module_path) {
   cfg.audit.instance = "dev";
   IssuerConfig dev;
   dev.name = "dev";
-  dev.algorithm = hsm::SignAlgorithm::kES256;
+  dev.algorithm = crypto::SignAlgorithm::kES256;
   dev.policy.iss = "https://issuer.example";
   dev.policy.allowed_audiences = {"https://api.example",
                                   "https://tools.example"};

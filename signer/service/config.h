@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 #include "hsm/hsm.h"
 #include "signer/audit/audit_log.h"
 #include "signer/keyset/lifecycle.h"
@@ -69,7 +69,7 @@ struct AuditConfig {
   std::string instance;
   int64_t checkpoint_every_records = 1000;
   int64_t checkpoint_every_seconds = 10;
-  hsm::SignAlgorithm checkpoint_alg = hsm::SignAlgorithm::kES256;
+  crypto::SignAlgorithm checkpoint_alg = crypto::SignAlgorithm::kES256;
 };
 
 // A caller known by its client-certificate identity: an id containing ':' is a
@@ -84,13 +84,13 @@ struct CallerConfig {
 
 struct IssuerConfig {
   std::string name;  // the key under [issuers]
-  hsm::SignAlgorithm algorithm = hsm::SignAlgorithm::kES256;
+  crypto::SignAlgorithm algorithm = crypto::SignAlgorithm::kES256;
   token::IssuerPolicy policy;
   // Key lifecycle (keyset/lifecycle.h): algorithms a key may have (default:
   // [algorithm]); scheduled rotation period in seconds (0 = off);
   // publish_lead_seconds (0 = jwks_max_age + keyset_refresh_seconds +
   // clock_skew_seconds; more may be set, not less); keys in the JWKS at once.
-  std::vector<hsm::SignAlgorithm> algorithms;
+  std::vector<crypto::SignAlgorithm> algorithms;
   int64_t rotation_period = 0;
   int64_t publish_lead_seconds = 0;
   int max_published_keys = 4;

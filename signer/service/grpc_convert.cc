@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/algorithm.h"
 #include "signer/service/config.h"
 #include "signer/service/signing_core.h"
 
@@ -292,7 +293,7 @@ void ToKeyInfo(const keyset::KeyRecord& key, v1::KeyInfo* out,
                std::string_view token_label) {
   out->set_id(key.id);
   out->set_kid(key.kid);
-  out->set_alg(std::string(hsm::SignAlgorithmName(key.alg)));
+  out->set_alg(std::string(crypto::SignAlgorithmName(key.alg)));
   switch (key.state) {
     case keyset::KeyState::kPending:
       out->set_state(v1::PENDING);

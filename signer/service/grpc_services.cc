@@ -8,6 +8,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/strings/str_cat.h"
+#include "crypto/algorithm.h"
 #include "signer/service/grpc_convert.h"
 #include "signer/service/http/metrics.h"
 #include "signer/service/raw_messages.h"
@@ -117,11 +118,11 @@ void SignInto(SigningCore* core, const std::string& caller,
                   });
 }
 
-absl::StatusOr<hsm::SignAlgorithm> AlgFor(SigningCore* core,
+absl::StatusOr<crypto::SignAlgorithm> AlgFor(SigningCore* core,
                                           const std::string& issuer,
                                           const std::string& alg) {
   if (!alg.empty()) {
-    auto parsed = hsm::ParseSignAlgorithm(alg);
+    auto parsed = crypto::ParseSignAlgorithm(alg);
     if (!parsed) {
       return absl::InvalidArgumentError(absl::StrCat(
           "alg: must be ES256, ES384, EdDSA, PS256 or RS256, got \"", alg,

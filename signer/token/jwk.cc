@@ -6,7 +6,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/openssl_error.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/token/jws.h"
 
 namespace tokensign::token {
@@ -18,9 +20,9 @@ absl::StatusOr<std::string> BnParam(const EVP_PKEY* key, const char* name,
                                     int pad) {
   BIGNUM* raw = nullptr;
   if (EVP_PKEY_get_bn_param(key, name, &raw) != 1) {
-    return hsm::OpenSslError(absl::StrCat("EVP_PKEY_get_bn_param(", name, ")"));
+    return crypto::OpenSslError(absl::StrCat("EVP_PKEY_get_bn_param(", name, ")"));
   }
-  hsm::UniqueBn bn(raw);
+  crypto::UniqueBn bn(raw);
   const int len = pad > 0 ? pad : BN_num_bytes(bn.get());
   std::string out(static_cast<size_t>(len), '\0');
   auto* p = reinterpret_cast<unsigned char*>(out.data());
@@ -56,8 +58,8 @@ absl::StatusOr<nlohmann::json> PublicJwkMembers(const EVP_PKEY* key) {
           absl::StrCat("key: EC key of ", bits,
                        " bits; only P-256 and P-384 are supported"));
     }
-    if (CheckKeyForAlgorithm(key, bits == 256 ? hsm::SignAlgorithm::kES256
-                                              : hsm::SignAlgorithm::kES384)
+    if (CheckKeyForAlgorithm(key, bits == 256 ? crypto::SignAlgorithm::kES256
+                                              : crypto::SignAlgorithm::kES384)
             .ok() == false) {
       return absl::InvalidArgumentError("key: EC curve is not P-256 or P-384");
     }
@@ -77,7 +79,7 @@ absl::StatusOr<nlohmann::json> PublicJwkMembers(const EVP_PKEY* key) {
     size_t len = sizeof(raw);
     if (EVP_PKEY_get_raw_public_key(key, raw, &len) != 1 ||
         len != sizeof(raw)) {
-      return hsm::OpenSslError("EVP_PKEY_get_raw_public_key(Ed25519)");
+      return crypto::OpenSslError("EVP_PKEY_get_raw_public_key(Ed25519)");
     }
     jwk["kty"] = "OKP";
     jwk["crv"] = "Ed25519";
@@ -129,7 +131,7 @@ absl::StatusOr<std::string> JwkThumbprint(const nlohmann::json& jwk) {
   unsigned int md_len = 0;
   if (EVP_Digest(text.data(), text.size(), md, &md_len, EVP_sha256(),
                  nullptr) != 1) {
-    return hsm::OpenSslError("EVP_Digest(SHA256)");
+    return crypto::OpenSslError("EVP_Digest(SHA256)");
   }
   return Base64UrlEncode(std::string_view(reinterpret_cast<char*>(md), md_len));
 }
@@ -141,7 +143,7 @@ absl::StatusOr<std::string> JwkThumbprint(const EVP_PKEY* key) {
 }
 
 absl::StatusOr<nlohmann::json> PublishedJwk(const EVP_PKEY* key,
-                                            hsm::SignAlgorithm alg,
+                                            crypto::SignAlgorithm alg,
                                             std::string_view kid) {
   if (absl::Status s = CheckKeyForAlgorithm(key, alg); !s.ok()) return s;
   if (kid.empty())
@@ -150,7 +152,7 @@ absl::StatusOr<nlohmann::json> PublishedJwk(const EVP_PKEY* key,
   absl::StatusOr<nlohmann::json> jwk = PublicJwkMembers(key);
   if (!jwk.ok()) return jwk.status();
   (*jwk)["kid"] = std::string(kid);
-  (*jwk)["alg"] = std::string(hsm::SignAlgorithmName(alg));
+  (*jwk)["alg"] = std::string(crypto::SignAlgorithmName(alg));
   (*jwk)["use"] = "sig";
   return jwk;
 }

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 #include "nlohmann/json.hpp"
 
 namespace tokensign::token {
@@ -43,13 +43,13 @@ absl::StatusOr<std::string> JwkThumbprint(const EVP_PKEY* key);
 // The JWK tokensign publishes: required members + "kid", "alg", "use":"sig".
 // Fails if the key does not fit `alg`.
 absl::StatusOr<nlohmann::json> PublishedJwk(const EVP_PKEY* key,
-                                            hsm::SignAlgorithm alg,
+                                            crypto::SignAlgorithm alg,
                                             std::string_view kid);
 
 // One key of an issuer's JWKS.
 struct JwksEntry {
   const EVP_PKEY* public_key = nullptr;
-  hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256;
+  crypto::SignAlgorithm alg = crypto::SignAlgorithm::kES256;
   std::string kid;
 };
 

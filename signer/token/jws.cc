@@ -10,13 +10,16 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/ecdsa_encoding.h"
+#include "crypto/openssl_error.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/token/json_text.h"
 
 namespace tokensign::token {
 namespace {
 
-using hsm::SignAlgorithm;
+using crypto::SignAlgorithm;
 
 constexpr int kMinRsaBits = 2048;
 
@@ -38,7 +41,7 @@ const char* DigestName(SignAlgorithm alg) {
 }
 
 std::string AlgName(SignAlgorithm alg) {
-  return std::string(hsm::SignAlgorithmName(alg));
+  return std::string(crypto::SignAlgorithmName(alg));
 }
 
 std::string DescribeKey(const EVP_PKEY* key) {
@@ -53,11 +56,11 @@ absl::Status SetRsaPadding(EVP_PKEY_CTX* pctx, SignAlgorithm alg) {
     if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
         EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1 ||
         EVP_PKEY_CTX_set_rsa_mgf1_md_name(pctx, "SHA256", nullptr) != 1) {
-      return hsm::OpenSslError("PS256: setting RSA-PSS padding");
+      return crypto::OpenSslError("PS256: setting RSA-PSS padding");
     }
   } else if (alg == SignAlgorithm::kRS256) {
     if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
-      return hsm::OpenSslError("RS256: setting RSA PKCS#1 v1.5 padding");
+      return crypto::OpenSslError("RS256: setting RSA PKCS#1 v1.5 padding");
     }
   }
   return absl::OkStatus();
@@ -181,15 +184,15 @@ absl::StatusOr<size_t> SignatureLength(const EVP_PKEY* key, SignAlgorithm alg) {
 
 absl::StatusOr<std::string> SignRaw(EVP_PKEY* key, SignAlgorithm alg,
                                     std::string_view signing_input) {
-  hsm::ClearErrors();  // a failure below reports only its own errors
+  crypto::ClearErrors();  // a failure below reports only its own errors
   absl::StatusOr<size_t> raw_len = SignatureLength(key, alg);
   if (!raw_len.ok()) return raw_len.status();
-  hsm::UniqueMdCtx mdctx(EVP_MD_CTX_new());
-  if (mdctx == nullptr) return hsm::OpenSslError("EVP_MD_CTX_new");
+  crypto::UniqueMdCtx mdctx(EVP_MD_CTX_new());
+  if (mdctx == nullptr) return crypto::OpenSslError("EVP_MD_CTX_new");
   EVP_PKEY_CTX* pctx = nullptr;  // owned by mdctx
   if (EVP_DigestSignInit_ex(mdctx.get(), &pctx, DigestName(alg), nullptr,
                             nullptr, key, nullptr) != 1) {
-    return hsm::OpenSslError(
+    return crypto::OpenSslError(
         absl::StrCat("EVP_DigestSignInit_ex(", AlgName(alg), ")"));
   }
   if (absl::Status s = SetRsaPadding(pctx, alg); !s.ok()) return s;
@@ -202,12 +205,12 @@ absl::StatusOr<std::string> SignRaw(EVP_PKEY* key, SignAlgorithm alg,
           mdctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &sig_len,
           reinterpret_cast<const unsigned char*>(signing_input.data()),
           signing_input.size()) != 1) {
-    return hsm::OpenSslError(
+    return crypto::OpenSslError(
         absl::StrCat("EVP_DigestSign(", AlgName(alg), ")"));
   }
   sig.resize(sig_len);
   if (IsEcdsa(alg)) {
-    return hsm::EcdsaDerToRaw(sig, *raw_len / 2);
+    return crypto::EcdsaDerToRaw(sig, *raw_len / 2);
   }
   if (sig.size() != *raw_len) {
     return absl::InternalError(
@@ -220,7 +223,7 @@ absl::StatusOr<std::string> SignRaw(EVP_PKEY* key, SignAlgorithm alg,
 absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg,
                        std::string_view signing_input,
                        std::string_view signature) {
-  hsm::ClearErrors();
+  crypto::ClearErrors();
   absl::StatusOr<size_t> raw_len = SignatureLength(key, alg);
   if (!raw_len.ok()) return raw_len.status();
   if (signature.size() != *raw_len) {
@@ -231,17 +234,17 @@ absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg,
   std::string der;
   std::string_view to_check = signature;
   if (IsEcdsa(alg)) {
-    absl::StatusOr<std::string> d = hsm::EcdsaRawToDer(signature);
+    absl::StatusOr<std::string> d = crypto::EcdsaRawToDer(signature);
     if (!d.ok()) return d.status();
     der = *std::move(d);
     to_check = der;
   }
-  hsm::UniqueMdCtx mdctx(EVP_MD_CTX_new());
-  if (mdctx == nullptr) return hsm::OpenSslError("EVP_MD_CTX_new");
+  crypto::UniqueMdCtx mdctx(EVP_MD_CTX_new());
+  if (mdctx == nullptr) return crypto::OpenSslError("EVP_MD_CTX_new");
   EVP_PKEY_CTX* pctx = nullptr;
   if (EVP_DigestVerifyInit_ex(mdctx.get(), &pctx, DigestName(alg), nullptr,
                               nullptr, key, nullptr) != 1) {
-    return hsm::OpenSslError(
+    return crypto::OpenSslError(
         absl::StrCat("EVP_DigestVerifyInit_ex(", AlgName(alg), ")"));
   }
   if (absl::Status s = SetRsaPadding(pctx, alg); !s.ok()) return s;
@@ -261,12 +264,12 @@ absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg,
 std::string JwsHeaderJson(SignAlgorithm alg, std::string_view kid,
                           std::string_view typ) {
   if (IsPlainJsonString(kid) && IsPlainJsonString(typ)) {  // dump()'s bytes
-    return absl::StrCat(R"({"alg":")", Av(hsm::SignAlgorithmName(alg)),
+    return absl::StrCat(R"({"alg":")", Av(crypto::SignAlgorithmName(alg)),
                         R"(","kid":")", Av(kid), R"(","typ":")", Av(typ),
                         R"("})");
   }
   // dump() escapes; kid and typ are normally plain ASCII.
-  return absl::StrCat(R"({"alg":")", Av(hsm::SignAlgorithmName(alg)),
+  return absl::StrCat(R"({"alg":")", Av(crypto::SignAlgorithmName(alg)),
                       R"(","kid":)", nlohmann::json(std::string(kid)).dump(),
                       R"(,"typ":)", nlohmann::json(std::string(typ)).dump(),
                       "}");
@@ -328,7 +331,7 @@ absl::StatusOr<nlohmann::json> VerifyCompact(std::string_view jws,
     }
   }
   const std::string alg = header.value("alg", "");
-  if (alg != hsm::SignAlgorithmName(expect.alg)) {
+  if (alg != crypto::SignAlgorithmName(expect.alg)) {
     return absl::InvalidArgumentError(
         absl::StrCat("jws.header.alg: \"", alg.substr(0, 32),
                      "\" does not match; the key signs ", AlgName(expect.alg)));

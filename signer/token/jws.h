@@ -33,7 +33,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 #include "nlohmann/json.hpp"
 
 namespace tokensign::token {
@@ -47,45 +47,45 @@ absl::StatusOr<std::string> Base64UrlDecode(
 // OK when `key` can sign/verify `alg`: EC P-256 for ES256, EC P-384 for ES384,
 // Ed25519 for EdDSA, RSA >= 2048 bits for PS256/RS256. InvalidArgument
 // otherwise.
-absl::Status CheckKeyForAlgorithm(const EVP_PKEY* key, hsm::SignAlgorithm alg);
+absl::Status CheckKeyForAlgorithm(const EVP_PKEY* key, crypto::SignAlgorithm alg);
 
 // Raw JOSE signature length for `alg` with `key` (64/96/64/modulus bytes).
 absl::StatusOr<size_t> SignatureLength(const EVP_PKEY* key,
-                                       hsm::SignAlgorithm alg);
+                                       crypto::SignAlgorithm alg);
 
 // Signs `signing_input` and returns the JOSE signature bytes (ECDSA as raw
 // r||s).
-absl::StatusOr<std::string> SignRaw(EVP_PKEY* key, hsm::SignAlgorithm alg,
+absl::StatusOr<std::string> SignRaw(EVP_PKEY* key, crypto::SignAlgorithm alg,
                                     std::string_view signing_input);
 
 // Verifies a JOSE signature over `signing_input` with a public (or private)
 // key. InvalidArgument for a malformed signature, Unauthenticated for a bad
 // one.
-absl::Status VerifyRaw(EVP_PKEY* key, hsm::SignAlgorithm alg,
+absl::Status VerifyRaw(EVP_PKEY* key, crypto::SignAlgorithm alg,
                        std::string_view signing_input,
                        std::string_view signature);
 
 // The protected header tokensign uses: {"alg":..,"kid":..,"typ":..} in that
 // order.
-std::string JwsHeaderJson(hsm::SignAlgorithm alg, std::string_view kid,
+std::string JwsHeaderJson(crypto::SignAlgorithm alg, std::string_view kid,
                           std::string_view typ);
 
 // Compact JWS over arbitrary header and payload bytes (used for known-answer
 // tests and by SignCompact): b64(header) "." b64(payload) "." b64(signature).
 absl::StatusOr<std::string> SignCompactWithHeader(EVP_PKEY* key,
-                                                  hsm::SignAlgorithm alg,
+                                                  crypto::SignAlgorithm alg,
                                                   std::string_view header_json,
                                                   std::string_view payload);
 
 // Compact JWS with the tokensign header.
-absl::StatusOr<std::string> SignCompact(EVP_PKEY* key, hsm::SignAlgorithm alg,
+absl::StatusOr<std::string> SignCompact(EVP_PKEY* key, crypto::SignAlgorithm alg,
                                         std::string_view kid,
                                         std::string_view typ,
                                         std::string_view payload);
 
 // What a verifier expects of a token's header.
 struct JwsExpectation {
-  hsm::SignAlgorithm alg;
+  crypto::SignAlgorithm alg;
   std::string_view kid;
   std::string_view typ;
 };

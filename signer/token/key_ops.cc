@@ -7,13 +7,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/ecdsa_encoding.h"
+#include "crypto/openssl_error.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/token/jws.h"
 
 namespace tokensign::token {
 namespace {
 
-using hsm::SignAlgorithm;
+using crypto::SignAlgorithm;
 
 bool IsEcdsa(SignAlgorithm alg) {
   return alg == SignAlgorithm::kES256 || alg == SignAlgorithm::kES384;
@@ -36,29 +39,29 @@ class KeyOps::ContextPool {
     for (EVP_PKEY_CTX* c : idle_) EVP_PKEY_CTX_free(c);
   }
 
-  absl::StatusOr<hsm::UniquePkeyCtx> Take() {
+  absl::StatusOr<crypto::UniquePkeyCtx> Take() {
     {
       absl::MutexLock lock(&mu_);
       if (!idle_.empty()) {
-        hsm::UniquePkeyCtx c(idle_.back());
+        crypto::UniquePkeyCtx c(idle_.back());
         idle_.pop_back();
         return c;
       }
     }
     // The key's own provider serves the operation (for HSM keys: the
     // tokensign provider), as EVP_DigestSignInit_ex(NULL libctx) would pick.
-    hsm::UniquePkeyCtx c(EVP_PKEY_CTX_new_from_pkey(nullptr, key_, nullptr));
-    if (c == nullptr) return hsm::OpenSslError("EVP_PKEY_CTX_new_from_pkey");
+    crypto::UniquePkeyCtx c(EVP_PKEY_CTX_new_from_pkey(nullptr, key_, nullptr));
+    if (c == nullptr) return crypto::OpenSslError("EVP_PKEY_CTX_new_from_pkey");
     const int rc = sign_ ? EVP_PKEY_sign_init(c.get())
                          : EVP_PKEY_verify_init(c.get());
     if (rc != 1) {
-      return hsm::OpenSslError(sign_ ? "EVP_PKEY_sign_init"
+      return crypto::OpenSslError(sign_ ? "EVP_PKEY_sign_init"
                                      : "EVP_PKEY_verify_init");
     }
     return c;
   }
 
-  void Give(hsm::UniquePkeyCtx c) {
+  void Give(crypto::UniquePkeyCtx c) {
     absl::MutexLock lock(&mu_);
     if (idle_.size() < kMaxIdle) idle_.push_back(c.release());
   }
@@ -93,18 +96,18 @@ absl::StatusOr<std::shared_ptr<const KeyOps>> KeyOps::Create(
   if (IsEcdsa(alg)) {
     ops->md_ = EVP_MD_fetch(
         nullptr, alg == SignAlgorithm::kES384 ? "SHA384" : "SHA256", nullptr);
-    if (ops->md_ == nullptr) return hsm::OpenSslError("EVP_MD_fetch");
+    if (ops->md_ == nullptr) return crypto::OpenSslError("EVP_MD_fetch");
     ops->sign_pool_ =
         std::make_unique<ContextPool>(ops->private_key_.get(), true);
     // One context each up front: a key OpenSSL cannot sign or verify with
     // fails here, at load, not on the first token.
-    absl::StatusOr<hsm::UniquePkeyCtx> s = ops->sign_pool_->Take();
+    absl::StatusOr<crypto::UniquePkeyCtx> s = ops->sign_pool_->Take();
     if (!s.ok()) return s.status();
     ops->sign_pool_->Give(*std::move(s));
     if (ops->public_key_ != nullptr) {
       ops->verify_pool_ =
           std::make_unique<ContextPool>(ops->public_key_.get(), false);
-      absl::StatusOr<hsm::UniquePkeyCtx> v = ops->verify_pool_->Take();
+      absl::StatusOr<crypto::UniquePkeyCtx> v = ops->verify_pool_->Take();
       if (!v.ok()) return v.status();
       ops->verify_pool_->Give(*std::move(v));
     }
@@ -113,43 +116,43 @@ absl::StatusOr<std::shared_ptr<const KeyOps>> KeyOps::Create(
 }
 
 std::string KeyOps::AlgName() const {
-  return std::string(hsm::SignAlgorithmName(alg_));
+  return std::string(crypto::SignAlgorithmName(alg_));
 }
 
 absl::StatusOr<std::string> KeyOps::Digest(std::string_view input) const {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
   if (EVP_Digest(input.data(), input.size(), md, &md_len, md_, nullptr) != 1) {
-    return hsm::OpenSslError("EVP_Digest");
+    return crypto::OpenSslError("EVP_Digest");
   }
   return std::string(reinterpret_cast<char*>(md), md_len);
 }
 
 absl::StatusOr<std::string> KeyOps::Sign(std::string_view signing_input) const {
-  hsm::ClearErrors();  // a failure below reports only its own errors
+  crypto::ClearErrors();  // a failure below reports only its own errors
   if (sign_pool_ == nullptr) {
     return SignRaw(private_key_.get(), alg_, signing_input);
   }
   absl::StatusOr<std::string> digest = Digest(signing_input);
   if (!digest.ok()) return digest.status();
-  absl::StatusOr<hsm::UniquePkeyCtx> ctx = sign_pool_->Take();
+  absl::StatusOr<crypto::UniquePkeyCtx> ctx = sign_pool_->Take();
   if (!ctx.ok()) return ctx.status();
   unsigned char der[kMaxDerSignature];
   size_t der_len = sizeof(der);
   if (EVP_PKEY_sign(ctx->get(), der, &der_len,
                     reinterpret_cast<const unsigned char*>(digest->data()),
                     digest->size()) != 1) {
-    return hsm::OpenSslError(
+    return crypto::OpenSslError(
         absl::StrCat("EVP_PKEY_sign(", AlgName(), ")"));
   }
   sign_pool_->Give(*std::move(ctx));
-  return hsm::EcdsaDerToRaw(
+  return crypto::EcdsaDerToRaw(
       std::string_view(reinterpret_cast<char*>(der), der_len), raw_len_ / 2);
 }
 
 absl::Status KeyOps::Verify(std::string_view signing_input,
                             std::string_view signature) const {
-  hsm::ClearErrors();
+  crypto::ClearErrors();
   if (public_key_ == nullptr) {
     return absl::FailedPreconditionError(
         "key: no public key to verify with");
@@ -163,11 +166,11 @@ absl::Status KeyOps::Verify(std::string_view signing_input,
         AlgName(), " with this key needs exactly ",
         raw_len_));
   }
-  absl::StatusOr<std::string> der = hsm::EcdsaRawToDer(signature);
+  absl::StatusOr<std::string> der = crypto::EcdsaRawToDer(signature);
   if (!der.ok()) return der.status();
   absl::StatusOr<std::string> digest = Digest(signing_input);
   if (!digest.ok()) return digest.status();
-  absl::StatusOr<hsm::UniquePkeyCtx> ctx = verify_pool_->Take();
+  absl::StatusOr<crypto::UniquePkeyCtx> ctx = verify_pool_->Take();
   if (!ctx.ok()) return ctx.status();
   const int rc = EVP_PKEY_verify(
       ctx->get(), reinterpret_cast<const unsigned char*>(der->data()),

@@ -25,7 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 
 namespace tokensign::token {
 
@@ -37,7 +37,7 @@ class KeyOps {
   // once here rather than per token.
   static absl::StatusOr<std::shared_ptr<const KeyOps>> Create(
       std::shared_ptr<EVP_PKEY> private_key,
-      std::shared_ptr<EVP_PKEY> public_key, hsm::SignAlgorithm alg);
+      std::shared_ptr<EVP_PKEY> public_key, crypto::SignAlgorithm alg);
 
   ~KeyOps();
   KeyOps(const KeyOps&) = delete;
@@ -55,7 +55,7 @@ class KeyOps {
   // True when these contexts were made for exactly this key pair and
   // algorithm (Mint uses them only then).
   bool Serves(const EVP_PKEY* private_key, const EVP_PKEY* public_key,
-              hsm::SignAlgorithm alg) const {
+              crypto::SignAlgorithm alg) const {
     return private_key == private_key_.get() &&
            public_key == public_key_.get() && alg == alg_;
   }
@@ -63,13 +63,13 @@ class KeyOps {
  private:
   class ContextPool;
   KeyOps(std::shared_ptr<EVP_PKEY> private_key,
-         std::shared_ptr<EVP_PKEY> public_key, hsm::SignAlgorithm alg);
+         std::shared_ptr<EVP_PKEY> public_key, crypto::SignAlgorithm alg);
   absl::StatusOr<std::string> Digest(std::string_view input) const;
   std::string AlgName() const;
 
   std::shared_ptr<EVP_PKEY> private_key_;
   std::shared_ptr<EVP_PKEY> public_key_;
-  hsm::SignAlgorithm alg_;
+  crypto::SignAlgorithm alg_;
   size_t raw_len_ = 0;         // JWS signature bytes
   EVP_MD* md_ = nullptr;       // pre-fetched; ECDSA only
   std::unique_ptr<ContextPool> sign_pool_;    // ECDSA only

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "crypto/openssl_error.h"
 #include "signer/token/json_text.h"
 #include "signer/token/jws.h"
 
@@ -68,7 +69,7 @@ bool TakeJtiBytes(unsigned char* out) {
 
 absl::StatusOr<std::string> NewJti() {
   unsigned char bytes[JtiRandom::kJtiBytes];
-  if (!TakeJtiBytes(bytes)) return hsm::OpenSslError("RAND_bytes(jti)");
+  if (!TakeJtiBytes(bytes)) return crypto::OpenSslError("RAND_bytes(jti)");
   return Base64UrlEncode(
       std::string_view(reinterpret_cast<char*>(bytes), sizeof(bytes)));
 }

@@ -13,8 +13,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "hsm/algorithm.h"
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "nlohmann/json.hpp"
 #include "signer/token/key_ops.h"
 #include "signer/token/policy.h"
@@ -28,7 +28,7 @@ namespace tokensign::token {
 struct SigningKey {
   std::shared_ptr<EVP_PKEY> private_key;
   std::shared_ptr<EVP_PKEY> public_key;
-  hsm::SignAlgorithm alg;
+  crypto::SignAlgorithm alg;
   std::string kid;
   // Prepared contexts for private_key/public_key (KeyOps::Create). Optional:
   // without it Mint signs with SignRaw/VerifyRaw, building contexts per token.

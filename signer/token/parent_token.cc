@@ -6,7 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/openssl_error.h"
 #include "signer/token/jws.h"
 #include "signer/token/policy_fields.h"
 
@@ -28,7 +29,7 @@ absl::StatusOr<std::string> HexSha256(std::string_view data) {
   unsigned int len = 0;
   if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) !=
       1) {
-    return hsm::OpenSslError("EVP_Digest(SHA256)");
+    return crypto::OpenSslError("EVP_Digest(SHA256)");
   }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
@@ -240,7 +241,7 @@ absl::StatusOr<VerifiedParent> VerifyParent(std::string_view token,
     return Malformed(absl::StrCat(
         "header is not {\"alg\",\"kid\",\"typ\"} as this service writes it "
         "with alg ",
-        std::string(hsm::SignAlgorithmName(key->alg)), " (got alg ",
+        std::string(crypto::SignAlgorithmName(key->alg)), " (got alg ",
         Quote(alg), ")"));
   }
   absl::StatusOr<std::string> sig =

@@ -35,7 +35,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 #include "nlohmann/json.hpp"
 #include "signer/token/key_ops.h"
 #include "signer/token/token_request.h"
@@ -45,7 +45,7 @@ namespace tokensign::token {
 // The key that verifies a parent, and the config name of its issuer.
 struct ParentKey {
   std::shared_ptr<EVP_PKEY> public_key;
-  hsm::SignAlgorithm alg = hsm::SignAlgorithm::kES256;
+  crypto::SignAlgorithm alg = crypto::SignAlgorithm::kES256;
   std::string issuer;  // config name of the issuer whose key this is
   // Optional: prepared contexts whose public key is `public_key` (the
   // issuer's active key), so the verify does not set up OpenSSL per call.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "crypto/algorithm.h"
 #include "gtest/gtest.h"
 #include "signer/audit/audit_verify.h"
 #include "signer/audit/checkpoint_keys.h"
@@ -358,7 +359,7 @@ TEST_F(AnchorOpenTest, Ed25519AuditKey) {
   EVP_PKEY* k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   ASSERT_NE(k, nullptr);
   auto key = CheckpointKey::Create(std::shared_ptr<EVP_PKEY>(k, EVP_PKEY_free),
-                                   hsm::SignAlgorithm::kEdDSA);
+                                   crypto::SignAlgorithm::kEdDSA);
   ASSERT_TRUE(key.ok()) << key.status();
   key_ = *key;
   { Fill(OpenLog().get(), 5, "e"); }

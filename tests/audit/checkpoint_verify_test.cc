@@ -3,6 +3,7 @@
 // anchor can settle; see anchor_open_test.cc for the daemon-start side).
 #include <utility>
 
+#include "crypto/algorithm.h"
 #include "gtest/gtest.h"
 #include "signer/audit/audit_verify.h"
 #include "signer/audit/checkpoint_keys.h"
@@ -221,7 +222,7 @@ TEST(AuditKeysJwks, RsaMembersMustBeMinimal) {
   EVP_PKEY* raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048});
   ASSERT_NE(raw, nullptr);
   std::shared_ptr<EVP_PKEY> rsa(raw, EVP_PKEY_free);
-  auto key = CheckpointKey::Create(rsa, hsm::SignAlgorithm::kRS256);
+  auto key = CheckpointKey::Create(rsa, crypto::SignAlgorithm::kRS256);
   ASSERT_TRUE(key.ok()) << key.status();
   nlohmann::json jwk = nlohmann::json::parse((*key)->public_jwk);
   ASSERT_TRUE(CheckpointTrust::FromJwks(testing::JwksOf(**key)).ok());

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
@@ -51,7 +53,7 @@ class HsmFaultTest : public ::testing::Test {
     auto hsm = Hsm::Open(config);
     ASSERT_TRUE(hsm.ok()) << hsm.status();
     hsm_ = std::move(*hsm);
-    auto key = hsm_->GenerateKey(KeyType::kEcP256, "fault");
+    auto key = hsm_->GenerateKey(crypto::KeyType::kEcP256, "fault");
     ASSERT_TRUE(key.ok()) << key.status();
     id_ = key->id;
     auto pub = hsm_->PublicKey(id_);
@@ -94,9 +96,9 @@ class HsmFaultTest : public ::testing::Test {
   // Signs and verifies; an error is returned as is, a bad signature fails the
   // test.
   absl::Status SignVerified(const std::string& message) {
-    auto sig = hsm_->Sign(id_, SignAlgorithm::kES256, message);
+    auto sig = hsm_->Sign(id_, crypto::SignAlgorithm::kES256, message);
     if (!sig.ok()) return sig.status();
-    EXPECT_TRUE(VerifyJose(pub_.get(), SignAlgorithm::kES256, message, *sig))
+    EXPECT_TRUE(VerifyJose(pub_.get(), crypto::SignAlgorithm::kES256, message, *sig))
         << "a signature that does not verify was returned for " << message;
     return absl::OkStatus();
   }
@@ -113,7 +115,7 @@ class HsmFaultTest : public ::testing::Test {
   std::string control_;
   std::unique_ptr<Hsm> hsm_;
   std::string id_;
-  UniquePkey pub_;
+  crypto::UniquePkey pub_;
   unsigned long (*injected_)() = nullptr;
   unsigned long (*overlaps_)() = nullptr;  // C_Finalize under a running call
   int (*inside_)() = nullptr;              // calls inside the module now
@@ -253,11 +255,11 @@ TEST_F(HsmFaultTest, ConcurrentSignersWhileFaultsComeAndGo) {
       for (int i = 0; i < kPerThread; ++i) {
         std::string message =
             "c-" + std::to_string(t) + "-" + std::to_string(i);
-        auto sig = hsm_->Sign(id_, SignAlgorithm::kES256, message);
+        auto sig = hsm_->Sign(id_, crypto::SignAlgorithm::kES256, message);
         attempts.fetch_add(1);
         if (sig.ok()) {
           ok.fetch_add(1);
-          if (!VerifyJose(pub_.get(), SignAlgorithm::kES256, message, *sig)) {
+          if (!VerifyJose(pub_.get(), crypto::SignAlgorithm::kES256, message, *sig)) {
             bad.fetch_add(1);
           }
           continue;
@@ -310,7 +312,7 @@ TEST_F(HsmFaultTest, GenerateKeyPairErrorLeavesNoKey) {
   // Two failures: generation is tried twice (SoftHSM fails it now and then
   // under concurrent use; see the next test), then the error is final.
   SetFaults("C_GenerateKeyPair CKR_GENERAL_ERROR 2\n");
-  auto key = hsm_->GenerateKey(KeyType::kEcP256, "must-not-exist");
+  auto key = hsm_->GenerateKey(crypto::KeyType::kEcP256, "must-not-exist");
   ASSERT_FALSE(key.ok());
   EXPECT_EQ(injected_() - injected, 2u);
   EXPECT_THAT(std::string(key.status().message()),
@@ -322,7 +324,7 @@ TEST_F(HsmFaultTest, GenerateKeyPairErrorLeavesNoKey) {
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->size(), before->size());
   // And generation works again.
-  auto good = hsm_->GenerateKey(KeyType::kEcP256, "good");
+  auto good = hsm_->GenerateKey(crypto::KeyType::kEcP256, "good");
   ASSERT_TRUE(good.ok()) << good.status();
   EXPECT_TRUE(hsm_->DestroyKey(good->id).ok());
 }
@@ -333,7 +335,7 @@ TEST_F(HsmFaultTest, OneGenerateKeyPairErrorIsRetriedOnceAndLeavesOneKey) {
   unsigned long injected = injected_();
   // The reply of the first attempt is lost after the token made the pair.
   SetFaults("C_GenerateKeyPair CKR_GENERAL_ERROR 1 after\n");
-  auto key = hsm_->GenerateKey(KeyType::kEcP256, "retried");
+  auto key = hsm_->GenerateKey(crypto::KeyType::kEcP256, "retried");
   ASSERT_TRUE(key.ok()) << key.status();
   EXPECT_EQ(injected_() - injected, 1u);
   SetFaults("");
@@ -349,7 +351,7 @@ TEST_F(HsmFaultTest, FailedReadBackDestroysTheNewKey) {
   auto before = hsm_->ListKeys();
   ASSERT_TRUE(before.ok()) << before.status();
   SetFaults("C_GetAttributeValue CKR_GENERAL_ERROR 1\n");
-  auto key = hsm_->GenerateKey(KeyType::kEcP256, "half");
+  auto key = hsm_->GenerateKey(crypto::KeyType::kEcP256, "half");
   ASSERT_FALSE(key.ok());
   EXPECT_THAT(std::string(key.status().message()),
               HasSubstr("CKR_GENERAL_ERROR"));
@@ -368,7 +370,7 @@ TEST_F(HsmFaultTest, LostGenerateReplyLeavesNoOrphanKey) {
     ASSERT_TRUE(before.ok()) << before.status();
     unsigned long injected = injected_();
     SetFaults(std::string("C_GenerateKeyPair ") + rv + " 2 after\n");
-    auto key = hsm_->GenerateKey(KeyType::kEcP256, "orphan");
+    auto key = hsm_->GenerateKey(crypto::KeyType::kEcP256, "orphan");
     ASSERT_FALSE(key.ok());
     // CKR_GENERAL_ERROR is tried twice, CKR_DEVICE_ERROR once (the session
     // is broken: no retry inside GenerateKey).
@@ -481,9 +483,9 @@ TEST_F(HsmFaultTest, ForkedChildReclaimsSessionsHeldByParentThreads) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     alarm(60);  // a child stuck waiting for the parent's sessions fails
-    auto sig = hsm_->Sign(id_, SignAlgorithm::kES256, "child");
+    auto sig = hsm_->Sign(id_, crypto::SignAlgorithm::kES256, "child");
     bool ok = sig.ok() &&
-              VerifyJose(pub_.get(), SignAlgorithm::kES256, "child", *sig);
+              VerifyJose(pub_.get(), crypto::SignAlgorithm::kES256, "child", *sig);
     if (!sig.ok())
       std::fprintf(stderr, "child: %s\n", sig.status().ToString().c_str());
     _exit(ok ? 0 : 1);

@@ -17,13 +17,14 @@
 #include <string_view>
 
 #include "absl/time/time.h"
+#include "crypto/algorithm.h"
 #include "signer/token/jws.h"
 #include "signer/token/parent_token.h"
 
 namespace {
 
 using namespace tokensign::token;  // NOLINT(build/namespaces): a fuzz harness
-using tokensign::hsm::SignAlgorithm;
+using tokensign::crypto::SignAlgorithm;
 
 std::shared_ptr<EVP_PKEY> Key() {
   static std::shared_ptr<EVP_PKEY>* key = [] {

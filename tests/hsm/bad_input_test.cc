@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "crypto/algorithm.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
@@ -231,7 +232,7 @@ class BadInputTest : public ::testing::Test {
     auto hsm = Hsm::Open(tokensign::testing::GlobalToken().config());
     ASSERT_TRUE(hsm.ok()) << hsm.status();
     hsm_ = std::move(*hsm);
-    auto ec = hsm_->GenerateKey(KeyType::kEcP256, "bad-input-ec");
+    auto ec = hsm_->GenerateKey(crypto::KeyType::kEcP256, "bad-input-ec");
     ASSERT_TRUE(ec.ok()) << ec.status();
     ec_id_ = ec->id;
   }
@@ -246,7 +247,7 @@ TEST_F(BadInputTest, KeyIds) {
     EXPECT_EQ(hsm_->FindKey(bad).status().code(),
               absl::StatusCode::kInvalidArgument)
         << bad;
-    EXPECT_EQ(hsm_->Sign(bad, SignAlgorithm::kES256, "m").status().code(),
+    EXPECT_EQ(hsm_->Sign(bad, crypto::SignAlgorithm::kES256, "m").status().code(),
               absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(hsm_->PublicKey(bad).status().code(),
               absl::StatusCode::kInvalidArgument);
@@ -256,9 +257,9 @@ TEST_F(BadInputTest, KeyIds) {
             absl::StatusCode::kNotFound);
   // Signing needs the key to exist: a precondition, not a lookup (a key
   // that vanished under a signer must not read as "unknown issuer/kid").
-  EXPECT_EQ(hsm_->Sign(unknown, SignAlgorithm::kES256, "m").status().code(),
+  EXPECT_EQ(hsm_->Sign(unknown, crypto::SignAlgorithm::kES256, "m").status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(hsm_->SignDigest(unknown, SignAlgorithm::kES256, std::string(32, 0))
+  EXPECT_EQ(hsm_->SignDigest(unknown, crypto::SignAlgorithm::kES256, std::string(32, 0))
                 .status()
                 .code(),
             absl::StatusCode::kFailedPrecondition);
@@ -268,39 +269,39 @@ TEST_F(BadInputTest, KeyIds) {
 }
 
 TEST_F(BadInputTest, WrongAlgorithmForKey) {
-  for (SignAlgorithm alg : {SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
-                            SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
+  for (crypto::SignAlgorithm alg : {crypto::SignAlgorithm::kES384, crypto::SignAlgorithm::kEdDSA,
+                            crypto::SignAlgorithm::kPS256, crypto::SignAlgorithm::kRS256}) {
     auto sig = hsm_->Sign(ec_id_, alg, "m");
     EXPECT_EQ(sig.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(Msg(sig.status()),
-                HasSubstr(std::string(SignAlgorithmName(alg))));
+                HasSubstr(std::string(crypto::SignAlgorithmName(alg))));
   }
 }
 
 TEST_F(BadInputTest, Digests) {
   EXPECT_EQ(
-      hsm_->SignDigest(ec_id_, SignAlgorithm::kES256, "short").status().code(),
+      hsm_->SignDigest(ec_id_, crypto::SignAlgorithm::kES256, "short").status().code(),
       absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(hsm_->SignDigest(ec_id_, SignAlgorithm::kES256, "").status().code(),
+  EXPECT_EQ(hsm_->SignDigest(ec_id_, crypto::SignAlgorithm::kES256, "").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(hsm_->SignDigest(ec_id_, SignAlgorithm::kEdDSA, std::string(32, 0))
+  EXPECT_EQ(hsm_->SignDigest(ec_id_, crypto::SignAlgorithm::kEdDSA, std::string(32, 0))
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(
-      hsm_->SignDigest(ec_id_, SignAlgorithm::kES256, std::string(32, 0)).ok());
+      hsm_->SignDigest(ec_id_, crypto::SignAlgorithm::kES256, std::string(32, 0)).ok());
 }
 
 TEST_F(BadInputTest, GenerateKey) {
-  EXPECT_EQ(hsm_->GenerateKey(KeyType::kRsa, "r", 1024).status().code(),
+  EXPECT_EQ(hsm_->GenerateKey(crypto::KeyType::kRsa, "r", 1024).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(hsm_->GenerateKey(KeyType::kRsa, "r", 0).status().code(),
+  EXPECT_EQ(hsm_->GenerateKey(crypto::KeyType::kRsa, "r", 0).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(hsm_->GenerateKey(KeyType::kEcP256, "e", 2048).status().code(),
+  EXPECT_EQ(hsm_->GenerateKey(crypto::KeyType::kEcP256, "e", 2048).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(hsm_->GenerateKey(KeyType::kEcP256, "").status().code(),
+  EXPECT_EQ(hsm_->GenerateKey(crypto::KeyType::kEcP256, "").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(hsm_->GenerateKey(KeyType::kEcP256, std::string(200, 'l'))
+  EXPECT_EQ(hsm_->GenerateKey(crypto::KeyType::kEcP256, std::string(200, 'l'))
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
@@ -319,14 +320,14 @@ TEST_F(BadInputTest, Data) {
 }
 
 TEST(AlgorithmNamesTest, RoundTrip) {
-  for (SignAlgorithm alg :
-       {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
-        SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
-    EXPECT_EQ(ParseSignAlgorithm(SignAlgorithmName(alg)), alg);
+  for (crypto::SignAlgorithm alg :
+       {crypto::SignAlgorithm::kES256, crypto::SignAlgorithm::kES384, crypto::SignAlgorithm::kEdDSA,
+        crypto::SignAlgorithm::kPS256, crypto::SignAlgorithm::kRS256}) {
+    EXPECT_EQ(crypto::ParseSignAlgorithm(crypto::SignAlgorithmName(alg)), alg);
   }
-  EXPECT_EQ(ParseSignAlgorithm("none"), std::nullopt);
-  EXPECT_EQ(ParseSignAlgorithm("HS256"), std::nullopt);
-  EXPECT_EQ(ParseSignAlgorithm("es256"), std::nullopt);
+  EXPECT_EQ(crypto::ParseSignAlgorithm("none"), std::nullopt);
+  EXPECT_EQ(crypto::ParseSignAlgorithm("HS256"), std::nullopt);
+  EXPECT_EQ(crypto::ParseSignAlgorithm("es256"), std::nullopt);
 }
 
 }  // namespace

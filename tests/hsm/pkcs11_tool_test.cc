@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/algorithm.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
@@ -49,8 +50,8 @@ TEST(Pkcs11ToolTest, ListObjectsShowsKeysWithFlags) {
   const auto& token = tokensign::testing::GlobalToken();
   auto hsm = Hsm::Open(token.config());
   ASSERT_TRUE(hsm.ok()) << hsm.status();
-  auto ec = (*hsm)->GenerateKey(KeyType::kEcP256, "tool-ec");
-  auto rsa = (*hsm)->GenerateKey(KeyType::kRsa, "tool-rsa", 2048);
+  auto ec = (*hsm)->GenerateKey(crypto::KeyType::kEcP256, "tool-ec");
+  auto rsa = (*hsm)->GenerateKey(crypto::KeyType::kRsa, "tool-rsa", 2048);
   ASSERT_TRUE(ec.ok() && rsa.ok());
   hsm->reset();  // let the tool see a quiet token
 
@@ -74,7 +75,7 @@ TEST(Pkcs11ToolTest, ListObjectsShowsKeysWithFlags) {
     ASSERT_NE(priv, nullptr) << run->output;
     ASSERT_NE(pub, nullptr) << run->output;
     EXPECT_THAT(priv->header,
-                HasSubstr(key.type == KeyType::kRsa ? "RSA" : "EC"));
+                HasSubstr(key.type == crypto::KeyType::kRsa ? "RSA" : "EC"));
     EXPECT_EQ(priv->fields.at("label"), key.label);
     EXPECT_EQ(pub->fields.at("label"), key.label);
     const std::string& usage = priv->fields.at("Usage");

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <thread>
 
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
 #include "hsm/hsm_impl.h"
@@ -25,7 +27,7 @@ class RecoveryTest : public ::testing::Test {
     auto hsm = Hsm::Open(tokensign::testing::GlobalToken().config());
     ASSERT_TRUE(hsm.ok()) << hsm.status();
     hsm_ = std::move(*hsm);
-    auto key = hsm_->GenerateKey(KeyType::kEcP256, "recovery");
+    auto key = hsm_->GenerateKey(crypto::KeyType::kEcP256, "recovery");
     ASSERT_TRUE(key.ok()) << key.status();
     id_ = key->id;
     auto pub = hsm_->PublicKey(id_);
@@ -33,13 +35,13 @@ class RecoveryTest : public ::testing::Test {
     pub_ = std::move(*pub);
   }
   void SignAndVerify(const std::string& message) {
-    auto sig = hsm_->Sign(id_, SignAlgorithm::kES256, message);
+    auto sig = hsm_->Sign(id_, crypto::SignAlgorithm::kES256, message);
     ASSERT_TRUE(sig.ok()) << sig.status();
-    EXPECT_TRUE(VerifyJose(pub_.get(), SignAlgorithm::kES256, message, *sig));
+    EXPECT_TRUE(VerifyJose(pub_.get(), crypto::SignAlgorithm::kES256, message, *sig));
   }
   std::unique_ptr<Hsm> hsm_;
   std::string id_;
-  UniquePkey pub_;
+  crypto::UniquePkey pub_;
 };
 
 TEST_F(RecoveryTest, EightThreadsAllVerify) {
@@ -51,7 +53,7 @@ TEST_F(RecoveryTest, EightThreadsAllVerify) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         auto sig =
-            hsm_->Sign(id_, SignAlgorithm::kES256,
+            hsm_->Sign(id_, crypto::SignAlgorithm::kES256,
                        "msg-" + std::to_string(t) + "-" + std::to_string(i));
         if (!sig.ok()) {
           failures.fetch_add(1);
@@ -67,7 +69,7 @@ TEST_F(RecoveryTest, EightThreadsAllVerify) {
     ASSERT_EQ(sigs[t].size(), static_cast<size_t>(kPerThread));
     for (int i = 0; i < kPerThread; ++i) {
       ASSERT_TRUE(VerifyJose(
-          pub_.get(), SignAlgorithm::kES256,
+          pub_.get(), crypto::SignAlgorithm::kES256,
           "msg-" + std::to_string(t) + "-" + std::to_string(i), sigs[t][i]))
           << t << "/" << i;
     }
@@ -151,9 +153,9 @@ TEST_F(RecoveryTest, SignsInForkedChild) {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    auto sig = hsm_->Sign(id_, SignAlgorithm::kES256, "child");
+    auto sig = hsm_->Sign(id_, crypto::SignAlgorithm::kES256, "child");
     bool ok = sig.ok() &&
-              VerifyJose(pub_.get(), SignAlgorithm::kES256, "child", *sig);
+              VerifyJose(pub_.get(), crypto::SignAlgorithm::kES256, "child", *sig);
     _exit(ok ? 0 : 1);
   }
   int status = 0;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "crypto/algorithm.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hsm/pkcs11_call.h"
@@ -37,13 +38,13 @@ class SignOnceTest : public ::testing::Test {
     g_init_rv = CKR_OK;
     g_sign_rv = CKR_OK;
     key_.private_key = 7;
-    key_.type = KeyType::kEcP256;
+    key_.type = crypto::KeyType::kEcP256;
     key_.bits = 256;
     key_.signature_size = 64;
     Mechanisms mechs;
     mechs.ecdsa = true;
     ASSERT_TRUE(
-        PrepareMessage(mechs, key_, SignAlgorithm::kES256, "m", input_).ok());
+        PrepareMessage(mechs, key_, crypto::SignAlgorithm::kES256, "m", input_).ok());
   }
   absl::Status Sign() {
     return SignOnce(P11(&functions_), 1, key_, input_).status();

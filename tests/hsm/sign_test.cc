@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "crypto/algorithm.h"
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
 #include "hsm/hsm_impl.h"
@@ -27,7 +28,7 @@ class SignTest : public ::testing::Test {
 };
 
 struct AlgCase {
-  SignAlgorithm alg;
+  crypto::SignAlgorithm alg;
   int rsa_bits;
   size_t sig_size;
 };
@@ -37,11 +38,11 @@ class AlgorithmTest : public SignTest,
 
 TEST_P(AlgorithmTest, GenerateSignVerify) {
   const AlgCase& c = GetParam();
-  auto key = hsm_->GenerateKey(KeyTypeFor(c.alg), "alg-test", c.rsa_bits);
+  auto key = hsm_->GenerateKey(crypto::KeyTypeFor(c.alg), "alg-test", c.rsa_bits);
   ASSERT_TRUE(key.ok()) << key.status();
   EXPECT_EQ(key->id.size(), 32u);
   EXPECT_EQ(key->label, "alg-test");
-  EXPECT_EQ(key->type, KeyTypeFor(c.alg));
+  EXPECT_EQ(key->type, crypto::KeyTypeFor(c.alg));
   auto pub = hsm_->PublicKey(key->id);
   ASSERT_TRUE(pub.ok()) << pub.status();
   for (std::string message :
@@ -52,10 +53,10 @@ TEST_P(AlgorithmTest, GenerateSignVerify) {
     EXPECT_TRUE(VerifyJose(pub->get(), c.alg, message, *sig));
     EXPECT_FALSE(VerifyJose(pub->get(), c.alg, message + "!", *sig));
   }
-  if (c.alg != SignAlgorithm::kEdDSA) {
+  if (c.alg != crypto::SignAlgorithm::kEdDSA) {
     std::string message = "digest me";
-    std::string digest(c.alg == SignAlgorithm::kES384 ? 48 : 32, '\0');
-    if (c.alg == SignAlgorithm::kES384) {
+    std::string digest(c.alg == crypto::SignAlgorithm::kES384 ? 48 : 32, '\0');
+    if (c.alg == crypto::SignAlgorithm::kES384) {
       SHA384(reinterpret_cast<const unsigned char*>(message.data()),
              message.size(), reinterpret_cast<unsigned char*>(digest.data()));
     } else {
@@ -72,39 +73,39 @@ TEST_P(AlgorithmTest, GenerateSignVerify) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, AlgorithmTest,
-    ::testing::Values(AlgCase{SignAlgorithm::kES256, 0, 64},
-                      AlgCase{SignAlgorithm::kES384, 0, 96},
-                      AlgCase{SignAlgorithm::kEdDSA, 0, 64},
-                      AlgCase{SignAlgorithm::kPS256, 2048, 256},
-                      AlgCase{SignAlgorithm::kRS256, 2048, 256}),
+    ::testing::Values(AlgCase{crypto::SignAlgorithm::kES256, 0, 64},
+                      AlgCase{crypto::SignAlgorithm::kES384, 0, 96},
+                      AlgCase{crypto::SignAlgorithm::kEdDSA, 0, 64},
+                      AlgCase{crypto::SignAlgorithm::kPS256, 2048, 256},
+                      AlgCase{crypto::SignAlgorithm::kRS256, 2048, 256}),
     [](const auto& info) {
-      return std::string(SignAlgorithmName(info.param.alg));
+      return std::string(crypto::SignAlgorithmName(info.param.alg));
     });
 
 class RsaSizeTest : public SignTest,
                     public ::testing::WithParamInterface<int> {};
 
 TEST_P(RsaSizeTest, GenerateAndSign) {
-  auto key = hsm_->GenerateKey(KeyType::kRsa, "rsa-size", GetParam());
+  auto key = hsm_->GenerateKey(crypto::KeyType::kRsa, "rsa-size", GetParam());
   ASSERT_TRUE(key.ok()) << key.status();
   EXPECT_EQ(key->bits, GetParam());
   auto pub = hsm_->PublicKey(key->id);
   ASSERT_TRUE(pub.ok()) << pub.status();
   EXPECT_EQ(EVP_PKEY_get_bits(pub->get()), GetParam());
-  auto sig = hsm_->Sign(key->id, SignAlgorithm::kPS256, "m");
+  auto sig = hsm_->Sign(key->id, crypto::SignAlgorithm::kPS256, "m");
   ASSERT_TRUE(sig.ok()) << sig.status();
   EXPECT_EQ(sig->size(), static_cast<size_t>(GetParam() / 8));
-  EXPECT_TRUE(VerifyJose(pub->get(), SignAlgorithm::kPS256, "m", *sig));
+  EXPECT_TRUE(VerifyJose(pub->get(), crypto::SignAlgorithm::kPS256, "m", *sig));
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, RsaSizeTest, ::testing::Values(3072, 4096));
 
 TEST_F(SignTest, AttributesReadBack) {
-  for (KeyType type : {KeyType::kEcP256, KeyType::kEcP384, KeyType::kEd25519,
-                        KeyType::kRsa}) {
-    SCOPED_TRACE(std::string(KeyTypeName(type)));
+  for (crypto::KeyType type : {crypto::KeyType::kEcP256, crypto::KeyType::kEcP384, crypto::KeyType::kEd25519,
+                        crypto::KeyType::kRsa}) {
+    SCOPED_TRACE(std::string(crypto::KeyTypeName(type)));
     auto key =
-        hsm_->GenerateKey(type, "attrs", type == KeyType::kRsa ? 2048 : 0);
+        hsm_->GenerateKey(type, "attrs", type == crypto::KeyType::kRsa ? 2048 : 0);
     ASSERT_TRUE(key.ok()) << key.status();
     HsmImpl& impl = hsm_->impl();
     auto handles = impl.Handles(key->id);
@@ -160,20 +161,20 @@ TEST_F(SignTest, AttributesReadBack) {
     }
     auto value =
         GetAttribute(p11, lease->session(), handles->private_key,
-                     type == KeyType::kRsa ? CKA_PRIVATE_EXPONENT : CKA_VALUE);
+                     type == crypto::KeyType::kRsa ? CKA_PRIVATE_EXPONENT : CKA_VALUE);
     EXPECT_FALSE(value.ok()) << "private value readable";
   }
 }
 
 TEST_F(SignTest, FindListDestroy) {
-  auto a = hsm_->GenerateKey(KeyType::kEcP256, "list-a");
-  auto b = hsm_->GenerateKey(KeyType::kEd25519, "list-b");
+  auto a = hsm_->GenerateKey(crypto::KeyType::kEcP256, "list-a");
+  auto b = hsm_->GenerateKey(crypto::KeyType::kEd25519, "list-b");
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_NE(a->id, b->id);
   auto found = hsm_->FindKey(b->id);
   ASSERT_TRUE(found.ok()) << found.status();
   EXPECT_EQ(found->label, "list-b");
-  EXPECT_EQ(found->type, KeyType::kEd25519);
+  EXPECT_EQ(found->type, crypto::KeyType::kEd25519);
   auto list = hsm_->ListKeys();
   ASSERT_TRUE(list.ok()) << list.status();
   int seen = 0;
@@ -186,18 +187,18 @@ TEST_F(SignTest, FindListDestroy) {
     if (info.id == b->id) ++seen;
   }
   EXPECT_EQ(seen, 2);
-  ASSERT_TRUE(hsm_->Sign(a->id, SignAlgorithm::kES256, "x").ok());  // cache it
+  ASSERT_TRUE(hsm_->Sign(a->id, crypto::SignAlgorithm::kES256, "x").ok());  // cache it
   ASSERT_TRUE(hsm_->DestroyKey(a->id).ok());
   EXPECT_EQ(hsm_->FindKey(a->id).status().code(), absl::StatusCode::kNotFound);
   // A key that disappears under a caller is a precondition failure (the
   // caller's keyset names it), not a lookup miss.
-  EXPECT_EQ(hsm_->Sign(a->id, SignAlgorithm::kES256, "x").status().code(),
+  EXPECT_EQ(hsm_->Sign(a->id, crypto::SignAlgorithm::kES256, "x").status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(hsm_->DestroyKey(a->id).code(), absl::StatusCode::kNotFound);
   // Upper-case ids name the same key.
   std::string upper = b->id;
   for (char& ch : upper) ch = static_cast<char>(toupper(ch));
-  EXPECT_TRUE(hsm_->Sign(upper, SignAlgorithm::kEdDSA, "x").ok());
+  EXPECT_TRUE(hsm_->Sign(upper, crypto::SignAlgorithm::kEdDSA, "x").ok());
 }
 
 TEST_F(SignTest, DataRoundTrip) {

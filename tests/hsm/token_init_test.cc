@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "crypto/algorithm.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
@@ -26,7 +27,7 @@ TEST(TokenInitTest, InitializedTokenOpensWithItsUserPin) {
   config.pin_env = "TOKEN_INIT_TEST_PIN";
   auto hsm = Hsm::Open(config);
   ASSERT_TRUE(hsm.ok()) << hsm.status();
-  auto key = (*hsm)->GenerateKey(KeyType::kEcP256, "k1");
+  auto key = (*hsm)->GenerateKey(crypto::KeyType::kEcP256, "k1");
   ASSERT_TRUE(key.ok()) << key.status();
 
   // A second initialization with the same label is refused, not a second token.

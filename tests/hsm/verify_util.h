@@ -10,16 +10,16 @@
 #include <string>
 #include <string_view>
 
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 
 namespace tokensign::hsm::testing {
 
 // ES*: raw r||s -> DER; EdDSA: pure Ed25519; RS256: PKCS#1 v1.5; PS256: PSS
 // salt 32. digest_only: `data` is the digest (not for EdDSA).
-inline bool VerifyJose(EVP_PKEY* pkey, SignAlgorithm alg, std::string_view data,
+inline bool VerifyJose(EVP_PKEY* pkey, crypto::SignAlgorithm alg, std::string_view data,
                        std::string_view sig, bool digest_only = false) {
   std::string der_sig(sig);
-  if (alg == SignAlgorithm::kES256 || alg == SignAlgorithm::kES384) {
+  if (alg == crypto::SignAlgorithm::kES256 || alg == crypto::SignAlgorithm::kES384) {
     size_t half = sig.size() / 2;
     ECDSA_SIG* ecdsa = ECDSA_SIG_new();
     BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(sig.data()),
@@ -34,8 +34,8 @@ inline bool VerifyJose(EVP_PKEY* pkey, SignAlgorithm alg, std::string_view data,
     OPENSSL_free(der);
     ECDSA_SIG_free(ecdsa);
   }
-  const EVP_MD* md = alg == SignAlgorithm::kES384   ? EVP_sha384()
-                     : alg == SignAlgorithm::kEdDSA ? nullptr
+  const EVP_MD* md = alg == crypto::SignAlgorithm::kES384   ? EVP_sha384()
+                     : alg == crypto::SignAlgorithm::kEdDSA ? nullptr
                                                     : EVP_sha256();
   const auto* sig_bytes =
       reinterpret_cast<const unsigned char*>(der_sig.data());
@@ -45,10 +45,10 @@ inline bool VerifyJose(EVP_PKEY* pkey, SignAlgorithm alg, std::string_view data,
     EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(pkey, nullptr);
     ok = EVP_PKEY_verify_init(ctx) == 1 &&
          EVP_PKEY_CTX_set_signature_md(ctx, md) == 1;
-    if (ok && alg == SignAlgorithm::kPS256) {
+    if (ok && alg == crypto::SignAlgorithm::kPS256) {
       ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) == 1 &&
            EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, 32) == 1;
-    } else if (ok && alg == SignAlgorithm::kRS256) {
+    } else if (ok && alg == crypto::SignAlgorithm::kRS256) {
       ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1;
     }
     ok = ok && EVP_PKEY_verify(ctx, sig_bytes, der_sig.size(), bytes,
@@ -59,11 +59,11 @@ inline bool VerifyJose(EVP_PKEY* pkey, SignAlgorithm alg, std::string_view data,
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   EVP_PKEY_CTX* pctx = nullptr;
   ok = EVP_DigestVerifyInit(ctx, &pctx, md, nullptr, pkey) == 1;
-  if (ok && alg == SignAlgorithm::kPS256) {
+  if (ok && alg == crypto::SignAlgorithm::kPS256) {
     ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
          EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1 &&
          EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) == 1;
-  } else if (ok && alg == SignAlgorithm::kRS256) {
+  } else if (ok && alg == crypto::SignAlgorithm::kRS256) {
     ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1;
   }
   ok = ok && EVP_DigestVerify(ctx, sig_bytes, der_sig.size(), bytes,

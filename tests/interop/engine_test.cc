@@ -13,10 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
-#include "tests/support/softhsm_token.h"
 #include "tests/interop/verify_sha256.h"
+#include "tests/support/softhsm_token.h"
 
 #ifndef TOKENSIGN_PKCS11_ENGINE
 #define TOKENSIGN_PKCS11_ENGINE "/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so"
@@ -72,8 +74,8 @@ class EngineInteropTest : public ::testing::Test {
   void TearDown() override { unsetenv("OPENSSL_CONF"); }
 
   // Generates a key with tokensign and writes its public PEM; returns the URI.
-  std::string MakeKey(KeyType type, const std::string& label, int bits,
-                      UniquePkey& pub) {
+  std::string MakeKey(crypto::KeyType type, const std::string& label, int bits,
+                      crypto::UniquePkey& pub) {
     auto info = hsm_->GenerateKey(type, label, bits);
     EXPECT_TRUE(info.ok()) << info.status();
     if (!info.ok()) return "";
@@ -95,8 +97,8 @@ class EngineInteropTest : public ::testing::Test {
 
 
 TEST_F(EngineInteropTest, PkeyutlSignsADigestWithOurEcKey) {
-  UniquePkey pub;
-  std::string uri = MakeKey(KeyType::kEcP256, "engine-ec", 0, pub);
+  crypto::UniquePkey pub;
+  std::string uri = MakeKey(crypto::KeyType::kEcP256, "engine-ec", 0, pub);
   ASSERT_FALSE(uri.empty());
   const std::string message = "signed by the pkcs11 engine";
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -125,8 +127,8 @@ TEST_F(EngineInteropTest, PkeyutlSignsADigestWithOurEcKey) {
 }
 
 TEST_F(EngineInteropTest, DgstSignsWithOurRsaKey) {
-  UniquePkey pub;
-  std::string uri = MakeKey(KeyType::kRsa, "engine-rsa", 2048, pub);
+  crypto::UniquePkey pub;
+  std::string uri = MakeKey(crypto::KeyType::kRsa, "engine-rsa", 2048, pub);
   ASSERT_FALSE(uri.empty());
   const std::string message = "rsa via openssl dgst -engine pkcs11";
   WriteFile(dir_ + "/msg.txt", message);
@@ -155,8 +157,8 @@ TEST_F(EngineInteropTest, DgstSignsWithOurRsaKey) {
 }
 
 TEST_F(EngineInteropTest, WrongIdIsRefused) {
-  UniquePkey pub;
-  ASSERT_FALSE(MakeKey(KeyType::kEcP256, "engine-ec2", 0, pub).empty());
+  crypto::UniquePkey pub;
+  ASSERT_FALSE(MakeKey(crypto::KeyType::kEcP256, "engine-ec2", 0, pub).empty());
   const auto& token = GlobalToken();
   std::string uri = "pkcs11:token=" + token.label() +
                     ";id=" + PercentHex(std::string(32, 'f')) +

@@ -12,17 +12,19 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
-#include "tests/support/softhsm_token.h"
 #include "tests/interop/verify_sha256.h"
+#include "tests/support/softhsm_token.h"
 
 namespace tokensign::hsm {
 namespace {
 
 struct MadeKey {
   KeyInfo info;
-  UniquePkey pub;
+  crypto::UniquePkey pub;
 };
 
 // EVP_DigestSign / EVP_DigestVerify with SHA-256 (ECDSA DER, RSA PKCS#1 v1.5).
@@ -53,8 +55,8 @@ class Libp11InteropTest : public ::testing::Test {
     auto hsm = Hsm::Open(token.config());
     ASSERT_TRUE(hsm.ok()) << hsm.status();
     for (auto [type, label, bits] :
-         {std::tuple{KeyType::kEcP256, "interop-ec", 0},
-          std::tuple{KeyType::kRsa, "interop-rsa", 2048}}) {
+         {std::tuple{crypto::KeyType::kEcP256, "interop-ec", 0},
+          std::tuple{crypto::KeyType::kRsa, "interop-rsa", 2048}}) {
       auto info = (*hsm)->GenerateKey(type, label, bits);
       ASSERT_TRUE(info.ok()) << info.status();
       auto pub = (*hsm)->PublicKey(info->id);

@@ -8,12 +8,12 @@
 
 #include <string>
 
-#include "hsm/openssl_util.h"
+#include "crypto/ssl_ptr.h"
 
 namespace tokensign::testing {
 
 inline bool VerifySha256(EVP_PKEY* pub, const std::string& message, const std::string& sig) {
-  hsm::UniqueMdCtx ctx(EVP_MD_CTX_new());
+  crypto::UniqueMdCtx ctx(EVP_MD_CTX_new());
   return ctx != nullptr &&
          EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pub) == 1 &&
          EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "crypto/algorithm.h"
 #include "hsm/hsm.h"
 #include "hsm/provider/pkcs11_uri.h"
 #include "tests/support/softhsm_token.h"
@@ -26,10 +27,10 @@ class ProviderCliTest : public ::testing::Test {
     auto hsm = Hsm::Open(GlobalToken().config());
     ASSERT_TRUE(hsm.ok()) << hsm.status();
     hsm_ = std::move(*hsm).release();
-    auto ec = hsm_->GenerateKey(KeyType::kEcP256, "cli-ec");
+    auto ec = hsm_->GenerateKey(crypto::KeyType::kEcP256, "cli-ec");
     ASSERT_TRUE(ec.ok()) << ec.status();
     ec_id_ = ec->id;
-    auto rsa = hsm_->GenerateKey(KeyType::kRsa, "cli-rsa", 2048);
+    auto rsa = hsm_->GenerateKey(crypto::KeyType::kRsa, "cli-rsa", 2048);
     ASSERT_TRUE(rsa.ok()) << rsa.status();
     rsa_id_ = rsa->id;
     dir_ = new std::string(GlobalToken().dir() + "/cli");

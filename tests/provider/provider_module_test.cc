@@ -17,8 +17,9 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "hsm/hsm.h"
-#include "hsm/openssl_util.h"
 #include "hsm/provider/pkcs11_uri.h"
 #include "tests/support/softhsm_token.h"
 
@@ -72,13 +73,13 @@ class ModuleContext {
   bool loaded() const { return tokensign_ != nullptr && default_ != nullptr; }
 
   // The private key the URI names, or the provider's error text.
-  absl::StatusOr<UniquePkey> Load(const std::string& uri) {
+  absl::StatusOr<crypto::UniquePkey> Load(const std::string& uri) {
     ERR_clear_error();
     OSSL_STORE_CTX* store =
         OSSL_STORE_open_ex(uri.c_str(), libctx_, nullptr, nullptr, nullptr, nullptr,
                            nullptr, nullptr);
     if (store == nullptr) return absl::InternalError("OSSL_STORE_open_ex: " + DrainErrors());
-    UniquePkey pkey;
+    crypto::UniquePkey pkey;
     while (pkey == nullptr && !OSSL_STORE_eof(store)) {
       OSSL_STORE_INFO* info = OSSL_STORE_load(store);
       if (info == nullptr) break;
@@ -94,7 +95,7 @@ class ModuleContext {
 
   // Signs with `pkey` in the HSM (ECDSA P-256, SHA-256): true on success.
   bool Signs(EVP_PKEY* pkey) {
-    UniqueMdCtx md(EVP_MD_CTX_new());
+    crypto::UniqueMdCtx md(EVP_MD_CTX_new());
     size_t len = 0;
     const unsigned char msg[] = "m";
     return EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", libctx_, nullptr, pkey,
@@ -114,7 +115,7 @@ class ProviderModuleTest : public ::testing::Test {
     // Make a key, then close the Hsm again: the token is not logged in afterwards.
     auto hsm = Hsm::Open(GlobalToken().config());
     ASSERT_TRUE(hsm.ok()) << hsm.status();
-    auto key = (*hsm)->GenerateKey(KeyType::kEcP256, "module-ec");
+    auto key = (*hsm)->GenerateKey(crypto::KeyType::kEcP256, "module-ec");
     ASSERT_TRUE(key.ok()) << key.status();
     setenv(kWrongPinEnv, ("wrong-" + GlobalToken().pin()).c_str(), 1);
   }

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "hsm/hsm.h"
 #include "hsm/provider/provider_keys.h"
 #include "signer/token/jws.h"
@@ -43,7 +45,7 @@ enum class Pad { kNone, kPkcs1, kPss };
 // The token layer's call pattern, verbatim.
 absl::StatusOr<std::string> SignLikeTokenLayer(EVP_PKEY* pkey, const char* mdname, Pad pad,
                                                std::string_view msg) {
-  UniqueMdCtx mdctx(EVP_MD_CTX_new());
+  crypto::UniqueMdCtx mdctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
   if (EVP_DigestSignInit_ex(mdctx.get(), &pctx, mdname, nullptr, nullptr, pkey, nullptr) !=
       1) {
@@ -76,7 +78,7 @@ absl::StatusOr<std::string> SignLikeTokenLayer(EVP_PKEY* pkey, const char* mdnam
 
 bool Verify(EVP_PKEY* pub, const char* mdname, Pad pad, std::string_view msg,
             std::string_view sig) {
-  UniqueMdCtx mdctx(EVP_MD_CTX_new());
+  crypto::UniqueMdCtx mdctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
   if (EVP_DigestVerifyInit_ex(mdctx.get(), &pctx, mdname, nullptr, "provider=default", pub,
                               nullptr) != 1) {
@@ -94,12 +96,12 @@ bool Verify(EVP_PKEY* pub, const char* mdname, Pad pad, std::string_view msg,
 }
 
 // The provider key's public half, round-tripped through DER SubjectPublicKeyInfo.
-UniquePkey ExportedPublic(EVP_PKEY* pkey) {
+crypto::UniquePkey ExportedPublic(EVP_PKEY* pkey) {
   unsigned char* der = nullptr;
   int len = i2d_PUBKEY(pkey, &der);
   if (len <= 0) return nullptr;
   const unsigned char* p = der;
-  UniquePkey pub(d2i_PUBKEY(nullptr, &p, len));
+  crypto::UniquePkey pub(d2i_PUBKEY(nullptr, &p, len));
   OPENSSL_free(der);
   return pub;
 }
@@ -113,15 +115,15 @@ class ProviderSignTest : public ::testing::Test {
     auto provider = HsmKeyProvider::Create(hsm_);
     ASSERT_TRUE(provider.ok()) << provider.status();
     provider_ = std::move(*provider).release();
-    auto gen = [](KeyType t, const char* label, int bits, std::string* id) {
+    auto gen = [](crypto::KeyType t, const char* label, int bits, std::string* id) {
       auto k = hsm_->GenerateKey(t, label, bits);
       ASSERT_TRUE(k.ok()) << k.status();
       *id = k->id;
     };
-    gen(KeyType::kEcP256, "p256", 0, &p256_);
-    gen(KeyType::kEcP384, "p384", 0, &p384_);
-    gen(KeyType::kEd25519, "ed", 0, &ed_);
-    gen(KeyType::kRsa, "rsa", 2048, &rsa_);
+    gen(crypto::KeyType::kEcP256, "p256", 0, &p256_);
+    gen(crypto::KeyType::kEcP384, "p384", 0, &p384_);
+    gen(crypto::KeyType::kEd25519, "ed", 0, &ed_);
+    gen(crypto::KeyType::kRsa, "rsa", 2048, &rsa_);
   }
   static void TearDownTestSuite() {
     delete provider_;
@@ -134,7 +136,7 @@ class ProviderSignTest : public ::testing::Test {
     EXPECT_TRUE(k.ok()) << k.status();
     return k.ok() ? *k : nullptr;
   }
-  UniquePkey Pub(const std::string& id) {
+  crypto::UniquePkey Pub(const std::string& id) {
     auto p = hsm_->PublicKey(id);
     EXPECT_TRUE(p.ok()) << p.status();
     return p.ok() ? std::move(*p) : nullptr;
@@ -146,9 +148,9 @@ class ProviderSignTest : public ::testing::Test {
     const std::string msg = "header.payload-" + id;
     auto sig = SignLikeTokenLayer(key.get(), md, pad, msg);
     ASSERT_TRUE(sig.ok()) << sig.status();
-    UniquePkey pub = Pub(id);
+    crypto::UniquePkey pub = Pub(id);
     EXPECT_TRUE(Verify(pub.get(), md, pad, msg, *sig)) << DrainErrors();
-    UniquePkey exported = ExportedPublic(key.get());
+    crypto::UniquePkey exported = ExportedPublic(key.get());
     ASSERT_NE(exported, nullptr) << DrainErrors();
     EXPECT_TRUE(Verify(exported.get(), md, pad, msg, *sig)) << DrainErrors();
     EXPECT_FALSE(Verify(pub.get(), md, pad, msg + "x", *sig));
@@ -183,8 +185,8 @@ TEST_F(ProviderSignTest, PS256SignsAndVerifies) { SignAndVerify(rsa_, "SHA256", 
 // HSM key (and verify contexts on its public key) and reuses them across
 // threads; every signature must verify under OpenSSL's one-shot path too.
 TEST_F(ProviderSignTest, KeyOpsReuseContextsOnHsmKeysAcrossThreads) {
-  for (auto [id, alg] : {std::pair{p256_, SignAlgorithm::kES256},
-                         std::pair{p384_, SignAlgorithm::kES384}}) {
+  for (auto [id, alg] : {std::pair{p256_, crypto::SignAlgorithm::kES256},
+                         std::pair{p384_, crypto::SignAlgorithm::kES384}}) {
     std::shared_ptr<EVP_PKEY> pub(Pub(id).release(), EVP_PKEY_free);
     auto ops = token::KeyOps::Create(Key(id), pub, alg);
     ASSERT_TRUE(ops.ok()) << ops.status();
@@ -205,7 +207,7 @@ TEST_F(ProviderSignTest, KeyOpsReuseContextsOnHsmKeysAcrossThreads) {
       });
     }
     for (auto& th : threads) th.join();
-    EXPECT_EQ(bad.load(), 0) << SignAlgorithmName(alg);
+    EXPECT_EQ(bad.load(), 0) << crypto::SignAlgorithmName(alg);
     EXPECT_EQ(good.load(), 100);
   }
 }
@@ -218,7 +220,7 @@ TEST_F(ProviderSignTest, PublicParametersMatchTheHsmPublicKey) {
   } cases[] = {{p256_, 256, 72}, {p384_, 384, 104}, {ed_, 253, 64}, {rsa_, 2048, 256}};
   for (const Case& c : cases) {
     auto key = Key(c.id);
-    UniquePkey pub = Pub(c.id);
+    crypto::UniquePkey pub = Pub(c.id);
     ASSERT_NE(key, nullptr);
     EXPECT_EQ(EVP_PKEY_get_bits(key.get()), EVP_PKEY_get_bits(pub.get())) << c.id;
     if (c.id != ed_) {
@@ -226,7 +228,7 @@ TEST_F(ProviderSignTest, PublicParametersMatchTheHsmPublicKey) {
     }
     EXPECT_EQ(EVP_PKEY_get_size(key.get()), c.max_size) << c.id;
     EXPECT_EQ(EVP_PKEY_get_security_bits(key.get()), EVP_PKEY_get_security_bits(pub.get()));
-    UniquePkey exported = ExportedPublic(key.get());
+    crypto::UniquePkey exported = ExportedPublic(key.get());
     ASSERT_NE(exported, nullptr) << DrainErrors();
     EXPECT_EQ(EVP_PKEY_eq(exported.get(), pub.get()), 1) << c.id;
     BIO* bio = BIO_new(BIO_s_mem());
@@ -236,7 +238,7 @@ TEST_F(ProviderSignTest, PublicParametersMatchTheHsmPublicKey) {
   // Encoded public key (EC point) / raw Ed25519 key / RSA modulus as JWK code reads them.
   for (const std::string& id : {p256_, p384_}) {
     auto key = Key(id);
-    UniquePkey pub = Pub(id);
+    crypto::UniquePkey pub = Pub(id);
     unsigned char* a = nullptr;
     unsigned char* b = nullptr;
     size_t la = EVP_PKEY_get1_encoded_public_key(key.get(), &a);
@@ -302,7 +304,7 @@ TEST_F(ProviderSignTest, WrongTypeAndPssParamsAreRefused) {
   auto ec = SignLikeTokenLayer(Key(p256_).get(), "SHA256", Pad::kPss, "m");
   EXPECT_FALSE(ec.ok());
   // PSS with a salt length other than the digest length.
-  UniqueMdCtx mdctx(EVP_MD_CTX_new());
+  crypto::UniqueMdCtx mdctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
   ASSERT_EQ(EVP_DigestSignInit_ex(mdctx.get(), &pctx, "SHA256", nullptr, nullptr,
                                   Key(rsa_).get(), nullptr),
@@ -321,7 +323,7 @@ TEST_F(ProviderSignTest, PlainSignOnADigest) {
   unsigned char dgst[32];
   unsigned int dlen = 0;
   ASSERT_EQ(EVP_Digest("data", 4, dgst, &dlen, EVP_sha256(), nullptr), 1);
-  UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
+  crypto::UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key.get(), nullptr));
   ASSERT_EQ(EVP_PKEY_sign_init(ctx.get()), 1) << DrainErrors();
   size_t len = 0;
   ASSERT_EQ(EVP_PKEY_sign(ctx.get(), nullptr, &len, dgst, dlen), 1);
@@ -331,8 +333,8 @@ TEST_F(ProviderSignTest, PlainSignOnADigest) {
             1)
       << DrainErrors();
   sig.resize(len);
-  UniquePkey pub = Pub(p256_);
-  UniquePkeyCtx vctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pub.get(), nullptr));
+  crypto::UniquePkey pub = Pub(p256_);
+  crypto::UniquePkeyCtx vctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pub.get(), nullptr));
   ASSERT_EQ(EVP_PKEY_verify_init(vctx.get()), 1);
   EXPECT_EQ(EVP_PKEY_verify(vctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
                             sig.size(), dgst, dlen),
@@ -341,7 +343,7 @@ TEST_F(ProviderSignTest, PlainSignOnADigest) {
 
 TEST_F(ProviderSignTest, EightThreadsSignWithOneKey) {
   auto key = Key(p256_);
-  UniquePkey pub = Pub(p256_);
+  crypto::UniquePkey pub = Pub(p256_);
   std::atomic<int> good{0}, bad{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {

@@ -1,5 +1,6 @@
 // Unit tests for the tokensignd TOML config: defaults, full parse, and errors
 // naming keys.
+#include "crypto/algorithm.h"
 #include "signer/service/config.h"
 
 #include <gtest/gtest.h>
@@ -39,7 +40,7 @@ TEST(ConfigTest, MinimalGetsDefaults) {
   EXPECT_EQ(cfg->audit.durability, audit::Durability::kFsync);
   ASSERT_EQ(cfg->issuers.count("dev"), 1u);
   const IssuerConfig& dev = cfg->issuers.at("dev");
-  EXPECT_EQ(dev.algorithm, hsm::SignAlgorithm::kES256);
+  EXPECT_EQ(dev.algorithm, crypto::SignAlgorithm::kES256);
   EXPECT_EQ(dev.policy.iss, "https://issuer.example");
   EXPECT_EQ(dev.policy.max_chain_depth, 4);
   EXPECT_TRUE(dev.policy.verify_before_release);
@@ -100,7 +101,7 @@ clients = ["app"]
   ASSERT_EQ(cfg->callers.size(), 2u);
   EXPECT_EQ(cfg->callers[1].roles.size(), 2u);
   const IssuerConfig& corp = cfg->issuers.at("corp");
-  EXPECT_EQ(corp.algorithm, hsm::SignAlgorithm::kEdDSA);
+  EXPECT_EQ(corp.algorithm, crypto::SignAlgorithm::kEdDSA);
   ASSERT_EQ(corp.policy.allowed_kinds.size(), 1u);
   EXPECT_EQ(corp.policy.allowed_kinds[0], token::TokenKind::kTransactionToken);
   EXPECT_EQ(corp.policy.default_ttl_access, 50);
@@ -118,7 +119,7 @@ TEST(ConfigTest, AuditCheckpointSettings) {
   EXPECT_EQ(cfg->audit.instance, "");  // the host name at start
   EXPECT_EQ(cfg->audit.checkpoint_every_records, 1000);
   EXPECT_EQ(cfg->audit.checkpoint_every_seconds, 10);
-  EXPECT_EQ(cfg->audit.checkpoint_alg, hsm::SignAlgorithm::kES256);
+  EXPECT_EQ(cfg->audit.checkpoint_alg, crypto::SignAlgorithm::kES256);
   cfg = ParseConfig(std::string(kMinimal) +
                     "[audit]\ninstance = \"replica-a.eu\"\n"
                     "checkpoint_every_records = 50\n"
@@ -127,7 +128,7 @@ TEST(ConfigTest, AuditCheckpointSettings) {
   EXPECT_EQ(cfg->audit.instance, "replica-a.eu");
   EXPECT_EQ(cfg->audit.checkpoint_every_records, 50);
   EXPECT_EQ(cfg->audit.checkpoint_every_seconds, 2);
-  EXPECT_EQ(cfg->audit.checkpoint_alg, hsm::SignAlgorithm::kEdDSA);
+  EXPECT_EQ(cfg->audit.checkpoint_alg, crypto::SignAlgorithm::kEdDSA);
   EXPECT_EQ(Err(std::string(kMinimal) + "[audit]\ninstance = \"a:b\"\n"),
             "audit.instance: must be at most 128 characters of "
             "[A-Za-z0-9._-] (empty = the host name)");

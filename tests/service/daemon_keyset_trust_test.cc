@@ -13,7 +13,8 @@
 #include <thread>
 
 #include "absl/strings/escaping.h"
-#include "hsm/openssl_util.h"
+#include "crypto/spki.h"
+#include "crypto/ssl_ptr.h"
 #include "nlohmann/json.hpp"
 #include "signer/token/jwk.h"
 #include "tests/service/daemon_harness.h"
@@ -96,11 +97,11 @@ TEST(DaemonKeysetTrustTest, KeyAndRecordPlantedWithoutThePinAreIgnoredAndAudited
   ASSERT_EQ(setenv("SOFTHSM2_CONF", conf.c_str(), 1), 0);
   auto planter = Planter::Open(TOKENSIGN_SOFTHSM_MODULE, "tokensign-dev");
   ASSERT_TRUE(planter.ok()) << planter.status();
-  hsm::UniquePkey evil(EVP_EC_gen("P-256"));
+  crypto::UniquePkey evil(EVP_EC_gen("P-256"));
   std::string id(16, '\0');
   RAND_bytes(reinterpret_cast<unsigned char*>(id.data()), 16);
   const std::string evil_kid = *token::JwkThumbprint(evil.get());
-  const std::string spki = *hsm::SpkiDer(evil.get());
+  const std::string spki = *crypto::SpkiDer(evil.get());
   ASSERT_TRUE((*planter)->PlantEcKey(id, "tokensign:dev:1", evil.get()).ok());
   nlohmann::json record = {
       {"issuer", "dev"},

@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 
+#include "crypto/algorithm.h"
 #include "hsm/hsm.h"
 #include "hsm/hsm_impl.h"
 #include "hsm/provider/provider_keys.h"
@@ -29,7 +30,7 @@ TEST_F(KeysetManagerTest, EmptyKeysetHasNoActiveKeyAndEmptyJwks) {
   EXPECT_TRUE(JwksKids().empty());
   EXPECT_EQ(keys_->ActiveKey("not-loaded").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(keys_->CreateKey("not-loaded", hsm::SignAlgorithm::kES256)
+  EXPECT_EQ(keys_->CreateKey("not-loaded", crypto::SignAlgorithm::kES256)
                 .status()
                 .code(),
             absl::StatusCode::kNotFound);
@@ -40,7 +41,7 @@ TEST_F(KeysetManagerTest, LifecycleStatesJwksAndRefusals) {
   policy.retire_window = 3600;
   keys_->SetPolicies({{issuer_, policy}});
   // Create: pending, published, not used for signing; kid = thumbprint.
-  auto a = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto a = keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->state, KeyState::kPending);
   EXPECT_EQ(a->created_at, kStart);
@@ -68,7 +69,7 @@ TEST_F(KeysetManagerTest, LifecycleStatesJwksAndRefusals) {
             absl::StatusCode::kNotFound);
 
   // A second key activated retires the first; both stay in the JWKS.
-  auto b = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto b = keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_NE(b->kid, a->kid);
   now_ = kStart + 20;
@@ -116,7 +117,7 @@ TEST_F(KeysetManagerTest, LifecycleStatesJwksAndRefusals) {
 // A pending key never signed: retired, it leaves the JWKS at once. The
 // active key is never destroyed, forced or not (rotate or retire it first).
 TEST_F(KeysetManagerTest, PendingKeyRetiresAtOnceAndActiveKeyIsNeverDestroyed) {
-  auto p = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto p = keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(p.ok()) << p.status();
   auto retired = keys_->RetireKey(issuer_, p->kid);
   ASSERT_TRUE(retired.ok()) << retired.status();
@@ -124,9 +125,9 @@ TEST_F(KeysetManagerTest, PendingKeyRetiresAtOnceAndActiveKeyIsNeverDestroyed) {
   EXPECT_EQ(retired->retired_at, kStart);
   EXPECT_TRUE(JwksKids().empty());
 
-  auto a = keys_->EnsureActiveKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto a = keys_->EnsureActiveKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(a.ok()) << a.status();
-  auto again = keys_->EnsureActiveKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto again = keys_->EnsureActiveKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->kid, a->kid);  // idempotent: no second key
   EXPECT_EQ(keys_->Keyset(issuer_)->keys.size(), 2u);
@@ -140,25 +141,25 @@ TEST_F(KeysetManagerTest, PendingKeyRetiresAtOnceAndActiveKeyIsNeverDestroyed) {
 }
 
 TEST_F(KeysetManagerTest, RotateReturnsNewActiveAndRetiredPrevious) {
-  auto first = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto first = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->created.state, KeyState::kActive);
   EXPECT_FALSE(first->previous.has_value());
   now_ = kStart + 5;
-  auto second = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES384);
+  auto second = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES384);
   ASSERT_TRUE(second.ok()) << second.status();
   ASSERT_TRUE(second->previous.has_value());
   EXPECT_EQ(second->previous->kid, first->created.kid);
   EXPECT_EQ(second->previous->state, KeyState::kRetired);
   EXPECT_EQ(second->previous->retired_at, kStart + 5);
-  EXPECT_EQ(second->created.alg, hsm::SignAlgorithm::kES384);
-  EXPECT_EQ((*keys_->ActiveKey(issuer_))->alg, hsm::SignAlgorithm::kES384);
+  EXPECT_EQ(second->created.alg, crypto::SignAlgorithm::kES384);
+  EXPECT_EQ((*keys_->ActiveKey(issuer_))->alg, crypto::SignAlgorithm::kES384);
 }
 
 TEST_F(KeysetManagerTest, RecordPersistsInHsmAndReloadSeesSameState) {
-  auto a = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto a = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(a.ok()) << a.status();
-  auto b = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kEdDSA);
+  auto b = keys_->CreateKey(issuer_, crypto::SignAlgorithm::kEdDSA);
   ASSERT_TRUE(b.ok()) << b.status();
   auto before = keys_->Keyset(issuer_);
   ASSERT_TRUE(before.ok());
@@ -192,17 +193,17 @@ TEST_F(KeysetManagerTest, RecordPersistsInHsmAndReloadSeesSameState) {
 
 TEST_F(KeysetManagerTest, EveryAlgorithmPublishesMatchingJwk) {
   struct Case {
-    hsm::SignAlgorithm alg;
+    crypto::SignAlgorithm alg;
     const char* name;
     const char* kty;
     const char* crv;  // "" for RSA
   };
   const Case cases[] = {
-      {hsm::SignAlgorithm::kES256, "ES256", "EC", "P-256"},
-      {hsm::SignAlgorithm::kES384, "ES384", "EC", "P-384"},
-      {hsm::SignAlgorithm::kEdDSA, "EdDSA", "OKP", "Ed25519"},
-      {hsm::SignAlgorithm::kPS256, "PS256", "RSA", ""},
-      {hsm::SignAlgorithm::kRS256, "RS256", "RSA", ""},
+      {crypto::SignAlgorithm::kES256, "ES256", "EC", "P-256"},
+      {crypto::SignAlgorithm::kES384, "ES384", "EC", "P-384"},
+      {crypto::SignAlgorithm::kEdDSA, "EdDSA", "OKP", "Ed25519"},
+      {crypto::SignAlgorithm::kPS256, "PS256", "RSA", ""},
+      {crypto::SignAlgorithm::kRS256, "RS256", "RSA", ""},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -236,12 +237,12 @@ TEST_F(KeysetManagerTest, EveryAlgorithmPublishesMatchingJwk) {
 // the token; the newer generation must win whatever order the module lists
 // them in, and the next write removes the stale copy.
 TEST_F(KeysetManagerTest, StaleRecordLeftByACrashLosesToTheNewerGeneration) {
-  auto first = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto first = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(first.ok()) << first.status();
   auto old_record = keys_->Keyset(issuer_);
   ASSERT_TRUE(old_record.ok());
   now_ += 10;
-  auto second = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto second = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(second.ok()) << second.status();
   auto current = keys_->Keyset(issuer_);
   ASSERT_TRUE(current.ok());
@@ -256,7 +257,7 @@ TEST_F(KeysetManagerTest, StaleRecordLeftByACrashLosesToTheNewerGeneration) {
             SerializeKeysetRecord(*current));
   EXPECT_EQ((*keys_->ActiveKey(issuer_))->kid, second->created.kid);
 
-  ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  ASSERT_TRUE(keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256).ok());
   EXPECT_EQ(hsm_->GetAllData(KeysetObjectName(issuer_))->size(), 1u);
 }
 
@@ -264,7 +265,7 @@ TEST_F(KeysetManagerTest, StaleRecordLeftByACrashLosesToTheNewerGeneration) {
 // picks the one with the smaller writer id (never fails to load), and the
 // next write removes the other.
 TEST_F(KeysetManagerTest, TwoRecordsOfOneGenerationResolveToTheSmallerWriter) {
-  ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  ASSERT_TRUE(keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256).ok());
   KeysetRecord base = *keys_->Keyset(issuer_);
   ASSERT_EQ(base.keys.size(), 1u);
   KeysetRecord small = base, large = base;
@@ -282,7 +283,7 @@ TEST_F(KeysetManagerTest, TwoRecordsOfOneGenerationResolveToTheSmallerWriter) {
     EXPECT_EQ(keys_->Keyset(issuer_)->writer, small.writer);
     EXPECT_EQ(keys_->Keyset(issuer_)->keys[0].created_at, 1);
   }
-  ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  ASSERT_TRUE(keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256).ok());
   EXPECT_EQ(hsm_->GetAllData(KeysetObjectName(issuer_))->size(), 1u);
 }
 
@@ -290,7 +291,7 @@ TEST_F(KeysetManagerTest, TwoRecordsOfOneGenerationResolveToTheSmallerWriter) {
 // yet: a writer must not build on either copy (it could drop the winner's
 // change), so it answers ABORTED (retry) until the tie settles.
 TEST_F(KeysetManagerTest, FreshTieOfOneGenerationMakesWritersRetry) {
-  ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  ASSERT_TRUE(keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256).ok());
   KeysetRecord base = *keys_->Keyset(issuer_);
   KeysetRecord a = base, b = base;
   a.generation = b.generation = base.generation + 1;
@@ -300,31 +301,31 @@ TEST_F(KeysetManagerTest, FreshTieOfOneGenerationMakesWritersRetry) {
   InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(a));
   InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(b));
   ASSERT_TRUE(keys_->Refresh().ok());
-  auto created = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto created = keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256);
   EXPECT_EQ(created.status().code(), absl::StatusCode::kAborted)
       << created.status();
   now_ += 120;
-  created = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  created = keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256);
   EXPECT_TRUE(created.ok()) << created.status();
 }
 
 // Two daemons (replicas) on one token: the one that wrote second with a stale
 // copy is told to retry (ABORTED) instead of overwriting, and has reloaded.
 TEST_F(KeysetManagerTest, ReplicaWithAStaleCopyIsAbortedAndReloads) {
-  ASSERT_TRUE(keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  ASSERT_TRUE(keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256).ok());
   std::unique_ptr<KeysetManager> replica = NewManager();
   ASSERT_TRUE(replica->Load({issuer_}).ok());
-  auto created = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kEdDSA);
+  auto created = keys_->CreateKey(issuer_, crypto::SignAlgorithm::kEdDSA);
   ASSERT_TRUE(created.ok()) << created.status();
 
-  auto stale = replica->CreateKey(issuer_, hsm::SignAlgorithm::kES384);
+  auto stale = replica->CreateKey(issuer_, crypto::SignAlgorithm::kES384);
   EXPECT_EQ(stale.status().code(), absl::StatusCode::kAborted);
   EXPECT_NE(stale.status().message().find("retry the operation"),
             std::string::npos)
       << stale.status();
   // The replica now sees the other's key, and the retry succeeds on top of it.
   EXPECT_NE(replica->Keyset(issuer_)->FindByKid(created->kid), nullptr);
-  auto retried = replica->CreateKey(issuer_, hsm::SignAlgorithm::kES384);
+  auto retried = replica->CreateKey(issuer_, crypto::SignAlgorithm::kES384);
   ASSERT_TRUE(retried.ok()) << retried.status();
   ASSERT_TRUE(keys_->Load({issuer_}).ok());
   KeysetRecord merged = *keys_->Keyset(issuer_);
@@ -336,7 +337,7 @@ TEST_F(KeysetManagerTest, ReplicaWithAStaleCopyIsAbortedAndReloads) {
 // published here after a refresh, and an unchanged keyset keeps its state
 // (and its prepared signing contexts).
 TEST_F(KeysetManagerTest, RefreshPicksUpAnotherReplicasRotation) {
-  ASSERT_TRUE(keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  ASSERT_TRUE(keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256).ok());
   std::unique_ptr<KeysetManager> replica = NewManager();
   ASSERT_TRUE(replica->Load({issuer_}).ok());
   auto unchanged = replica->Refresh();
@@ -345,7 +346,7 @@ TEST_F(KeysetManagerTest, RefreshPicksUpAnotherReplicasRotation) {
   auto before = *replica->ActiveKey(issuer_);
 
   now_ += 60;
-  auto rotated = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES384);
+  auto rotated = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES384);
   ASSERT_TRUE(rotated.ok()) << rotated.status();
   EXPECT_EQ((*replica->ActiveKey(issuer_))->kid, before->kid);  // not yet
   auto changed = replica->Refresh();
@@ -353,7 +354,7 @@ TEST_F(KeysetManagerTest, RefreshPicksUpAnotherReplicasRotation) {
   EXPECT_EQ(*changed, 1);
   auto after = *replica->ActiveKey(issuer_);
   EXPECT_EQ(after->kid, rotated->created.kid);
-  EXPECT_EQ(after->alg, hsm::SignAlgorithm::kES384);
+  EXPECT_EQ(after->alg, crypto::SignAlgorithm::kES384);
   EXPECT_EQ(nlohmann::json::parse(*replica->Jwks(issuer_)),
             nlohmann::json::parse(*keys_->Jwks(issuer_)));
   auto again = replica->Refresh();

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "crypto/algorithm.h"
 #include "tests/service/keyset_test_fixture.h"
 
 namespace tokensign::keyset {
@@ -18,7 +19,7 @@ class KeysetRotationTest : public KeysetManagerTest {
     policy_.retire_window = 1000;
     policy_.max_published_keys = 4;
     keys_->SetPolicies({{issuer_, policy_}});
-    auto first = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+    auto first = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
     ASSERT_TRUE(first.ok()) << first.status();
     ASSERT_EQ(first->created.state, KeyState::kActive);  // first key: at once
     first_ = first->created;
@@ -28,7 +29,7 @@ class KeysetRotationTest : public KeysetManagerTest {
 };
 
 TEST_F(KeysetRotationTest, PlannedRotationActivatesAfterThePublishLead) {
-  auto rotated = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto rotated = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(rotated.ok()) << rotated.status();
   const KeyRecord next = rotated->created;
   EXPECT_EQ(next.state, KeyState::kPending);
@@ -58,10 +59,10 @@ TEST_F(KeysetRotationTest, PlannedRotationActivatesAfterThePublishLead) {
 }
 
 TEST_F(KeysetRotationTest, EmergencyRotationWithdrawsTheOldKeyAtOnce) {
-  auto no_reason = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256,
+  auto no_reason = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256,
                                     RotationMode::kEmergency, "");
   EXPECT_EQ(no_reason.status().code(), absl::StatusCode::kInvalidArgument);
-  auto rotated = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256,
+  auto rotated = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256,
                                   RotationMode::kEmergency, "key leaked");
   ASSERT_TRUE(rotated.ok()) << rotated.status();
   EXPECT_EQ(rotated->created.state, KeyState::kActive);
@@ -122,7 +123,7 @@ TEST_F(KeysetRotationTest, ScheduledCreateBlockedByTheBoundIsReportedOnce) {
   keys_->SetPolicies({{issuer_, policy_}});
   std::vector<KeysetEvent> events;
   keys_->SetObserver([&](const KeysetEvent& e) { events.push_back(e); });
-  ASSERT_TRUE(keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
+  ASSERT_TRUE(keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256).ok());
   ASSERT_TRUE(keys_->Tick().ok());  // sets the schedule
   now_ = kStart + 3600;
   for (int i = 0; i < 3; ++i) EXPECT_FALSE(keys_->Tick().ok());

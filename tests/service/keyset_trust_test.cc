@@ -13,7 +13,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/spki.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/token/jwk.h"
 #include "tests/service/keyset_test_fixture.h"
 #include "tests/support/planter.h"
@@ -34,8 +36,8 @@ std::string Hex(const std::string& bytes) {
   return absl::BytesToHexString(bytes);
 }
 
-hsm::UniquePkey NewP256() {
-  return hsm::UniquePkey(EVP_EC_gen("P-256"));
+crypto::UniquePkey NewP256() {
+  return crypto::UniquePkey(EVP_EC_gen("P-256"));
 }
 
 class KeysetTrustTest : public KeysetManagerTest {
@@ -66,7 +68,7 @@ class KeysetTrustTest : public KeysetManagerTest {
     KeyRecord planted;
     planted.id = Hex(id_bytes);
     planted.kid = *token::JwkThumbprint(key);
-    planted.spki = *hsm::SpkiDer(key);
+    planted.spki = *crypto::SpkiDer(key);
     planted.state = KeyState::kActive;
     forged.keys.push_back(planted);
     return SerializeKeysetRecord(forged);
@@ -79,10 +81,10 @@ class KeysetTrustTest : public KeysetManagerTest {
 // Issue 11 item 1, as the attacker did it: a public EC key and a public
 // keyset record with a higher generation that makes it active.
 TEST_F(KeysetTrustTest, KeyAndRecordPlantedWithoutThePinAreNeverUsed) {
-  auto rotated = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto rotated = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(rotated.ok()) << rotated.status();
   const std::string own_kid = rotated->created.kid;
-  hsm::UniquePkey evil = NewP256();
+  crypto::UniquePkey evil = NewP256();
   const std::string evil_id = RandomBytes(16);
   ASSERT_TRUE(planter_->PlantEcKey(evil_id, "tokensign:" + issuer_ + ":1",
                                    evil.get()).ok());
@@ -118,10 +120,10 @@ TEST_F(KeysetTrustTest, KeyAndRecordPlantedWithoutThePinAreNeverUsed) {
 // A public look-alike of the active private key (same CKA_ID) neither
 // replaces it nor makes it ambiguous.
 TEST_F(KeysetTrustTest, PublicLookalikeOfTheActiveKeyIsIgnored) {
-  auto rotated = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto rotated = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(rotated.ok()) << rotated.status();
   const std::string id_bytes = absl::HexStringToBytes(rotated->created.id);
-  hsm::UniquePkey evil = NewP256();
+  crypto::UniquePkey evil = NewP256();
   ASSERT_TRUE(planter_->PlantEcKey(id_bytes, "evil", evil.get()).ok());
   keys_ = NewManager();
   ASSERT_TRUE(keys_->Load({issuer_}).ok());
@@ -137,7 +139,7 @@ TEST_F(KeysetTrustTest, PublicLookalikeOfTheActiveKeyIsIgnored) {
 // publishing (the record keeps the public key), and for a record written
 // before it kept one, a swapped public object is caught by the test signature.
 TEST_F(KeysetTrustTest, PublicKeyObjectsAreNotTrusted) {
-  auto rotated = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto rotated = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(rotated.ok()) << rotated.status();
   const KeyRecord active = rotated->created;
   ASSERT_FALSE(active.spki.empty());
@@ -156,7 +158,7 @@ TEST_F(KeysetTrustTest, PublicKeyObjectsAreNotTrusted) {
   for (KeyRecord& k : legacy.keys) k.spki.clear();
   InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(legacy));
   // (Its private half is public too, so it is never a candidate key.)
-  hsm::UniquePkey other = NewP256();
+  crypto::UniquePkey other = NewP256();
   ASSERT_TRUE(planter_->PlantEcKey(id_bytes, "swapped", other.get()).ok());
   // A daemon that has not pinned the key yet (a restart) reads the public
   // object and must catch the swap.
@@ -177,13 +179,13 @@ TEST_F(KeysetTrustTest, PublicKeyObjectsAreNotTrusted) {
 // A record (written with the PIN, e.g. by a buggy tool) whose public key is
 // not the key's: not adopted while the last good keyset works, reported once.
 TEST_F(KeysetTrustTest, RecordWhoseKeysFailChecksIsNotAdopted) {
-  auto rotated = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto rotated = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(rotated.ok()) << rotated.status();
   KeysetRecord bad = *keys_->Keyset(issuer_);
   bad.generation += 1;
-  hsm::UniquePkey other = NewP256();
+  crypto::UniquePkey other = NewP256();
   for (KeyRecord& k : bad.keys) {
-    k.spki = *hsm::SpkiDer(other.get());
+    k.spki = *crypto::SpkiDer(other.get());
     k.kid = *token::JwkThumbprint(other.get());
   }
   InjectRecord(*hsm_, issuer_, SerializeKeysetRecord(bad));
@@ -211,7 +213,7 @@ TEST_F(KeysetTrustTest, ImportedKeyIsRefusedNamingTheAttribute) {
             CKR_OK);
   static constexpr unsigned char kP256Oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
                                                0xce, 0x3d, 0x03, 0x01, 0x07};
-  hsm::UniquePkey key = NewP256();
+  crypto::UniquePkey key = NewP256();
   BIGNUM* d = nullptr;
   ASSERT_EQ(EVP_PKEY_get_bn_param(key.get(), "priv", &d), 1);
   unsigned char scalar[32];
@@ -245,7 +247,7 @@ TEST_F(KeysetTrustTest, ImportedKeyIsRefusedNamingTheAttribute) {
   EXPECT_TRUE(absl::StrContains(found.status().message(), "CKA_ALWAYS_SENSITIVE") ||
               absl::StrContains(found.status().message(), "CKA_LOCAL"))
       << found.status();
-  EXPECT_EQ(hsm_->Sign(Hex(id), hsm::SignAlgorithm::kES256, "x").status().code(),
+  EXPECT_EQ(hsm_->Sign(Hex(id), crypto::SignAlgorithm::kES256, "x").status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
 
@@ -254,8 +256,8 @@ TEST_F(KeysetTrustTest, ImportedKeyIsRefusedNamingTheAttribute) {
 TEST_F(KeysetTrustTest, MissingActiveKeyStopsOnlyItsIssuer) {
   const std::string other = issuer_ + "-other";
   ASSERT_TRUE(keys_->Load({issuer_, other}).ok());
-  auto mine = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
-  auto theirs = keys_->RotateKey(other, hsm::SignAlgorithm::kES256);
+  auto mine = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
+  auto theirs = keys_->RotateKey(other, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(mine.ok() && theirs.ok());
   ASSERT_TRUE(hsm_->DestroyKey(mine->created.id).ok());  // behind its back
   keys_ = NewManager();
@@ -270,8 +272,8 @@ TEST_F(KeysetTrustTest, MissingActiveKeyStopsOnlyItsIssuer) {
 // Issue 11 item 2: a replica whose copy is stale must not destroy a key the
 // other replica has just activated.
 TEST_F(KeysetTrustTest, StaleReplicaCannotDestroyAKeyItDoesNotKnowIsActive) {
-  ASSERT_TRUE(keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256).ok());
-  auto pending = keys_->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+  ASSERT_TRUE(keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256).ok());
+  auto pending = keys_->CreateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(pending.ok()) << pending.status();
   std::unique_ptr<KeysetManager> stale = NewManager();
   ASSERT_TRUE(stale->Load({issuer_}).ok());  // sees it pending
@@ -285,7 +287,7 @@ TEST_F(KeysetTrustTest, StaleReplicaCannotDestroyAKeyItDoesNotKnowIsActive) {
   auto again = stale->DestroyKey(issuer_, pending->kid, false, "");
   EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
   // A destroy that wins records first, then removes the key.
-  auto retired = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto retired = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(retired.ok());
   auto gone = keys_->DestroyKey(issuer_, pending->kid, true, "test");
   ASSERT_TRUE(gone.ok()) << gone.status();
@@ -303,7 +305,7 @@ TEST_F(KeysetTrustTest, RacingCommitsNeverLoseAnAcknowledgedWrite) {
   std::mutex mu;
   auto run = [&](KeysetManager* m, std::vector<std::string>* oks) {
     for (int i = 0; i < 6; ++i) {
-      auto created = m->CreateKey(issuer_, hsm::SignAlgorithm::kES256);
+      auto created = m->CreateKey(issuer_, crypto::SignAlgorithm::kES256);
       std::lock_guard lock(mu);
       if (created.ok()) {
         oks->push_back(created->id);
@@ -352,14 +354,14 @@ TEST_F(KeysetTrustTest, RacingCommitsNeverLoseAnAcknowledgedWrite) {
 // Keys no record names (a crash between generating and recording) are swept
 // after the grace period; recorded keys and young orphans are left alone.
 TEST_F(KeysetTrustTest, OrphanKeysAreSweptAfterTheGracePeriod) {
-  auto rotated = keys_->RotateKey(issuer_, hsm::SignAlgorithm::kES256);
+  auto rotated = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
   ASSERT_TRUE(rotated.ok());
-  auto old_orphan = hsm_->GenerateKey(hsm::KeyType::kEcP256,
+  auto old_orphan = hsm_->GenerateKey(crypto::KeyType::kEcP256,
                                       "tokensign:" + issuer_ + ":" +
                                           std::to_string(kStart - 3600), 0);
   auto young_orphan = hsm_->GenerateKey(
-      hsm::KeyType::kEcP256, "tokensign:" + issuer_ + ":" + std::to_string(kStart), 0);
-  auto foreign = hsm_->GenerateKey(hsm::KeyType::kEcP256,
+      crypto::KeyType::kEcP256, "tokensign:" + issuer_ + ":" + std::to_string(kStart), 0);
+  auto foreign = hsm_->GenerateKey(crypto::KeyType::kEcP256,
                                    "tokensign:not-loaded:1", 0);
   ASSERT_TRUE(old_orphan.ok() && young_orphan.ok() && foreign.ok());
   auto swept = keys_->SweepOrphans(absl::Minutes(10));

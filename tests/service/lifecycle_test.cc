@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "crypto/algorithm.h"
 
 namespace tokensign::keyset {
 namespace {
@@ -170,13 +171,13 @@ TEST(LifecycleTest, CreationIsBoundedAndAlgorithmsChecked) {
   KeysetRecord r = With(KeyState::kRetired);
   LifecyclePolicy p = Policy();
   p.max_published_keys = 2;
-  p.algorithms = {hsm::SignAlgorithm::kES256};
-  absl::Status st = CheckCreate(r, p, hsm::SignAlgorithm::kES256, kNow);
+  p.algorithms = {crypto::SignAlgorithm::kES256};
+  absl::Status st = CheckCreate(r, p, crypto::SignAlgorithm::kES256, kNow);
   EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(absl::StrContains(st.message(), "max_published_keys 2")) << st;
   EXPECT_TRUE(absl::StrContains(st.message(), "k (retired")) << st;
-  EXPECT_TRUE(CheckCreate(r, p, hsm::SignAlgorithm::kES256, kNow + 3900).ok());
-  st = CheckCreate(r, p, hsm::SignAlgorithm::kRS256, kNow + 3900);
+  EXPECT_TRUE(CheckCreate(r, p, crypto::SignAlgorithm::kES256, kNow + 3900).ok());
+  st = CheckCreate(r, p, crypto::SignAlgorithm::kRS256, kNow + 3900);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(absl::StrContains(st.message(), "alg: RS256 is not allowed")) << st;
 }

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "crypto/algorithm.h"
 #include "hsm/hsm.h"
 #include "hsm/provider/provider_keys.h"
 #include "signer/service/signing_core.h"
@@ -130,7 +131,7 @@ class SigningCoreTest : public ::testing::Test {
           return p->PrivateKey(id);
         });
     ASSERT_TRUE(keys_->Load({"dev"}).ok());
-    ASSERT_TRUE(keys_->EnsureActiveKey("dev", hsm::SignAlgorithm::kES256).ok());
+    ASSERT_TRUE(keys_->EnsureActiveKey("dev", crypto::SignAlgorithm::kES256).ok());
     core_ = std::make_unique<SigningCore>(
         std::make_shared<const PolicySnapshot>(
             DevConfig("/nonexistent", "unused.so")),

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "absl/strings/str_split.h"
+#include "crypto/algorithm.h"
 #include "signer/token/jws.h"
 #include "tests/token/policy_cases.h"
 #include "tests/token/test_keys.h"
@@ -19,7 +20,7 @@
 namespace tokensign::token {
 namespace {
 
-using hsm::SignAlgorithm;
+using crypto::SignAlgorithm;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using testing::BaseRequest;

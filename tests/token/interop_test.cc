@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "crypto/algorithm.h"
 #include "signer/token/jwk.h"
 #include "signer/token/minter.h"
 #include "tests/token/test_keys.h"
@@ -17,7 +18,7 @@ namespace tokensign::token {
 namespace {
 
 namespace fs = std::filesystem;
-using hsm::SignAlgorithm;
+using crypto::SignAlgorithm;
 
 class TempDir {
  public:
@@ -85,7 +86,7 @@ TEST(Interop, PyJwtVerifiesEveryAlgorithmAndKind) {
       absl::StatusOr<MintedToken> t = Mint(policy, key, r, absl::Now());
       ASSERT_TRUE(t.ok()) << t.status();
       cases.push_back({{"token", t->token},
-                       {"alg", std::string(hsm::SignAlgorithmName(alg))},
+                       {"alg", std::string(crypto::SignAlgorithmName(alg))},
                        {"kid", key.kid},
                        {"typ", TokenKindTyp(kind)},
                        {"iss", policy.iss},

@@ -4,13 +4,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/token/jws.h"
 #include "tests/token/test_keys.h"
 
 namespace tokensign::token {
 namespace {
 
-using hsm::SignAlgorithm;
+using crypto::SignAlgorithm;
 using testing::B64;
 using testing::GenerateKey;
 using ::testing::HasSubstr;
@@ -37,7 +39,7 @@ TEST(JwkKat, Rfc7638Section31Thumbprint) {
                               {"kid", "2011-04-29"}};
   EXPECT_EQ(*JwkThumbprint(jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
   // The same through an EVP_PKEY: export must give back n and e exactly.
-  hsm::UniquePkey key = KeyFromJwk(jwk);
+  crypto::UniquePkey key = KeyFromJwk(jwk);
   ASSERT_NE(key, nullptr);
   absl::StatusOr<nlohmann::json> members = PublicJwkMembers(key.get());
   ASSERT_TRUE(members.ok()) << members.status();
@@ -53,13 +55,13 @@ TEST(JwkKat, Rfc8037A3Ed25519Thumbprint) {
       {"crv", "Ed25519"},
       {"x", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}};
   EXPECT_EQ(*JwkThumbprint(jwk), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
-  hsm::UniquePkey key = KeyFromJwk(jwk);
+  crypto::UniquePkey key = KeyFromJwk(jwk);
   ASSERT_NE(key, nullptr);
   EXPECT_EQ(*PublicJwkMembers(key.get()), jwk);
   EXPECT_EQ(*JwkThumbprint(static_cast<const EVP_PKEY*>(key.get())),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
   // From the private key (RFC 8037 A.1 d) too: the public part is derived.
-  hsm::UniquePkey priv =
+  crypto::UniquePkey priv =
       KeyFromJwk({{"kty", "OKP"},
                   {"crv", "Ed25519"},
                   {"d", "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}});
@@ -75,7 +77,7 @@ TEST(Jwk, EcCoordinatesHaveFixedLength) {
     const size_t want = alg == SignAlgorithm::kES256 ? 32 : 48;
     const int n = alg == SignAlgorithm::kES256 ? 600 : 100;
     for (int i = 0; i < n; ++i) {
-      hsm::UniquePkey key = GenerateKey(alg);
+      crypto::UniquePkey key = GenerateKey(alg);
       absl::StatusOr<nlohmann::json> jwk = PublicJwkMembers(key.get());
       ASSERT_TRUE(jwk.ok()) << jwk.status();
       ASSERT_EQ((*jwk)["kty"], "EC");
@@ -113,7 +115,7 @@ TEST(Jwk, PublishedJwkAndJwks) {
   for (size_t i = 0; i < entries.size(); ++i) {
     const nlohmann::json& jwk = (*jwks)["keys"][i];
     EXPECT_EQ(jwk["kid"], entries[i].kid);
-    EXPECT_EQ(jwk["alg"], std::string(hsm::SignAlgorithmName(entries[i].alg)));
+    EXPECT_EQ(jwk["alg"], std::string(crypto::SignAlgorithmName(entries[i].alg)));
     EXPECT_EQ(jwk["use"], "sig");
     EXPECT_FALSE(jwk.contains("d"));
     // kid is the thumbprint of the published key itself.

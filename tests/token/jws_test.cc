@@ -7,12 +7,14 @@
 #include <string>
 
 #include "absl/strings/escaping.h"
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "tests/token/test_keys.h"
 
 namespace tokensign::token {
 namespace {
 
-using hsm::SignAlgorithm;
+using crypto::SignAlgorithm;
 using testing::B64;
 using testing::GenerateKey;
 using ::testing::HasSubstr;
@@ -22,7 +24,7 @@ using testing::MakeSigningKey;
 // RFC 8037 A.1 / A.4: Ed25519 key and the signature of "Example of Ed25519
 // signing" with the protected header {"alg":"EdDSA"}.
 TEST(JwsKat, Rfc8037A4Ed25519) {
-  hsm::UniquePkey key =
+  crypto::UniquePkey key =
       KeyFromJwk({{"kty", "OKP"},
                   {"crv", "Ed25519"},
                   {"d", "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"},
@@ -38,7 +40,7 @@ TEST(JwsKat, Rfc8037A4Ed25519) {
             "09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_"
             "MuM0KAg");
   // A.5: verification with the public key alone.
-  hsm::UniquePkey pub =
+  crypto::UniquePkey pub =
       KeyFromJwk({{"kty", "OKP"},
                   {"crv", "Ed25519"},
                   {"x", "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}});
@@ -100,7 +102,7 @@ TEST(JwsKat, Rfc7520Section41Rs256) {
        "NZBKCQsMf3HaEGBjTVJs_jcK8-TRXvaKe-"
        "7ZMaQj8VfBdYkssbu0NKDDhjJ-"
        "GtiseaDVWt7dcH0cfwxgFUHpQh7FoCrjFJ6h6ZEpMF6xmujs4qMpPz8aaI4"}};
-  hsm::UniquePkey key = KeyFromJwk(jwk);
+  crypto::UniquePkey key = KeyFromJwk(jwk);
   ASSERT_NE(key, nullptr);
   const std::string payload =
       "It\xe2\x80\x99s a dangerous business, Frodo, going out your door. You "
@@ -161,7 +163,7 @@ TEST_P(JwsRoundTrip, SignsVerifiesAndRejectsTampering) {
   // Header is exactly alg, kid, typ in that order.
   EXPECT_EQ(
       B64(jws->substr(0, jws->find('.'))),
-      absl::StrCat(R"({"alg":")", std::string(hsm::SignAlgorithmName(c.alg)),
+      absl::StrCat(R"({"alg":")", std::string(crypto::SignAlgorithmName(c.alg)),
                    R"(","kid":")", key.kid, R"(","typ":"at+jwt"})"));
 
   // Tampered payload: Unauthenticated.
@@ -191,7 +193,7 @@ TEST_P(JwsRoundTrip, SignsVerifiesAndRejectsTampering) {
                   .message(),
               HasSubstr("signature"));
   // Another key of the same type does not verify.
-  hsm::UniquePkey other = GenerateKey(c.alg);
+  crypto::UniquePkey other = GenerateKey(c.alg);
   EXPECT_EQ(VerifyCompact(*jws, other.get(), expect).status().code(),
             absl::StatusCode::kUnauthenticated);
 }
@@ -204,7 +206,7 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, JwsRoundTrip,
                                            AlgCase{SignAlgorithm::kRS256, 256}),
                          [](const auto& info) {
                            return std::string(
-                               hsm::SignAlgorithmName(info.param.alg));
+                               crypto::SignAlgorithmName(info.param.alg));
                          });
 
 TEST(JwsKeys, RefusesMismatchedKeysWithClearMessage) {
@@ -230,7 +232,7 @@ TEST(JwsKeys, RefusesMismatchedKeysWithClearMessage) {
     EXPECT_THAT(s.status().message(), HasSubstr("does not fit alg"));
     EXPECT_THAT(s.status().message(), HasSubstr(c.needs));
   }
-  hsm::UniquePkey small = GenerateKey(SignAlgorithm::kRS256, 1024);
+  crypto::UniquePkey small = GenerateKey(SignAlgorithm::kRS256, 1024);
   for (SignAlgorithm alg : {SignAlgorithm::kRS256, SignAlgorithm::kPS256}) {
     absl::StatusOr<std::string> s = SignRaw(small.get(), alg, "x");
     ASSERT_FALSE(s.ok());

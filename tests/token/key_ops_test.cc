@@ -11,7 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/openssl_error.h"
 #include "signer/token/jws.h"
 #include "signer/token/minter.h"
 #include "tests/token/test_keys.h"
@@ -19,7 +20,7 @@
 namespace tokensign::token {
 namespace {
 
-using hsm::SignAlgorithm;
+using crypto::SignAlgorithm;
 using testing::MakeSigningKey;
 
 class KeyOpsTest : public ::testing::TestWithParam<SignAlgorithm> {};
@@ -66,7 +67,7 @@ INSTANTIATE_TEST_SUITE_P(
                       SignAlgorithm::kEdDSA, SignAlgorithm::kRS256,
                       SignAlgorithm::kPS256),
     [](const ::testing::TestParamInfo<SignAlgorithm>& info) {
-      return std::string(hsm::SignAlgorithmName(info.param));
+      return std::string(crypto::SignAlgorithmName(info.param));
     });
 
 TEST(KeyOpsCreateTest, RefusesAKeyThatDoesNotFitTheAlgorithm) {
@@ -169,18 +170,18 @@ TEST(KeyOpsMintTest, MintUsesOpsOnlyForTheirOwnKeyPair) {
 // that is down is Unavailable, so clients retry) and message, not as OpenSSL's
 // generic "operation fail"; stale ones never leak into a later error.
 TEST(OpenSslErrorTest, ProviderStatusDecidesCodeAndMessageOnce) {
-  hsm::RecordProviderStatus(
+  crypto::RecordProviderStatus(
       absl::UnavailableError("C_Sign: CKR_DEVICE_REMOVED (0x32)"));
-  absl::Status st = hsm::OpenSslError("EVP_PKEY_sign(ES256)");
+  absl::Status st = crypto::OpenSslError("EVP_PKEY_sign(ES256)");
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(st.message(), "EVP_PKEY_sign(ES256): C_Sign: CKR_DEVICE_REMOVED (0x32)");
-  absl::Status next = hsm::OpenSslError("EVP_Digest");  // taken once
+  absl::Status next = crypto::OpenSslError("EVP_Digest");  // taken once
   EXPECT_EQ(next.code(), absl::StatusCode::kInternal);
   EXPECT_EQ(next.message(), "EVP_Digest: (no OpenSSL error queued)");
 
-  hsm::RecordProviderStatus(absl::UnavailableError("stale"));
-  hsm::ClearErrors();
-  EXPECT_EQ(hsm::OpenSslError("x").code(), absl::StatusCode::kInternal);
+  crypto::RecordProviderStatus(absl::UnavailableError("stale"));
+  crypto::ClearErrors();
+  EXPECT_EQ(crypto::OpenSslError("x").code(), absl::StatusCode::kInternal);
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 
 #include <set>
 
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/token/jws.h"
 #include "tests/token/policy_cases.h"
 #include "tests/token/test_keys.h"
@@ -14,7 +16,7 @@
 namespace tokensign::token {
 namespace {
 
-using hsm::SignAlgorithm;
+using crypto::SignAlgorithm;
 using testing::B64;
 using testing::GenerateKey;
 using ::testing::HasSubstr;
@@ -143,7 +145,7 @@ TEST(Mint, PolicyRejectionIsPassedThrough) {
 // fault: the token must be withheld unless the issuer turned verification off.
 TEST(Mint, VerifyBeforeReleaseWithholdsBadSignature) {
   SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
-  hsm::UniquePkey other = GenerateKey(SignAlgorithm::kES256);
+  crypto::UniquePkey other = GenerateKey(SignAlgorithm::kES256);
   key.public_key = std::shared_ptr<EVP_PKEY>(PublicOnly(other.get()).release(),
                                              EVP_PKEY_free);
   IssuerPolicy p = Policy();

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include "crypto/algorithm.h"
 #include "signer/token/jws.h"
 #include "tests/token/test_keys.h"
 
@@ -43,7 +44,7 @@ TEST(StatusList, BitLayoutMatchesTheDraft) {
 }
 
 TEST(StatusList, SignedAndChecked) {
-  SigningKey key = testing::MakeSigningKey(hsm::SignAlgorithm::kES256);
+  SigningKey key = testing::MakeSigningKey(crypto::SignAlgorithm::kES256);
   IssuerPolicy p;
   p.iss = "https://issuer.example";
   p.status_lists = {{"https://issuer.example/status/1", 100, 2}};

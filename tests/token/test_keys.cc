@@ -8,6 +8,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/token/jwk.h"
 #include "signer/token/jws.h"
 
@@ -21,9 +23,9 @@ struct ParamDeleter {
   void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
 };
 
-hsm::UniqueBn Bn(const nlohmann::json& jwk, const char* name) {
+crypto::UniqueBn Bn(const nlohmann::json& jwk, const char* name) {
   std::string bytes = B64(jwk.at(name).get<std::string>());
-  return hsm::UniqueBn(
+  return crypto::UniqueBn(
       BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()),
                 static_cast<int>(bytes.size()), nullptr));
 }
@@ -36,51 +38,51 @@ std::string B64(std::string_view b64url) {
   return *out;
 }
 
-hsm::UniquePkey GenerateKey(hsm::SignAlgorithm alg, int rsa_bits) {
+crypto::UniquePkey GenerateKey(crypto::SignAlgorithm alg, int rsa_bits) {
   switch (alg) {
-    case hsm::SignAlgorithm::kES256:
-      return hsm::UniquePkey(
+    case crypto::SignAlgorithm::kES256:
+      return crypto::UniquePkey(
           EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-    case hsm::SignAlgorithm::kES384:
-      return hsm::UniquePkey(
+    case crypto::SignAlgorithm::kES384:
+      return crypto::UniquePkey(
           EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
-    case hsm::SignAlgorithm::kEdDSA:
-      return hsm::UniquePkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
-    case hsm::SignAlgorithm::kPS256:
-    case hsm::SignAlgorithm::kRS256:
-      return hsm::UniquePkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA",
+    case crypto::SignAlgorithm::kEdDSA:
+      return crypto::UniquePkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+    case crypto::SignAlgorithm::kPS256:
+    case crypto::SignAlgorithm::kRS256:
+      return crypto::UniquePkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA",
                                                static_cast<size_t>(rsa_bits)));
   }
   return nullptr;
 }
 
-hsm::UniquePkey PublicOnly(EVP_PKEY* key) {
+crypto::UniquePkey PublicOnly(EVP_PKEY* key) {
   unsigned char* der = nullptr;
   const int len = i2d_PUBKEY(key, &der);
   if (len <= 0) return nullptr;
   const unsigned char* p = der;
-  hsm::UniquePkey pub(d2i_PUBKEY(nullptr, &p, len));
+  crypto::UniquePkey pub(d2i_PUBKEY(nullptr, &p, len));
   OPENSSL_free(der);
   return pub;
 }
 
-hsm::UniquePkey KeyFromJwk(const nlohmann::json& jwk) {
+crypto::UniquePkey KeyFromJwk(const nlohmann::json& jwk) {
   const std::string kty = jwk.at("kty").get<std::string>();
   if (kty == "OKP") {
     if (jwk.contains("d")) {
       std::string d = B64(jwk.at("d").get<std::string>());
-      return hsm::UniquePkey(EVP_PKEY_new_raw_private_key(
+      return crypto::UniquePkey(EVP_PKEY_new_raw_private_key(
           EVP_PKEY_ED25519, nullptr,
           reinterpret_cast<const unsigned char*>(d.data()), d.size()));
     }
     std::string x = B64(jwk.at("x").get<std::string>());
-    return hsm::UniquePkey(EVP_PKEY_new_raw_public_key(
+    return crypto::UniquePkey(EVP_PKEY_new_raw_public_key(
         EVP_PKEY_ED25519, nullptr,
         reinterpret_cast<const unsigned char*>(x.data()), x.size()));
   }
   if (kty != "RSA") return nullptr;
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> bld(OSSL_PARAM_BLD_new());
-  std::vector<hsm::UniqueBn> keep;
+  std::vector<crypto::UniqueBn> keep;
   const bool priv = jwk.contains("d");
   const std::vector<std::pair<const char*, const char*>> members = {
       {"n", OSSL_PKEY_PARAM_RSA_N},
@@ -98,7 +100,7 @@ hsm::UniquePkey KeyFromJwk(const nlohmann::json& jwk) {
   }
   std::unique_ptr<OSSL_PARAM, ParamDeleter> params(
       OSSL_PARAM_BLD_to_param(bld.get()));
-  hsm::UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
+  crypto::UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
   EVP_PKEY* out = nullptr;
   if (ctx == nullptr || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &out,
@@ -106,12 +108,12 @@ hsm::UniquePkey KeyFromJwk(const nlohmann::json& jwk) {
                         params.get()) != 1) {
     return nullptr;
   }
-  return hsm::UniquePkey(out);
+  return crypto::UniquePkey(out);
 }
 
-SigningKey MakeSigningKey(hsm::SignAlgorithm alg) {
+SigningKey MakeSigningKey(crypto::SignAlgorithm alg) {
   static std::mutex mu;
-  static std::map<hsm::SignAlgorithm, SigningKey> cache;
+  static std::map<crypto::SignAlgorithm, SigningKey> cache;
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(alg);
   if (it != cache.end()) return it->second;

@@ -6,8 +6,8 @@
 
 #include <string>
 
-#include "hsm/algorithm.h"
-#include "hsm/openssl_util.h"
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "nlohmann/json.hpp"
 #include "signer/token/minter.h"
 
@@ -15,17 +15,17 @@ namespace tokensign::token::testing {
 
 // A fresh software key for `alg` (P-256, P-384, Ed25519, RSA-2048), via
 // EVP_PKEY_Q_keygen.
-hsm::UniquePkey GenerateKey(hsm::SignAlgorithm alg, int rsa_bits = 2048);
+crypto::UniquePkey GenerateKey(crypto::SignAlgorithm alg, int rsa_bits = 2048);
 
 // The public half of `key` (DER SubjectPublicKeyInfo round trip).
-hsm::UniquePkey PublicOnly(EVP_PKEY* key);
+crypto::UniquePkey PublicOnly(EVP_PKEY* key);
 
 // A key from a JWK: RSA (n, e [, d, p, q, dp, dq, qi]) or OKP Ed25519 (x or d).
-hsm::UniquePkey KeyFromJwk(const nlohmann::json& jwk);
+crypto::UniquePkey KeyFromJwk(const nlohmann::json& jwk);
 
 // A SigningKey (private, public, alg, kid = thumbprint) with a fresh key;
 // cached per alg within the process so RSA key generation happens once.
-SigningKey MakeSigningKey(hsm::SignAlgorithm alg);
+SigningKey MakeSigningKey(crypto::SignAlgorithm alg);
 
 // Decodes base64url or aborts the test (for constants).
 std::string B64(std::string_view b64url);

@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "crypto/algorithm.h"
+#include "crypto/spki.h"
 #include "signer/audit/anchor_store.h"
 #include "signer/audit/audit_format.h"
 #include "signer/audit/audit_log.h"
@@ -150,7 +152,7 @@ int RunCoreBench(int argc, char** argv) {
   if (seconds <= 0) seconds = 2.0;
   auto env = OpenBenchHsm();
   if (!env.ok()) return Fail("core", "set-up", env.status());
-  auto key = env->hsm->GenerateKey(hsm::KeyType::kEcP256, "bench-core");
+  auto key = env->hsm->GenerateKey(crypto::KeyType::kEcP256, "bench-core");
   if (!key.ok()) return Fail("core", "GenerateKey", key.status());
   auto priv = env->provider->PrivateKey(key->id);
   if (!priv.ok()) return Fail("core", "PrivateKey", priv.status());
@@ -160,7 +162,7 @@ int RunCoreBench(int argc, char** argv) {
   if (!kid.ok()) return Fail("core", "thumbprint", kid.status());
   token::SigningKey signing_key{
       *priv, std::shared_ptr<EVP_PKEY>(pub->release(), EVP_PKEY_free),
-      hsm::SignAlgorithm::kES256, *kid, nullptr};
+      crypto::SignAlgorithm::kES256, *kid, nullptr};
   // As the daemon's keyset does: prepared contexts for this key.
   auto ops = token::KeyOps::Create(signing_key.private_key,
                                    signing_key.public_key, signing_key.alg);
@@ -193,15 +195,15 @@ int RunCoreBench(int argc, char** argv) {
     return Fail("core", "AuditLog::Open", audit_log.status());
   // A second log with checkpoints signed by an HSM audit key (as the daemon's).
   auto audit_hsm_key =
-      env->hsm->GenerateKey(hsm::KeyType::kEcP256, "tokensign-audit:bench");
+      env->hsm->GenerateKey(crypto::KeyType::kEcP256, "tokensign-audit:bench");
   if (!audit_hsm_key.ok())
     return Fail("core", "GenerateKey(audit)", audit_hsm_key.status());
   auto audit_priv = env->provider->PrivateKey(audit_hsm_key->id);
   if (!audit_priv.ok()) return Fail("core", "PrivateKey(audit)", audit_priv.status());
-  auto audit_pub = hsm::ParseSpki(audit_hsm_key->spki_der);
+  auto audit_pub = crypto::ParseSpki(audit_hsm_key->spki_der);
   if (!audit_pub.ok()) return Fail("core", "audit public key", audit_pub.status());
   auto checkpoint_key = audit::CheckpointKey::Create(
-      *audit_priv, hsm::SignAlgorithm::kES256, audit_pub->get());
+      *audit_priv, crypto::SignAlgorithm::kES256, audit_pub->get());
   if (!checkpoint_key.ok())
     return Fail("core", "CheckpointKey", checkpoint_key.status());
   BenchAnchorStore anchors(env->hsm.get());
@@ -217,13 +219,13 @@ int RunCoreBench(int argc, char** argv) {
   auto raw_op = [&](bool verify) {
     return [&, verify](int) {
       auto signer = std::make_shared<RawSigner>(std::move(
-          *RawSigner::Create(hsm, key->id, hsm::SignAlgorithm::kES256)));
+          *RawSigner::Create(hsm, key->id, crypto::SignAlgorithm::kES256)));
       return [&, signer, verify]() {
         std::string sig = signer->Sign(digest);
         if (sig.empty()) return false;
         if (!verify) return true;
         return token::VerifyRaw(signing_key.public_key.get(),
-                                hsm::SignAlgorithm::kES256, signing_input, sig)
+                                crypto::SignAlgorithm::kES256, signing_input, sig)
             .ok();
       };
     };

@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "crypto/algorithm.h"
 #include "signer/token/jwk.h"
 #include "signer/token/jws.h"
 #include "tools/bench/bench_util.h"
@@ -193,13 +194,13 @@ int RunDaemonBench(int argc, char** argv) {
   auto sign_op = [&](hsm::Hsm* h, bool verify) {
     return [&, h, verify](int) {
       auto signer = std::make_shared<RawSigner>(std::move(*RawSigner::Create(
-          *h, ceiling->key_id, hsm::SignAlgorithm::kES256)));
+          *h, ceiling->key_id, crypto::SignAlgorithm::kES256)));
       return [&, signer, verify]() {
         std::string sig = signer->Sign(digest);
         if (sig.empty()) return false;
         return !verify ||
                token::VerifyRaw(ceiling->public_key.get(),
-                                hsm::SignAlgorithm::kES256, signing_input, sig)
+                                crypto::SignAlgorithm::kES256, signing_input, sig)
                    .ok();
       };
     };

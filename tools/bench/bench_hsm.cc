@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/algorithm.h"
 #include "tools/bench/bench_util.h"
 
 namespace tokensign::bench {
@@ -33,12 +34,12 @@ int RunHsmBench(int argc, char** argv) {
   std::printf("%-6s %-8s %12s %12s %8s\n", "alg", "threads", "raw/s", "hsm/s", "ratio");
   std::vector<std::string> lines;
   int rc = 0;
-  for (hsm::SignAlgorithm alg : {hsm::SignAlgorithm::kES256, hsm::SignAlgorithm::kEdDSA}) {
-    bool ecdsa = alg == hsm::SignAlgorithm::kES256;
-    auto key = hsm.GenerateKey(ecdsa ? hsm::KeyType::kEcP256 : hsm::KeyType::kEd25519, "bench");
+  for (crypto::SignAlgorithm alg : {crypto::SignAlgorithm::kES256, crypto::SignAlgorithm::kEdDSA}) {
+    bool ecdsa = alg == crypto::SignAlgorithm::kES256;
+    auto key = hsm.GenerateKey(ecdsa ? crypto::KeyType::kEcP256 : crypto::KeyType::kEd25519, "bench");
     if (!key.ok()) return Fail("hsm", "GenerateKey", key.status());
     const std::string& raw_input = ecdsa ? digest : message;
-    std::string name(hsm::SignAlgorithmName(alg));
+    std::string name(crypto::SignAlgorithmName(alg));
     for (int threads : {1, 2, 4}) {
       RatePair rates = MeasurePair(
           threads, seconds,

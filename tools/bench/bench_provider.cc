@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "tools/bench/bench_util.h"
 
 namespace tokensign::bench {
@@ -20,7 +22,7 @@ namespace {
 
 // One token-layer style signature through the provider key.
 bool EvpSign(EVP_PKEY* key, const std::string& message) {
-  hsm::UniqueMdCtx mdctx(EVP_MD_CTX_new());
+  crypto::UniqueMdCtx mdctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
   const auto* m = reinterpret_cast<const unsigned char*>(message.data());
   unsigned char sig[80];
@@ -40,7 +42,7 @@ int RunProviderBench(int argc, char** argv) {
   auto env = OpenBenchHsm();
   if (!env.ok()) return Fail("provider", "set-up", env.status());
   hsm::Hsm& hsm = *env->hsm;
-  auto key = hsm.GenerateKey(hsm::KeyType::kEcP256, "bench-provider");
+  auto key = hsm.GenerateKey(crypto::KeyType::kEcP256, "bench-provider");
   if (!key.ok()) return Fail("provider", "GenerateKey", key.status());
   auto pkey = env->provider->PrivateKey(key->id);
   if (!pkey.ok()) return Fail("provider", "PrivateKey", pkey.status());
@@ -62,7 +64,7 @@ int RunProviderBench(int argc, char** argv) {
         threads, seconds,
         [&](int) {
           auto signer = std::make_shared<RawSigner>(
-              std::move(*RawSigner::Create(hsm, key->id, hsm::SignAlgorithm::kES256)));
+              std::move(*RawSigner::Create(hsm, key->id, crypto::SignAlgorithm::kES256)));
           return [signer, &digest]() { return !signer->Sign(digest).empty(); };
         },
         [&](int) { return [&]() { return EvpSign(evp_key, message); }; });

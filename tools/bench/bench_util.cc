@@ -1,3 +1,4 @@
+#include "crypto/algorithm.h"
 #include "tools/bench/bench_util.h"
 
 #include <string>
@@ -20,16 +21,16 @@ absl::StatusOr<BenchHsm> OpenBenchHsm() {
 }
 
 absl::StatusOr<RawSigner> RawSigner::Create(hsm::Hsm& hsm, std::string_view key_id,
-                                            hsm::SignAlgorithm alg) {
+                                            crypto::SignAlgorithm alg) {
   hsm::HsmImpl& impl = hsm.impl();
   auto handles = impl.Handles(key_id);
   if (!handles.ok()) return handles.status();
   RawSigner signer;
   signer.functions_ = impl.RawFunctionList();
   signer.key_ = handles->private_key;
-  signer.mechanism_ = alg == hsm::SignAlgorithm::kEdDSA ? CKM_EDDSA : CKM_ECDSA;
-  if (alg != hsm::SignAlgorithm::kEdDSA && alg != hsm::SignAlgorithm::kES256 &&
-      alg != hsm::SignAlgorithm::kES384) {
+  signer.mechanism_ = alg == crypto::SignAlgorithm::kEdDSA ? CKM_EDDSA : CKM_ECDSA;
+  if (alg != crypto::SignAlgorithm::kEdDSA && alg != crypto::SignAlgorithm::kES256 &&
+      alg != crypto::SignAlgorithm::kES384) {
     return absl::InvalidArgumentError("RawSigner: only ES256, ES384 and EdDSA");
   }
   CK_RV rv = signer.functions_->C_OpenSession(

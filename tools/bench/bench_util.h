@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "crypto/algorithm.h"
 #include "hsm/hsm.h"
 #include "hsm/hsm_impl.h"
 #include "hsm/provider/provider_keys.h"
@@ -91,7 +92,7 @@ absl::StatusOr<BenchHsm> OpenBenchHsm();
 class RawSigner {
  public:
   static absl::StatusOr<RawSigner> Create(hsm::Hsm& hsm, std::string_view key_id,
-                                          hsm::SignAlgorithm alg);
+                                          crypto::SignAlgorithm alg);
   RawSigner(RawSigner&& other) noexcept { *this = std::move(other); }
   RawSigner& operator=(RawSigner&& other) noexcept;
   ~RawSigner();  // closes the session

@@ -1,6 +1,6 @@
-#include "hsm/algorithm.h"
+#include "crypto/algorithm.h"
 
-namespace tokensign::hsm {
+namespace tokensign::crypto {
 
 std::string_view SignAlgorithmName(SignAlgorithm alg) {
   switch (alg) {
@@ -56,4 +56,4 @@ KeyType KeyTypeFor(SignAlgorithm alg) {
   return KeyType::kRsa;
 }
 
-}  // namespace tokensign::hsm
+}  // namespace tokensign::crypto

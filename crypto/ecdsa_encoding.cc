@@ -1,15 +1,15 @@
-#include "hsm/openssl_util.h"
+#include "crypto/ecdsa_encoding.h"
 
 #include <openssl/ecdsa.h>
-#include <openssl/err.h>
-#include <openssl/x509.h>
 
 #include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/openssl_error.h"
+#include "crypto/ssl_ptr.h"
 
-namespace tokensign::hsm {
+namespace tokensign::crypto {
 namespace {
 
 constexpr size_t kMaxEcdsaHalf = 60;  // keeps every DER length in short form
@@ -45,53 +45,7 @@ bool TakeDerInteger(const unsigned char* der, size_t der_len, size_t* pos,
   return true;
 }
 
-struct EcdsaSigDeleter {
-  void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); }
-};
-
-thread_local absl::Status provider_status;  // OK = none recorded
-
 }  // namespace
-
-void RecordProviderStatus(const absl::Status& status) {
-  provider_status = status;
-}
-
-void ClearErrors() {
-  ERR_clear_error();
-  provider_status = absl::OkStatus();
-}
-
-absl::Status OpenSslError(std::string_view what, absl::StatusCode code) {
-  if (!provider_status.ok()) {
-    absl::Status from_provider = std::move(provider_status);
-    provider_status = absl::OkStatus();
-    ERR_clear_error();
-    return absl::Status(from_provider.code(),
-                        absl::StrCat(absl::string_view(what.data(), what.size()),
-                                     ": ", from_provider.message()));
-  }
-  std::string message(what);
-  bool first = true;
-  unsigned long err;  // NOLINT(runtime/int): OpenSSL's type.
-  const char* data = nullptr;
-  int flags = 0;
-  while ((err = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) !=
-         0) {
-    char buf[256];
-    ERR_error_string_n(err, buf, sizeof(buf));
-    message += first ? ": " : "; ";
-    message += buf;
-    if ((flags & ERR_TXT_STRING) != 0 && data != nullptr && *data != '\0') {
-      message += " (";
-      message += data;
-      message += ")";
-    }
-    first = false;
-  }
-  if (first) message += ": (no OpenSSL error queued)";
-  return absl::Status(code, message);
-}
 
 absl::StatusOr<std::string> EcdsaRawToDer(std::string_view raw) {
   const size_t half = raw.size() / 2;
@@ -125,8 +79,7 @@ absl::StatusOr<std::string> EcdsaDerToRaw(std::string_view der_view,
     }
   }
   const unsigned char* p = der;
-  std::unique_ptr<ECDSA_SIG, EcdsaSigDeleter> sig(
-      d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len)));
+  SslPtr<ECDSA_SIG> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der_len)));
   if (sig == nullptr || p != der + der_len) {
     return OpenSslError("ECDSA signature: DER decode",
                         absl::StatusCode::kInvalidArgument);
@@ -142,25 +95,4 @@ absl::StatusOr<std::string> EcdsaDerToRaw(std::string_view der_view,
   return raw;
 }
 
-absl::StatusOr<std::string> SpkiDer(const EVP_PKEY* key) {
-  unsigned char* der = nullptr;
-  int len = i2d_PUBKEY(const_cast<EVP_PKEY*>(key), &der);
-  if (len <= 0) return OpenSslError("i2d_PUBKEY");
-  std::string out(reinterpret_cast<const char*>(der), static_cast<size_t>(len));
-  OPENSSL_free(der);
-  return out;
-}
-
-absl::StatusOr<UniquePkey> ParseSpki(std::string_view der) {
-  const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
-  UniquePkey key(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
-  if (key == nullptr ||
-      p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError(
-        "public key: not one DER SubjectPublicKeyInfo");
-  }
-  return key;
-}
-
-}  // namespace tokensign::hsm
+}  // namespace tokensign::crypto
