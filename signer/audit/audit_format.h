@@ -41,7 +41,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "signer/audit/audit_log.h"
+#include "signer/audit/audit_record.h"
 
 namespace tokensign::audit {
 

@@ -23,69 +23,17 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "signer/audit/audit_record.h"
 
 namespace tokensign::audit {
 
 class AnchorStore;     // signer/audit/anchor_store.h
 struct CheckpointKey;  // signer/audit/checkpoint.h
-
-struct AuditActor {
-  std::string sub;
-  std::string iss;
-};
-
-// One decision. Never holds the token itself, only its SHA-256.
-struct AuditRecord {
-  // absl::UnixEpoch() (the default) means "stamp with absl::Now() at Append".
-  absl::Time time;
-  std::string caller;  // mTLS identity or "dev"
-  std::string issuer;  // issuer name in config
-  std::string kind;    // "access_token" / "transaction_token"
-  std::string kid;
-  std::string jti;
-  std::string sub;
-  std::string client_id;
-  std::vector<AuditActor> actor_chain;  // [0] = current actor
-  std::vector<std::string> aud;
-  std::vector<std::string> scope;
-  int64_t exp = 0;
-  // What else the token carries (or would have). Empty / 0 = not in the
-  // request; such members are left out of the line.
-  // Lifetime in seconds: exp - iat when a token was minted; otherwise the
-  // requested ttl_seconds as given (0 = the issuer default).
-  int64_t ttl = 0;
-  std::string cnf_jkt;       // cnf.jkt as requested
-  std::string cnf_x5t_s256;  // cnf.x5t#S256 as requested
-  std::string txn;
-  std::string req_wl;
-  std::string rctx_sha256;  // hex SHA-256 of rctx's canonical JSON
-  std::string tctx_sha256;  // hex SHA-256 of tctx's canonical JSON
-  std::vector<std::string> extra_claims;  // the extra claims' names, sorted
-  std::string extra_claims_sha256;  // hex SHA-256 of their canonical JSON
-  std::string parent_jti;
-  // Token exchange: hex SHA-256 of the verified parent token, and the
-  // parent's cnf when the child was bound to another key (empty otherwise).
-  std::string parent_token_sha256;
-  std::string parent_cnf_jkt;
-  std::string parent_cnf_x5t_s256;
-  // Revocation: the token's status list entry (status_idx -1 = none); for a
-  // signed status list (kind "status_list"), status_uri is the list, with its
-  // size and the number of entries not 0.
-  std::string status_uri;
-  int64_t status_idx = -1;
-  int64_t status_list_size = 0;
-  int64_t status_list_set = 0;
-  std::string token_sha256;  // hex; empty when denied
-  std::string outcome;       // "signed" | "denied"
-  std::string reason;        // empty when signed; the rule when denied
-};
 
 enum class Durability { kFsync, kNone };
 
@@ -143,6 +91,9 @@ struct AuditLogStats {
   int64_t anchor_writes = 0;      // anchors stored
 };
 
+// The audit log's contract. Every member is pure: the file-backed log
+// (file_audit_log.h) and test fakes implement all of it. Thread-safety: every
+// method may be called from any thread, concurrently.
 class AuditLog {
  public:
   // Opens (0600, O_APPEND|O_CLOEXEC|O_NOFOLLOW; a regular file only;
@@ -153,18 +104,16 @@ class AuditLog {
   // is truncated away, reported via torn_tail_repaired(), and recorded in the
   // chain as a "repair" record. A new file starts with a genesis record, or
   // with a continuation record when rotated files path.N exist. Returns after
-  // those records are durable.
+  // those records are durable. (audit_log_open.cc)
   static absl::StatusOr<std::unique_ptr<AuditLog>> Open(
       const AuditLogOptions& options);
   // Drains the queue (every accepted Append completes) and stops the writer
   // thread.
   virtual ~AuditLog() = default;
+
   // Appends and waits until durable. Fails (and the caller must not release a
   // token) if the record could not be written.
   virtual absl::Status Append(const AuditRecord& record) = 0;
-  virtual bool torn_tail_repaired() const = 0;
-
-  // Extensions (defaults so test fakes need not implement them).
   // Asynchronous Append for callers that must not block a worker thread on
   // fdatasync (e.g. a gRPC callback handler): `done` runs exactly once, on the
   // writer thread after the record is durable (OK) or could not be written (the
@@ -172,51 +121,41 @@ class AuditLog {
   // already stopped. `done` must be quick and must not call back into this
   // log's Append. Release the token only on OK. With N requests in flight, one
   // fdatasync covers up to N records even when only two threads sign, so
-  // durability costs little throughput. Default: calls Append.
+  // durability costs little throughput.
   virtual void AppendAsync(const AuditRecord& record,
-                           absl::AnyInvocable<void(absl::Status) &&> done) {
-    std::move(done)(Append(record));
-  }
+                           absl::AnyInvocable<void(absl::Status) &&> done) = 0;
   // Announces records that callers are about to append (+n) or no longer will
   // (-n): a service calls +1 before it signs a token and -1 just before it
   // appends the decision. Once a caller has announced, the group commit
   // lingers only while announced records are outstanding, and ends the
-  // linger the moment none are: under load one fdatasync covers the records
-  // being signed right now; at low load a record is synced at once instead of
-  // waiting commit_linger for appenders that are not coming. Without
-  // announcements the log guesses from the previous commit (see
-  // AuditLogOptions.commit_linger). Default: ignored.
-  virtual void ExpectRecords(int /*delta*/) {}
+  // linger the moment none are. Without announcements the log guesses from
+  // the previous commit (see AuditLogOptions.commit_linger).
+  virtual void ExpectRecords(int delta) = 0;
 
   // OK while the log accepts appends; otherwise the error that stopped it (for
   // /readyz).
-  virtual absl::Status health() const { return absl::OkStatus(); }
-  // Bytes dropped by the torn-tail repair at Open (0 if none).
-  virtual int64_t torn_tail_bytes() const { return 0; }
+  virtual absl::Status health() const = 0;
+  // Whether Open truncated a torn last line, and how many bytes (0 if none).
+  virtual bool torn_tail_repaired() const = 0;
+  virtual int64_t torn_tail_bytes() const = 0;
   // seq of the last line made durable (0 = genesis only).
-  virtual int64_t last_durable_seq() const { return 0; }
-  virtual AuditLogStats stats() const { return {}; }
+  virtual int64_t last_durable_seq() const = 0;
+  virtual AuditLogStats stats() const = 0;
 
   // Checkpoints (AuditLogOptions.checkpoint_key). Writes one now, waits until
   // it is durable and anchored. FailedPrecondition without a key.
-  virtual absl::Status Checkpoint() {
-    return absl::FailedPreconditionError("audit log: no checkpoint key");
-  }
+  virtual absl::Status Checkpoint() = 0;
   // The log id (genesis record; "" for a log without checkpoints that
   // predates log ids).
-  virtual std::string log_id() const { return std::string(); }
+  virtual std::string log_id() const = 0;
   // A log that Open refused (health() says why) starts over: the refused
   // active file is renamed to PATH.lost-<UTC time>, and a new segment begins
   // at PATH with a genesis record that names the anchored checkpoint of the
   // old log, `by` and `reason`; its first checkpoint links to that anchor.
   // The old anchor is kept as an archived record (audit::ArchiveAnchor) until
-  // a custodian retires it. FailedPrecondition when
-  // the log was not refused.
-  virtual absl::Status AcknowledgeLoss(std::string_view /*by*/,
-                                       std::string_view /*reason*/) {
-    return absl::FailedPreconditionError(
-        "audit log: nothing to acknowledge (the log was not refused)");
-  }
+  // a custodian retires it. FailedPrecondition when the log was not refused.
+  virtual absl::Status AcknowledgeLoss(std::string_view by,
+                                       std::string_view reason) = 0;
 };
 
 }  // namespace tokensign::audit

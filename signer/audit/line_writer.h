@@ -21,7 +21,7 @@
 #include <string_view>
 
 #include "absl/time/time.h"
-#include "signer/audit/audit_log.h"
+#include "signer/audit/audit_record.h"
 
 namespace tokensign::audit {
 

@@ -54,6 +54,19 @@ class FakeAudit : public audit::AuditLog {
     pending_.push_back({r, std::move(done)});
   }
   bool torn_tail_repaired() const override { return false; }
+  // The rest of the AuditLog contract: a fresh, checkpoint-less log.
+  void ExpectRecords(int /*delta*/) override {}
+  int64_t torn_tail_bytes() const override { return 0; }
+  int64_t last_durable_seq() const override { return 0; }
+  audit::AuditLogStats stats() const override { return {}; }
+  absl::Status Checkpoint() override {
+    return absl::FailedPreconditionError("audit log: no checkpoint key");
+  }
+  std::string log_id() const override { return std::string(); }
+  absl::Status AcknowledgeLoss(std::string_view, std::string_view) override {
+    return absl::FailedPreconditionError(
+        "audit log: nothing to acknowledge (the log was not refused)");
+  }
 
   size_t pending() {
     std::lock_guard l(mu_);
