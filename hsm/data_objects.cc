@@ -39,7 +39,7 @@ absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindByPrivacy(
                   {Attr(CKA_CLASS, &cls), Attr(CKA_TOKEN, &yes),
                    Attr(CKA_PRIVATE, &priv),
                    Attr(CKA_APPLICATION, kApplication), Attr(CKA_LABEL, name)});
-  if (!found.ok()) return lease.Check(found.status());
+  if (!found.ok()) return found.status();
   std::sort(found->begin(), found->end());
   return found;
 }
@@ -60,7 +60,7 @@ absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRecords(
                   : priv;
     if (!token.ok()) {
       if (Vanished(token.status())) continue;
-      return lease.Check(token.status());
+      return token.status();
     }
     if (*priv && *token) records.push_back(handle);
   }
@@ -79,7 +79,7 @@ ReadRecords(const P11& p11, SessionPool::Lease& lease, std::string_view name) {
     absl::StatusOr<std::string> value =
         GetAttribute(p11, lease.session(), handle, CKA_VALUE);
     if (!value.ok() && Vanished(value.status())) continue;
-    if (!value.ok()) return lease.Check(value.status());
+    if (!value.ok()) return value.status();
     records.emplace_back(handle, *std::move(value));
   }
   return records;
@@ -96,13 +96,23 @@ absl::Status DataStore::Create(std::string_view name, std::string_view value,
                                           kMaxValue));
   }
   std::lock_guard<std::mutex> lock(*put_mu_);
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
+  // Retried on a new session after a lost one: a record the lost reply did
+  // create is one more copy, which readers tolerate (see the contract), and
+  // Put's retry destroys it with the other old copies.
+  return recovery_.Run(Policy("PutData", name),
+                       [&](SessionPool::Lease& lease, uint64_t) {
+                         return CreateOn(lease, name, value, replace);
+                       });
+}
+
+absl::Status DataStore::CreateOn(SessionPool::Lease& lease,
+                                 std::string_view name, std::string_view value,
+                                 bool replace) {
   const P11& p11 = pool_->p11();
   std::vector<CK_OBJECT_HANDLE> old;
   if (replace) {
     absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
-        FindRecords(p11, *lease, name);
+        FindRecords(p11, lease, name);
     if (!found.ok()) return found.status();
     old = *std::move(found);
   }
@@ -114,17 +124,26 @@ absl::Status DataStore::Create(std::string_view name, std::string_view value,
       Attr(CKA_LABEL, name),   Attr(CKA_VALUE, value),
   };
   CK_OBJECT_HANDLE created = CK_INVALID_HANDLE;
-  absl::Status status = lease->Check(
-      TS_P11(p11, C_CreateObject, lease->session(), tmpl, 6, &created));
+  absl::Status status =
+      TS_P11(p11, C_CreateObject, lease.session(), tmpl, 6, &created);
   if (!status.ok()) {
-    return absl::Status(status.code(),
-                        Cat("PutData('", name, "'): ", status.message()));
+    return WithRvOf(absl::Status(status.code(), Cat("PutData('", name, "'): ",
+                                                    status.message())),
+                    status);
   }
   for (CK_OBJECT_HANDLE handle : old) {
-    status = TS_P11(p11, C_DestroyObject, lease->session(), handle);
-    if (!status.ok() && !Vanished(status)) return lease->Check(status);
+    status = TS_P11(p11, C_DestroyObject, lease.session(), handle);
+    if (!status.ok() && !Vanished(status)) return status;
   }
   return absl::OkStatus();
+}
+
+Recovery::Policy DataStore::Policy(std::string_view op,
+                                  std::string_view name) {
+  Recovery::Policy policy;
+  policy.op = op;
+  policy.subject = name;
+  return policy;
 }
 
 absl::Status DataStore::Put(std::string_view name, std::string_view value) {
@@ -138,40 +157,49 @@ absl::Status DataStore::Add(std::string_view name, std::string_view value) {
 absl::Status DataStore::Remove(std::string_view name, std::string_view value) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(*put_mu_);
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
-  const P11& p11 = pool_->p11();
-  auto records = ReadRecords(p11, *lease, name);
-  if (!records.ok()) return records.status();
-  for (const auto& [handle, got] : *records) {
-    if (got != value) continue;
-    absl::Status status = TS_P11(p11, C_DestroyObject, lease->session(), handle);
-    if (Vanished(status)) continue;
-    if (!status.ok()) return lease->Check(status);
-  }
-  return absl::OkStatus();
+  return recovery_.Run(
+      Policy("RemoveData", name),
+      [&](SessionPool::Lease& lease, uint64_t) -> absl::Status {
+        const P11& p11 = pool_->p11();
+        auto records = ReadRecords(p11, lease, name);
+        if (!records.ok()) return records.status();
+        for (const auto& [handle, got] : *records) {
+          if (got != value) continue;
+          absl::Status status =
+              TS_P11(p11, C_DestroyObject, lease.session(), handle);
+          if (!status.ok() && !Vanished(status)) return status;
+        }
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<std::vector<std::string>> DataStore::GetAll(
     std::string_view name) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
-  auto records = ReadRecords(pool_->p11(), *lease, name);
-  if (!records.ok()) return records.status();
-  std::vector<std::string> values;
-  for (auto& [handle, value] : *records) values.push_back(std::move(value));
-  return values;
+  return recovery_.Run(
+      Policy("GetData", name),
+      [&](SessionPool::Lease& lease,
+          uint64_t) -> absl::StatusOr<std::vector<std::string>> {
+        auto records = ReadRecords(pool_->p11(), lease, name);
+        if (!records.ok()) return records.status();
+        std::vector<std::string> values;
+        for (auto& [handle, value] : *records) {
+          values.push_back(std::move(value));
+        }
+        return values;
+      });
 }
 
 absl::StatusOr<int> DataStore::CountPublic(std::string_view name) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
-  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
-      FindByPrivacy(pool_->p11(), *lease, name, /*private_=*/false);
-  if (!found.ok()) return found.status();
-  return static_cast<int>(found->size());
+  return recovery_.Run(
+      Policy("CountPublicData", name),
+      [&](SessionPool::Lease& lease, uint64_t) -> absl::StatusOr<int> {
+        absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+            FindByPrivacy(pool_->p11(), lease, name, /*private_=*/false);
+        if (!found.ok()) return found.status();
+        return static_cast<int>(found->size());
+      });
 }
 
 absl::StatusOr<std::optional<std::string>> DataStore::Get(

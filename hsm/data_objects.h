@@ -13,8 +13,9 @@
 // with Remove). Handles say nothing about age (a module may renumber objects
 // when it reloads them), so a caller that must tell old from new keeps a
 // version inside the value and reads every copy with GetAll; Get returns one
-// of them. Thread-safety: thread-safe; writes are serialized by an internal
-// mutex.
+// of them. Every operation runs through the recovery engine (hsm/recovery.h):
+// a lost session is re-established and the operation repeated.
+// Thread-safety: thread-safe; writes are serialized by an internal mutex.
 #ifndef TOKENSIGN_HSM_DATA_OBJECTS_H_
 #define TOKENSIGN_HSM_DATA_OBJECTS_H_
 
@@ -26,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "hsm/recovery.h"
 #include "hsm/session_pool.h"
 
 namespace tokensign::hsm {
@@ -35,7 +37,7 @@ class DataStore {
   // `object_writes`: shared with KeyStore (every object creation and
   // destruction on the token is serialized; SoftHSM 2.6.1 races there).
   DataStore(SessionPool* pool, std::mutex* object_writes)
-      : pool_(pool), put_mu_(object_writes) {}
+      : pool_(pool), recovery_(pool), put_mu_(object_writes) {}
   absl::Status Put(std::string_view name, std::string_view value);
   absl::Status Add(std::string_view name, std::string_view value);
   // Destroys the records of that name whose value is exactly `value`; OK when
@@ -51,7 +53,11 @@ class DataStore {
  private:
   absl::Status Create(std::string_view name, std::string_view value,
                       bool replace);
+  absl::Status CreateOn(SessionPool::Lease& lease, std::string_view name,
+                        std::string_view value, bool replace);
+  static Recovery::Policy Policy(std::string_view op, std::string_view name);
   SessionPool* pool_;
+  Recovery recovery_;
   std::mutex* put_mu_;
 };
 

@@ -46,6 +46,7 @@ absl::StatusOr<std::unique_ptr<HsmImpl>> HsmImpl::Open(
       impl->module_->TokenInfo(impl->pool_->slot());
   if (!info.ok()) return info.status();
   impl->token_label_ = TrimPadded(info->label, sizeof(info->label));
+  impl->recovery_ = std::make_unique<Recovery>(impl->pool_.get());
   impl->keys_ =
       std::make_unique<KeyStore>(impl->pool_.get(), &impl->object_writes_);
   impl->data_ =
@@ -63,56 +64,28 @@ HsmImpl::~HsmImpl() {
 absl::StatusOr<std::string> HsmImpl::Sign(std::string_view id_hex,
                                           crypto::SignAlgorithm alg,
                                           std::string_view data, bool digest) {
-  absl::Status last;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    absl::StatusOr<KeyHandles> key;
-    absl::StatusOr<SessionPool::Lease> lease;
-    for (int round = 0; round < 3; ++round) {
-      uint64_t epoch = pool_->epoch();
-      key = keys_->Resolve(id_hex);
-      if (absl::IsNotFound(key.status())) {
-        // A key the caller was told to use is gone from the token (destroyed
-        // outside tokensign, or by another replica): a precondition, not a
-        // lookup miss.
-        return absl::FailedPreconditionError(
-            Cat("Sign: ", key.status().message(),
-                " (the key was removed from the HSM)"));
-      }
-      if (!key.ok()) return key.status();
-      lease = pool_->Acquire();
-      if (!lease.ok()) return lease.status();
-      // Acquire may have re-initialized the module (after a device error):
-      // object handles resolved before that are stale. Resolve again.
-      if (pool_->epoch() == epoch) break;
-      lease = absl::UnavailableError(
-          Cat("Sign(", id_hex,
-              "): the PKCS#11 module was re-initialized (device error "
-              "recovery) while acquiring a session, 3 times in a row"));
-    }
-    if (!lease.ok()) return lease.status();
-    SignInput input;
-    absl::Status prepared =
-        digest ? PrepareDigest(mechanisms_, *key, alg, data, input)
-               : PrepareMessage(mechanisms_, *key, alg, data, input);
-    if (!prepared.ok()) return prepared;
-    absl::StatusOr<std::string> signature =
-        SignOnce(pool_->p11(), lease->session(), *key, input);
-    if (signature.ok()) return signature;
-    last = lease->Check(signature.status());
-    CK_RV rv = RvOf(last);
-    if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
-      // Either the session lost its login (private keys become invisible) or
-      // the key was destroyed behind our back.
-      if (lease->CheckLoggedIn()) keys_->Invalidate(id_hex);
-      continue;
-    }
-    if (!lease->broken())
-      return last;  // a real answer (bad data, wrong key, ...)
-    // Broken session: the lease goes back broken and is re-established on
-    // Acquire.
-  }
-  return absl::Status(last.code(), Cat("Sign(", id_hex, "): ", last.message(),
-                                       " (after retry)"));
+  Recovery::Policy policy = keys_->KeyPolicy("Sign", id_hex);
+  return recovery_->Run(
+      policy,
+      [&](SessionPool::Lease& lease,
+          uint64_t epoch) -> absl::StatusOr<std::string> {
+        absl::StatusOr<KeyHandles> key = keys_->Resolve(lease, epoch, id_hex);
+        if (absl::IsNotFound(key.status())) {
+          // A key the caller was told to use is gone from the token
+          // (destroyed outside tokensign, or by another replica): a
+          // precondition, not a lookup miss.
+          return absl::FailedPreconditionError(
+              Cat("Sign: ", key.status().message(),
+                  " (the key was removed from the HSM)"));
+        }
+        if (!key.ok()) return key.status();
+        SignInput input;
+        absl::Status prepared =
+            digest ? PrepareDigest(mechanisms_, *key, alg, data, input)
+                   : PrepareMessage(mechanisms_, *key, alg, data, input);
+        if (!prepared.ok()) return prepared;
+        return SignOnce(pool_->p11(), lease.session(), *key, input);
+      });
 }
 
 // ---- Hsm ----
@@ -159,19 +132,16 @@ absl::Status Hsm::PinPublicKey(std::string_view id_hex,
 absl::StatusOr<crypto::UniquePkey> Hsm::PublicKey(std::string_view id_hex) {
   if (std::optional<std::string> pinned = impl_->keys().PinnedPublicKey(id_hex))
     return crypto::ParseSpki(*pinned);
-  absl::StatusOr<KeyHandles> key = impl_->keys().Resolve(id_hex);
-  if (!key.ok()) return key.status();
-  absl::StatusOr<SessionPool::Lease> lease = impl_->pool().Acquire();
-  if (!lease.ok()) return lease.status();
-  absl::StatusOr<crypto::UniquePkey> pkey = ExportPublicKey(
-      impl_->pool().p11(), lease->session(), key->public_key, key->type);
-  if (!pkey.ok()) {
-    lease->Check(pkey.status());
-    if (RvOf(pkey.status()) == CKR_OBJECT_HANDLE_INVALID) {
-      impl_->keys().Invalidate(id_hex);
-    }
-  }
-  return pkey;
+  KeyStore& keys = impl_->keys();
+  return impl_->recovery().Run(
+      keys.KeyPolicy("PublicKey", id_hex),
+      [&](SessionPool::Lease& lease,
+          uint64_t epoch) -> absl::StatusOr<crypto::UniquePkey> {
+        absl::StatusOr<KeyHandles> key = keys.Resolve(lease, epoch, id_hex);
+        if (!key.ok()) return key.status();
+        return ExportPublicKey(impl_->pool().p11(), lease.session(),
+                               key->public_key, key->type);
+      });
 }
 
 absl::StatusOr<std::string> Hsm::Sign(std::string_view id_hex,
@@ -210,10 +180,20 @@ absl::StatusOr<int> Hsm::CountPublicData(std::string_view name) {
   return impl_->data().CountPublic(name);
 }
 
+void Hsm::SetErrorObserver(HsmErrorObserver observer) {
+  impl_->module().errors().Set(std::move(observer));
+}
+
 // Answers from the pool's state: no PKCS#11 call, never blocks (/readyz runs
 // on the HTTP io thread). Recovery is driven by the next Acquire.
 bool Hsm::Healthy() { return impl_->pool().Healthy(); }
 
 const std::string& Hsm::token_label() const { return impl_->token_label(); }
+
+int Hsm::pool_size() const { return impl_->pool().size(); }
+
+const std::string& Hsm::pool_note() const {
+  return impl_->pool().size_note();
+}
 
 }  // namespace tokensign::hsm

@@ -25,48 +25,9 @@
 #include "absl/status/statusor.h"
 #include "crypto/algorithm.h"
 #include "crypto/ssl_ptr.h"
+#include "hsm/hsm_types.h"
 
 namespace tokensign::hsm {
-
-// How to reach the token. Exactly one of token_label / token_serial is set.
-// The PIN comes from an environment variable or a file, never from argv
-// (pin_value is for in-process callers that read the PIN themselves).
-struct HsmConfig {
-  std::string module_path;   // e.g. /usr/lib/softhsm/libsofthsm2.so
-  std::string token_label;   // find the token by CKA label (SoftHSM moves slot ids)
-  std::string token_serial;  // or by serial number
-  std::string pin_env;       // name of an environment variable holding the user PIN
-  std::string pin_file;      // or a file holding it (trailing newline stripped)
-  std::string pin_value;     // or the PIN itself (the OpenSSL provider; never setenv)
-  int pool_size = 0;         // sessions; 0 = 2 x hardware threads, capped by the token
-};
-
-// A key as the HSM holds it. `id` is CKA_ID as lowercase hex; both halves share it and
-// the label.
-struct KeyInfo {
-  std::string id;         // hex of CKA_ID
-  std::string label;      // CKA_LABEL
-  crypto::KeyType type;           // EC P-256 / P-384, Ed25519, RSA
-  int bits = 0;           // curve or modulus size
-  // DER SubjectPublicKeyInfo read from the public half in the generating call;
-  // set by GenerateKey only (keep it: the public object is not trusted later).
-  std::string spki_der;
-};
-
-// What the token says about one private-key object (for custodians and
-// auditors: `tokensignctl keys inspect`). Unreadable attributes are absent.
-struct KeyAttributes {
-  std::string id;     // CKA_ID, hex
-  std::string label;  // CKA_LABEL
-  std::string key_type;  // "EC-P256", ..., or "CKK 0x.." when unsupported
-  int bits = 0;
-  // name -> value for CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE,
-  // CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_EXTRACTABLE, CKA_LOCAL,
-  // CKA_SIGN, CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE, CKA_SIGN_RECOVER.
-  std::vector<std::pair<std::string, bool>> flags;
-  // Empty when tokensign would use this object; else why not.
-  std::string refused;
-};
 
 // Forward-declared implementation pieces (hsm/module.h, hsm/session_pool.h, ...).
 class HsmImpl;
@@ -127,12 +88,24 @@ class Hsm {
   absl::Status RemoveData(std::string_view name, std::string_view value);
   absl::StatusOr<int> CountPublicData(std::string_view name);
 
+  // Reports every failing PKCS#11 call of this Hsm to `observer` (metrics);
+  // replaces the previous one, nullptr clears it. Thread-safe; clear it
+  // before what it captures goes away.
+  void SetErrorObserver(HsmErrorObserver observer);
+
   // True while the pool holds a logged-in session (used by /readyz).
   bool Healthy();
   // Token label actually opened (for logs and URIs).
   const std::string& token_label() const;
+  // Empty, or why the session pool holds fewer sessions than asked for (the
+  // token answered CKR_SESSION_COUNT while it was filled); for the log.
+  const std::string& pool_note() const;
 
-  // Internal access for hsm/provider and the benchmark's raw-C_Sign ceiling.
+  // Sessions in the pool (what the token gave; see pool_note).
+  int pool_size() const;
+
+  // The pieces behind the facade, for tests only (the benchmark's raw
+  // ceiling and tests acting behind the pool's back use hsm/hsm_testing.h).
   HsmImpl& impl() { return *impl_; }
 
  private:

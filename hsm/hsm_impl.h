@@ -15,6 +15,7 @@
 #include "hsm/hsm.h"
 #include "hsm/key_store.h"
 #include "hsm/module.h"
+#include "hsm/recovery.h"
 #include "hsm/session_pool.h"
 #include "hsm/signing.h"
 
@@ -24,21 +25,21 @@ class HsmImpl {
  public:
   static absl::StatusOr<std::unique_ptr<HsmImpl>> Open(const HsmConfig& config);
 
-  // Signs through the pool with one retry after a broken session or a stale
-  // handle. `digest` = true: `data` is a digest (SignDigest semantics).
+  // Signs on a pooled session through the recovery engine (broken sessions,
+  // re-initialized modules and stale handles are retried). `digest` = true:
+  // `data` is a digest (SignDigest semantics).
   absl::StatusOr<std::string> Sign(std::string_view id_hex, crypto::SignAlgorithm alg,
                                    std::string_view data, bool digest);
 
   Module& module() { return *module_; }
   SessionPool& pool() { return *pool_; }
+  Recovery& recovery() { return *recovery_; }
   KeyStore& keys() { return *keys_; }
   DataStore& data() { return *data_; }
   const Mechanisms& mechanisms() const { return mechanisms_; }
   const std::string& token_label() const { return token_label_; }
 
-  // For the benchmark's raw ceiling only: the module's function list, the
-  // token's slot and a key's cached private handle. Everything else goes
-  // through P11.
+  // Tests only (hsm/hsm_testing.h has the raw access the benchmark uses).
   CK_FUNCTION_LIST_PTR RawFunctionList() const {
     return module_->p11().functions();
   }
@@ -57,6 +58,7 @@ class HsmImpl {
   std::unique_ptr<Module> module_;
   std::mutex object_writes_;  // KeyStore and DataStore object writes
   std::unique_ptr<SessionPool> pool_;
+  std::unique_ptr<Recovery> recovery_;
   std::unique_ptr<KeyStore> keys_;
   std::unique_ptr<DataStore> data_;
   Mechanisms mechanisms_;

@@ -1,34 +1,21 @@
 #include "hsm/key_store.h"
 
-#include <openssl/rand.h>
-
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "crypto/algorithm.h"
-#include "crypto/spki.h"
 #include "crypto/ssl_ptr.h"
+#include "hsm/ec_params.h"
 #include "hsm/objects.h"
+#include "hsm/pkcs11_call.h"
 #include "hsm/public_key.h"
 #include "hsm/strcat.h"
 
 namespace tokensign::hsm {
-namespace {
 
-// DER of the curve identifiers used in CKA_EC_PARAMS.
-constexpr unsigned char kP256Oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
-                                      0xce, 0x3d, 0x03, 0x01, 0x07};
-constexpr unsigned char kP384Oid[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
-// PrintableString "edwards25519" (what SoftHSM 2.6.1 accepts for Ed25519).
-constexpr unsigned char kEd25519Name[] = {0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
-                                          'd',  's',  '2', '5', '5', '1', '9'};
-// OID 1.3.101.112 (id-Ed25519), accepted as an alternative when reading.
-constexpr unsigned char kEd25519Oid[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
-
-std::string_view AsView(const unsigned char* data, size_t size) {
-  return std::string_view(reinterpret_cast<const char*>(data), size);
-}
-
-}  // namespace
+using ec_params::AsView;
+using ec_params::kEd25519Name;
+using ec_params::kEd25519Oid;
+using ec_params::kP256Oid;
+using ec_params::kP384Oid;
 
 absl::Status CheckPrivateKeyAttributes(const P11& p11, CK_SESSION_HANDLE session,
                                        CK_OBJECT_HANDLE private_key) {
@@ -72,163 +59,18 @@ absl::Status CheckPrivateKeyAttributes(const P11& p11, CK_SESSION_HANDLE session
   return absl::OkStatus();
 }
 
-absl::StatusOr<KeyInfo> KeyStore::Generate(crypto::KeyType type, std::string_view label,
-                                           int rsa_bits) {
-  // SoftHSM 2.6.1 now and then fails C_GenerateKeyPair (seen:
-  // CKR_GENERAL_ERROR, CKR_TEMPLATE_INCONSISTENT) while other sessions of the
-  // process search and sign; the failed attempt is cleaned up (GenerateOnce),
-  // so one more try with a fresh CKA_ID is safe. A real template problem
-  // fails twice.
-  absl::StatusOr<KeyInfo> info = GenerateOnce(type, label, rsa_bits);
-  if (!info.ok() &&
-      (absl::IsInternal(info.status()) ||
-       absl::IsInvalidArgument(info.status())) &&
-      absl::StrContains(info.status().message(), "C_GenerateKeyPair:")) {
-    info = GenerateOnce(type, label, rsa_bits);
-  }
-  return info;
-}
-
-absl::StatusOr<KeyInfo> KeyStore::GenerateOnce(crypto::KeyType type,
-                                               std::string_view label,
-                                               int rsa_bits) {
-  if (label.empty() || label.size() > 128) {
-    return absl::InvalidArgumentError(
-        "GenerateKey: label must be 1..128 bytes");
-  }
-  if (type == crypto::KeyType::kRsa) {
-    if (rsa_bits != 2048 && rsa_bits != 3072 && rsa_bits != 4096) {
-      return absl::InvalidArgumentError(Cat("GenerateKey: rsa_bits ", rsa_bits,
-                                            " not one of 2048/3072/4096"));
-    }
-  } else if (rsa_bits != 0) {
-    return absl::InvalidArgumentError(Cat(
-        "GenerateKey: rsa_bits is only for RSA keys, not ", crypto::KeyTypeName(type)));
-  }
-  unsigned char id[16];
-  if (RAND_bytes(id, sizeof(id)) != 1) {
-    return absl::InternalError("GenerateKey: RAND_bytes failed");
-  }
-  std::string id_bytes(reinterpret_cast<const char*>(id), sizeof(id));
-
-  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-  CK_ULONG modulus_bits = static_cast<CK_ULONG>(rsa_bits);
-  static constexpr unsigned char kExponent[] = {0x01, 0x00, 0x01};
-  CK_MECHANISM mech{CKM_EC_KEY_PAIR_GEN, nullptr, 0};
-  // The public half only verifies: no encrypt, wrap or verify-recover.
-  std::vector<CK_ATTRIBUTE> pub = {
-      Attr(CKA_TOKEN, &yes),          Attr(CKA_PRIVATE, &no),
-      Attr(CKA_VERIFY, &yes),         Attr(CKA_ENCRYPT, &no),
-      Attr(CKA_WRAP, &no),            Attr(CKA_VERIFY_RECOVER, &no),
-      Attr(CKA_ID, id_bytes),         Attr(CKA_LABEL, label),
-  };
-  switch (type) {
-    case crypto::KeyType::kEcP256:
-      pub.push_back(Attr(CKA_EC_PARAMS, kP256Oid, sizeof(kP256Oid)));
-      break;
-    case crypto::KeyType::kEcP384:
-      pub.push_back(Attr(CKA_EC_PARAMS, kP384Oid, sizeof(kP384Oid)));
-      break;
-    case crypto::KeyType::kEd25519:
-      mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
-      pub.push_back(Attr(CKA_EC_PARAMS, kEd25519Name, sizeof(kEd25519Name)));
-      break;
-    case crypto::KeyType::kRsa:
-      mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
-      pub.push_back(Attr(CKA_MODULUS_BITS, &modulus_bits));
-      pub.push_back(Attr(CKA_PUBLIC_EXPONENT, kExponent, sizeof(kExponent)));
-      break;
-  }
-  // The private half only signs (C_Sign): no sign-recover, decrypt, unwrap
-  // or derive; never leaves the token. SoftHSM's CKA_DECRYPT default is true,
-  // even for EC.
-  std::vector<CK_ATTRIBUTE> priv = {
-      Attr(CKA_TOKEN, &yes),        Attr(CKA_PRIVATE, &yes),
-      Attr(CKA_SENSITIVE, &yes),    Attr(CKA_SIGN, &yes),
-      Attr(CKA_SIGN_RECOVER, &no),  Attr(CKA_EXTRACTABLE, &no),
-      Attr(CKA_UNWRAP, &no),        Attr(CKA_DERIVE, &no),
-      Attr(CKA_DECRYPT, &no),       Attr(CKA_COPYABLE, &no),
-      Attr(CKA_ID, id_bytes),       Attr(CKA_LABEL, label),
-  };
-
-  std::lock_guard<std::mutex> lifecycle(*lifecycle_mu_);
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
-  const P11& p11 = pool_->p11();
-  CK_OBJECT_HANDLE pub_handle = CK_INVALID_HANDLE,
-                   priv_handle = CK_INVALID_HANDLE;
-  absl::Status status = lease->Check(
-      TS_P11(p11, C_GenerateKeyPair, lease->session(), &mech, pub.data(),
-             static_cast<CK_ULONG>(pub.size()), priv.data(),
-             static_cast<CK_ULONG>(priv.size()), &pub_handle, &priv_handle));
-  if (!status.ok()) {
-    // The token may have made the pair even though the call failed (reply
-    // lost on a device error): destroy whatever carries the fresh CKA_ID, on
-    // a working session (release this one first: the pool may have only one).
-    lease = absl::UnavailableError("released");
-    absl::StatusOr<SessionPool::Lease> cleanup = pool_->Acquire();
-    if (cleanup.ok()) {
-      absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> orphans = FindObjects(
-          p11, cleanup->session(), {Attr(CKA_ID, std::string_view(id_bytes))});
-      if (orphans.ok()) {
-        for (CK_OBJECT_HANDLE orphan : *orphans) {
-          (void)TS_P11(p11, C_DestroyObject, cleanup->session(), orphan);
-        }
-      }
-    }
-    return absl::Status(status.code(), Cat("GenerateKey(", crypto::KeyTypeName(type),
-                                           "): ", status.message()));
-  }
-  auto destroy_both = [&] {
-    (void)TS_P11(p11, C_DestroyObject, lease->session(), priv_handle);
-    (void)TS_P11(p11, C_DestroyObject, lease->session(), pub_handle);
-  };
-  // Read back what the token actually made.
-  if (absl::Status checked = CheckPrivateKeyAttributes(p11, lease->session(),
-                                                       priv_handle);
-      !checked.ok()) {
-    destroy_both();
-    return absl::FailedPreconditionError(
-        Cat("GenerateKey: token made a private key with ", checked.message(),
-            "; key destroyed"));
-  }
-  absl::StatusOr<KeyHandles> handles = Describe(*lease, priv_handle);
-  if (!handles.ok()) {
-    destroy_both();
-    return handles.status();
-  }
-  handles->public_key = pub_handle;
-  // The public half as the token made it in this call: the one moment its
-  // object can be trusted (later anyone may swap or delete a public object).
-  absl::StatusOr<crypto::UniquePkey> pub_key =
-      ExportPublicKey(p11, lease->session(), pub_handle, handles->type);
-  absl::StatusOr<std::string> spki =
-      pub_key.ok() ? crypto::SpkiDer(pub_key->get()) : pub_key.status();
-  if (!spki.ok()) {
-    destroy_both();
-    return lease->Check(spki.status());
-  }
-  std::string id_hex = HexEncode(id_bytes);
-  {
-    std::unique_lock<std::shared_mutex> lock(cache_mu_);
-    if (cache_epoch_ == pool_->epoch()) cache_[id_hex] = *handles;
-  }
-  return KeyInfo{id_hex, std::string(label), handles->type, handles->bits,
-                 *std::move(spki)};
-}
-
 absl::StatusOr<KeyHandles> KeyStore::Describe(SessionPool::Lease& lease,
                                               CK_OBJECT_HANDLE private_key) {
   const P11& p11 = pool_->p11();
   absl::StatusOr<CK_ULONG> key_type =
       GetUlongAttribute(p11, lease.session(), private_key, CKA_KEY_TYPE);
-  if (!key_type.ok()) return lease.Check(key_type.status());
+  if (!key_type.ok()) return key_type.status();
   KeyHandles handles;
   handles.private_key = private_key;
   if (*key_type == CKK_RSA) {
     absl::StatusOr<std::string> modulus =
         GetAttribute(p11, lease.session(), private_key, CKA_MODULUS);
-    if (!modulus.ok()) return lease.Check(modulus.status());
+    if (!modulus.ok()) return modulus.status();
     size_t size = modulus->size();
     size_t skip = 0;
     while (skip < size && (*modulus)[skip] == '\0') ++skip;
@@ -243,7 +85,7 @@ absl::StatusOr<KeyHandles> KeyStore::Describe(SessionPool::Lease& lease,
   }
   absl::StatusOr<std::string> params =
       GetAttribute(p11, lease.session(), private_key, CKA_EC_PARAMS);
-  if (!params.ok()) return lease.Check(params.status());
+  if (!params.ok()) return params.status();
   if (*params == AsView(kP256Oid, sizeof(kP256Oid))) {
     handles.type = crypto::KeyType::kEcP256;
     handles.bits = 256;
@@ -276,7 +118,7 @@ absl::StatusOr<KeyHandles> KeyStore::Search(SessionPool::Lease& lease,
       FindObjects(p11, lease.session(),
                   {Attr(CKA_CLASS, &priv_class), Attr(CKA_TOKEN, &yes),
                    Attr(CKA_PRIVATE, &yes), Attr(CKA_ID, id_bytes)});
-  if (!privs.ok()) return lease.Check(privs.status());
+  if (!privs.ok()) return privs.status();
   if (privs->empty()) {
     return absl::NotFoundError(
         Cat("key id ", id_hex, ": no private key with this CKA_ID"));
@@ -289,7 +131,7 @@ absl::StatusOr<KeyHandles> KeyStore::Search(SessionPool::Lease& lease,
   if (absl::Status checked =
           CheckPrivateKeyAttributes(p11, lease.session(), privs->front());
       !checked.ok()) {
-    if (IsBrokenSessionRv(RvOf(checked))) return lease.Check(checked);
+    if (IsBrokenSessionRv(RvOf(checked))) return checked;
     return absl::FailedPreconditionError(
         Cat("key id ", id_hex, ": private key has ", checked.message(),
             "; tokensign uses only keys generated in the HSM as sensitive and "
@@ -300,32 +142,42 @@ absl::StatusOr<KeyHandles> KeyStore::Search(SessionPool::Lease& lease,
   absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> pubs =
       FindObjects(p11, lease.session(),
                   {Attr(CKA_CLASS, &pub_class), Attr(CKA_ID, id_bytes)});
-  if (!pubs.ok()) return lease.Check(pubs.status());
+  if (!pubs.ok()) return pubs.status();
   if (pubs->size() == 1) handles->public_key = pubs->front();
   return handles;
 }
 
+std::optional<KeyHandles> KeyStore::Cached(uint64_t epoch,
+                                           std::string_view id_hex) {
+  std::shared_lock<std::shared_mutex> lock(cache_mu_);
+  if (cache_epoch_ != epoch) return std::nullopt;
+  auto it = cache_.find(AbslView(id_hex));
+  if (it == cache_.end()) return std::nullopt;
+  return it->second;
+}
+
 absl::StatusOr<KeyHandles> KeyStore::Resolve(std::string_view id_hex) {
-  uint64_t epoch = pool_->epoch();
-  {
-    std::shared_lock<std::shared_mutex> lock(cache_mu_);
-    if (cache_epoch_ == epoch) {
-      auto it = cache_.find(AbslView(id_hex));
-      if (it != cache_.end()) return it->second;
-    }
+  if (std::optional<KeyHandles> cached = Cached(pool_->epoch(), id_hex)) {
+    return *cached;
   }
+  return recovery_.Run(KeyPolicy("Resolve", id_hex),
+                       [&](SessionPool::Lease& lease, uint64_t epoch) {
+                         return Resolve(lease, epoch, id_hex);
+                       });
+}
+
+absl::StatusOr<KeyHandles> KeyStore::Resolve(SessionPool::Lease& lease,
+                                             uint64_t epoch,
+                                             std::string_view id_hex) {
+  if (std::optional<KeyHandles> cached = Cached(epoch, id_hex)) return *cached;
   absl::StatusOr<std::string> id_bytes = ParseKeyId(id_hex);
   if (!id_bytes.ok()) return id_bytes.status();
   std::string key = AsciiLower(id_hex);
-  absl::StatusOr<KeyHandles> handles;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-    if (!lease.ok()) return lease.status();
-    handles = Search(*lease, *id_bytes, key);
-    // Private keys are invisible while logged out: re-login and search again
-    // before calling a key absent.
-    if (handles.ok()) break;
-    if (!lease->broken() && lease->CheckLoggedIn()) break;  // really absent
+  absl::StatusOr<KeyHandles> handles = Search(lease, *id_bytes, key);
+  // Private keys are invisible while logged out: re-login (CheckLoggedIn
+  // marks the session broken) and search again before calling a key absent.
+  if (absl::IsNotFound(handles.status()) && !lease.CheckLoggedIn()) {
+    return CkStatus("C_FindObjects", CKR_USER_NOT_LOGGED_IN);
   }
   if (!handles.ok()) return handles.status();
   std::unique_lock<std::shared_mutex> lock(cache_mu_);
@@ -336,6 +188,16 @@ absl::StatusOr<KeyHandles> KeyStore::Resolve(std::string_view id_hex) {
   cache_[key] = *handles;
   if (key != id_hex) cache_[std::string(id_hex)] = *handles;
   return handles;
+}
+
+Recovery::Policy KeyStore::KeyPolicy(std::string_view op,
+                                     const std::string_view& id_hex) {
+  Recovery::Policy policy;
+  policy.op = op;
+  policy.subject = id_hex;
+  // Two pointers: kept inside std::function, no allocation on the sign path.
+  policy.on_stale_handle = [this, id = &id_hex] { Invalidate(*id); };
+  return policy;
 }
 
 void KeyStore::PinPublicKey(std::string_view id_hex, std::string spki_der) {
@@ -361,30 +223,39 @@ absl::StatusOr<KeyInfo> KeyStore::ToInfo(SessionPool::Lease& lease,
                                          const KeyHandles& handles) {
   absl::StatusOr<std::string> label = GetAttribute(
       pool_->p11(), lease.session(), handles.private_key, CKA_LABEL);
-  if (!label.ok()) return lease.Check(label.status());
+  if (!label.ok()) return label.status();
   return KeyInfo{std::string(id_hex), *label, handles.type, handles.bits, ""};
 }
 
 absl::StatusOr<KeyInfo> KeyStore::Find(std::string_view id_hex) {
   Invalidate(id_hex);  // Find is the explicit lookup: always ask the token
-  absl::StatusOr<KeyHandles> handles = Resolve(id_hex);
-  if (!handles.ok()) return handles.status();
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
-  return ToInfo(*lease, AsciiLower(id_hex), *handles);
+  return recovery_.Run(
+      KeyPolicy("FindKey", id_hex),
+      [&](SessionPool::Lease& lease, uint64_t epoch) -> absl::StatusOr<KeyInfo> {
+        absl::StatusOr<KeyHandles> handles = Resolve(lease, epoch, id_hex);
+        if (!handles.ok()) return handles.status();
+        return ToInfo(lease, AsciiLower(id_hex), *handles);
+      });
 }
 
 absl::StatusOr<std::vector<KeyAttributes>> KeyStore::Inspect(
     std::string_view id_hex) {
   absl::StatusOr<std::string> id_bytes = ParseKeyId(id_hex);
   if (!id_bytes.ok()) return id_bytes.status();
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
+  return recovery_.Run(KeyPolicy("InspectKey", id_hex),
+                       [&](SessionPool::Lease& lease, uint64_t) {
+                         return InspectOn(lease, id_hex, *id_bytes);
+                       });
+}
+
+absl::StatusOr<std::vector<KeyAttributes>> KeyStore::InspectOn(
+    SessionPool::Lease& lease, std::string_view id_hex,
+    std::string_view id_bytes) {
   const P11& p11 = pool_->p11();
   CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
   absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found = FindObjects(
-      p11, lease->session(), {Attr(CKA_CLASS, &cls), Attr(CKA_ID, *id_bytes)});
-  if (!found.ok()) return lease->Check(found.status());
+      p11, lease.session(), {Attr(CKA_CLASS, &cls), Attr(CKA_ID, id_bytes)});
+  if (!found.ok()) return found.status();
   static constexpr std::pair<CK_ATTRIBUTE_TYPE, const char*> kFlags[] = {
       {CKA_TOKEN, "CKA_TOKEN"},
       {CKA_PRIVATE, "CKA_PRIVATE"},
@@ -403,14 +274,14 @@ absl::StatusOr<std::vector<KeyAttributes>> KeyStore::Inspect(
   for (CK_OBJECT_HANDLE handle : *found) {
     KeyAttributes a;
     a.id = AsciiLower(id_hex);
-    if (auto label = GetAttribute(p11, lease->session(), handle, CKA_LABEL);
+    if (auto label = GetAttribute(p11, lease.session(), handle, CKA_LABEL);
         label.ok())
       a.label = *label;
     for (const auto& [type, name] : kFlags) {
-      absl::StatusOr<bool> v = GetBoolAttribute(p11, lease->session(), handle, type);
+      absl::StatusOr<bool> v = GetBoolAttribute(p11, lease.session(), handle, type);
       if (v.ok()) a.flags.emplace_back(name, *v);
     }
-    absl::StatusOr<KeyHandles> described = Describe(*lease, handle);
+    absl::StatusOr<KeyHandles> described = Describe(lease, handle);
     if (described.ok()) {
       a.key_type = std::string(crypto::KeyTypeName(described->type));
       a.bits = described->bits;
@@ -418,7 +289,7 @@ absl::StatusOr<std::vector<KeyAttributes>> KeyStore::Inspect(
       a.key_type = "unsupported";
     }
     absl::Status checked =
-        CheckPrivateKeyAttributes(p11, lease->session(), handle);
+        CheckPrivateKeyAttributes(p11, lease.session(), handle);
     if (!checked.ok()) a.refused = std::string(checked.message());
     else if (!described.ok()) a.refused = std::string(described.status().message());
     out.push_back(std::move(a));
@@ -431,23 +302,30 @@ absl::StatusOr<std::vector<KeyAttributes>> KeyStore::Inspect(
 }
 
 absl::StatusOr<std::vector<KeyInfo>> KeyStore::List() {
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
+  Recovery::Policy policy;
+  policy.op = "ListKeys";
+  return recovery_.Run(policy, [&](SessionPool::Lease& lease, uint64_t) {
+    return ListOn(lease);
+  });
+}
+
+absl::StatusOr<std::vector<KeyInfo>> KeyStore::ListOn(
+    SessionPool::Lease& lease) {
   CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
   CK_BBOOL yes = CK_TRUE;
   absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> privs = FindObjects(
-      pool_->p11(), lease->session(),
+      pool_->p11(), lease.session(),
       {Attr(CKA_CLASS, &priv_class), Attr(CKA_TOKEN, &yes),
        Attr(CKA_PRIVATE, &yes)});
-  if (!privs.ok()) return lease->Check(privs.status());
+  if (!privs.ok()) return privs.status();
   std::vector<KeyInfo> out;
   for (CK_OBJECT_HANDLE handle : *privs) {
     absl::StatusOr<std::string> id =
-        GetAttribute(pool_->p11(), lease->session(), handle, CKA_ID);
+        GetAttribute(pool_->p11(), lease.session(), handle, CKA_ID);
     if (!id.ok() || id->empty()) continue;
-    absl::StatusOr<KeyHandles> handles = Describe(*lease, handle);
+    absl::StatusOr<KeyHandles> handles = Describe(lease, handle);
     if (!handles.ok()) continue;  // a key type tokensign does not use
-    absl::StatusOr<KeyInfo> info = ToInfo(*lease, HexEncode(*id), *handles);
+    absl::StatusOr<KeyInfo> info = ToInfo(lease, HexEncode(*id), *handles);
     if (!info.ok()) return info.status();
     out.push_back(std::move(*info));
   }
@@ -463,22 +341,26 @@ absl::Status KeyStore::Destroy(std::string_view id_hex) {
   }
   absl::StatusOr<std::string> id_bytes = ParseKeyId(id_hex);
   if (!id_bytes.ok()) return id_bytes.status();
-  absl::StatusOr<SessionPool::Lease> lease = pool_->Acquire();
-  if (!lease.ok()) return lease.status();
-  CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
-  int destroyed = 0;
-  for (CK_OBJECT_CLASS& cls : classes) {
-    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
-        FindObjects(pool_->p11(), lease->session(),
-                    {Attr(CKA_CLASS, &cls), Attr(CKA_ID, *id_bytes)});
-    if (!found.ok()) return lease->Check(found.status());
-    for (CK_OBJECT_HANDLE handle : *found) {
-      absl::Status status = lease->Check(
-          TS_P11(pool_->p11(), C_DestroyObject, lease->session(), handle));
-      if (!status.ok()) return status;
-      ++destroyed;
-    }
-  }
+  int destroyed = 0;  // over all attempts: a retry finds fewer objects
+  absl::Status status = recovery_.Run(
+      KeyPolicy("DestroyKey", id_hex),
+      [&](SessionPool::Lease& lease, uint64_t) -> absl::Status {
+        CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
+        for (CK_OBJECT_CLASS& cls : classes) {
+          absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+              FindObjects(pool_->p11(), lease.session(),
+                          {Attr(CKA_CLASS, &cls), Attr(CKA_ID, *id_bytes)});
+          if (!found.ok()) return found.status();
+          for (CK_OBJECT_HANDLE handle : *found) {
+            absl::Status destroy =
+                TS_P11(pool_->p11(), C_DestroyObject, lease.session(), handle);
+            if (!destroy.ok()) return destroy;
+            ++destroyed;
+          }
+        }
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
   if (destroyed == 0) {
     return absl::NotFoundError(Cat("DestroyKey: no key with id ", id_hex));
   }

@@ -36,8 +36,9 @@
 #include "absl/status/statusor.h"
 #include "crypto/algorithm.h"
 #include "crypto/ssl_ptr.h"
-#include "hsm/hsm.h"
+#include "hsm/hsm_types.h"
 #include "hsm/pkcs11.h"
+#include "hsm/recovery.h"
 #include "hsm/session_pool.h"
 
 namespace tokensign::hsm {
@@ -65,13 +66,22 @@ class KeyStore {
   // `object_writes` serializes every object creation and destruction on the
   // token (shared with DataStore): SoftHSM 2.6.1 races there.
   KeyStore(SessionPool* pool, std::mutex* object_writes)
-      : pool_(pool), lifecycle_mu_(object_writes) {}
+      : pool_(pool), recovery_(pool), lifecycle_mu_(object_writes) {}
 
   absl::StatusOr<KeyInfo> Generate(crypto::KeyType type, std::string_view label,
                                    int rsa_bits);
   // Cached; searches the token only on a miss (or after the pool's epoch
   // changed).
   absl::StatusOr<KeyHandles> Resolve(std::string_view id_hex);
+  // The same on a leased session, for handles valid in `epoch` (inside
+  // Recovery::Run). A key not found while the session is logged out is
+  // CKR_USER_NOT_LOGGED_IN (re-login, then search again), not NotFound.
+  absl::StatusOr<KeyHandles> Resolve(SessionPool::Lease& lease, uint64_t epoch,
+                                     std::string_view id_hex);
+  // Recovery policy for an operation on key `id_hex` (which must outlive the
+  // Run): a stale handle drops its cache entry.
+  Recovery::Policy KeyPolicy(std::string_view op,
+                             const std::string_view& id_hex);
   absl::StatusOr<KeyInfo> Find(std::string_view id_hex);
   absl::StatusOr<std::vector<KeyInfo>> List();
   absl::StatusOr<std::vector<KeyAttributes>> Inspect(std::string_view id_hex);
@@ -84,8 +94,18 @@ class KeyStore {
   std::optional<std::string> PinnedPublicKey(std::string_view id_hex);
 
  private:
-  absl::StatusOr<KeyInfo> GenerateOnce(crypto::KeyType type, std::string_view label,
-                                       int rsa_bits);
+  absl::StatusOr<KeyInfo> GenerateOn(SessionPool::Lease& lease, uint64_t epoch,
+                                     crypto::KeyType type,
+                                     std::string_view label, int rsa_bits,
+                                     std::string* orphan_id);
+  // Destroys every object with CKA_ID `id_bytes` (a pair whose generation
+  // reply was lost), on a session of its own; errors ignored.
+  void DestroyById(std::string_view id_bytes);
+  absl::StatusOr<std::vector<KeyAttributes>> InspectOn(
+      SessionPool::Lease& lease, std::string_view id_hex,
+      std::string_view id_bytes);
+  absl::StatusOr<std::vector<KeyInfo>> ListOn(SessionPool::Lease& lease);
+  std::optional<KeyHandles> Cached(uint64_t epoch, std::string_view id_hex);
   // Reads type/bits of a private key object.
   absl::StatusOr<KeyHandles> Describe(SessionPool::Lease& lease,
                                       CK_OBJECT_HANDLE private_key);
@@ -97,6 +117,7 @@ class KeyStore {
                                  const KeyHandles& handles);
 
   SessionPool* pool_;
+  Recovery recovery_;
   std::mutex* lifecycle_mu_;  // serializes generation and destruction
   std::shared_mutex cache_mu_;
   uint64_t cache_epoch_ = 0;  // pool epoch the cache belongs to

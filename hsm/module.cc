@@ -64,7 +64,10 @@ absl::StatusOr<std::unique_ptr<Module>> Module::Load(const std::string& path) {
 }
 
 Module::Module(std::string path, void* handle, CK_FUNCTION_LIST_PTR functions)
-    : path_(std::move(path)), handle_(handle), p11_(functions) {
+    : path_(std::move(path)),
+      handle_(handle),
+      errors_(std::make_unique<P11ErrorSink>()),
+      p11_(functions, errors_.get()) {
   std::lock_guard<std::mutex> lock(g_users_mu);
   ++Users()[functions];
 }

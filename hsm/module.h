@@ -31,6 +31,8 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   const P11& p11() const { return p11_; }
+  // Where this module handle's failing calls are reported (Hsm::SetErrorObserver).
+  P11ErrorSink& errors() { return *errors_; }
   const std::string& path() const { return path_; }
 
   // C_Finalize (errors ignored) then C_Initialize; used after a device error or
@@ -52,6 +54,7 @@ class Module {
 
   std::string path_;
   void* handle_;
+  std::unique_ptr<P11ErrorSink> errors_;  // before p11_, which points to it
   P11 p11_;
   bool initialized_ = false;
 };

@@ -18,7 +18,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "hsm/hsm.h"
+#include "hsm/hsm_types.h"
 
 namespace tokensign::hsm {
 

@@ -1,6 +1,5 @@
 #include "hsm/pkcs11_call.h"
 
-#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -174,19 +173,21 @@ std::string_view CkrName(CK_RV rv) {
   return "CKR_UNKNOWN";
 }
 
-namespace {
-std::atomic<const P11ErrorObserver*> error_observer{nullptr};
-}  // namespace
-
-void SetP11ErrorObserver(const P11ErrorObserver* observer) {
-  error_observer.store(observer, std::memory_order_release);
+void P11ErrorSink::Set(HsmErrorObserver observer) {
+  if (!observer) {
+    current_.store(nullptr, std::memory_order_release);
+    return;
+  }
+  auto kept = std::make_unique<HsmErrorObserver>(std::move(observer));
+  std::lock_guard<std::mutex> lock(mu_);
+  current_.store(kept.get(), std::memory_order_release);
+  kept_.push_back(std::move(kept));
 }
 
-void NotifyP11Error(std::string_view function, CK_RV rv) {
+void P11ErrorSink::Notify(std::string_view function, CK_RV rv) const {
   if (rv == CKR_USER_ALREADY_LOGGED_IN) return;
-  const P11ErrorObserver* observer =
-      error_observer.load(std::memory_order_acquire);
-  if (observer != nullptr && *observer) (*observer)(function, rv);
+  const HsmErrorObserver* observer = current_.load(std::memory_order_acquire);
+  if (observer != nullptr) (*observer)(function, rv);
 }
 
 absl::Status CkStatus(std::string_view function, CK_RV rv) {
@@ -206,30 +207,45 @@ CK_RV RvOf(const absl::Status& status) {
   return static_cast<CK_RV>(rv);
 }
 
-bool IsBrokenSessionRv(CK_RV rv) {
+absl::Status WithRvOf(absl::Status status, const absl::Status& from) {
+  if (auto payload = from.GetPayload(kRvPayloadUrl); payload.has_value()) {
+    status.SetPayload(kRvPayloadUrl, *payload);
+  }
+  return status;
+}
+
+RvClass ClassifyRv(CK_RV rv) {
   switch (rv) {
     case CKR_SESSION_HANDLE_INVALID:
     case CKR_SESSION_CLOSED:
-    case CKR_DEVICE_ERROR:
-    case CKR_DEVICE_REMOVED:
-    case CKR_TOKEN_NOT_PRESENT:
     case CKR_USER_NOT_LOGGED_IN:
-    case CKR_CRYPTOKI_NOT_INITIALIZED:
     // The session holds a signing operation it will not finish (a C_Sign that
     // failed without ending it, or kept it active for a larger buffer): every
     // later C_SignInit on it fails until it is closed and re-opened.
     case CKR_OPERATION_ACTIVE:
     case CKR_OPERATION_NOT_INITIALIZED:
     case CKR_BUFFER_TOO_SMALL:
-      return true;
+      return RvClass::kNewSession;
+    case CKR_DEVICE_ERROR:
+    case CKR_DEVICE_REMOVED:
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_CRYPTOKI_NOT_INITIALIZED:
+      return RvClass::kReinitModule;
+    case CKR_KEY_HANDLE_INVALID:
+    case CKR_OBJECT_HANDLE_INVALID:
+      return RvClass::kStaleHandle;
     default:
-      return false;
+      return RvClass::kFatal;
   }
 }
 
+bool IsBrokenSessionRv(CK_RV rv) {
+  RvClass c = ClassifyRv(rv);
+  return c == RvClass::kNewSession || c == RvClass::kReinitModule;
+}
+
 bool NeedsModuleReinitRv(CK_RV rv) {
-  return rv == CKR_DEVICE_ERROR || rv == CKR_DEVICE_REMOVED ||
-         rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+  return ClassifyRv(rv) == RvClass::kReinitModule;
 }
 
 }  // namespace tokensign::hsm

@@ -10,10 +10,14 @@
 #ifndef TOKENSIGN_HSM_PKCS11_CALL_H_
 #define TOKENSIGN_HSM_PKCS11_CALL_H_
 
-#include <functional>
+#include <atomic>
+#include <memory>
+#include <mutex>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "hsm/hsm_types.h"
 #include "hsm/pkcs11.h"
 
 namespace tokensign::hsm {
@@ -33,28 +37,55 @@ absl::Status CkStatus(std::string_view function, CK_RV rv);
 // CKR_GENERAL_ERROR for a Status not made by CkStatus.
 CK_RV RvOf(const absl::Status& status);
 
-// True for the return values after which a session (or the whole module) must
-// be re-established: SESSION_HANDLE_INVALID, SESSION_CLOSED, DEVICE_ERROR,
-// DEVICE_REMOVED, TOKEN_NOT_PRESENT, USER_NOT_LOGGED_IN,
-// CRYPTOKI_NOT_INITIALIZED, and a session stuck in an operation it will not
-// finish: OPERATION_ACTIVE, OPERATION_NOT_INITIALIZED, BUFFER_TOO_SMALL.
+// `status` carrying the CK_RV of `from` (when `from` has one), so that
+// RvOf(result) == RvOf(from) after a message was rewritten.
+absl::Status WithRvOf(absl::Status status, const absl::Status& from);
+
+// What recovering from a failed call takes, decided here for every CK_RV (the
+// recovery engine, hsm/recovery.h, acts on it):
+//   kFatal        a real answer (bad data, wrong key, PIN, unsupported ...):
+//                 returned to the caller; the session stays usable.
+//   kNewSession   the session is unusable: SESSION_HANDLE_INVALID,
+//                 SESSION_CLOSED, USER_NOT_LOGGED_IN, and a session stuck in an
+//                 operation it will not finish (OPERATION_ACTIVE,
+//                 OPERATION_NOT_INITIALIZED, BUFFER_TOO_SMALL).
+//   kReinitModule the module lost its state: DEVICE_ERROR, DEVICE_REMOVED,
+//                 TOKEN_NOT_PRESENT, CRYPTOKI_NOT_INITIALIZED (C_Finalize +
+//                 C_Initialize, then new sessions).
+//   kStaleHandle  KEY_HANDLE_INVALID, OBJECT_HANDLE_INVALID: the object is gone
+//                 or the session lost its login; resolve the handle again.
+enum class RvClass { kFatal, kNewSession, kReinitModule, kStaleHandle };
+RvClass ClassifyRv(CK_RV rv);
+// kNewSession or kReinitModule: the session (or the module) must be
+// re-established before it is used again.
 bool IsBrokenSessionRv(CK_RV rv);
-// True when recovery needs C_Finalize + C_Initialize, not just a new session.
+// kReinitModule.
 bool NeedsModuleReinitRv(CK_RV rv);
 
-// Told of every PKCS#11 call that fails (for metrics such as
-// tokensign_hsm_errors_total{function}), except CKR_USER_ALREADY_LOGGED_IN
-// which the session pool treats as success. Set it once before the first call
-// and clear it (nullptr) before `observer` goes away; it runs on the calling
-// thread and must be thread-safe and quick.
-using P11ErrorObserver = std::function<void(std::string_view function, CK_RV rv)>;
-void SetP11ErrorObserver(const P11ErrorObserver* observer);
-void NotifyP11Error(std::string_view function, CK_RV rv);
+// Where the failing calls of one module handle (one Hsm) are reported: the
+// HsmErrorObserver set on that Hsm, if any. CKR_USER_ALREADY_LOGGED_IN, which
+// the session pool treats as success, is not reported. Owned by the Module;
+// no process-global state. Thread-safety: Set and Notify may race freely; an
+// observer replaced or cleared may still finish a call already running, so
+// clear it before what it captures goes away. Observers set are kept until
+// the sink is destroyed (a Set per daemon start, not per call).
+class P11ErrorSink {
+ public:
+  void Set(HsmErrorObserver observer);
+  void Notify(std::string_view function, CK_RV rv) const;
+
+ private:
+  std::atomic<const HsmErrorObserver*> current_{nullptr};
+  std::mutex mu_;  // guards kept_
+  std::vector<std::unique_ptr<HsmErrorObserver>> kept_;
+};
 
 class P11 {
  public:
   P11() = default;
-  explicit P11(CK_FUNCTION_LIST_PTR functions) : functions_(functions) {}
+  explicit P11(CK_FUNCTION_LIST_PTR functions,
+               const P11ErrorSink* errors = nullptr)
+      : functions_(functions), errors_(errors) {}
 
   template <typename Fn, typename... Args>
   absl::Status Call(std::string_view name, Fn CK_FUNCTION_LIST::*member,
@@ -70,7 +101,7 @@ class P11 {
     }
     CK_RV rv = fn(args...);
     if (rv == CKR_OK) return absl::OkStatus();
-    NotifyP11Error(name, rv);
+    if (errors_ != nullptr) errors_->Notify(name, rv);
     return CkStatus(name, rv);
   }
 
@@ -78,6 +109,7 @@ class P11 {
 
  private:
   CK_FUNCTION_LIST_PTR functions_ = nullptr;
+  const P11ErrorSink* errors_ = nullptr;
 };
 
 }  // namespace tokensign::hsm

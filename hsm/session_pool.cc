@@ -54,6 +54,8 @@ const absl::Status& SessionPool::Lease::Check(const absl::Status& status) {
 }
 
 void SessionPool::Lease::MarkBroken(CK_RV rv) {
+  // Never downgrade a module re-initialization to a new session.
+  if (NeedsModuleReinitRv(broken_rv_)) return;
   broken_rv_ = rv == CKR_OK ? CKR_GENERAL_ERROR : rv;
 }
 
@@ -98,14 +100,36 @@ absl::StatusOr<std::unique_ptr<SessionPool>> SessionPool::Create(
   std::unique_ptr<SessionPool> pool(
       new SessionPool(module, std::move(options), *slot, size));
   // Fill the pool now so a wrong PIN or a full token fails Open, not the first
-  // Sign.
+  // Sign. A token that gives fewer sessions than asked (CKR_SESSION_COUNT:
+  // some HSMs allow 16, or other applications hold some) leaves the pool at
+  // what it gave; only none at all is fatal.
   std::vector<Lease> leases;
   for (int i = 0; i < size; ++i) {
     absl::StatusOr<Lease> lease = pool->Acquire();
-    if (!lease.ok()) return lease.status();
+    if (!lease.ok()) {
+      if (i == 0 || RvOf(lease.status()) != CKR_SESSION_COUNT) {
+        return lease.status();
+      }
+      pool->ShrinkTo(i);
+      pool->healthy_.store(true);  // the sessions it has are fine
+      pool->size_note_ =
+          Cat("session pool: the token gave ", i, " of ", size,
+              " sessions asked for (C_OpenSession: CKR_SESSION_COUNT); "
+              "running with ",
+              i);
+      break;
+    }
     leases.push_back(std::move(*lease));
   }
   return pool;
+}
+
+void SessionPool::ShrinkTo(int size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  free_.erase(std::remove_if(free_.begin(), free_.end(),
+                             [&](int index) { return index >= size; }),
+              free_.end());
+  entries_.resize(size);
 }
 
 SessionPool::SessionPool(Module* module, Options options, CK_SLOT_ID slot,
@@ -372,9 +396,11 @@ absl::Status SessionPool::Establish(int index) {
     return absl::OkStatus();
   }
   healthy_.store(false);
-  return absl::UnavailableError(
+  absl::Status out = absl::UnavailableError(
       Cat("SessionPool: no usable session after ", kEstablishAttempts,
           " attempts with backoff; last error: ", last.message()));
+  // The last CK_RV stays readable (RvOf): CKR_SESSION_COUNT shrinks the pool.
+  return WithRvOf(std::move(out), last);
 }
 
 absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch, int own_index,

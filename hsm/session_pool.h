@@ -2,7 +2,9 @@
 // leases.
 //
 // Contract: Create() opens `size` sessions (capped by the token's
-// ulMaxSessionCount) and logs the user in once (the login is per token;
+// ulMaxSessionCount; when C_OpenSession answers CKR_SESSION_COUNT before that,
+// the pool keeps the sessions it got, size_note() says so, and only zero
+// sessions fail) and logs the user in once (the login is per token;
 // CKR_USER_ALREADY_LOGGED_IN is fine). A lease whose call returned a
 // broken-session CK_RV (see IsBrokenSessionRv) is marked broken; its session is
 // re-opened and re-logged-in on the next Acquire, and when the rv says so
@@ -100,6 +102,9 @@ class SessionPool {
   CK_SLOT_ID slot() const { return slot_.load(std::memory_order_acquire); }
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
   int size() const { return static_cast<int>(entries_.size()); }
+  // Empty, or why the pool holds fewer sessions than asked (the token
+  // answered CKR_SESSION_COUNT while Create filled it); for the log.
+  const std::string& size_note() const { return size_note_; }
   // Non-blocking, no module call: true when the last session establishment
   // succeeded, no module re-initialization is pending and no PIN failure
   // latched the pool.
@@ -121,6 +126,9 @@ class SessionPool {
 
   SessionPool(Module* module, Options options, CK_SLOT_ID slot, int size);
   void Release(int index, CK_RV broken_rv);
+  // Drops entries [size, end) (Create only, before any other thread sees the
+  // pool; their sessions were never opened).
+  void ShrinkTo(int size);
   absl::Status Establish(int index);  // open + login
   // Re-initializes the module unless another thread already did (epoch moved
   // past `seen_epoch`). The caller is establishing `own_index` (not counted as
@@ -148,6 +156,7 @@ class SessionPool {
 
   Module* module_;
   Options options_;
+  std::string size_note_;  // written by Create only
   std::atomic<CK_SLOT_ID> slot_;
   std::atomic<uint64_t> epoch_{1};
   std::atomic<bool> healthy_{true};

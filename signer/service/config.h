@@ -18,7 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "crypto/algorithm.h"
-#include "hsm/hsm.h"
+#include "hsm/hsm_types.h"
 #include "signer/audit/audit_log.h"
 #include "signer/keyset/lifecycle.h"
 #include "signer/token/policy.h"

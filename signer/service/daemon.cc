@@ -158,12 +158,9 @@ struct Daemon::Parts {
   std::condition_variable probe_cv;
   bool probe_stop = false;
 
-  // Counts failing PKCS#11 calls in tokensign_hsm_errors_total{function}.
-  hsm::P11ErrorObserver hsm_errors;
-
   ~Parts() {
     StopProbe();  // before hsm and the rest go
-    hsm::SetP11ErrorObserver(nullptr);  // before metrics goes
+    if (hsm) hsm->SetErrorObserver(nullptr);  // before metrics goes
   }
 
   void StopProbe() {
@@ -362,6 +359,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   // stay readable in /proc/<pid>/environ for the daemon's lifetime.
   if (!cfg.hsm.pin_env.empty()) ScrubEnvironmentVariable(cfg.hsm.pin_env);
   spdlog::info("hsm: token \"{}\" opened", p->hsm->token_label());
+  if (!p->hsm->pool_note().empty()) spdlog::warn("hsm: {}", p->hsm->pool_note());
   auto provider = hsm::provider::HsmKeyProvider::Create(p->hsm);
   if (!provider.ok()) return provider.status();
   p->provider =
@@ -432,10 +430,11 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   }
 
   p->metrics = std::make_unique<Metrics>();
-  p->hsm_errors = [m = p->metrics.get()](std::string_view function, CK_RV) {
-    m->CountHsmError(function);
-  };
-  hsm::SetP11ErrorObserver(&p->hsm_errors);
+  // Counts failing PKCS#11 calls in tokensign_hsm_errors_total{function}.
+  p->hsm->SetErrorObserver(
+      [m = p->metrics.get()](std::string_view function, unsigned long) {
+        m->CountHsmError(function);
+      });
   // Keyset changes and rejections found on the HSM: logged, counted, audited
   // (events of the first Load are handed over here, now that the log is open).
   p->keys->SetObserver([audit = p->audit.get(),

@@ -30,7 +30,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "hsm/hsm.h"
+#include "hsm/hsm_types.h"
 #include "signer/keyset/keyset_record.h"
 #include "signer/token/exchange.h"
 #include "signer/token/minter.h"

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "hsm/hsm.h"
+#include "hsm/hsm_types.h"
 
 namespace tokensign::testing {
 
