@@ -262,7 +262,7 @@ int RunCoreBench(int argc, char** argv) {
       "tokensign-bench core: SoftHSM ES256, %u hw threads, pool %d sessions, "
       "%.1f s/cell"
       ", audit fsync window %d/thread, commit linger %.0f us\n",
-      std::thread::hardware_concurrency(), hsm.impl().pool().size(), seconds,
+      std::thread::hardware_concurrency(), hsm.pool_size(), seconds,
       kWindowPerThread,
       absl::ToDoubleMicroseconds(audit_options.commit_linger));
   std::vector<std::string> lines;

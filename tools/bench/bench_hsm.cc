@@ -30,7 +30,7 @@ int RunHsmBench(int argc, char** argv) {
          reinterpret_cast<unsigned char*>(digest.data()));
   std::printf("tokensign-bench hsm: SoftHSM %s, %u hw threads, pool %d sessions, %.1f s/cell\n",
               env->token->module_path().c_str(), std::thread::hardware_concurrency(),
-              hsm.impl().pool().size(), seconds);
+              hsm.pool_size(), seconds);
   std::printf("%-6s %-8s %12s %12s %8s\n", "alg", "threads", "raw/s", "hsm/s", "ratio");
   std::vector<std::string> lines;
   int rc = 0;

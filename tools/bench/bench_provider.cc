@@ -54,7 +54,7 @@ int RunProviderBench(int argc, char** argv) {
          reinterpret_cast<unsigned char*>(digest.data()));
 
   std::printf("tokensign-bench provider: %u hw threads, pool %d sessions, %.1f s/cell\n",
-              std::thread::hardware_concurrency(), hsm.impl().pool().size(), seconds);
+              std::thread::hardware_concurrency(), hsm.pool_size(), seconds);
   std::printf("%-6s %-8s %12s %12s %8s\n", "alg", "threads", "raw/s", "evp/s", "ratio");
   std::vector<std::string> lines;
   int rc = 0;

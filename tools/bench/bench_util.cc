@@ -22,19 +22,18 @@ absl::StatusOr<BenchHsm> OpenBenchHsm() {
 
 absl::StatusOr<RawSigner> RawSigner::Create(hsm::Hsm& hsm, std::string_view key_id,
                                             crypto::SignAlgorithm alg) {
-  hsm::HsmImpl& impl = hsm.impl();
-  auto handles = impl.Handles(key_id);
-  if (!handles.ok()) return handles.status();
+  auto raw = hsm::testing::RawAccess(hsm, key_id);
+  if (!raw.ok()) return raw.status();
   RawSigner signer;
-  signer.functions_ = impl.RawFunctionList();
-  signer.key_ = handles->private_key;
+  signer.functions_ = raw->functions;
+  signer.key_ = raw->private_key;
   signer.mechanism_ = alg == crypto::SignAlgorithm::kEdDSA ? CKM_EDDSA : CKM_ECDSA;
   if (alg != crypto::SignAlgorithm::kEdDSA && alg != crypto::SignAlgorithm::kES256 &&
       alg != crypto::SignAlgorithm::kES384) {
     return absl::InvalidArgumentError("RawSigner: only ES256, ES384 and EdDSA");
   }
   CK_RV rv = signer.functions_->C_OpenSession(
-      impl.slot(), CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr,
+      raw->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr,
       &signer.session_);
   if (rv != CKR_OK) return hsm::CkStatus("C_OpenSession", rv);
   return signer;

@@ -19,7 +19,7 @@
 #include "absl/status/statusor.h"
 #include "crypto/algorithm.h"
 #include "hsm/hsm.h"
-#include "hsm/hsm_impl.h"
+#include "hsm/hsm_testing.h"
 #include "hsm/provider/provider_keys.h"
 #include "tests/support/softhsm_token.h"
 
