@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/params.h>
+#include <openssl/provider.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -40,6 +41,7 @@ TOKENSIGN_SSL_DELETER(ECDSA_SIG, ECDSA_SIG_free);
 TOKENSIGN_SSL_DELETER(OSSL_PARAM, OSSL_PARAM_free);
 TOKENSIGN_SSL_DELETER(OSSL_PARAM_BLD, OSSL_PARAM_BLD_free);
 TOKENSIGN_SSL_DELETER(OSSL_LIB_CTX, OSSL_LIB_CTX_free);
+TOKENSIGN_SSL_DELETER(OSSL_PROVIDER, OSSL_PROVIDER_unload);
 TOKENSIGN_SSL_DELETER(BIO, BIO_free);
 TOKENSIGN_SSL_DELETER(X509, X509_free);
 TOKENSIGN_SSL_DELETER(GENERAL_NAMES, GENERAL_NAMES_free);

@@ -21,8 +21,6 @@
 
 namespace tokensign::hsm::provider {
 
-ProvKey::~ProvKey() { EVP_PKEY_free(pub); }
-
 const char* KeymgmtName(crypto::KeyType type) {
   switch (type) {
     case crypto::KeyType::kEcP256:
@@ -45,7 +43,7 @@ absl::StatusOr<std::unique_ptr<ProvKey>> LoadProvKey(std::shared_ptr<Hsm> hsm,
   auto key = std::make_unique<ProvKey>();
   key->hsm = std::move(hsm);
   key->info = *std::move(info);
-  key->pub = pub->release();
+  key->pub = *std::move(pub);
   return key;
 }
 
@@ -100,7 +98,7 @@ int MatchKeys(const void* a, const void* b, int /*selection*/) {
   const auto* ka = static_cast<const KeyData*>(a);
   const auto* kb = static_cast<const KeyData*>(b);
   if (ka->key == nullptr || kb->key == nullptr) return 0;
-  return EVP_PKEY_eq(ka->key->pub, kb->key->pub) == 1 ? 1 : 0;
+  return EVP_PKEY_eq(ka->key->pub.get(), kb->key->pub.get()) == 1 ? 1 : 0;
 }
 
 template <Family F>
@@ -139,11 +137,10 @@ int ExportKey(void* keydata, int selection, OSSL_CALLBACK* cb, void* cbarg) {
   if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0) return 0;
   int what = (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 ? EVP_PKEY_PUBLIC_KEY
                                                                 : EVP_PKEY_KEY_PARAMETERS;
-  OSSL_PARAM* params = nullptr;
-  if (EVP_PKEY_todata(kd->key->pub, what, &params) != 1) return 0;
-  int ok = cb(params, cbarg);
-  OSSL_PARAM_free(params);
-  return ok;
+  OSSL_PARAM* raw = nullptr;
+  if (EVP_PKEY_todata(kd->key->pub.get(), what, &raw) != 1) return 0;
+  crypto::SslPtr<OSSL_PARAM> params(raw);
+  return cb(params.get(), cbarg);
 }
 
 template <Family F>
@@ -165,7 +162,7 @@ const OSSL_PARAM* ExportTypes(int /*selection*/) {
 int GetParams(void* keydata, OSSL_PARAM params[]) {
   const auto* kd = static_cast<const KeyData*>(keydata);
   if (kd->key == nullptr) return 0;
-  if (!EVP_PKEY_get_params(kd->key->pub, params)) return 0;
+  if (!EVP_PKEY_get_params(kd->key->pub.get(), params)) return 0;
   // The HSM signs P-384 digests only with SHA-384 (ES384), so that is the default.
   OSSL_PARAM* p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_DEFAULT_DIGEST);
   if (p != nullptr && kd->key->info.type == crypto::KeyType::kEcP384) {

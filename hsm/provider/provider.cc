@@ -228,9 +228,8 @@ absl::StatusOr<std::shared_ptr<Hsm>> ProviderCtx::GetHsm(const Pkcs11Uri* uri) {
 }
 
 int RaiseStatus(const absl::Status& status) {
-  crypto::RecordProviderStatus(status);  // the code survives EVP (crypto::OpenSslError)
-  ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "tokensign: %s",
-                 std::string(status.message()).c_str());
+  // Code and message travel in the error queue across EVP (crypto::OpenSslError).
+  crypto::RaiseStatusError(status);
   return 0;
 }
 

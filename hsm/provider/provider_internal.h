@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "hsm/hsm.h"
 #include "hsm/provider/pkcs11_uri.h"
 
@@ -69,8 +70,7 @@ absl::StatusOr<std::shared_ptr<Hsm>> OpenModuleHsm(const HsmConfig& config,
 struct ProvKey {
   std::shared_ptr<Hsm> hsm;
   KeyInfo info;
-  EVP_PKEY* pub = nullptr;  // public half (default library context), owned
-  ~ProvKey();
+  crypto::UniquePkey pub;  // public half (default library context)
 };
 
 // Builds a key object for `id_hex` on `hsm` (FindKey + PublicKey).

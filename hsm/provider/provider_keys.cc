@@ -13,17 +13,14 @@ namespace tokensign::hsm::provider {
 
 // Owns the library context; shared with every EVP_PKEY handed out so that the context
 // outlives the last key.
+// Members are destroyed in reverse order: the providers are unloaded before
+// the library context is freed.
 struct HsmKeyProvider::State {
-  OSSL_LIB_CTX* libctx = nullptr;
-  OSSL_PROVIDER* tokensign = nullptr;
-  OSSL_PROVIDER* deflt = nullptr;
+  crypto::SslPtr<OSSL_LIB_CTX> libctx;
+  crypto::SslPtr<OSSL_PROVIDER> deflt;
+  crypto::SslPtr<OSSL_PROVIDER> tokensign;  // unloaded first
   ~State() {
-    if (tokensign != nullptr) OSSL_PROVIDER_unload(tokensign);
-    if (deflt != nullptr) OSSL_PROVIDER_unload(deflt);
-    if (libctx != nullptr) {
-      UnregisterBuiltinHsm(libctx);
-      OSSL_LIB_CTX_free(libctx);
-    }
+    if (libctx != nullptr) UnregisterBuiltinHsm(libctx.get());
   }
 };
 
@@ -33,15 +30,15 @@ absl::StatusOr<std::unique_ptr<HsmKeyProvider>> HsmKeyProvider::Create(
     return absl::InvalidArgumentError("HsmKeyProvider::Create: hsm must not be null");
   }
   auto state = std::make_shared<State>();
-  state->libctx = OSSL_LIB_CTX_new();
+  state->libctx.reset(OSSL_LIB_CTX_new());
   if (state->libctx == nullptr) return crypto::OpenSslError("OSSL_LIB_CTX_new");
-  RegisterBuiltinHsm(state->libctx, hsm);
-  if (OSSL_PROVIDER_add_builtin(state->libctx, kProviderName, ProviderInit) != 1) {
+  RegisterBuiltinHsm(state->libctx.get(), hsm);
+  if (OSSL_PROVIDER_add_builtin(state->libctx.get(), kProviderName, ProviderInit) != 1) {
     return crypto::OpenSslError("OSSL_PROVIDER_add_builtin(tokensign)");
   }
-  state->tokensign = OSSL_PROVIDER_load(state->libctx, kProviderName);
+  state->tokensign.reset(OSSL_PROVIDER_load(state->libctx.get(), kProviderName));
   if (state->tokensign == nullptr) return crypto::OpenSslError("OSSL_PROVIDER_load(tokensign)");
-  state->deflt = OSSL_PROVIDER_load(state->libctx, "default");
+  state->deflt.reset(OSSL_PROVIDER_load(state->libctx.get(), "default"));
   if (state->deflt == nullptr) return crypto::OpenSslError("OSSL_PROVIDER_load(default)");
   return std::unique_ptr<HsmKeyProvider>(new HsmKeyProvider(std::move(hsm), std::move(state)));
 }
@@ -51,7 +48,7 @@ HsmKeyProvider::HsmKeyProvider(std::shared_ptr<Hsm> hsm, std::shared_ptr<State> 
 
 HsmKeyProvider::~HsmKeyProvider() = default;
 
-OSSL_LIB_CTX* HsmKeyProvider::libctx() const { return state_->libctx; }
+OSSL_LIB_CTX* HsmKeyProvider::libctx() const { return state_->libctx.get(); }
 
 absl::StatusOr<std::shared_ptr<EVP_PKEY>> HsmKeyProvider::PrivateKey(std::string_view id_hex) {
   std::string id = AsciiLower(id_hex);
@@ -61,7 +58,7 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> HsmKeyProvider::PrivateKey(std::string
   absl::StatusOr<KeyInfo> info = hsm_->FindKey(id);
   if (!info.ok()) return info.status();
   crypto::UniquePkeyCtx ctx(
-      EVP_PKEY_CTX_new_from_name(state_->libctx, KeymgmtName(info->type), kProviderProps));
+      EVP_PKEY_CTX_new_from_name(state_->libctx.get(), KeymgmtName(info->type), kProviderProps));
   if (ctx == nullptr) {
     return crypto::OpenSslError(Cat("EVP_PKEY_CTX_new_from_name(", KeymgmtName(info->type),
                                      ", provider=tokensign)"));

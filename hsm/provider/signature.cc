@@ -70,12 +70,11 @@ struct SigCtx {
   Family family = Family::kEc;
   std::shared_ptr<const ProvKey> key;
   Digest digest = Digest::kNone;
-  EVP_MD_CTX* mdctx = nullptr;  // digest-sign streaming state
+  crypto::UniqueMdCtx mdctx;    // digest-sign streaming state
   std::string buffer;           // Ed25519 one-shot message
   int pad = RSA_PKCS1_PADDING;
   int saltlen = RSA_PSS_SALTLEN_DIGEST;
   Digest mgf1 = Digest::kNone;  // kNone = same as digest
-  ~SigCtx() { EVP_MD_CTX_free(mdctx); }
 };
 
 int Fail(const absl::Status& s) { return RaiseStatus(s); }
@@ -105,8 +104,8 @@ void* DupCtx(void* ctx) {
   c->saltlen = src->saltlen;
   c->mgf1 = src->mgf1;
   if (src->mdctx != nullptr) {
-    c->mdctx = EVP_MD_CTX_new();
-    if (c->mdctx == nullptr || !EVP_MD_CTX_copy_ex(c->mdctx, src->mdctx)) {
+    c->mdctx.reset(EVP_MD_CTX_new());
+    if (c->mdctx == nullptr || !EVP_MD_CTX_copy_ex(c->mdctx.get(), src->mdctx.get())) {
       delete c;
       return nullptr;
     }
@@ -169,7 +168,7 @@ absl::StatusOr<crypto::SignAlgorithm> Plan(const SigCtx& c, size_t digest_len) {
       Cat("RSA: padding mode ", c.pad, " refused (PKCS#1 v1.5 or PSS only)"));
 }
 
-size_t MaxSize(const SigCtx& c) { return static_cast<size_t>(EVP_PKEY_get_size(c.key->pub)); }
+size_t MaxSize(const SigCtx& c) { return static_cast<size_t>(EVP_PKEY_get_size(c.key->pub.get())); }
 
 // raw r||s -> DER ECDSA-Sig-Value into `sig` (no BIGNUM work on the signing
 // path).
@@ -236,8 +235,8 @@ int DigestSignInit(void* ctx, const char* mdname, void* keydata, const OSSL_PARA
   c->digest = *d;
   const EVP_MD* md = Md(*d);
   if (md == nullptr) return Fail("digest-sign: cannot fetch SHA-2 from the default provider");
-  if (c->mdctx == nullptr) c->mdctx = EVP_MD_CTX_new();
-  if (c->mdctx == nullptr || !EVP_DigestInit_ex2(c->mdctx, md, nullptr)) {
+  if (c->mdctx == nullptr) c->mdctx.reset(EVP_MD_CTX_new());
+  if (c->mdctx == nullptr || !EVP_DigestInit_ex2(c->mdctx.get(), md, nullptr)) {
     return Fail("digest-sign: EVP_DigestInit_ex2 failed");
   }
   return 1;
@@ -246,7 +245,7 @@ int DigestSignInit(void* ctx, const char* mdname, void* keydata, const OSSL_PARA
 int DigestSignUpdate(void* ctx, const unsigned char* data, size_t len) {
   auto* c = static_cast<SigCtx*>(ctx);
   if (c->mdctx == nullptr) return Fail("digest-sign update: not initialised");
-  return EVP_DigestUpdate(c->mdctx, data, len);
+  return EVP_DigestUpdate(c->mdctx.get(), data, len);
 }
 
 int DigestSignFinal(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize) {
@@ -258,7 +257,7 @@ int DigestSignFinal(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsiz
   }
   unsigned char dgst[EVP_MAX_MD_SIZE];
   unsigned int dlen = 0;
-  if (!EVP_DigestFinal_ex(c->mdctx, dgst, &dlen)) return Fail("digest-sign: digest failed");
+  if (!EVP_DigestFinal_ex(c->mdctx.get(), dgst, &dlen)) return Fail("digest-sign: digest failed");
   return SignDigestNow(c, dgst, dlen, sig, siglen, sigsize);
 }
 
@@ -278,7 +277,7 @@ int DigestSign(void* ctx, unsigned char* sig, size_t* siglen, size_t sigsize,
     return Emit(*out, sig, siglen, sigsize);
   }
   if (c->mdctx == nullptr) return Fail("digest-sign: not initialised");
-  if (!EVP_DigestUpdate(c->mdctx, tbs, tbslen)) return Fail("digest-sign: digest failed");
+  if (!EVP_DigestUpdate(c->mdctx.get(), tbs, tbslen)) return Fail("digest-sign: digest failed");
   return DigestSignFinal(ctx, sig, siglen, sigsize);
 }
 

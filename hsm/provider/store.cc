@@ -91,7 +91,7 @@ int Load(void* ctx, OSSL_CALLBACK* object_cb, void* object_cbarg,
 
   if (c->uri.type == UriObjectType::kPublic) {
     unsigned char* der = nullptr;
-    int len = i2d_PUBKEY((*key)->pub, &der);
+    int len = i2d_PUBKEY((*key)->pub.get(), &der);
     if (len <= 0) return RaiseStatus(absl::InternalError("pkcs11 store: i2d_PUBKEY failed"));
     char structure[] = "SubjectPublicKeyInfo";
     OSSL_PARAM params[] = {

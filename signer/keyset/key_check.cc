@@ -9,11 +9,11 @@
 #include "crypto/spki.h"
 #include "crypto/ssl_ptr.h"
 #include "signer/keyset/keyset_internal.h"
+#include "signer/token/evp_jws_signer.h"
 #include "signer/token/jwk.h"
 
 namespace tokensign::keyset {
 
-using internal::S;
 
 namespace {
 
@@ -42,9 +42,9 @@ absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
   const crypto::KeyType want = crypto::KeyTypeFor(key.alg);
   if (info->type != want || (want == crypto::KeyType::kRsa && info->bits < 2048)) {
     return Refuse(absl::StrCat(
-        "the HSM key is ", S(crypto::KeyTypeName(info->type)), " ", info->bits,
-        " bits; the record's alg ", S(crypto::SignAlgorithmName(key.alg)),
-        " needs ", S(crypto::KeyTypeName(want)), want == crypto::KeyType::kRsa ? " >= 2048 bits" : ""));
+        "the HSM key is ", AbslView(crypto::KeyTypeName(info->type)), " ", info->bits,
+        " bits; the record's alg ", AbslView(crypto::SignAlgorithmName(key.alg)),
+        " needs ", AbslView(crypto::KeyTypeName(want)), want == crypto::KeyType::kRsa ? " >= 2048 bits" : ""));
   }
   absl::StatusOr<crypto::UniquePkey> pub =
       key.spki.empty() ? hsm.PublicKey(key.id) : crypto::ParseSpki(key.spki);
@@ -70,7 +70,7 @@ absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
     if (absl::IsUnavailable(priv.status())) return priv.status();
     return Refuse(absl::StrCat("private key: ", priv.status().message()));
   }
-  auto ops = token::KeyOps::Create(*priv, shared, key.alg);
+  auto ops = token::EvpJwsSigner::Create(*priv, shared, key.alg);
   if (!ops.ok()) return Refuse(ops.status().message());
   unsigned char challenge[32];
   if (RAND_bytes(challenge, sizeof(challenge)) != 1) {
@@ -88,8 +88,7 @@ absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
         "the private key does not match the public key (a test signature did "
         "not verify: ", st.message(), ")"));
   }
-  return VerifiedKey{std::move(shared), *std::move(priv), *std::move(ops),
-                     *std::move(spki)};
+  return VerifiedKey{std::move(shared), *std::move(priv), *std::move(spki)};
 }
 
 }  // namespace tokensign::keyset

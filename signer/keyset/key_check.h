@@ -29,7 +29,6 @@
 #include "absl/status/statusor.h"
 #include "hsm/hsm.h"
 #include "signer/keyset/keyset_record.h"
-#include "signer/token/key_ops.h"
 
 namespace tokensign::keyset {
 
@@ -41,8 +40,7 @@ using PrivateKeyLoader =
 
 struct VerifiedKey {
   std::shared_ptr<EVP_PKEY> public_key;   // the proven public key
-  std::shared_ptr<EVP_PKEY> private_key;  // HSM-backed
-  std::shared_ptr<const token::KeyOps> ops;
+  std::shared_ptr<EVP_PKEY> private_key;  // HSM-backed (tokensign provider)
   std::string spki;  // DER SubjectPublicKeyInfo of public_key
 };
 

@@ -15,18 +15,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "crypto/str_cat.h"
 #include "signer/keyset/keyset_record.h"
 
 namespace tokensign::keyset::internal {
-
-// Debian's abseil has its own string_view; StrCat needs it.
-inline absl::string_view S(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
-
-inline absl::Status Prefix(const absl::Status& st, std::string_view what) {
-  return absl::Status(st.code(), absl::StrCat(S(what), ": ", st.message()));
-}
 
 // "kid1=active kid2=retired" for logs and the audit.
 inline std::string KeyStates(const KeysetRecord& record) {
@@ -38,7 +30,7 @@ inline std::string KeyStates(const KeysetRecord& record) {
 
 // The label CreateKey gives an issuer's keys: "tokensign:<issuer>:<unix s>".
 inline std::string KeyLabel(std::string_view issuer, int64_t created) {
-  return absl::StrCat("tokensign:", S(issuer), ":", created);
+  return absl::StrCat("tokensign:", AbslView(issuer), ":", created);
 }
 
 // Issuer and creation time from such a label, or nullopt.
@@ -49,7 +41,7 @@ inline std::optional<std::pair<std::string, int64_t>> ParseKeyLabel(
   size_t colon = label.rfind(':');
   if (colon <= kPrefix.size()) return std::nullopt;
   int64_t created = 0;
-  if (!absl::SimpleAtoi(S(label.substr(colon + 1)), &created))
+  if (!absl::SimpleAtoi(AbslView(label.substr(colon + 1)), &created))
     return std::nullopt;
   return std::pair{std::string(label.substr(kPrefix.size(),
                                             colon - kPrefix.size())),

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "signer/keyset/hsm_jws_signer.h"
 #include "signer/keyset/keyset_internal.h"
 #include "signer/token/jwk.h"
 
@@ -14,8 +15,6 @@ namespace tokensign::keyset {
 using internal::KeyLabel;
 using internal::KeyStates;
 using internal::ParseKeyLabel;
-using internal::Prefix;
-using internal::S;
 
 KeysetManager::KeysetManager(std::shared_ptr<hsm::Hsm> hsm,
                              PrivateKeyLoader private_keys, Clock clock)
@@ -34,7 +33,7 @@ void KeysetManager::SetObserver(KeysetObserver observer) {
 
 void KeysetManager::Report(KeysetEvent event, std::string_view topic) {
   std::lock_guard lock(events_mu_);
-  const std::string key = absl::StrCat(event.issuer, "/", S(topic));
+  const std::string key = absl::StrCat(event.issuer, "/", AbslView(topic));
   if (event.kind == KeysetEvent::Kind::kRejected) {
     std::string& last = last_rejection_[key];
     if (last == event.detail) return;  // already reported
@@ -85,12 +84,21 @@ absl::StatusOr<KeysetManager::StatePtr> KeysetManager::BuildState(
     state->proven_spki[k.id] = verified->spki;
     entries.push_back({verified->public_key.get(), k.alg, k.kid});
     if (k.state == KeyState::kActive) {
+      // One JwsSigner per key, built here once: tokens are signed through
+      // the hsm facade directly (no EVP round trip through the provider).
+      auto signer = HsmJwsSigner::Create(hsm_, k.id, k.alg, verified->public_key);
+      if (!signer.ok()) {
+        std::string why(signer.status().message());
+        state->rejected[k.kid] = why;
+        state->unavailable =
+            absl::StrCat("active key ", k.kid, " is not usable: ", why);
+        continue;
+      }
       auto signing = std::make_shared<token::SigningKey>();
-      signing->private_key = verified->private_key;
+      signing->signer = *std::move(signer);
       signing->public_key = verified->public_key;
       signing->alg = k.alg;
       signing->kid = k.kid;
-      signing->ops = verified->ops;
       state->active = std::move(signing);
     }
   }
@@ -254,7 +262,7 @@ absl::StatusOr<KeysetManager::StatePtr> KeysetManager::State(
   auto it = issuers_.find(issuer);
   if (it == issuers_.end()) {
     return absl::NotFoundError(
-        absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
+        absl::StrCat("issuer: unknown issuer \"", AbslView(issuer), "\""));
   }
   return it->second;
 }
@@ -266,10 +274,10 @@ KeysetManager::ActiveKey(std::string_view issuer) const {
   if ((*state)->active == nullptr) {
     if (!(*state)->unavailable.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "issuer ", S(issuer), ": ", (*state)->unavailable));
+          "issuer ", AbslView(issuer), ": ", (*state)->unavailable));
     }
     return absl::FailedPreconditionError(
-        absl::StrCat("issuer ", S(issuer), ": no active key in its keyset"));
+        absl::StrCat("issuer ", AbslView(issuer), ": no active key in its keyset"));
   }
   return (*state)->active;
 }
@@ -283,7 +291,7 @@ KeysetManager::VerificationKeyFor(std::string_view issuer,
   const KeyRecord* rec = (*state)->record.FindByKid(kid);
   if (it == (*state)->public_keys.end() || rec == nullptr) {
     return absl::NotFoundError(absl::StrCat(
-        "kid: \"", S(kid), "\" is not a published key of issuer ", S(issuer)));
+        "kid: \"", AbslView(kid), "\" is not a published key of issuer ", AbslView(issuer)));
   }
   return VerificationKey{it->second, rec->alg, rec->state};
 }

@@ -19,8 +19,6 @@ namespace tokensign::keyset {
 using internal::KeyLabel;
 using internal::KeyStates;
 using internal::ParseKeyLabel;
-using internal::Prefix;
-using internal::S;
 
 absl::StatusOr<KeyRecord> KeysetManager::CreateKeyLocked(
     const std::string& issuer, crypto::SignAlgorithm alg, int64_t activate_at) {
@@ -36,7 +34,7 @@ absl::StatusOr<KeyRecord> KeysetManager::CreateKeyLocked(
   auto info = hsm_->GenerateKey(type, KeyLabel(issuer, now), rsa_bits);
   if (!info.ok())
     return Prefix(info.status(),
-                  absl::StrCat("keyset ", S(issuer), ": create key"));
+                  absl::StrCat("keyset ", AbslView(issuer), ": create key"));
   auto discard = [&](absl::Status st) {
     // Never leave a key no record names; if this fails, SweepOrphans will.
     (void)hsm_->DestroyKey(info->id);
@@ -69,7 +67,7 @@ absl::StatusOr<KeyRecord> KeysetManager::ActivateKeyLocked(
   if (auto why = (*state)->rejected.find(std::string(kid));
       why != (*state)->rejected.end()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "kid: key ", S(kid), " failed its checks and cannot activate: ",
+        "kid: key ", AbslView(kid), " failed its checks and cannot activate: ",
         why->second));
   }
   KeysetRecord next = (*state)->record;

@@ -8,14 +8,13 @@
 #include "signer/keyset/keyset_internal.h"
 
 namespace tokensign::keyset {
-using internal::S;
 
 namespace {
 
 absl::StatusOr<KeyRecord*> Find(KeysetRecord& record, std::string_view kid) {
   KeyRecord* k = record.FindByKid(kid);
   if (k == nullptr) {
-    return absl::NotFoundError(absl::StrCat("kid: no key \"", S(kid),
+    return absl::NotFoundError(absl::StrCat("kid: no key \"", AbslView(kid),
                                             "\" for issuer ", record.issuer));
   }
   return k;
@@ -23,12 +22,12 @@ absl::StatusOr<KeyRecord*> Find(KeysetRecord& record, std::string_view kid) {
 
 absl::Status Refuse(std::string_view kid, std::string_view why) {
   return absl::FailedPreconditionError(
-      absl::StrCat("kid: key ", S(kid), " ", S(why)));
+      absl::StrCat("kid: key ", AbslView(kid), " ", AbslView(why)));
 }
 
 absl::Status NeedReason(std::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(
-      "reason: required with ", S(what), " (it is written to the audit log)"));
+      "reason: required with ", AbslView(what), " (it is written to the audit log)"));
 }
 
 void RetireActive(KeysetRecord& record, const LifecyclePolicy& policy,
@@ -85,7 +84,7 @@ absl::Status CheckCreate(const KeysetRecord& record,
     for (crypto::SignAlgorithm a : policy.algorithms)
       allowed.emplace_back(crypto::SignAlgorithmName(a));
     return absl::InvalidArgumentError(absl::StrCat(
-        "alg: ", S(crypto::SignAlgorithmName(alg)), " is not allowed for issuer ",
+        "alg: ", AbslView(crypto::SignAlgorithmName(alg)), " is not allowed for issuer ",
         record.issuer, " (allowed: ", absl::StrJoin(allowed, ", "), ")"));
   }
   std::vector<const KeyRecord*> published = PublishedKeys(record, now);

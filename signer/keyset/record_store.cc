@@ -11,8 +11,6 @@
 
 namespace tokensign::keyset {
 
-using internal::Prefix;
-using internal::S;
 
 std::string RandomWriterId() {
   unsigned char bytes[8] = {};
@@ -27,7 +25,7 @@ std::string RandomWriterId() {
 
 absl::StatusOr<std::vector<KeysetRecord>> RecordStore::ReadAll(
     std::string_view issuer, std::vector<std::string>* texts) const {
-  std::string what = absl::StrCat("keyset ", S(issuer));
+  std::string what = absl::StrCat("keyset ", AbslView(issuer));
   auto data = hsm_->GetAllData(KeysetObjectName(issuer));
   if (!data.ok()) return Prefix(data.status(), what);
   std::vector<KeysetRecord> records;

@@ -62,10 +62,8 @@ absl::StatusOr<token::ParentKey> ParentKeyFor(const PolicySnapshot& snap,
     // prepared contexts (same kid = same public key: kid is its thumbprint).
     auto active = keys.ActiveKey(name);
     if (active.ok() && (*active)->kid == kid && (*active)->alg == key->alg &&
-        (*active)->ops != nullptr && (*active)->public_key != nullptr &&
-        (*active)->ops->Serves((*active)->private_key.get(),
-                               (*active)->public_key.get(), key->alg)) {
-      out.ops = (*active)->ops;
+        (*active)->signer != nullptr) {
+      out.verifier = (*active)->signer;
     }
     return out;
   }

@@ -14,6 +14,7 @@
 #include "crypto/ecdsa_encoding.h"
 #include "crypto/openssl_error.h"
 #include "crypto/ssl_ptr.h"
+#include "crypto/str_cat.h"
 #include "signer/token/json_text.h"
 
 namespace tokensign::token {
@@ -66,11 +67,6 @@ absl::Status SetRsaPadding(EVP_PKEY_CTX* pctx, SignAlgorithm alg) {
   return absl::OkStatus();
 }
 
-// Debian's abseil has its own string_view type; convert at the boundary.
-absl::string_view Av(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
-
 bool IsBase64UrlChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
          (c >= '0' && c <= '9') || c == '-' || c == '_';
@@ -88,7 +84,7 @@ int Base64UrlValue(char c) {
 
 std::string Base64UrlEncode(std::string_view data) {
   std::string out;
-  absl::WebSafeBase64Escape(Av(data), &out);
+  absl::WebSafeBase64Escape(AbslView(data), &out);
   return out;
 }
 
@@ -97,14 +93,14 @@ absl::StatusOr<std::string> Base64UrlDecode(std::string_view data,
   for (char c : data) {
     if (!IsBase64UrlChar(c)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          Av(field),
+          AbslView(field),
           ": not base64url; only A-Z a-z 0-9 - _ without padding are allowed"));
     }
   }
   std::string out;
-  if (data.size() % 4 == 1 || !absl::WebSafeBase64Unescape(Av(data), &out)) {
+  if (data.size() % 4 == 1 || !absl::WebSafeBase64Unescape(AbslView(data), &out)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        Av(field), ": not base64url; length ", data.size(), " is impossible"));
+        AbslView(field), ": not base64url; length ", data.size(), " is impossible"));
   }
   // Only the canonical encoding: the unused low bits of a final partial group
   // must be zero. Otherwise "AQ", "AR", ... "Af" all decode to one byte, and a
@@ -113,7 +109,7 @@ absl::StatusOr<std::string> Base64UrlDecode(std::string_view data,
   const size_t rem = data.size() % 4;
   if (rem != 0 && (Base64UrlValue(data.back()) & (rem == 2 ? 0x0F : 0x03)) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        Av(field),
+        AbslView(field),
         ": not base64url in canonical form; the unused bits of the last "
         "character must be zero"));
   }
@@ -264,12 +260,12 @@ absl::Status VerifyRaw(EVP_PKEY* key, SignAlgorithm alg,
 std::string JwsHeaderJson(SignAlgorithm alg, std::string_view kid,
                           std::string_view typ) {
   if (IsPlainJsonString(kid) && IsPlainJsonString(typ)) {  // dump()'s bytes
-    return absl::StrCat(R"({"alg":")", Av(crypto::SignAlgorithmName(alg)),
-                        R"(","kid":")", Av(kid), R"(","typ":")", Av(typ),
+    return absl::StrCat(R"({"alg":")", AbslView(crypto::SignAlgorithmName(alg)),
+                        R"(","kid":")", AbslView(kid), R"(","typ":")", AbslView(typ),
                         R"("})");
   }
   // dump() escapes; kid and typ are normally plain ASCII.
-  return absl::StrCat(R"({"alg":")", Av(crypto::SignAlgorithmName(alg)),
+  return absl::StrCat(R"({"alg":")", AbslView(crypto::SignAlgorithmName(alg)),
                       R"(","kid":)", nlohmann::json(std::string(kid)).dump(),
                       R"(,"typ":)", nlohmann::json(std::string(typ)).dump(),
                       "}");
@@ -338,11 +334,11 @@ absl::StatusOr<nlohmann::json> VerifyCompact(std::string_view jws,
   }
   if (header.value("kid", "") != expect.kid) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "jws.header.kid: does not match; expected \"", Av(expect.kid), "\""));
+        "jws.header.kid: does not match; expected \"", AbslView(expect.kid), "\""));
   }
   if (header.value("typ", "") != expect.typ) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "jws.header.typ: does not match; expected \"", Av(expect.typ), "\""));
+        "jws.header.typ: does not match; expected \"", AbslView(expect.typ), "\""));
   }
   if (*header_bytes != JwsHeaderJson(expect.alg, expect.kid, expect.typ)) {
     return absl::InvalidArgumentError(

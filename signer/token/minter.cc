@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "crypto/openssl_error.h"
+#include "crypto/str_cat.h"
 #include "signer/token/json_text.h"
 #include "signer/token/jws.h"
 
@@ -67,6 +68,20 @@ bool TakeJtiBytes(unsigned char* out) {
 
 }  // namespace
 
+absl::Status CheckSigningKey(const SigningKey& key) {
+  if (key.signer == nullptr || key.kid.empty()) {
+    return absl::FailedPreconditionError(
+        "key: signing key has no signer or no kid");
+  }
+  if (key.signer->alg() != key.alg) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "key: its signer signs ",
+        std::string(crypto::SignAlgorithmName(key.signer->alg())),
+        "; it does not fit alg ", std::string(crypto::SignAlgorithmName(key.alg))));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> NewJti() {
   unsigned char bytes[JtiRandom::kJtiBytes];
   if (!TakeJtiBytes(bytes)) return crypto::OpenSslError("RAND_bytes(jti)");
@@ -95,7 +110,7 @@ absl::Status AppendJsonMember(std::string_view name, const nlohmann::json& value
 // Appends ,"name":"value".
 absl::Status AppendStringMember(std::string_view name, std::string_view value,
                                 std::string* out) {
-  absl::StrAppend(out, ",\"", absl::string_view(name.data(), name.size()),
+  absl::StrAppend(out, ",\"", AbslView(name),
                   "\":");
   return AppendJsonString(value, out);
 }
@@ -204,22 +219,7 @@ absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy,
     return absl::FailedPreconditionError(
         "iss: issuer policy has no iss value; configure one");
   }
-  if (key.private_key == nullptr || key.kid.empty()) {
-    return absl::FailedPreconditionError(
-        "key: signing key has no private key or no kid");
-  }
-  // Prepared contexts were checked against the key once, when made.
-  const KeyOps* ops =
-      key.ops != nullptr && key.ops->Serves(key.private_key.get(),
-                                            key.public_key.get(), key.alg)
-          ? key.ops.get()
-          : nullptr;
-  if (ops == nullptr) {
-    if (absl::Status s = CheckKeyForAlgorithm(key.private_key.get(), key.alg);
-        !s.ok()) {
-      return absl::FailedPreconditionError(s.message());
-    }
-  }
+  if (absl::Status s = CheckSigningKey(key); !s.ok()) return s;
   if (policy.verify_before_release && key.public_key == nullptr) {
     return absl::FailedPreconditionError(
         "key: no public key; verify-before-release needs one (or turn it off "
@@ -258,16 +258,10 @@ absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy,
   std::string token = Base64UrlEncode(JwsHeaderJson(key.alg, key.kid, typ));
   token.push_back('.');
   token += Base64UrlEncode(*payload);
-  absl::StatusOr<std::string> sig =
-      ops != nullptr ? ops->Sign(token)
-                     : SignRaw(key.private_key.get(), key.alg, token);
+  absl::StatusOr<std::string> sig = key.signer->Sign(token);
   if (!sig.ok()) return sig.status();
   if (policy.verify_before_release) {
-    if (absl::Status s =
-            ops != nullptr
-                ? ops->Verify(token, *sig)
-                : VerifyRaw(key.public_key.get(), key.alg, token, *sig);
-        !s.ok()) {
+    if (absl::Status s = key.signer->Verify(token, *sig); !s.ok()) {
       return absl::InternalError(absl::StrCat(
           "verify-before-release: fresh token does not verify, withheld: ",
           s.message()));

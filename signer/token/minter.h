@@ -1,11 +1,12 @@
-// Mints a delegated token: policy check -> claims -> compact JWS signed with an
-// EVP_PKEY (HSM-backed through hsm/provider in production, a software key in
-// unit tests) -> verify with the public key (unless the issuer turned it off)
-// -> result. Thread-safety: Mint is safe to call concurrently (no shared
-// mutable state; the key's EVP_PKEY must itself be usable from many threads,
-// which OpenSSL guarantees for signing).
+// Mints a delegated token: policy check -> claims -> compact JWS signed by the
+// key's JwsSigner (keyset::HsmJwsSigner in production, an EvpJwsSigner over a
+// software key in unit tests) -> verify with the same signer's public half
+// (unless the issuer turned it off) -> result. Thread-safety: Mint is safe to
+// call concurrently (no shared mutable state; JwsSigners are thread-safe).
 #ifndef TOKENSIGN_SIGNER_TOKEN_MINTER_H_
 #define TOKENSIGN_SIGNER_TOKEN_MINTER_H_
+
+#include <openssl/evp.h>
 
 #include <memory>
 #include <string>
@@ -14,25 +15,22 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "crypto/algorithm.h"
-#include "crypto/ssl_ptr.h"
+#include "crypto/jws_signer.h"
 #include "nlohmann/json.hpp"
-#include "signer/token/key_ops.h"
 #include "signer/token/policy.h"
 #include "signer/token/token_request.h"
 
 namespace tokensign::token {
 
-// A signing key as the token layer sees it. `private_key` signs
-// (provider-backed or software); `public_key` verifies and feeds the JWK. kid =
-// RFC 7638 thumbprint.
+// A signing key as the token layer sees it, built once when the keyset is
+// installed. `signer` signs and verifies (its public half is `public_key`);
+// `public_key` feeds the JWK and says whether verify-before-release can run.
+// kid = RFC 7638 thumbprint of `public_key`.
 struct SigningKey {
-  std::shared_ptr<EVP_PKEY> private_key;
+  std::shared_ptr<const crypto::JwsSigner> signer;
   std::shared_ptr<EVP_PKEY> public_key;
-  crypto::SignAlgorithm alg;
+  crypto::SignAlgorithm alg = crypto::SignAlgorithm::kES256;
   std::string kid;
-  // Prepared contexts for private_key/public_key (KeyOps::Create). Optional:
-  // without it Mint signs with SignRaw/VerifyRaw, building contexts per token.
-  std::shared_ptr<const KeyOps> ops;
 };
 
 struct MintedToken {
@@ -48,12 +46,17 @@ struct MintedToken {
 // Policy-checks, builds, signs and (per policy) verifies one token. A
 // transaction token without txn gets a fresh one (NewJti).
 // Errors: CheckRequest's InvalidArgument / PermissionDenied; FailedPrecondition
-// for an unusable issuer config or key (no iss, no kid, key/alg mismatch, no
-// public key while verify_before_release is on); Internal when the fresh
+// for an unusable issuer config or key (no iss, no signer, no kid, a signer
+// made for another alg, no public key while verify_before_release is on); the
+// signer's own error (e.g. Unavailable from the HSM); Internal when the fresh
 // signature does not verify (the token is withheld).
 absl::StatusOr<MintedToken> Mint(const IssuerPolicy& policy,
                                  const SigningKey& key, const TokenRequest& req,
                                  absl::Time now);
+
+// OK when `key` can sign: it has a signer made for `key.alg` and a kid;
+// FailedPrecondition naming what is missing otherwise.
+absl::Status CheckSigningKey(const SigningKey& key);
 
 // A fresh jti: 128 random bits (RAND_bytes), base64url (22 characters).
 absl::StatusOr<std::string> NewJti();

@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "crypto/algorithm.h"
 #include "crypto/openssl_error.h"
+#include "crypto/str_cat.h"
 #include "signer/token/jws.h"
 #include "signer/token/policy_fields.h"
 
@@ -47,7 +48,7 @@ absl::StatusOr<nlohmann::json> DecodeObject(std::string_view b64,
   if (!bytes.ok()) return Malformed(bytes.status().message());
   nlohmann::json j = nlohmann::json::parse(*bytes, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    return Malformed(absl::StrCat(absl::string_view(what.data(), what.size()),
+    return Malformed(absl::StrCat(AbslView(what),
                                   " is not a JSON object"));
   }
   return j;
@@ -249,8 +250,8 @@ absl::StatusOr<VerifiedParent> VerifyParent(std::string_view token,
   if (!sig.ok()) return Malformed(sig.status().message());
   const std::string_view signing_input = token.substr(0, dot2);
   absl::Status verified =
-      key->ops != nullptr
-          ? key->ops->Verify(signing_input, *sig)
+      key->verifier != nullptr
+          ? key->verifier->Verify(signing_input, *sig)
           : VerifyRaw(key->public_key.get(), key->alg, signing_input, *sig);
   if (!verified.ok()) {
     return Refused(absl::StrCat(

@@ -36,8 +36,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "crypto/algorithm.h"
+#include "crypto/jws_signer.h"
 #include "nlohmann/json.hpp"
-#include "signer/token/key_ops.h"
 #include "signer/token/token_request.h"
 
 namespace tokensign::token {
@@ -47,9 +47,9 @@ struct ParentKey {
   std::shared_ptr<EVP_PKEY> public_key;
   crypto::SignAlgorithm alg = crypto::SignAlgorithm::kES256;
   std::string issuer;  // config name of the issuer whose key this is
-  // Optional: prepared contexts whose public key is `public_key` (the
-  // issuer's active key), so the verify does not set up OpenSSL per call.
-  std::shared_ptr<const KeyOps> ops;
+  // Optional: a verifier whose public key is `public_key` (the issuer's
+  // active key's JwsSigner), so the verify does not set up OpenSSL per call.
+  std::shared_ptr<const crypto::JwsVerifier> verifier;
 };
 
 // Finds the key for a parent token's `iss` claim and header `kid`.

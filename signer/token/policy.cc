@@ -4,11 +4,12 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "crypto/str_cat.h"
 #include "signer/token/policy_fields.h"
 
 namespace tokensign::token {
@@ -42,10 +43,6 @@ using policy_fields::Contains;
 using policy_fields::Escaped;
 using policy_fields::JsonSize;
 using policy_fields::Quote;
-
-absl::string_view S(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 absl::Status CheckActors(const IssuerPolicy& policy, const TokenRequest& req) {
   const auto& chain = req.actor_chain;
@@ -264,8 +261,8 @@ absl::Status CheckExtraClaims(const IssuerPolicy& policy,
 bool IsReservedClaim(std::string_view name) {
   for (std::string_view reserved : kReservedClaims) {
     if (absl::EqualsIgnoreCase(
-            absl::string_view(reserved.data(), reserved.size()),
-            absl::string_view(name.data(), name.size()))) {
+            AbslView(reserved),
+            AbslView(name))) {
       return true;
     }
   }
@@ -289,8 +286,8 @@ std::string ExtraClaimField(std::string_view name) {
                                 (c >= 'A' && c <= 'Z') ||
                                 (c >= '0' && c <= '9') || c == '_');
   }
-  if (identifier) return absl::StrCat("extra_claims.", S(name));
-  return absl::StrCat("extra_claims[\"", Escaped(S(name)), "\"]");
+  if (identifier) return absl::StrCat("extra_claims.", AbslView(name));
+  return absl::StrCat("extra_claims[\"", Escaped(AbslView(name)), "\"]");
 }
 
 int64_t EffectiveTtl(const IssuerPolicy& policy, const TokenRequest& req) {

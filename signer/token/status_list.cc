@@ -81,10 +81,7 @@ absl::StatusOr<SignedStatusList> SignStatusList(const IssuerPolicy& policy,
                                                 const SigningKey& key,
                                                 const StatusListRequest& req,
                                                 absl::Time now) {
-  if (key.private_key == nullptr || key.kid.empty()) {
-    return absl::FailedPreconditionError(
-        "key: signing key has no private key or no kid");
-  }
+  if (absl::Status s = CheckSigningKey(key); !s.ok()) return s;
   const StatusListConfig* list = nullptr;
   std::vector<std::string> uris;
   for (const StatusListConfig& l : policy.status_lists) {
@@ -132,24 +129,14 @@ absl::StatusOr<SignedStatusList> SignStatusList(const IssuerPolicy& policy,
   std::string signing_input =
       Base64UrlEncode(JwsHeaderJson(key.alg, key.kid, kStatusListTyp)) + "." +
       Base64UrlEncode(out.payload);
-  const KeyOps* ops = key.ops != nullptr && key.ops->Serves(key.private_key.get(),
-                                                            key.public_key.get(),
-                                                            key.alg)
-                          ? key.ops.get()
-                          : nullptr;
-  absl::StatusOr<std::string> sig =
-      ops != nullptr ? ops->Sign(signing_input)
-                     : SignRaw(key.private_key.get(), key.alg, signing_input);
+  absl::StatusOr<std::string> sig = key.signer->Sign(signing_input);
   if (!sig.ok()) return sig.status();
   if (policy.verify_before_release) {
     if (key.public_key == nullptr) {
       return absl::FailedPreconditionError(
           "key: no public key; verify-before-release needs one");
     }
-    absl::Status v =
-        ops != nullptr
-            ? ops->Verify(signing_input, *sig)
-            : VerifyRaw(key.public_key.get(), key.alg, signing_input, *sig);
+    absl::Status v = key.signer->Verify(signing_input, *sig);
     if (!v.ok()) {
       return absl::InternalError(absl::StrCat(
           "verify-before-release: fresh status list does not verify, "

@@ -19,7 +19,7 @@
 #include "hsm/hsm.h"
 #include "hsm/provider/provider_keys.h"
 #include "signer/token/jws.h"
-#include "signer/token/key_ops.h"
+#include "signer/token/evp_jws_signer.h"
 #include "tests/support/softhsm_token.h"
 
 namespace tokensign::hsm::provider {
@@ -181,14 +181,15 @@ TEST_F(ProviderSignTest, EdDSASignsAndVerifies) { SignAndVerify(ed_, nullptr, Pa
 TEST_F(ProviderSignTest, RS256SignsAndVerifies) { SignAndVerify(rsa_, "SHA256", Pad::kPkcs1); }
 TEST_F(ProviderSignTest, PS256SignsAndVerifies) { SignAndVerify(rsa_, "SHA256", Pad::kPss); }
 
-// The daemon's signing path: token::KeyOps keeps EVP_PKEY_sign contexts on the
-// HSM key (and verify contexts on its public key) and reuses them across
-// threads; every signature must verify under OpenSSL's one-shot path too.
-TEST_F(ProviderSignTest, KeyOpsReuseContextsOnHsmKeysAcrossThreads) {
+// token::EvpJwsSigner over a provider key (as the audit log's checkpoints use
+// it) keeps EVP_PKEY_sign contexts on the HSM key (and verify contexts on its
+// public key) and reuses them across threads; every signature must verify
+// under OpenSSL's one-shot path too.
+TEST_F(ProviderSignTest, EvpJwsSignerReusesContextsOnHsmKeysAcrossThreads) {
   for (auto [id, alg] : {std::pair{p256_, crypto::SignAlgorithm::kES256},
                          std::pair{p384_, crypto::SignAlgorithm::kES384}}) {
     std::shared_ptr<EVP_PKEY> pub(Pub(id).release(), EVP_PKEY_free);
-    auto ops = token::KeyOps::Create(Key(id), pub, alg);
+    auto ops = token::EvpJwsSigner::Create(Key(id), pub, alg);
     ASSERT_TRUE(ops.ok()) << ops.status();
     std::atomic<int> good{0}, bad{0};
     std::vector<std::thread> threads;

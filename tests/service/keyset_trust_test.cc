@@ -17,6 +17,7 @@
 #include "crypto/spki.h"
 #include "crypto/ssl_ptr.h"
 #include "signer/token/jwk.h"
+#include "signer/token/jws.h"
 #include "tests/service/keyset_test_fixture.h"
 #include "tests/support/planter.h"
 
@@ -129,10 +130,37 @@ TEST_F(KeysetTrustTest, PublicLookalikeOfTheActiveKeyIsIgnored) {
   ASSERT_TRUE(keys_->Load({issuer_}).ok());
   auto active = keys_->ActiveKey(issuer_);
   ASSERT_TRUE(active.ok()) << active.status();
-  auto sig = (*active)->ops->Sign("message");
+  auto sig = (*active)->signer->Sign("message");
   ASSERT_TRUE(sig.ok()) << sig.status();
-  EXPECT_TRUE((*active)->ops->Verify("message", *sig).ok());
+  EXPECT_TRUE((*active)->signer->Verify("message", *sig).ok());
   EXPECT_EQ((*active)->kid, rotated->created.kid);
+}
+
+// The active key's JwsSigner signs through the HSM facade and returns the JOSE
+// form as it is (ES256: raw r||s of exactly 64 bytes, no DER round trip), which
+// an independent one-shot OpenSSL verify accepts over exactly the signed bytes.
+TEST_F(KeysetTrustTest, ActiveKeySignsJoseFormThroughTheHsm) {
+  auto rotated = keys_->RotateKey(issuer_, crypto::SignAlgorithm::kES256);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  auto active = keys_->ActiveKey(issuer_);
+  ASSERT_TRUE(active.ok()) << active.status();
+  ASSERT_NE((*active)->signer, nullptr);
+  EXPECT_EQ((*active)->signer->alg(), crypto::SignAlgorithm::kES256);
+  const std::string input = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
+  auto sig = (*active)->signer->Sign(input);
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_EQ(sig->size(), 64u);
+  EXPECT_TRUE(token::VerifyRaw((*active)->public_key.get(),
+                               crypto::SignAlgorithm::kES256, input, *sig)
+                  .ok());
+  EXPECT_EQ(token::VerifyRaw((*active)->public_key.get(),
+                             crypto::SignAlgorithm::kES256, input + "x", *sig)
+                .code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ((*active)->signer->Verify(input + "x", *sig).code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ((*active)->signer->Verify(input, sig->substr(1)).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // The public-key objects are public: deleting them must not stop signing or

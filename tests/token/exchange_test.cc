@@ -25,6 +25,7 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using testing::BaseRequest;
 using testing::MakeSigningKey;
+using testing::TestSigningKey;
 
 const absl::Time kNow = absl::FromUnixSeconds(1767225600);
 
@@ -78,7 +79,7 @@ nlohmann::json ClaimsOf(const std::string& token) {
 }
 
 TEST(TransactionTokenRules, ReqWlAndScopeRequiredTxnGenerated) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   TokenRequest r = BaseRequest();
   r.kind = TokenKind::kTransactionToken;
   r.ttl_seconds = 60;
@@ -111,7 +112,7 @@ TEST(TransactionTokenRules, ReqWlAndScopeRequiredTxnGenerated) {
 }
 
 TEST(StatusAndMayAct, WrittenAndChecked) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   TokenRequest r = Root();
   r.may_act = Actor{"agent-7", "https://agents.example"};
   absl::StatusOr<MintedToken> t = Mint(Policy(), key, r, kNow);
@@ -143,7 +144,7 @@ TEST(StatusAndMayAct, WrittenAndChecked) {
 }
 
 TEST(VerifyParent, AcceptsOwnTokenAndReadsIt) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   TokenRequest r = Root();
   r.actor_chain = {{"agent-7", "https://agents.example"}, {"planner", ""}};
   r.cnf = Confirmation{testing::kJkt, ""};
@@ -166,14 +167,15 @@ TEST(VerifyParent, AcceptsOwnTokenAndReadsIt) {
 }
 
 TEST(VerifyParent, RefusesForgedExpiredFutureAndForeign) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   absl::StatusOr<MintedToken> t = Mint(Policy(), key, Root(), kNow);
   ASSERT_TRUE(t.ok());
   // Forged: same header (kid), same claims, another key's signature.
-  SigningKey other = MakeSigningKey(SignAlgorithm::kES384);
+  TestSigningKey other = MakeSigningKey(SignAlgorithm::kES384);
   SigningKey forger = key;
-  forger.private_key = testing::GenerateKey(SignAlgorithm::kES256);
-  forger.ops = nullptr;
+  forger.signer = testing::SoftwareSigner(
+      testing::GenerateKey(SignAlgorithm::kES256), nullptr,
+      SignAlgorithm::kES256);
   IssuerPolicy no_verify = Policy();
   no_verify.verify_before_release = false;
   absl::StatusOr<MintedToken> forged = Mint(no_verify, forger, Root(), kNow);
@@ -220,7 +222,7 @@ TEST(VerifyParent, RefusesForgedExpiredFutureAndForeign) {
 }
 
 struct Fixture {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   IssuerPolicy policy = Policy();
 
   VerifiedParent Parent(const TokenRequest& r, absl::Time now = kNow) {
@@ -430,7 +432,7 @@ TEST(Exchange, RandomChainsNeverWiden) {
 // (undefined behaviour) for an exp near INT64_MAX and, wrapped, called a
 // far-future token expired. Any exp is compared without overflow now.
 TEST(VerifyParent, ExpAtTheEdgesOfInt64) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   auto token_with_exp = [&](int64_t exp) {
     nlohmann::json c = {{"iss", Policy().iss}, {"sub", "alice"},
                         {"client_id", "app"},  {"aud", "https://api.example"},

@@ -58,7 +58,7 @@ TEST(Interop, PyJwtVerifiesEveryAlgorithmAndKind) {
   policy.allowed_scopes = {"read", "write"};
   policy.any_actor = true;
 
-  std::vector<SigningKey> keys;
+  std::vector<testing::TestSigningKey> keys;
   std::vector<JwksEntry> entries;
   nlohmann::json cases = nlohmann::json::array();
   for (SignAlgorithm alg :

@@ -18,6 +18,7 @@ using testing::GenerateKey;
 using ::testing::HasSubstr;
 using testing::KeyFromJwk;
 using testing::MakeSigningKey;
+using testing::TestSigningKey;
 using testing::PublicOnly;
 
 // RFC 7638 §3.1 example RSA key.
@@ -91,7 +92,7 @@ TEST(Jwk, EcCoordinatesHaveFixedLength) {
 }
 
 TEST(Jwk, RsaMembersAreMinimal) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kRS256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kRS256);
   absl::StatusOr<nlohmann::json> jwk = PublicJwkMembers(key.public_key.get());
   ASSERT_TRUE(jwk.ok());
   const std::string n = B64((*jwk)["n"].get<std::string>());
@@ -101,7 +102,7 @@ TEST(Jwk, RsaMembersAreMinimal) {
 }
 
 TEST(Jwk, PublishedJwkAndJwks) {
-  std::vector<SigningKey> keys;
+  std::vector<testing::TestSigningKey> keys;
   std::vector<JwksEntry> entries;
   for (SignAlgorithm alg :
        {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,

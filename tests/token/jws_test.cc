@@ -20,6 +20,7 @@ using testing::GenerateKey;
 using ::testing::HasSubstr;
 using testing::KeyFromJwk;
 using testing::MakeSigningKey;
+using testing::TestSigningKey;
 
 // RFC 8037 A.1 / A.4: Ed25519 key and the signature of "Example of Ed25519
 // signing" with the protected header {"alg":"EdDSA"}.
@@ -142,7 +143,7 @@ class JwsRoundTrip : public ::testing::TestWithParam<AlgCase> {};
 
 TEST_P(JwsRoundTrip, SignsVerifiesAndRejectsTampering) {
   const AlgCase c = GetParam();
-  SigningKey key = MakeSigningKey(c.alg);
+  TestSigningKey key = MakeSigningKey(c.alg);
   const std::string payload = R"({"sub":"alice","n":1})";
   for (int i = 0; i < 50;
        ++i) {  // many ECDSA signatures: r/s with leading zeros occur
@@ -210,10 +211,10 @@ INSTANTIATE_TEST_SUITE_P(AllAlgorithms, JwsRoundTrip,
                          });
 
 TEST(JwsKeys, RefusesMismatchedKeysWithClearMessage) {
-  SigningKey p256 = MakeSigningKey(SignAlgorithm::kES256);
-  SigningKey p384 = MakeSigningKey(SignAlgorithm::kES384);
-  SigningKey ed = MakeSigningKey(SignAlgorithm::kEdDSA);
-  SigningKey rsa = MakeSigningKey(SignAlgorithm::kRS256);
+  TestSigningKey p256 = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey p384 = MakeSigningKey(SignAlgorithm::kES384);
+  TestSigningKey ed = MakeSigningKey(SignAlgorithm::kEdDSA);
+  TestSigningKey rsa = MakeSigningKey(SignAlgorithm::kRS256);
   struct Case {
     EVP_PKEY* key;
     SignAlgorithm alg;
@@ -243,7 +244,7 @@ TEST(JwsKeys, RefusesMismatchedKeysWithClearMessage) {
 }
 
 TEST(JwsParse, RejectsForeignHeadersAndShapes) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   const JwsExpectation expect{SignAlgorithm::kES256, key.kid, "at+jwt"};
   auto sign_with_header = [&](const std::string& header) {
     return *SignCompactWithHeader(key.private_key.get(), SignAlgorithm::kES256,
@@ -317,7 +318,7 @@ TEST(Base64Url, AcceptsOnlyTheCanonicalEncoding) {
   }
   // A token whose signature's last character differs only in unused bits
   // does not verify.
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   std::string jws = *SignCompact(key.private_key.get(), SignAlgorithm::kES256,
                                  key.kid, "at+jwt", R"({"sub":"alice"})");
   const JwsExpectation expect{SignAlgorithm::kES256, key.kid, "at+jwt"};

@@ -1,10 +1,11 @@
-// KeyOps: prepared sign/verify contexts give the same results as the one-shot
-// SignRaw/VerifyRaw for every algorithm, refuse what the one-shot path
-// refuses, stay correct when many threads share one key, and Mint uses them
-// only for the key pair they were made for.
-#include "signer/token/key_ops.h"
+// EvpJwsSigner: prepared sign/verify contexts give the same results as the
+// one-shot SignRaw/VerifyRaw for every algorithm, refuse what the one-shot path
+// refuses, stay correct when many threads share one key, and Mint signs only
+// through the key's signer, refusing one made for another algorithm.
+#include "signer/token/evp_jws_signer.h"
 
 #include <gtest/gtest.h>
+#include <openssl/err.h>
 
 #include <atomic>
 #include <string>
@@ -22,12 +23,13 @@ namespace {
 
 using crypto::SignAlgorithm;
 using testing::MakeSigningKey;
+using testing::TestSigningKey;
 
 class KeyOpsTest : public ::testing::TestWithParam<SignAlgorithm> {};
 
 TEST_P(KeyOpsTest, SignsWhatVerifyRawAcceptsAndViceVersa) {
-  const SigningKey key = MakeSigningKey(GetParam());
-  auto ops = KeyOps::Create(key.private_key, key.public_key, GetParam());
+  const TestSigningKey key = MakeSigningKey(GetParam());
+  auto ops = EvpJwsSigner::Create(key.private_key, key.public_key, GetParam());
   ASSERT_TRUE(ops.ok()) << ops.status();
   const std::string input = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9";
   for (int i = 0; i < 3; ++i) {  // the second and third reuse pooled contexts
@@ -42,8 +44,8 @@ TEST_P(KeyOpsTest, SignsWhatVerifyRawAcceptsAndViceVersa) {
 }
 
 TEST_P(KeyOpsTest, RejectsTamperedInputAndSignature) {
-  const SigningKey key = MakeSigningKey(GetParam());
-  auto ops = KeyOps::Create(key.private_key, key.public_key, GetParam());
+  const TestSigningKey key = MakeSigningKey(GetParam());
+  auto ops = EvpJwsSigner::Create(key.private_key, key.public_key, GetParam());
   ASSERT_TRUE(ops.ok()) << ops.status();
   auto sig = (*ops)->Sign("a.b");
   ASSERT_TRUE(sig.ok()) << sig.status();
@@ -71,23 +73,23 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(KeyOpsCreateTest, RefusesAKeyThatDoesNotFitTheAlgorithm) {
-  const SigningKey p256 = MakeSigningKey(SignAlgorithm::kES256);
-  const SigningKey p384 = MakeSigningKey(SignAlgorithm::kES384);
+  const TestSigningKey p256 = MakeSigningKey(SignAlgorithm::kES256);
+  const TestSigningKey p384 = MakeSigningKey(SignAlgorithm::kES384);
   auto wrong_curve =
-      KeyOps::Create(p256.private_key, p256.public_key, SignAlgorithm::kES384);
+      EvpJwsSigner::Create(p256.private_key, p256.public_key, SignAlgorithm::kES384);
   EXPECT_EQ(wrong_curve.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(wrong_curve.status().message().find("ES384"), std::string::npos)
       << wrong_curve.status();
   auto wrong_public =
-      KeyOps::Create(p256.private_key, p384.public_key, SignAlgorithm::kES256);
+      EvpJwsSigner::Create(p256.private_key, p384.public_key, SignAlgorithm::kES256);
   EXPECT_EQ(wrong_public.status().code(), absl::StatusCode::kInvalidArgument);
-  auto no_key = KeyOps::Create(nullptr, nullptr, SignAlgorithm::kES256);
+  auto no_key = EvpJwsSigner::Create(nullptr, nullptr, SignAlgorithm::kES256);
   EXPECT_EQ(no_key.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(KeyOpsCreateTest, WithoutAPublicKeyVerifyIsAPreconditionFailure) {
-  const SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
-  auto ops = KeyOps::Create(key.private_key, nullptr, SignAlgorithm::kES256);
+  const TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  auto ops = EvpJwsSigner::Create(key.private_key, nullptr, SignAlgorithm::kES256);
   ASSERT_TRUE(ops.ok()) << ops.status();
   auto sig = (*ops)->Sign("a.b");
   ASSERT_TRUE(sig.ok()) << sig.status();
@@ -96,8 +98,8 @@ TEST(KeyOpsCreateTest, WithoutAPublicKeyVerifyIsAPreconditionFailure) {
 }
 
 TEST(KeyOpsThreadsTest, ManyThreadsShareOneKey) {
-  const SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
-  auto ops = KeyOps::Create(key.private_key, key.public_key,
+  const TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  auto ops = EvpJwsSigner::Create(key.private_key, key.public_key,
                             SignAlgorithm::kES256);
   ASSERT_TRUE(ops.ok()) << ops.status();
   constexpr int kThreads = 8;
@@ -128,14 +130,8 @@ TEST(KeyOpsThreadsTest, ManyThreadsShareOneKey) {
   EXPECT_EQ(good.load(), kThreads * kEach);
 }
 
-TEST(KeyOpsMintTest, MintUsesOpsOnlyForTheirOwnKeyPair) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
-  auto ops = KeyOps::Create(key.private_key, key.public_key,
-                            SignAlgorithm::kES256);
-  ASSERT_TRUE(ops.ok()) << ops.status();
-  key.ops = *ops;
-  EXPECT_TRUE((*ops)->Serves(key.private_key.get(), key.public_key.get(),
-                             SignAlgorithm::kES256));
+TEST(KeyOpsMintTest, MintSignsThroughTheKeysSignerOnly) {
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   IssuerPolicy policy;
   policy.iss = "https://issuer.example";
   policy.allowed_audiences = {"https://api.example"};
@@ -152,26 +148,32 @@ TEST(KeyOpsMintTest, MintUsesOpsOnlyForTheirOwnKeyPair) {
                               {SignAlgorithm::kES256, key.kid, "at+jwt"});
   EXPECT_TRUE(claims.ok()) << claims.status();
 
-  // Ops made for another key are ignored: the token is still signed by (and
-  // verifies under) the key the SigningKey names.
-  const SigningKey other = MakeSigningKey(SignAlgorithm::kES384);
-  auto other_ops = KeyOps::Create(other.private_key, other.public_key,
-                                  SignAlgorithm::kES384);
-  ASSERT_TRUE(other_ops.ok());
-  key.ops = *other_ops;
-  auto minted2 = Mint(policy, key, req, absl::Now());
-  ASSERT_TRUE(minted2.ok()) << minted2.status();
-  EXPECT_TRUE(VerifyCompact(minted2->token, key.public_key.get(),
-                            {SignAlgorithm::kES256, key.kid, "at+jwt"})
-                  .ok());
+  // A signer made for another key and algorithm is refused, not used: the
+  // token would carry alg ES256 and a signature of another kind.
+  const TestSigningKey other = MakeSigningKey(SignAlgorithm::kES384);
+  key.signer = other.signer;
+  auto refused = Mint(policy, key, req, absl::Now());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("does not fit alg ES256"),
+            std::string::npos)
+      << refused.status();
+  // No signer at all: refused before any work.
+  key.signer = nullptr;
+  EXPECT_EQ(Mint(policy, key, req, absl::Now()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 // The tokensign provider's failures reach callers with their own code (an HSM
 // that is down is Unavailable, so clients retry) and message, not as OpenSSL's
-// generic "operation fail"; stale ones never leak into a later error.
-TEST(OpenSslErrorTest, ProviderStatusDecidesCodeAndMessageOnce) {
-  crypto::RecordProviderStatus(
+// generic "operation fail"; they travel in OpenSSL's error queue, so they are
+// taken once and stale ones never leak into a later error.
+TEST(OpenSslErrorTest, RaisedStatusDecidesCodeAndMessageOnce) {
+  crypto::ClearErrors();
+  crypto::RaiseStatusError(
       absl::UnavailableError("C_Sign: CKR_DEVICE_REMOVED (0x32)"));
+  // OpenSSL adds its own error on top, as EVP does when a provider fails.
+  ERR_raise(ERR_LIB_EVP, ERR_R_OPERATION_FAIL);
   absl::Status st = crypto::OpenSslError("EVP_PKEY_sign(ES256)");
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(st.message(), "EVP_PKEY_sign(ES256): C_Sign: CKR_DEVICE_REMOVED (0x32)");
@@ -179,9 +181,13 @@ TEST(OpenSslErrorTest, ProviderStatusDecidesCodeAndMessageOnce) {
   EXPECT_EQ(next.code(), absl::StatusCode::kInternal);
   EXPECT_EQ(next.message(), "EVP_Digest: (no OpenSSL error queued)");
 
-  crypto::RecordProviderStatus(absl::UnavailableError("stale"));
+  crypto::RaiseStatusError(absl::UnavailableError("stale"));
   crypto::ClearErrors();
   EXPECT_EQ(crypto::OpenSslError("x").code(), absl::StatusCode::kInternal);
+
+  // Another library's ERR_LIB_USER error is not mistaken for a raised Status.
+  ERR_raise_data(ERR_LIB_USER, 0x7a00 + 14, "not tokensign");
+  EXPECT_EQ(crypto::OpenSslError("y").code(), absl::StatusCode::kInternal);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ using testing::GenerateKey;
 using ::testing::HasSubstr;
 using testing::BaseRequest;
 using testing::MakeSigningKey;
+using testing::TestSigningKey;
 using testing::PublicOnly;
 
 const absl::Time kNow =
@@ -38,7 +39,7 @@ IssuerPolicy Policy() {
 }
 
 TEST(Mint, AccessTokenClaimsAsSigned) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   TokenRequest r = BaseRequest();
   r.cnf = Confirmation{"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", ""};
   r.extra_claims = {{"tenant", "t1"}};
@@ -76,7 +77,7 @@ TEST(Mint, AccessTokenClaimsAsSigned) {
 }
 
 TEST(Mint, ManyAudiencesScopesDefaultTtlNoActor) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kEdDSA);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kEdDSA);
   TokenRequest r = BaseRequest();
   r.audience = {"https://api.example", "https://tools.example"};
   r.scope = {"read", "write"};
@@ -100,7 +101,7 @@ TEST(Mint, TransactionTokenPerAlgorithm) {
   for (SignAlgorithm alg :
        {SignAlgorithm::kES256, SignAlgorithm::kES384, SignAlgorithm::kEdDSA,
         SignAlgorithm::kPS256, SignAlgorithm::kRS256}) {
-    SigningKey key = MakeSigningKey(alg);
+    TestSigningKey key = MakeSigningKey(alg);
     TokenRequest r = BaseRequest();
     r.kind = TokenKind::kTransactionToken;
     r.ttl_seconds = 0;
@@ -123,7 +124,7 @@ TEST(Mint, TransactionTokenPerAlgorithm) {
 }
 
 TEST(Mint, JtiIsFreshEachTime) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   std::set<std::string> seen;
   for (int i = 0; i < 200; ++i) {
     absl::StatusOr<MintedToken> t = Mint(Policy(), key, BaseRequest(), kNow);
@@ -133,7 +134,7 @@ TEST(Mint, JtiIsFreshEachTime) {
 }
 
 TEST(Mint, PolicyRejectionIsPassedThrough) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   TokenRequest r = BaseRequest();
   r.extra_claims = {{"iss", "https://evil"}};
   absl::StatusOr<MintedToken> t = Mint(Policy(), key, r, kNow);
@@ -144,10 +145,14 @@ TEST(Mint, PolicyRejectionIsPassedThrough) {
 // A key whose public half does not match its private half stands in for an HSM
 // fault: the token must be withheld unless the issuer turned verification off.
 TEST(Mint, VerifyBeforeReleaseWithholdsBadSignature) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   crypto::UniquePkey other = GenerateKey(SignAlgorithm::kES256);
   key.public_key = std::shared_ptr<EVP_PKEY>(PublicOnly(other.get()).release(),
                                              EVP_PKEY_free);
+  // The signer verifies with that public key while signing with another
+  // private key (what a faulty HSM would amount to).
+  key.signer = testing::SoftwareSigner(key.private_key, key.public_key,
+                                       SignAlgorithm::kES256);
   IssuerPolicy p = Policy();
   absl::StatusOr<MintedToken> t = Mint(p, key, BaseRequest(), kNow);
   ASSERT_FALSE(t.ok());
@@ -158,7 +163,7 @@ TEST(Mint, VerifyBeforeReleaseWithholdsBadSignature) {
 }
 
 TEST(Mint, RefusesUnusableConfig) {
-  SigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   IssuerPolicy p = Policy();
   p.iss.clear();
   EXPECT_EQ(Mint(p, key, BaseRequest(), kNow).status().code(),

@@ -44,7 +44,7 @@ TEST(StatusList, BitLayoutMatchesTheDraft) {
 }
 
 TEST(StatusList, SignedAndChecked) {
-  SigningKey key = testing::MakeSigningKey(crypto::SignAlgorithm::kES256);
+  testing::TestSigningKey key = testing::MakeSigningKey(crypto::SignAlgorithm::kES256);
   IssuerPolicy p;
   p.iss = "https://issuer.example";
   p.status_lists = {{"https://issuer.example/status/1", 100, 2}};

@@ -10,6 +10,7 @@
 
 #include "crypto/algorithm.h"
 #include "crypto/ssl_ptr.h"
+#include "signer/token/evp_jws_signer.h"
 #include "signer/token/jwk.h"
 #include "signer/token/jws.h"
 
@@ -111,18 +112,30 @@ crypto::UniquePkey KeyFromJwk(const nlohmann::json& jwk) {
   return crypto::UniquePkey(out);
 }
 
-SigningKey MakeSigningKey(crypto::SignAlgorithm alg) {
+std::shared_ptr<const crypto::JwsSigner> SoftwareSigner(
+    std::shared_ptr<EVP_PKEY> private_key, std::shared_ptr<EVP_PKEY> public_key,
+    crypto::SignAlgorithm alg) {
+  auto signer = EvpJwsSigner::Create(std::move(private_key),
+                                     std::move(public_key), alg);
+  if (!signer.ok()) {
+    throw std::runtime_error(std::string(signer.status().message()));
+  }
+  return *std::move(signer);
+}
+
+TestSigningKey MakeSigningKey(crypto::SignAlgorithm alg) {
   static std::mutex mu;
-  static std::map<crypto::SignAlgorithm, SigningKey> cache;
+  static std::map<crypto::SignAlgorithm, TestSigningKey> cache;
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(alg);
   if (it != cache.end()) return it->second;
-  SigningKey key;
+  TestSigningKey key;
   key.alg = alg;
   key.private_key =
       std::shared_ptr<EVP_PKEY>(GenerateKey(alg).release(), EVP_PKEY_free);
   key.public_key = std::shared_ptr<EVP_PKEY>(
       PublicOnly(key.private_key.get()).release(), EVP_PKEY_free);
+  key.signer = SoftwareSigner(key.private_key, key.public_key, alg);
   absl::StatusOr<std::string> kid = JwkThumbprint(key.public_key.get());
   if (!kid.ok()) throw std::runtime_error(std::string(kid.status().message()));
   key.kid = *kid;

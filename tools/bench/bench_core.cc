@@ -31,6 +31,7 @@
 #include "signer/audit/audit_format.h"
 #include "signer/audit/audit_log.h"
 #include "signer/audit/checkpoint.h"
+#include "signer/keyset/hsm_jws_signer.h"
 #include "signer/token/jwk.h"
 #include "signer/token/jws.h"
 #include "signer/token/minter.h"
@@ -154,20 +155,18 @@ int RunCoreBench(int argc, char** argv) {
   if (!env.ok()) return Fail("core", "set-up", env.status());
   auto key = env->hsm->GenerateKey(crypto::KeyType::kEcP256, "bench-core");
   if (!key.ok()) return Fail("core", "GenerateKey", key.status());
-  auto priv = env->provider->PrivateKey(key->id);
-  if (!priv.ok()) return Fail("core", "PrivateKey", priv.status());
   auto pub = env->hsm->PublicKey(key->id);
   if (!pub.ok()) return Fail("core", "PublicKey", pub.status());
   auto kid = token::JwkThumbprint(pub->get());
   if (!kid.ok()) return Fail("core", "thumbprint", kid.status());
-  token::SigningKey signing_key{
-      *priv, std::shared_ptr<EVP_PKEY>(pub->release(), EVP_PKEY_free),
-      crypto::SignAlgorithm::kES256, *kid, nullptr};
-  // As the daemon's keyset does: prepared contexts for this key.
-  auto ops = token::KeyOps::Create(signing_key.private_key,
-                                   signing_key.public_key, signing_key.alg);
-  if (!ops.ok()) return Fail("core", "KeyOps", ops.status());
-  signing_key.ops = *std::move(ops);
+  std::shared_ptr<EVP_PKEY> public_key(pub->release(), EVP_PKEY_free);
+  // As the daemon's keyset does: one JwsSigner for this key, signing through
+  // the hsm facade.
+  auto signer = keyset::HsmJwsSigner::Create(
+      env->hsm, key->id, crypto::SignAlgorithm::kES256, public_key);
+  if (!signer.ok()) return Fail("core", "HsmJwsSigner", signer.status());
+  token::SigningKey signing_key{*std::move(signer), public_key,
+                                crypto::SignAlgorithm::kES256, *kid};
   token::IssuerPolicy policy = ScenarioPolicy();
   token::IssuerPolicy policy_noverify = policy;
   policy_noverify.verify_before_release = false;

@@ -1,4 +1,4 @@
-#include "signer/token/key_ops.h"
+#include "signer/token/evp_jws_signer.h"
 
 #include <openssl/err.h>
 
@@ -7,10 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "crypto/algorithm.h"
 #include "crypto/ecdsa_encoding.h"
 #include "crypto/openssl_error.h"
-#include "crypto/ssl_ptr.h"
 #include "signer/token/jws.h"
 
 namespace tokensign::token {
@@ -30,105 +28,128 @@ constexpr size_t kMaxDerSignature = 2 + 2 * (3 + 48);
 // Contexts initialised for one operation on one key. Take() hands out a ready
 // context (a pooled one or a new one); Give() returns it after a successful
 // operation. At most kMaxIdle stay pooled; extra ones are freed.
-class KeyOps::ContextPool {
+class EvpJwsSigner::ContextPool {
  public:
   static constexpr size_t kMaxIdle = 16;
 
   ContextPool(EVP_PKEY* key, bool sign) : key_(key), sign_(sign) {}
-  ~ContextPool() {
-    for (EVP_PKEY_CTX* c : idle_) EVP_PKEY_CTX_free(c);
-  }
 
   absl::StatusOr<crypto::UniquePkeyCtx> Take() {
     {
       absl::MutexLock lock(&mu_);
       if (!idle_.empty()) {
-        crypto::UniquePkeyCtx c(idle_.back());
+        crypto::UniquePkeyCtx c = std::move(idle_.back());
         idle_.pop_back();
         return c;
       }
     }
-    // The key's own provider serves the operation (for HSM keys: the
-    // tokensign provider), as EVP_DigestSignInit_ex(NULL libctx) would pick.
+    // The key's own provider serves the operation, as
+    // EVP_DigestSignInit_ex(NULL libctx) would pick.
     crypto::UniquePkeyCtx c(EVP_PKEY_CTX_new_from_pkey(nullptr, key_, nullptr));
     if (c == nullptr) return crypto::OpenSslError("EVP_PKEY_CTX_new_from_pkey");
     const int rc = sign_ ? EVP_PKEY_sign_init(c.get())
                          : EVP_PKEY_verify_init(c.get());
     if (rc != 1) {
       return crypto::OpenSslError(sign_ ? "EVP_PKEY_sign_init"
-                                     : "EVP_PKEY_verify_init");
+                                        : "EVP_PKEY_verify_init");
     }
     return c;
   }
 
   void Give(crypto::UniquePkeyCtx c) {
     absl::MutexLock lock(&mu_);
-    if (idle_.size() < kMaxIdle) idle_.push_back(c.release());
+    if (idle_.size() < kMaxIdle) idle_.push_back(std::move(c));
   }
 
  private:
-  EVP_PKEY* const key_;  // owned by the KeyOps
+  EVP_PKEY* const key_;  // owned by the EvpJwsSigner
   const bool sign_;
   absl::Mutex mu_;
-  std::vector<EVP_PKEY_CTX*> idle_ ABSL_GUARDED_BY(mu_);
+  std::vector<crypto::UniquePkeyCtx> idle_ ABSL_GUARDED_BY(mu_);
 };
 
-KeyOps::KeyOps(std::shared_ptr<EVP_PKEY> private_key,
-               std::shared_ptr<EVP_PKEY> public_key, SignAlgorithm alg)
+EvpJwsSigner::EvpJwsSigner(std::shared_ptr<EVP_PKEY> private_key,
+                           std::shared_ptr<EVP_PKEY> public_key,
+                           SignAlgorithm alg)
     : private_key_(std::move(private_key)),
       public_key_(std::move(public_key)),
       alg_(alg) {}
 
-KeyOps::~KeyOps() { EVP_MD_free(md_); }
+EvpJwsSigner::~EvpJwsSigner() = default;
 
-absl::StatusOr<std::shared_ptr<const KeyOps>> KeyOps::Create(
+absl::StatusOr<std::shared_ptr<const EvpJwsSigner>> EvpJwsSigner::Create(
     std::shared_ptr<EVP_PKEY> private_key, std::shared_ptr<EVP_PKEY> public_key,
     SignAlgorithm alg) {
-  absl::StatusOr<size_t> raw_len = SignatureLength(private_key.get(), alg);
+  if (absl::Status s = CheckKeyForAlgorithm(private_key.get(), alg); !s.ok())
+    return s;
+  return Make(std::move(private_key), std::move(public_key), alg);
+}
+
+absl::StatusOr<std::shared_ptr<const EvpJwsSigner>>
+EvpJwsSigner::CreateVerifier(std::shared_ptr<EVP_PKEY> public_key,
+                             SignAlgorithm alg) {
+  if (absl::Status s = CheckKeyForAlgorithm(public_key.get(), alg); !s.ok())
+    return s;
+  return Make(nullptr, std::move(public_key), alg);
+}
+
+absl::StatusOr<std::shared_ptr<const EvpJwsSigner>> EvpJwsSigner::Make(
+    std::shared_ptr<EVP_PKEY> private_key, std::shared_ptr<EVP_PKEY> public_key,
+    SignAlgorithm alg) {
+  const EVP_PKEY* sizing =
+      private_key != nullptr ? private_key.get() : public_key.get();
+  absl::StatusOr<size_t> raw_len = SignatureLength(sizing, alg);
   if (!raw_len.ok()) return raw_len.status();
-  if (public_key != nullptr) {
+  if (public_key != nullptr && public_key != private_key) {
     if (absl::Status s = CheckKeyForAlgorithm(public_key.get(), alg); !s.ok())
       return s;
   }
-  std::shared_ptr<KeyOps> ops(
-      new KeyOps(std::move(private_key), std::move(public_key), alg));
-  ops->raw_len_ = *raw_len;
+  std::shared_ptr<EvpJwsSigner> signer(
+      new EvpJwsSigner(std::move(private_key), std::move(public_key), alg));
+  signer->raw_len_ = *raw_len;
   if (IsEcdsa(alg)) {
-    ops->md_ = EVP_MD_fetch(
-        nullptr, alg == SignAlgorithm::kES384 ? "SHA384" : "SHA256", nullptr);
-    if (ops->md_ == nullptr) return crypto::OpenSslError("EVP_MD_fetch");
-    ops->sign_pool_ =
-        std::make_unique<ContextPool>(ops->private_key_.get(), true);
+    signer->md_.reset(EVP_MD_fetch(
+        nullptr, alg == SignAlgorithm::kES384 ? "SHA384" : "SHA256", nullptr));
+    if (signer->md_ == nullptr) return crypto::OpenSslError("EVP_MD_fetch");
     // One context each up front: a key OpenSSL cannot sign or verify with
     // fails here, at load, not on the first token.
-    absl::StatusOr<crypto::UniquePkeyCtx> s = ops->sign_pool_->Take();
-    if (!s.ok()) return s.status();
-    ops->sign_pool_->Give(*std::move(s));
-    if (ops->public_key_ != nullptr) {
-      ops->verify_pool_ =
-          std::make_unique<ContextPool>(ops->public_key_.get(), false);
-      absl::StatusOr<crypto::UniquePkeyCtx> v = ops->verify_pool_->Take();
-      if (!v.ok()) return v.status();
-      ops->verify_pool_->Give(*std::move(v));
+    for (bool sign : {true, false}) {
+      EVP_PKEY* key =
+          sign ? signer->private_key_.get() : signer->public_key_.get();
+      if (key == nullptr) continue;
+      auto pool = std::make_unique<ContextPool>(key, sign);
+      absl::StatusOr<crypto::UniquePkeyCtx> c = pool->Take();
+      if (!c.ok()) return c.status();
+      pool->Give(*std::move(c));
+      (sign ? signer->sign_pool_ : signer->verify_pool_) = std::move(pool);
     }
   }
-  return std::shared_ptr<const KeyOps>(std::move(ops));
+  return std::shared_ptr<const EvpJwsSigner>(std::move(signer));
 }
 
-std::string KeyOps::AlgName() const {
+std::string EvpJwsSigner::AlgName() const {
   return std::string(crypto::SignAlgorithmName(alg_));
 }
 
-absl::StatusOr<std::string> KeyOps::Digest(std::string_view input) const {
+absl::StatusOr<std::string> EvpJwsSigner::Digest(std::string_view input) const {
+  if (md_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(AlgName(), ": signs the message, not a digest"));
+  }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int md_len = 0;
-  if (EVP_Digest(input.data(), input.size(), md, &md_len, md_, nullptr) != 1) {
+  if (EVP_Digest(input.data(), input.size(), md, &md_len, md_.get(),
+                 nullptr) != 1) {
     return crypto::OpenSslError("EVP_Digest");
   }
   return std::string(reinterpret_cast<char*>(md), md_len);
 }
 
-absl::StatusOr<std::string> KeyOps::Sign(std::string_view signing_input) const {
+absl::StatusOr<std::string> EvpJwsSigner::Sign(
+    std::string_view signing_input) const {
+  if (private_key_ == nullptr) {
+    return absl::FailedPreconditionError("key: no private key to sign with");
+  }
   crypto::ClearErrors();  // a failure below reports only its own errors
   if (sign_pool_ == nullptr) {
     return SignRaw(private_key_.get(), alg_, signing_input);
@@ -150,9 +171,8 @@ absl::StatusOr<std::string> KeyOps::Sign(std::string_view signing_input) const {
       std::string_view(reinterpret_cast<char*>(der), der_len), raw_len_ / 2);
 }
 
-absl::Status KeyOps::Verify(std::string_view signing_input,
-                            std::string_view signature) const {
-  crypto::ClearErrors();
+absl::Status EvpJwsSigner::Verify(std::string_view signing_input,
+                                  std::string_view signature) const {
   if (public_key_ == nullptr) {
     return absl::FailedPreconditionError(
         "key: no public key to verify with");
@@ -161,11 +181,11 @@ absl::Status KeyOps::Verify(std::string_view signing_input,
     return VerifyRaw(public_key_.get(), alg_, signing_input, signature);
   }
   if (signature.size() != raw_len_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "signature: ", signature.size(), " bytes; ",
-        AlgName(), " with this key needs exactly ",
-        raw_len_));
+    return absl::InvalidArgumentError(
+        absl::StrCat("signature: ", signature.size(), " bytes; ", AlgName(),
+                     " with this key needs exactly ", raw_len_));
   }
+  crypto::ClearErrors();
   absl::StatusOr<std::string> der = crypto::EcdsaRawToDer(signature);
   if (!der.ok()) return der.status();
   absl::StatusOr<std::string> digest = Digest(signing_input);
@@ -179,9 +199,8 @@ absl::Status KeyOps::Verify(std::string_view signing_input,
   if (rc == 1 || rc == 0) verify_pool_->Give(*std::move(ctx));
   ERR_clear_error();
   if (rc != 1) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("signature: does not verify (",
-                     AlgName(), ") with the public key"));
+    return absl::UnauthenticatedError(absl::StrCat(
+        "signature: does not verify (", AlgName(), ") with the public key"));
   }
   return absl::OkStatus();
 }
