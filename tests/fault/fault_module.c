@@ -23,6 +23,29 @@
  * re-parsed (counts and latch reset) when its content changes; to re-arm the
  * same rules, change a comment line. Write it atomically (temp + rename).
  *
+ * Rates (seeded, deterministic): a count of "1inN" makes a rule fire on about
+ * one in N of its matching calls, decided by the rule's own PRNG (splitmix64)
+ * seeded with "seed=S" (default 1): the same rules and the same sequence of
+ * matching calls fire on the same calls. E.g.
+ *   C_Sign CKR_DEVICE_ERROR 1in100 seed=7          1% of C_Sign fail
+ *   C_Sign CKR_SESSION_HANDLE_INVALID 1in10 seed=8 10% lose their session
+ *   C_Sign DELAY 1in20 100 seed=9                  5% of C_Sign take +100 ms
+ * Corruption: "C_Sign CORRUPT <count|always|1inN> [seed=S]" flips one byte
+ * (position from the PRNG) of the output of a C_Sign that succeeded, so a
+ * bad signature reaches the caller with CKR_OK (what verify-before-release
+ * must catch).
+ * Token removal: a line "TOKEN REMOVED" pulls the token out while it is in
+ * the file: C_GetSlotList(tokenPresent) lists no slot, C_GetSlotInfo clears
+ * CKF_TOKEN_PRESENT, C_GetTokenInfo / C_OpenSession / mechanism queries fail
+ * with CKR_TOKEN_NOT_PRESENT and every session call with CKR_DEVICE_REMOVED.
+ * Removing the line re-inserts it: sessions opened before the removal stay
+ * dead (CKR_SESSION_HANDLE_INVALID, as a real token's sessions close when it
+ * is pulled) and the login is gone (C_SignInit fails with
+ * CKR_USER_NOT_LOGGED_IN until the next successful C_Login).
+ * TOKENSIGN_FAULT_STATS, if set, names a file the module rewrites (temp +
+ * rename) whenever a fault fires: "injected N", "corrupted N", "delayed N",
+ * "stale N" lines, so a test can read the counts of another process.
+ *
  * Faithful failure: a failed C_Sign still terminates the real signing
  * operation (as PKCS#11 requires of any C_Sign error) and the caller's output
  * buffer is filled with 0xA5 so that code using output after an error is
@@ -38,6 +61,7 @@
  */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +79,17 @@ struct rule {
   int latch;
   int after;
   long delay_ms; /* > 0: a DELAY rule */
+  int corrupt;   /* a CORRUPT rule */
+  long one_in;   /* > 1: fires on about 1 in one_in matching calls */
+  uint64_t rng;  /* splitmix64 state, from seed= */
+};
+
+/* Sessions and the token-removal epoch they were opened in. */
+#define MAX_SESSIONS 4096
+struct session_slot {
+  CK_SESSION_HANDLE handle;
+  unsigned long epoch;
+  int used;
 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -67,6 +102,13 @@ static int g_inside;             /* non-lifecycle calls in progress */
 static int g_delayed;            /* calls sleeping in a DELAY right now */
 static unsigned long g_overlaps; /* C_Finalize while g_inside > 0 */
 static CK_FUNCTION_LIST_PTR g_real;
+static unsigned long g_corrupted;     /* signatures flipped */
+static unsigned long g_delays;        /* DELAYs slept, in all */
+static unsigned long g_stale;         /* calls refused for a pulled token */
+static int g_removed;                 /* "TOKEN REMOVED" in the file */
+static int g_need_login;              /* re-inserted, no C_Login since */
+static unsigned long g_epoch;         /* removals so far */
+static struct session_slot g_sessions[MAX_SESSIONS];
 
 static const struct {
   const char* name;
@@ -102,6 +144,86 @@ static int parse_rv(const char* text, CK_RV* rv) {
   return 1;
 }
 
+static uint64_t next_random(uint64_t* state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/* Takes one hit of `r` if it fires on this call: counts down, or draws. */
+static int rule_fires(struct rule* r) {
+  if (r->remaining == 0) return 0;
+  if (r->one_in > 1) return next_random(&r->rng) % (uint64_t)r->one_in == 0;
+  if (r->remaining > 0) --r->remaining;
+  return 1;
+}
+
+static void write_stats_locked(void) {
+  const char* path = getenv("TOKENSIGN_FAULT_STATS");
+  if (path == NULL || *path == '\0') return;
+  char tmp[4096];
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  FILE* file = fopen(tmp, "w");
+  if (file == NULL) return;
+  fprintf(file, "injected %lu\ncorrupted %lu\ndelayed %lu\nstale %lu\n",
+          g_injected, g_corrupted, g_delays, g_stale);
+  fclose(file);
+  rename(tmp, path);
+}
+
+/* Parses one rule line into *r; 0 = not a rule (comment, TOKEN, bad). */
+static int parse_rule(char* line, struct rule* r) {
+  char* words[8];
+  int n = 0;
+  char* save = NULL;
+  for (char* w = strtok_r(line, " \t\r", &save); w != NULL && n < 8;
+       w = strtok_r(NULL, " \t\r", &save)) {
+    words[n++] = w;
+  }
+  if (n < 3 || words[0][0] == '#') return 0;
+  memset(r, 0, sizeof(*r));
+  r->rng = 1;
+  const char* flag = "";
+  for (int i = 3; i < n; ++i) {
+    if (strncmp(words[i], "seed=", 5) == 0) {
+      r->rng = strtoull(words[i] + 5, NULL, 0);
+    } else {
+      flag = words[i];
+    }
+  }
+  if (strcmp(words[1], "DELAY") == 0) {
+    r->delay_ms = strtol(flag, NULL, 10);
+    if (r->delay_ms <= 0) {
+      fprintf(stderr, "fault_module: DELAY needs milliseconds > 0\n");
+      return 0;
+    }
+  } else if (strcmp(words[1], "CORRUPT") == 0) {
+    r->corrupt = 1;
+  } else if (!parse_rv(words[1], &r->rv)) {
+    fprintf(stderr, "fault_module: bad CK_RV '%s' ignored\n", words[1]);
+    return 0;
+  }
+  snprintf(r->fn, sizeof(r->fn), "%s", words[0]);
+  const char* count = words[2];
+  if (strncmp(count, "1in", 3) == 0) {
+    r->one_in = strtol(count + 3, NULL, 10);
+    if (r->one_in < 1) {
+      fprintf(stderr, "fault_module: bad rate '%s' ignored\n", count);
+      return 0;
+    }
+    r->remaining = -1;
+  } else {
+    r->remaining = strcmp(count, "always") == 0 ? -1
+                   : strcmp(count, "off") == 0  ? 0
+                                                : strtol(count, NULL, 10);
+  }
+  int plain = r->delay_ms == 0 && !r->corrupt;
+  r->latch = plain && strcmp(flag, "latch") == 0;
+  r->after = plain && strcmp(flag, "after") == 0;
+  return 1;
+}
+
 /* Re-parses the control file if its content changed. Called with g_mu held. */
 static void reload_locked(void) {
   char text[sizeof(g_text)] = "";
@@ -115,36 +237,75 @@ static void reload_locked(void) {
   memcpy(g_text, text, sizeof(text));
   g_nrules = 0;
   g_latched = CKR_OK;
+  int removed = 0;
   char* save = NULL;
-  for (char* line = strtok_r(text, "\n", &save);
-       line != NULL && g_nrules < MAX_RULES;
+  for (char* line = strtok_r(text, "\n", &save); line != NULL;
        line = strtok_r(NULL, "\n", &save)) {
-    char fn[48], rv_text[64], count[32], flag[16] = "";
-    if (line[0] == '#') continue;
-    if (sscanf(line, "%47s %63s %31s %15s", fn, rv_text, count, flag) < 3) {
+    char token[16] = "", what[16] = "";
+    if (sscanf(line, "%15s %15s", token, what) == 2 &&
+        strcmp(token, "TOKEN") == 0 && strcmp(what, "REMOVED") == 0) {
+      removed = 1;
       continue;
     }
-    struct rule* r = &g_rules[g_nrules];
-    r->delay_ms = 0;
-    if (strcmp(rv_text, "DELAY") == 0) {
-      r->rv = CKR_OK;
-      r->delay_ms = strtol(flag, NULL, 10);
-      if (r->delay_ms <= 0) {
-        fprintf(stderr, "fault_module: DELAY needs milliseconds > 0\n");
-        continue;
-      }
-    } else if (!parse_rv(rv_text, &r->rv)) {
-      fprintf(stderr, "fault_module: bad CK_RV '%s' ignored\n", rv_text);
-      continue;
+    if (g_nrules < MAX_RULES && parse_rule(line, &g_rules[g_nrules])) {
+      ++g_nrules;
     }
-    snprintf(r->fn, sizeof(r->fn), "%s", fn);
-    r->remaining = strcmp(count, "always") == 0 ? -1
-                   : strcmp(count, "off") == 0  ? 0
-                                                : strtol(count, NULL, 10);
-    r->latch = r->delay_ms == 0 && strcmp(flag, "latch") == 0;
-    r->after = r->delay_ms == 0 && strcmp(flag, "after") == 0;
-    ++g_nrules;
   }
+  if (removed && !g_removed) ++g_epoch; /* every open session dies */
+  if (!removed && g_removed) g_need_login = 1;
+  g_removed = removed;
+}
+
+/* The session table (g_mu held). */
+static struct session_slot* session_find_locked(CK_SESSION_HANDLE h,
+                                                int insert) {
+  size_t start = (size_t)(h * 2654435761u) % MAX_SESSIONS;
+  struct session_slot* free_slot = NULL;
+  for (size_t i = 0; i < MAX_SESSIONS; ++i) {
+    struct session_slot* s = &g_sessions[(start + i) % MAX_SESSIONS];
+    if (s->used && s->handle == h) return s;
+    if (!s->used) {
+      if (free_slot == NULL) free_slot = s;
+      if (s->handle == 0) break; /* never used: end of the probe chain */
+    }
+  }
+  if (!insert || free_slot == NULL) return NULL;
+  free_slot->used = 1;
+  free_slot->handle = h;
+  free_slot->epoch = g_epoch;
+  return free_slot;
+}
+
+/* Functions whose first argument is not a session handle. */
+static int is_sessionless(const char* fn) {
+  static const char* const kNames[] = {
+      "C_Initialize",       "C_Finalize",         "C_GetInfo",
+      "C_GetSlotList",      "C_GetSlotInfo",      "C_GetTokenInfo",
+      "C_GetMechanismList", "C_GetMechanismInfo", "C_InitToken",
+      "C_OpenSession",      "C_CloseAllSessions", "C_WaitForSlotEvent"};
+  for (size_t i = 0; i < sizeof(kNames) / sizeof(kNames[0]); ++i) {
+    if (strcmp(fn, kNames[i]) == 0) return 1;
+  }
+  return 0;
+}
+
+/* The token's answer while pulled out or after re-insertion (g_mu held):
+ * CKR_OK = forward. */
+static CK_RV removal_rv_locked(const char* fn, CK_ULONG first) {
+  if (strcmp(fn, "C_GetTokenInfo") == 0 || strcmp(fn, "C_OpenSession") == 0 ||
+      strcmp(fn, "C_GetMechanismList") == 0 ||
+      strcmp(fn, "C_GetMechanismInfo") == 0 ||
+      strcmp(fn, "C_InitToken") == 0) {
+    return g_removed ? CKR_TOKEN_NOT_PRESENT : CKR_OK;
+  }
+  if (is_sessionless(fn)) return CKR_OK;
+  if (g_removed) return CKR_DEVICE_REMOVED;
+  struct session_slot* s = session_find_locked(first, 0);
+  if (s != NULL && s->epoch < g_epoch) return CKR_SESSION_HANDLE_INVALID;
+  if (g_need_login && strcmp(fn, "C_SignInit") == 0) {
+    return CKR_USER_NOT_LOGGED_IN;
+  }
+  return CKR_OK;
 }
 
 static int is_lifecycle(const char* fn) {
@@ -152,12 +313,14 @@ static int is_lifecycle(const char* fn) {
          strcmp(fn, "C_GetInfo") == 0;
 }
 
-/* Enters `fn`: CKR_OK to forward it, or the CK_RV to fail it with; *after =
+/* Enters `fn` (`first` = its first argument, a session handle for session
+ * calls): CKR_OK to forward it, or the CK_RV to fail it with; *after =
  * forward it anyway before failing. Counts the call as inside the module from
  * here until fault_exit, so any DELAY (slept here) is spent inside it. */
-static CK_RV fault_enter(const char* fn, int* after) {
+static CK_RV fault_enter(const char* fn, CK_ULONG first, int* after) {
   CK_RV rv = CKR_OK;
   long delay_ms = 0;
+  int changed = 0;
   *after = 0;
   pthread_mutex_lock(&g_mu);
   reload_locked();
@@ -165,28 +328,36 @@ static CK_RV fault_enter(const char* fn, int* after) {
   if (!is_lifecycle(fn)) ++g_inside;
   if (g_latched != CKR_OK && !is_lifecycle(fn)) {
     rv = g_latched;
+  } else if ((rv = removal_rv_locked(fn, first)) != CKR_OK) {
+    ++g_stale;
+    changed = 1;
   } else {
     for (int i = 0; i < g_nrules; ++i) {
       struct rule* r = &g_rules[i];
       int match = strcmp(r->fn, fn) == 0 ||
                   (strcmp(r->fn, "*") == 0 && !is_lifecycle(fn));
-      if (!match || r->remaining == 0) continue;
+      if (!match || r->corrupt) continue;
       if (r->delay_ms > 0) {
-        if (delay_ms > 0) continue;
+        if (delay_ms > 0 || !rule_fires(r)) continue;
         delay_ms = r->delay_ms;
       } else {
-        if (rv != CKR_OK) continue;
+        if (rv != CKR_OK || !rule_fires(r)) continue;
         rv = r->rv;
         *after = r->after;
         if (r->latch) g_latched = rv;
       }
-      if (r->remaining > 0) --r->remaining;
     }
   }
-  if (rv != CKR_OK) ++g_injected;
+  if (rv != CKR_OK) {
+    ++g_injected;
+    changed = 1;
+  }
   if (delay_ms > 0) {
     ++g_delayed; /* still under g_mu */
+    ++g_delays;
+    changed = 1;
   }
+  if (changed) write_stats_locked();
   pthread_mutex_unlock(&g_mu);
   if (delay_ms > 0) {
     struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
@@ -197,6 +368,44 @@ static CK_RV fault_enter(const char* fn, int* after) {
     pthread_mutex_unlock(&g_mu);
   }
   return rv;
+}
+
+/* After a C_Sign that succeeded with output: flips one byte of it if a
+ * CORRUPT rule fires. */
+static void maybe_corrupt(CK_BYTE_PTR out, CK_ULONG len) {
+  if (out == NULL || len == 0) return;
+  pthread_mutex_lock(&g_mu);
+  for (int i = 0; i < g_nrules; ++i) {
+    struct rule* r = &g_rules[i];
+    if (!r->corrupt || strcmp(r->fn, "C_Sign") != 0 || !rule_fires(r)) {
+      continue;
+    }
+    out[next_random(&r->rng) % len] ^= 0x5A;
+    ++g_corrupted;
+    write_stats_locked();
+    break;
+  }
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* Keeps the session table in step with the real module (g_mu not held). */
+static void track_session(const char* fn, CK_RV rv, CK_ULONG first,
+                          CK_SESSION_HANDLE_PTR opened) {
+  pthread_mutex_lock(&g_mu);
+  if (strcmp(fn, "C_OpenSession") == 0 && rv == CKR_OK && opened != NULL) {
+    struct session_slot* s = session_find_locked(*opened, 1);
+    if (s != NULL) s->epoch = g_epoch;
+  } else if (strcmp(fn, "C_CloseSession") == 0) {
+    struct session_slot* s = session_find_locked(first, 0);
+    if (s != NULL) s->used = 0;
+  } else if (strcmp(fn, "C_CloseAllSessions") == 0 ||
+             strcmp(fn, "C_Finalize") == 0 ||
+             strcmp(fn, "C_Initialize") == 0) {
+    memset(g_sessions, 0, sizeof(g_sessions));
+  } else if (strcmp(fn, "C_Login") == 0 && rv == CKR_OK) {
+    g_need_login = 0;
+  }
+  pthread_mutex_unlock(&g_mu);
 }
 
 static void fault_exit(const char* fn) {
@@ -240,8 +449,8 @@ EXPORT int tokensign_fault_inside(void) {
   X(C_Initialize, (CK_VOID_PTR a), (a))                                       \
   X(C_Finalize, (CK_VOID_PTR a), (a))                                         \
   X(C_GetInfo, (CK_INFO_PTR a), (a))                                          \
-  X(C_GetSlotList, (CK_BBOOL a, CK_SLOT_ID_PTR b, CK_ULONG_PTR c), (a, b, c)) \
-  X(C_GetSlotInfo, (CK_SLOT_ID a, CK_SLOT_INFO_PTR b), (a, b))                \
+  /* C_GetSlotList: written out below. */ \
+  /* C_GetSlotInfo: written out below. */ \
   X(C_GetTokenInfo, (CK_SLOT_ID a, CK_TOKEN_INFO_PTR b), (a, b))              \
   X(C_GetMechanismList, (CK_SLOT_ID a, CK_MECHANISM_TYPE_PTR b,               \
                          CK_ULONG_PTR c), (a, b, c))                          \
@@ -253,9 +462,8 @@ EXPORT int tokensign_fault_inside(void) {
     (a, b, c))                                                                \
   X(C_SetPIN, (CK_SESSION_HANDLE a, CK_UTF8CHAR_PTR b, CK_ULONG c,            \
                CK_UTF8CHAR_PTR d, CK_ULONG e), (a, b, c, d, e))               \
-  X(C_OpenSession, (CK_SLOT_ID a, CK_FLAGS b, CK_VOID_PTR c, CK_NOTIFY d,     \
-                    CK_SESSION_HANDLE_PTR e), (a, b, c, d, e))                \
-  X(C_CloseSession, (CK_SESSION_HANDLE a), (a))                               \
+  /* C_OpenSession: written out below. */ \
+  /* C_CloseSession: written out below. */ \
   X(C_CloseAllSessions, (CK_SLOT_ID a), (a))                                  \
   X(C_GetSessionInfo, (CK_SESSION_HANDLE a, CK_SESSION_INFO_PTR b), (a, b))   \
   X(C_GetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b,                 \
@@ -263,8 +471,7 @@ EXPORT int tokensign_fault_inside(void) {
   X(C_SetOperationState, (CK_SESSION_HANDLE a, CK_BYTE_PTR b, CK_ULONG c,     \
                           CK_OBJECT_HANDLE d, CK_OBJECT_HANDLE e),            \
     (a, b, c, d, e))                                                          \
-  X(C_Login, (CK_SESSION_HANDLE a, CK_USER_TYPE b, CK_UTF8CHAR_PTR c,         \
-              CK_ULONG d), (a, b, c, d))                                      \
+  /* C_Login: written out below. */ \
   X(C_Logout, (CK_SESSION_HANDLE a), (a))                                     \
   X(C_CreateObject, (CK_SESSION_HANDLE a, CK_ATTRIBUTE_PTR b, CK_ULONG c,     \
                      CK_OBJECT_HANDLE_PTR d), (a, b, c, d))                   \
@@ -363,16 +570,20 @@ EXPORT int tokensign_fault_inside(void) {
 
 /* clang-format on */
 
-#define FAULT_FORWARD(name, params, args)  \
-  static CK_RV fault_##name params {       \
-    int after = 0;                         \
-    CK_RV rv = fault_enter(#name, &after); \
-    if (rv == CKR_OK)                      \
-      rv = g_real->name args;              \
-    else if (after)                        \
-      (void)g_real->name args;             \
-    fault_exit(#name);                     \
-    return rv;                             \
+#define FAULT_FIRST_(a, ...) a
+#define FAULT_FIRST(args) FAULT_FIRST_ args
+#define FAULT_FORWARD(name, params, args)                           \
+  static CK_RV fault_##name params {                                \
+    int after = 0;                                                  \
+    CK_ULONG first = (CK_ULONG)(uintptr_t)(FAULT_FIRST(args));      \
+    CK_RV rv = fault_enter(#name, first, &after);                   \
+    if (rv == CKR_OK)                                               \
+      rv = g_real->name args;                                       \
+    else if (after)                                                 \
+      (void)g_real->name args;                                      \
+    track_session(#name, rv, first, NULL);                          \
+    fault_exit(#name);                                              \
+    return rv;                                                      \
   }
 FAULT_FUNCTIONS(FAULT_FORWARD)
 
@@ -380,9 +591,12 @@ static CK_RV fault_C_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
                           CK_ULONG data_len, CK_BYTE_PTR signature,
                           CK_ULONG_PTR signature_len) {
   int after = 0;
-  CK_RV rv = fault_enter("C_Sign", &after);
+  CK_RV rv = fault_enter("C_Sign", session, &after);
   if (rv == CKR_OK) {
     rv = g_real->C_Sign(session, data, data_len, signature, signature_len);
+    if (rv == CKR_OK && signature_len != NULL) {
+      maybe_corrupt(signature, *signature_len);
+    }
   } else {
     /* End the real operation, as a failing C_Sign must, then poison the
      * output. */
@@ -397,6 +611,90 @@ static CK_RV fault_C_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data,
   return rv;
 }
 
+/* While the token is pulled, no slot has a token. */
+static CK_RV fault_C_GetSlotList(CK_BBOOL present, CK_SLOT_ID_PTR list,
+                                 CK_ULONG_PTR count) {
+  int after = 0;
+  CK_RV rv = fault_enter("C_GetSlotList", 0, &after);
+  if (rv == CKR_OK) {
+    pthread_mutex_lock(&g_mu);
+    int removed = g_removed;
+    pthread_mutex_unlock(&g_mu);
+    if (removed && present && count != NULL) {
+      *count = 0;
+    } else {
+      rv = g_real->C_GetSlotList(present, list, count);
+    }
+  }
+  fault_exit("C_GetSlotList");
+  return rv;
+}
+
+static CK_RV fault_C_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info) {
+  int after = 0;
+  CK_RV rv = fault_enter("C_GetSlotInfo", slot, &after);
+  if (rv == CKR_OK) rv = g_real->C_GetSlotInfo(slot, info);
+  if (rv == CKR_OK && info != NULL) {
+    pthread_mutex_lock(&g_mu);
+    if (g_removed) info->flags &= ~(CK_FLAGS)CKF_TOKEN_PRESENT;
+    pthread_mutex_unlock(&g_mu);
+  }
+  fault_exit("C_GetSlotInfo");
+  return rv;
+}
+
+static CK_RV fault_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags,
+                                 CK_VOID_PTR app, CK_NOTIFY notify,
+                                 CK_SESSION_HANDLE_PTR session) {
+  int after = 0;
+  CK_RV rv = fault_enter("C_OpenSession", slot, &after);
+  if (rv == CKR_OK) {
+    rv = g_real->C_OpenSession(slot, flags, app, notify, session);
+  } else if (after) {
+    (void)g_real->C_OpenSession(slot, flags, app, notify, session);
+  }
+  track_session("C_OpenSession", rv, 0, session);
+  fault_exit("C_OpenSession");
+  return rv;
+}
+
+/* A session of a pulled token is closed in the real module too (it would
+ * otherwise leak there), but reported as the dead handle it is. */
+static CK_RV fault_C_CloseSession(CK_SESSION_HANDLE session) {
+  int after = 0;
+  CK_RV rv = fault_enter("C_CloseSession", session, &after);
+  if (rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_DEVICE_REMOVED) {
+    (void)g_real->C_CloseSession(session);
+  } else if (rv == CKR_OK) {
+    rv = g_real->C_CloseSession(session);
+  } else if (after) {
+    (void)g_real->C_CloseSession(session);
+  }
+  track_session("C_CloseSession", CKR_OK, session, NULL);
+  fault_exit("C_CloseSession");
+  return rv;
+}
+
+/* After a re-insertion the token has forgotten the login; SoftHSM (which
+ * never saw the removal) may still hold it. */
+static CK_RV fault_C_Login(CK_SESSION_HANDLE session, CK_USER_TYPE user,
+                           CK_UTF8CHAR_PTR pin, CK_ULONG pin_len) {
+  int after = 0;
+  CK_RV rv = fault_enter("C_Login", session, &after);
+  if (rv == CKR_OK) {
+    pthread_mutex_lock(&g_mu);
+    int need_login = g_need_login;
+    pthread_mutex_unlock(&g_mu);
+    rv = g_real->C_Login(session, user, pin, pin_len);
+    if (need_login && rv == CKR_USER_ALREADY_LOGGED_IN) rv = CKR_OK;
+  } else if (after) {
+    (void)g_real->C_Login(session, user, pin, pin_len);
+  }
+  track_session("C_Login", rv, session, NULL);
+  fault_exit("C_Login");
+  return rv;
+}
+
 static CK_RV fault_C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list);
 
 #define FAULT_ENTRY(name, params, args) .name = fault_##name,
@@ -404,6 +702,11 @@ static CK_FUNCTION_LIST g_list = {
     .version = {2, 40},
     FAULT_FUNCTIONS(FAULT_ENTRY) /* each entry ends with a comma */
         .C_Sign = fault_C_Sign,
+    .C_GetSlotList = fault_C_GetSlotList,
+    .C_GetSlotInfo = fault_C_GetSlotInfo,
+    .C_OpenSession = fault_C_OpenSession,
+    .C_CloseSession = fault_C_CloseSession,
+    .C_Login = fault_C_Login,
     .C_GetFunctionList = fault_C_GetFunctionList,
 };
 

@@ -26,6 +26,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
+#include "hsm/pkcs11.h"
 #include "tests/hsm/verify_util.h"
 #include "tests/support/softhsm_token.h"
 
@@ -499,6 +500,109 @@ TEST_F(HsmFaultTest, ForkedChildReclaimsSessionsHeldByParentThreads) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
   for (int i = 0; i < kPool; ++i) EXPECT_TRUE(held[i].ok()) << held[i];
   EXPECT_TRUE(SignVerified("parent after fork").ok());
+}
+
+// The fault module's counters as it writes them for other processes
+// (TOKENSIGN_FAULT_STATS): "injected", "corrupted", "delayed", "stale".
+std::map<std::string, long> FaultStats(const std::string& path) {
+  std::map<std::string, long> stats;
+  std::ifstream in(path);
+  std::string name;
+  long value = 0;
+  while (in >> name >> value) stats[name] = value;
+  return stats;
+}
+
+// A 1-in-N rule is seeded: the same rule over the same sequence of calls
+// fails the same calls (what makes a fault run reproducible), another seed
+// fails others, and the share is near 1/N. Driven on C_GenerateRandom through
+// the module's own function list, so nothing but the rule decides.
+TEST_F(HsmFaultTest, SeededOneInNRuleIsDeterministic) {
+  void* module = dlopen(TOKENSIGN_FAULT_MODULE, RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(module, nullptr);
+  auto get = reinterpret_cast<CK_C_GetFunctionList>(
+      dlsym(module, "C_GetFunctionList"));
+  ASSERT_NE(get, nullptr);
+  CK_FUNCTION_LIST_PTR p11 = nullptr;
+  ASSERT_EQ(get(&p11), CKR_OK);
+  dlclose(module);
+  CK_ULONG count = 16;
+  CK_SLOT_ID slots[16];
+  ASSERT_EQ(p11->C_GetSlotList(CK_TRUE, slots, &count), CKR_OK);
+  ASSERT_GT(count, 0u);
+  CK_SESSION_HANDLE session = 0;
+  ASSERT_EQ(p11->C_OpenSession(slots[0], CKF_SERIAL_SESSION, nullptr, nullptr,
+                               &session),
+            CKR_OK);
+  auto pattern = [&](const std::string& rule) {
+    SetFaults(rule);
+    std::string fails;
+    for (int i = 0; i < 400; ++i) {
+      CK_BYTE buf[8];
+      CK_RV rv = p11->C_GenerateRandom(session, buf, sizeof(buf));
+      EXPECT_TRUE(rv == CKR_OK || rv == CKR_DEVICE_ERROR) << rv;
+      fails.push_back(rv == CKR_OK ? '.' : 'x');
+    }
+    return fails;
+  };
+  const std::string a =
+      pattern("C_GenerateRandom CKR_DEVICE_ERROR 1in4 seed=42\n");
+  const std::string b =
+      pattern("C_GenerateRandom CKR_DEVICE_ERROR 1in4 seed=42\n");
+  const std::string c =
+      pattern("C_GenerateRandom CKR_DEVICE_ERROR 1in4 seed=43\n");
+  SetFaults("");
+  p11->C_CloseSession(session);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  const auto failed = std::count(a.begin(), a.end(), 'x');
+  EXPECT_GT(failed, 50) << a;  // 100 expected of 400
+  EXPECT_LT(failed, 150) << a;
+}
+
+// CORRUPT flips a byte of a signature that C_Sign returned with CKR_OK: the
+// Hsm cannot tell (the module said OK), the signature does not verify — the
+// case verify-before-release exists for — and the next one is good again.
+TEST_F(HsmFaultTest, CorruptRuleReturnsABadSignatureWithCkrOk) {
+  const std::string stats = control_ + ".stats";
+  setenv("TOKENSIGN_FAULT_STATS", stats.c_str(), 1);
+  SetFaults("C_Sign CORRUPT 1 seed=3\n");
+  const std::string message = "corrupt me";
+  auto sig = hsm_->Sign(id_, crypto::SignAlgorithm::kES256, message);
+  ASSERT_TRUE(sig.ok()) << sig.status();
+  EXPECT_FALSE(VerifyJose(pub_.get(), crypto::SignAlgorithm::kES256, message, *sig));
+  EXPECT_EQ(FaultStats(stats)["corrupted"], 1);
+  EXPECT_TRUE(SignVerified("not corrupted").ok());
+  unsetenv("TOKENSIGN_FAULT_STATS");
+}
+
+// The token pulled out (no slot lists it, sessions die) and put back (old
+// sessions stay dead, the login is gone): calls fail UNAVAILABLE while it is
+// out, and the same Hsm signs again once it is back, re-opening and
+// re-logging-in its sessions.
+TEST_F(HsmFaultTest, TokenRemovedAndReinsertedRecovers) {
+  const std::string stats = control_ + ".stats";
+  setenv("TOKENSIGN_FAULT_STATS", stats.c_str(), 1);
+  ASSERT_TRUE(SignVerified("before removal").ok());
+  SetFaults("TOKEN REMOVED\n");
+  for (int i = 0; i < 3; ++i) {
+    absl::Status status = SignVerified("removed");
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  }
+  EXPECT_FALSE(hsm_->Healthy());
+  SetFaults("# token back\n");
+  absl::Status status;
+  for (int i = 0; i < 100; ++i) {  // bounded wait past any backoff (10 s)
+    status = SignVerified("reinserted");
+    if (status.ok()) break;
+    EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_TRUE(hsm_->Healthy());
+  EXPECT_GT(FaultStats(stats)["stale"], 0);
+  unsetenv("TOKENSIGN_FAULT_STATS");
 }
 
 }  // namespace
