@@ -39,6 +39,9 @@ class ProviderCliTest : public ::testing::Test {
     WritePub(ec_id_, *dir_ + "/ec.pem");
     WritePub(rsa_id_, *dir_ + "/rsa.pem");
     setenv("OPENSSL_MODULES", TOKENSIGN_PROVIDER_DIR, 1);
+    // The test's module (SoftHSM, or p11-kit's client with
+    // TOKENSIGN_TEST_MODULE=p11kit), not the provider's built-in default.
+    setenv("TOKENSIGN_PKCS11_MODULE", GlobalToken().module_path().c_str(), 1);
     setenv("TOKENSIGN_PIN_ENV", SoftHsmToken::kPinEnv, 1);
     unsetenv("TOKENSIGN_PIN_FILE");
     unsetenv("TOKENSIGN_TOKEN_LABEL");

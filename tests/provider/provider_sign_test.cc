@@ -122,7 +122,9 @@ class ProviderSignTest : public ::testing::Test {
     };
     gen(crypto::KeyType::kEcP256, "p256", 0, &p256_);
     gen(crypto::KeyType::kEcP384, "p384", 0, &p384_);
-    gen(crypto::KeyType::kEd25519, "ed", 0, &ed_);
+    if (testing::GlobalToken().offers_ed25519()) {
+      gen(crypto::KeyType::kEd25519, "ed", 0, &ed_);
+    }
     gen(crypto::KeyType::kRsa, "rsa", 2048, &rsa_);
   }
   static void TearDownTestSuite() {
@@ -177,7 +179,10 @@ TEST_F(ProviderSignTest, ES256SignsDerThatVerifies) {
 }
 
 TEST_F(ProviderSignTest, ES384SignsAndVerifies) { SignAndVerify(p384_, "SHA384", Pad::kNone); }
-TEST_F(ProviderSignTest, EdDSASignsAndVerifies) { SignAndVerify(ed_, nullptr, Pad::kNone); }
+TEST_F(ProviderSignTest, EdDSASignsAndVerifies) {
+  if (ed_.empty()) GTEST_SKIP() << "the test module offers no Ed25519 (p11-kit's RPC)";
+  SignAndVerify(ed_, nullptr, Pad::kNone);
+}
 TEST_F(ProviderSignTest, RS256SignsAndVerifies) { SignAndVerify(rsa_, "SHA256", Pad::kPkcs1); }
 TEST_F(ProviderSignTest, PS256SignsAndVerifies) { SignAndVerify(rsa_, "SHA256", Pad::kPss); }
 
@@ -220,6 +225,7 @@ TEST_F(ProviderSignTest, PublicParametersMatchTheHsmPublicKey) {
     int max_size;
   } cases[] = {{p256_, 256, 72}, {p384_, 384, 104}, {ed_, 253, 64}, {rsa_, 2048, 256}};
   for (const Case& c : cases) {
+    if (c.id.empty()) continue;  // no Ed25519 through this module
     auto key = Key(c.id);
     crypto::UniquePkey pub = Pub(c.id);
     ASSERT_NE(key, nullptr);
@@ -250,7 +256,7 @@ TEST_F(ProviderSignTest, PublicParametersMatchTheHsmPublicKey) {
     OPENSSL_free(a);
     OPENSSL_free(b);
   }
-  {
+  if (!ed_.empty()) {
     unsigned char a[32], b[32];
     size_t la = sizeof(a), lb = sizeof(b);
     ASSERT_EQ(EVP_PKEY_get_raw_public_key(Key(ed_).get(), a, &la), 1) << DrainErrors();
@@ -293,6 +299,7 @@ TEST_F(ProviderSignTest, WrongDigestsAreRefused) {
                {rsa_, "SHA384", Pad::kPkcs1}, {p256_, "SHA384", Pad::kNone},
                {p384_, "SHA256", Pad::kNone}, {ed_, "SHA256", Pad::kNone}};
   for (const Case& c : cases) {
+    if (c.id.empty()) continue;  // no Ed25519 through this module
     auto sig = SignLikeTokenLayer(Key(c.id).get(), c.md, c.pad, "m");
     EXPECT_FALSE(sig.ok()) << c.id << " " << c.md;
     EXPECT_NE(sig.status().message().find("tokensign"), std::string::npos)

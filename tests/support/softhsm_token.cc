@@ -1,16 +1,23 @@
 #include "tests/support/softhsm_token.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "hsm/module.h"
 
 extern char** environ;
 
@@ -31,6 +38,20 @@ std::string RandomHex(int bytes) {
     out.push_back(kHex[value & 0xf]);
   }
   return out;
+}
+
+// p11-kit's client module: TOKENSIGN_P11KIT_CLIENT, else where Debian puts it.
+std::string P11KitClientPath() {
+  const char* env = getenv("TOKENSIGN_P11KIT_CLIENT");
+  if (env != nullptr && *env != '\0') return env;
+  for (const char* path :
+       {"/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so",
+        "/usr/lib/aarch64-linux-gnu/pkcs11/p11-kit-client.so",
+        "/usr/lib64/pkcs11/p11-kit-client.so",
+        "/usr/lib/pkcs11/p11-kit-client.so"}) {
+    if (access(path, R_OK) == 0) return path;
+  }
+  return "";
 }
 
 }  // namespace
@@ -82,6 +103,16 @@ absl::StatusOr<std::unique_ptr<SoftHsmToken>> SoftHsmToken::Create() {
   }
   token->dir_ = templ;
   token->module_path_ = TOKENSIGN_SOFTHSM_MODULE;
+  token->softhsm_module_path_ = TOKENSIGN_SOFTHSM_MODULE;
+  const char* kind = getenv("TOKENSIGN_TEST_MODULE");
+  if (kind != nullptr && std::string(kind) == "p11kit") {
+    token->module_kind_ = "p11kit";
+  } else if (kind != nullptr && *kind != '\0' &&
+             std::string(kind) != "softhsm") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TOKENSIGN_TEST_MODULE: '", kind,
+                     "' is neither softhsm nor p11kit"));
+  }
   token->conf_path_ = token->dir_ + "/softhsm2.conf";
   std::filesystem::create_directory(token->dir_ + "/tokens");
   {
@@ -99,7 +130,76 @@ absl::StatusOr<std::unique_ptr<SoftHsmToken>> SoftHsmToken::Create() {
   setenv(kPinEnv, token->pin_.c_str(), 1);
   token->label_ = "ts-test-" + RandomHex(4);
   if (absl::Status s = token->InitToken(token->label_); !s.ok()) return s;
+  if (token->module_kind_ == "p11kit") {
+    if (absl::Status s = token->StartP11KitServer(); !s.ok()) return s;
+  }
   return token;
+}
+
+// `p11-kit server -f` on a socket in the temp dir, exporting every token of
+// SoftHSM (it reads SOFTHSM2_CONF, set above, once per client connection, so
+// tokens added later are seen by connections made after them). The server
+// dies with this process (PR_SET_PDEATHSIG) if the destructor never runs.
+absl::Status SoftHsmToken::StartP11KitServer() {
+  const std::string client = P11KitClientPath();
+  if (client.empty()) {
+    return absl::NotFoundError(
+        "TOKENSIGN_TEST_MODULE=p11kit: p11-kit-client.so not found (Debian "
+        "package p11-kit-modules, or set TOKENSIGN_P11KIT_CLIENT)");
+  }
+  const std::string socket = dir_ + "/p11kit.sock";
+  std::vector<std::string> argv = {"p11-kit",     "server",
+                                   "-f",          "-n",
+                                   socket,        "--provider",
+                                   softhsm_module_path_, "pkcs11:"};
+  std::vector<char*> args;
+  for (std::string& arg : argv) args.push_back(arg.data());
+  args.push_back(nullptr);
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("p11-kit server: fork failed");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(127);
+    int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+      dup2(null_fd, 0);
+      dup2(null_fd, 1);  // it prints the shell lines we do not need
+    }
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  p11kit_server_pid_ = pid;
+  for (int i = 0; i < 1000; ++i) {  // bounded wait (10 s) for the socket
+    if (access(socket.c_str(), F_OK) == 0) break;
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      p11kit_server_pid_ = -1;
+      return absl::NotFoundError(absl::StrCat(
+          "TOKENSIGN_TEST_MODULE=p11kit: `p11-kit server` exited (status ",
+          status, "); is the p11-kit package installed?"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (access(socket.c_str(), F_OK) != 0) {
+    return absl::InternalError("p11-kit server: no socket after 10 s");
+  }
+  setenv("P11_KIT_SERVER_ADDRESS", ("unix:path=" + socket).c_str(), 1);
+  module_path_ = client;
+  // What the client offers (its own connection, finalized again at once).
+  absl::StatusOr<std::unique_ptr<hsm::Module>> module =
+      hsm::Module::Load(module_path_);
+  if (!module.ok()) return module.status();
+  absl::StatusOr<CK_SLOT_ID> slot = (*module)->FindSlot(label_, "");
+  if (!slot.ok()) return slot.status();
+  absl::StatusOr<std::vector<CK_MECHANISM_TYPE>> mechs =
+      (*module)->Mechanisms(*slot);
+  if (!mechs.ok()) return mechs.status();
+  auto has = [&](CK_MECHANISM_TYPE m) {
+    return std::find(mechs->begin(), mechs->end(), m) != mechs->end();
+  };
+  offers_ed25519_ = has(CKM_EC_EDWARDS_KEY_PAIR_GEN) && has(CKM_EDDSA);
+  return absl::OkStatus();
 }
 
 absl::Status SoftHsmToken::InitToken(const std::string& label) {
@@ -122,6 +222,11 @@ absl::StatusOr<std::string> SoftHsmToken::AddToken() {
 }
 
 SoftHsmToken::~SoftHsmToken() {
+  if (p11kit_server_pid_ > 0) {
+    kill(p11kit_server_pid_, SIGTERM);
+    while (waitpid(p11kit_server_pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
   std::error_code ec;
   if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
 }

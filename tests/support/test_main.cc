@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <string>
 
+#include "absl/status/status.h"
 #include "gtest/gtest.h"
 #include "tests/support/softhsm_token.h"
 
@@ -24,6 +26,14 @@ class SoftHsmEnvironment : public ::testing::Environment {
     if (!token.ok()) {
       std::fprintf(stderr, "SoftHsmToken::Create: %s\n",
                    std::string(token.status().message()).c_str());
+      // A second module that is not installed: skipped (CTest
+      // SKIP_RETURN_CODE 77), except in CI, where a missing tool fails.
+      const char* ci = std::getenv("CI");
+      if (absl::IsNotFound(token.status()) &&
+          !(ci != nullptr && std::string(ci) == "true")) {
+        std::fprintf(stderr, "skipped: the test module is not installed\n");
+        std::exit(77);
+      }
       std::abort();
     }
     Slot() = std::move(*token);
