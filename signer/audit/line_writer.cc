@@ -3,20 +3,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "nlohmann/json.hpp"
 #include "signer/audit/audit_format.h"
-#include "signer/text/unicode.h"
+#include "signer/text/json_string.h"
 
 namespace tokensign::audit {
 namespace {
-
-bool IsPlain(std::string_view s) {
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
-  }
-  return true;
-}
 
 void AppendDigits(int64_t v, int width, std::string* out) {
   char buf[20];
@@ -25,18 +16,6 @@ void AppendDigits(int64_t v, int width, std::string* out) {
     v /= 10;
   }
   out->append(buf, static_cast<size_t>(width));
-}
-
-// \uXXXX (lowercase hex, as nlohmann writes control characters).
-void AppendU16Escape(char32_t unit, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  const char esc[6] = {'\\',
-                       'u',
-                       kHex[(unit >> 12) & 15],
-                       kHex[(unit >> 8) & 15],
-                       kHex[(unit >> 4) & 15],
-                       kHex[unit & 15]};
-  out->append(esc, sizeof(esc));
 }
 
 // "name": with the name a plain literal.
@@ -49,52 +28,19 @@ void Key(const char* name, std::string* out) {
 void StringMember(const char* name, std::string_view value, std::string* out) {
   out->push_back(',');
   Key(name, out);
-  AppendJsonString(value, out);
+  text::AppendLogSafeJsonString(value, out);
 }
 
 void StringArray(const std::vector<std::string>& values, std::string* out) {
   out->push_back('[');
   for (size_t i = 0; i < values.size(); ++i) {
     if (i > 0) out->push_back(',');
-    AppendJsonString(values[i], out);
+    text::AppendLogSafeJsonString(values[i], out);
   }
   out->push_back(']');
 }
 
 }  // namespace
-
-void AppendJsonString(std::string_view s, std::string* out) {
-  if (IsPlain(s)) {
-    out->push_back('"');
-    out->append(s);
-    out->push_back('"');
-    return;
-  }
-  const std::string json =
-      nlohmann::ordered_json(std::string(s))
-          .dump(-1, ' ', false,
-                nlohmann::ordered_json::error_handler_t::replace);
-  // nlohmann writes every non-ASCII code point raw; C1 controls and what
-  // text::UnsafeCharacterClass names are written as \u escapes instead, so
-  // no audit line carries a bidi override, a zero-width character or a line
-  // separator raw (the JSON value is the same).
-  size_t i = 0;
-  while (i < json.size()) {
-    const size_t at = i;
-    const char32_t cp = text::NextCodePoint(json, &i);  // valid: replaced
-    const bool c1 = cp >= 0x80 && cp <= 0x9F;
-    if (!c1 && text::UnsafeCharacterClass(cp) == nullptr) {
-      out->append(json, at, i - at);
-      continue;
-    }
-    if (cp <= 0xFFFF) {
-      AppendU16Escape(cp, out);
-    } else {  // a UTF-16 surrogate pair, as JSON spells it
-      AppendU16Escape(0xD800 + ((cp - 0x10000) >> 10), out);
-      AppendU16Escape(0xDC00 + ((cp - 0x10000) & 0x3FF), out);
-    }
-  }
-}
 
 void AppendAuditTime(absl::Time t, std::string* out) {
   const absl::TimeZone utc = absl::UTCTimeZone();
@@ -139,10 +85,10 @@ void AppendDecisionBody(const AuditRecord& r, absl::Time time,
   for (size_t i = 0; i < r.actor_chain.size(); ++i) {
     if (i > 0) out->push_back(',');
     out->append("{\"sub\":");
-    AppendJsonString(r.actor_chain[i].sub, out);
+    text::AppendLogSafeJsonString(r.actor_chain[i].sub, out);
     if (!r.actor_chain[i].iss.empty()) {
       out->append(",\"iss\":");
-      AppendJsonString(r.actor_chain[i].iss, out);
+      text::AppendLogSafeJsonString(r.actor_chain[i].iss, out);
     }
     out->push_back('}');
   }
@@ -161,12 +107,12 @@ void AppendDecisionBody(const AuditRecord& r, absl::Time time,
     out->append(",\"cnf\":{");
     if (!r.cnf_jkt.empty()) {
       Key("jkt", out);
-      AppendJsonString(r.cnf_jkt, out);
+      text::AppendLogSafeJsonString(r.cnf_jkt, out);
     }
     if (!r.cnf_x5t_s256.empty()) {
       if (!r.cnf_jkt.empty()) out->push_back(',');
       Key("x5t#S256", out);
-      AppendJsonString(r.cnf_x5t_s256, out);
+      text::AppendLogSafeJsonString(r.cnf_x5t_s256, out);
     }
     out->push_back('}');
   }
@@ -199,7 +145,7 @@ void AppendDecisionBody(const AuditRecord& r, absl::Time time,
   if (!r.parent_cnf_jkt.empty() || !r.parent_cnf_x5t_s256.empty()) {
     out->append(",\"parent_cnf\":{");
     Key(r.parent_cnf_jkt.empty() ? "x5t#S256" : "jkt", out);
-    AppendJsonString(r.parent_cnf_jkt.empty() ? r.parent_cnf_x5t_s256
+    text::AppendLogSafeJsonString(r.parent_cnf_jkt.empty() ? r.parent_cnf_x5t_s256
                                               : r.parent_cnf_jkt,
                      out);
     out->push_back('}');

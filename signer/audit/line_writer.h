@@ -1,10 +1,8 @@
-// Allocation-free building blocks for audit lines on the append hot path: a
-// JSON string/number appender byte-identical to nlohmann::ordered_json::dump
-// (indent -1, ensure_ascii false, invalid UTF-8 replaced by U+FFFD) except
-// that C1 controls, format characters, U+2028/U+2029 and noncharacters are
-// written as \u escapes (text/unicode.h), the audit
-// time format, the decision body appended into a caller's buffer, and a
-// reusable SHA-256 hasher.
+// Allocation-free building blocks for audit lines on the append hot path: the
+// audit time format, the decision body appended into a caller's buffer
+// (strings through the project's one JSON string writer,
+// text::AppendLogSafeJsonString in signer/text/json_string.h), and a reusable
+// SHA-256 hasher.
 //
 // Contract: AppendDecisionBody(r, t, &out) appends exactly the bytes
 // FormatDecisionBody(r with time t) returns (audit_format.h); the line format
@@ -16,21 +14,14 @@
 #include <openssl/evp.h>
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/time/time.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/audit/audit_record.h"
 
 namespace tokensign::audit {
-
-// Appends `s` as a JSON string literal (quotes included). Plain printable
-// ASCII is copied; anything needing escapes or UTF-8 checks goes through
-// nlohmann so the bytes match the reader's and the old writer's exactly, then
-// C1 controls and text::UnsafeCharacterClass code points become \uXXXX (a
-// surrogate pair above U+FFFF): the same JSON value, never raw in a line.
-void AppendJsonString(std::string_view s, std::string* out);
 
 // Appends "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC, milliseconds truncated), the same
 // bytes as FormatAuditTime.
@@ -51,14 +42,8 @@ class Sha256Hasher {
   bool HexDigest(std::string_view data, char* hex);
 
  private:
-  struct MdFree {
-    void operator()(EVP_MD* md) const { EVP_MD_free(md); }
-  };
-  struct CtxFree {
-    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-  };
-  std::unique_ptr<EVP_MD, MdFree> md_;
-  std::unique_ptr<EVP_MD_CTX, CtxFree> ctx_;
+  crypto::SslPtr<EVP_MD> md_;
+  crypto::SslPtr<EVP_MD_CTX> ctx_;
 };
 
 }  // namespace tokensign::audit

@@ -11,6 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "nlohmann/json.hpp"
 #include "signer/audit/audit_format.h"
+#include "signer/text/json_string.h"
 
 namespace tokensign::audit {
 namespace {
@@ -119,7 +120,7 @@ TEST(LineWriterTest, InvisibleAndReorderingCharactersAreEscaped) {
   };
   for (const Want& w : cases) {
     std::string out;
-    AppendJsonString(w.in, &out);
+    text::AppendLogSafeJsonString(w.in, &out);
     EXPECT_EQ(out, w.json) << absl::CEscape(w.in);
     EXPECT_EQ(nlohmann::json::parse(out).get<std::string>(), w.in);
   }
