@@ -31,9 +31,16 @@ absl::Status Recovery::Exhausted(const Policy& policy,
   std::string prefix(policy.op);
   if (!policy.subject.empty()) prefix = Cat(prefix, "(", policy.subject, ")");
   if (!prefix.empty()) prefix += ": ";
+  // Retries ran out on a transient class (sessions lost, the module being
+  // re-initialized, handles renumbered meanwhile): that is retryable, whatever
+  // the last CK_RV means alone (CKR_OBJECT_HANDLE_INVALID alone says
+  // NOT_FOUND, a key that does not exist; a destroyed key fails the re-resolve
+  // with a real answer instead).
+  const absl::StatusCode code = ClassifyRv(RvOf(last)) == RvClass::kFatal
+                                    ? last.code()
+                                    : absl::StatusCode::kUnavailable;
   return WithRvOf(
-      absl::Status(last.code(), Cat(prefix, last.message(), " (after retry)")),
-      last);
+      absl::Status(code, Cat(prefix, last.message(), " (after retry)")), last);
 }
 
 }  // namespace tokensign::hsm

@@ -560,6 +560,21 @@ TEST_F(HsmFaultTest, SeededOneInNRuleIsDeterministic) {
   EXPECT_LT(failed, 150) << a;
 }
 
+// Handles renumbered under every attempt (seen at 10% C_Sign failures against
+// tokensignd: SoftHSM renumbers objects when a slot's sessions are all
+// re-opened): retries run out on a transient cause, so the caller gets
+// UNAVAILABLE (retry), not NOT_FOUND (which says the key does not exist); the
+// next call signs.
+TEST_F(HsmFaultTest, StaleHandlesOnEveryAttemptAreUnavailableNotNotFound) {
+  SetFaults("C_SignInit CKR_OBJECT_HANDLE_INVALID 3\n");
+  absl::Status status = SignVerified("stale-3");
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("CKR_OBJECT_HANDLE_INVALID"));
+  EXPECT_TRUE(SignVerified("after stale").ok());
+}
+
 // CORRUPT flips a byte of a signature that C_Sign returned with CKR_OK: the
 // Hsm cannot tell (the module said OK), the signature does not verify — the
 // case verify-before-release exists for — and the next one is good again.
