@@ -1,32 +1,21 @@
+// The strict policy of the project's one JSON string writer
+// (signer/text/json_string.h), with the claims' error message.
 #include "signer/token/json_text.h"
 
 #include "absl/strings/str_cat.h"
-#include "nlohmann/json.hpp"
+#include "signer/text/json_string.h"
 
 namespace tokensign::token {
 
 bool IsPlainJsonString(std::string_view v) {
-  for (char c : v) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') return false;
-  }
-  return true;
+  return text::IsPlainJsonString(v);
 }
 
 absl::Status AppendJsonString(std::string_view v, std::string* out) {
-  if (IsPlainJsonString(v)) {
-    out->push_back('"');
-    out->append(v);
-    out->push_back('"');
-    return absl::OkStatus();
-  }
-  try {
-    out->append(nlohmann::json(std::string(v)).dump());
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("claims: cannot serialize a string: ", e.what()));
-  }
-  return absl::OkStatus();
+  absl::Status s = text::AppendJsonString(v, out);
+  if (s.ok()) return s;
+  return absl::InvalidArgumentError(
+      absl::StrCat("claims: cannot serialize a string: ", s.message()));
 }
 
 }  // namespace tokensign::token

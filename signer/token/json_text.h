@@ -1,5 +1,6 @@
-// Writing JSON text without a DOM, for the hot path (JWS header, claims).
-// Thread-safety: pure functions.
+// Writing JSON text without a DOM, for the hot path (JWS header, claims):
+// the strict policy of signer/text/json_string.h, the writer token and audit
+// share. Thread-safety: pure functions.
 #ifndef TOKENSIGN_SIGNER_TOKEN_JSON_TEXT_H_
 #define TOKENSIGN_SIGNER_TOKEN_JSON_TEXT_H_
 
