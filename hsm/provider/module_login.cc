@@ -24,6 +24,9 @@ namespace {
 // A token some provider instance in this process opened (and so logged in).
 struct Login {
   CK_FUNCTION_LIST_PTR module = nullptr;  // one per loaded library, however it was named
+  // A remote module (p11-kit's client) hands out a new function list, with a
+  // connection and login of its own, on every load: the path names it then.
+  std::string module_path;
   CK_SLOT_ID slot = 0;
   std::string pin_digest;
   std::weak_ptr<Hsm> hsm;  // owned by the provider instances' `opened` maps
@@ -86,7 +89,11 @@ absl::StatusOr<std::shared_ptr<Hsm>> OpenModuleHsm(const HsmConfig& config,
                               [](const Login& l) { return l.hsm.expired(); }),
                logins.end());
   for (const Login& login : logins) {
-    if (login.module != (*module)->p11().functions() || login.slot != *slot) continue;
+    if ((login.module != (*module)->p11().functions() &&
+         login.module_path != config.module_path) ||
+        login.slot != *slot) {
+      continue;
+    }
     std::shared_ptr<Hsm> hsm = login.hsm.lock();
     if (hsm == nullptr) continue;
     if (!SameDigest(login.pin_digest, pin_digest)) {
@@ -110,7 +117,8 @@ absl::StatusOr<std::shared_ptr<Hsm>> OpenModuleHsm(const HsmConfig& config,
   absl::StatusOr<std::unique_ptr<Hsm>> opened = Hsm::Open(config);
   if (!opened.ok()) return opened.status();
   std::shared_ptr<Hsm> hsm = std::move(*opened);
-  logins.push_back(Login{(*module)->p11().functions(), *slot, std::string(pin_digest), hsm});
+  logins.push_back(Login{(*module)->p11().functions(), config.module_path, *slot,
+                         std::string(pin_digest), hsm});
   return hsm;
 }
 
