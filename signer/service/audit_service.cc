@@ -10,14 +10,10 @@
 #include "signer/service/audit_hsm.h"
 #include "signer/service/grpc_convert.h"
 #include "signer/service/http/metrics.h"
+#include "signer/service/rpc_call.h"
 
 namespace tokensign::service {
 namespace {
-
-std::string Caller(const grpc::CallbackServerContext* ctx, SigningCore* core) {
-  std::shared_ptr<const PolicySnapshot> snap = core->policy();
-  return CallerIdentity(*ctx, snap->config.dev, snap->config.server.insecure);
-}
 
 // Instance names become HSM record names: keep them plain.
 bool ValidInstance(const std::string& s) {
@@ -38,17 +34,12 @@ grpc::ServerUnaryReactor* OnPool(grpc::CallbackServerContext* ctx,
                                  const char* method, Work work) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   auto finish = [reactor, metrics, method](const absl::Status& st) {
-    if (metrics != nullptr)
-      metrics->CountRequest(method, absl::StatusCodeToString(st.code()));
-    reactor->Finish(ToGrpcStatus(st));
+    FinishAnswer(reactor, metrics, method, st);
   };
   if (!pool->TrySubmit([work = std::move(work), finish]() mutable {
         finish(work());
       })) {
-    finish(pool->stopping()
-               ? absl::UnavailableError("server: shutting down; retry elsewhere")
-               : absl::ResourceExhaustedError(
-                     "server: work queue full; retry with backoff"));
+    finish(QueueRefusal(*pool));
   }
   return reactor;
 }
@@ -78,7 +69,7 @@ void FillInfo(const audit::Anchor& a, const std::string& instance,
 grpc::ServerUnaryReactor* AuditAdminService::ListAuditAnchors(
     grpc::CallbackServerContext* ctx, const v1::ListAuditAnchorsRequest* req,
     v1::ListAuditAnchorsResponse* resp) {
-  std::string caller = Caller(ctx, deps_.core);
+  std::string caller = CallerOf(ctx, *deps_.core->policy());
   return OnPool(ctx, deps_.pool, deps_.metrics, "ListAuditAnchors",
                 [this, caller, req, resp] { return List(caller, *req, resp); });
 }
@@ -86,7 +77,7 @@ grpc::ServerUnaryReactor* AuditAdminService::ListAuditAnchors(
 grpc::ServerUnaryReactor* AuditAdminService::RetireAuditAnchor(
     grpc::CallbackServerContext* ctx, const v1::RetireAuditAnchorRequest* req,
     v1::RetireAuditAnchorResponse* resp) {
-  std::string caller = Caller(ctx, deps_.core);
+  std::string caller = CallerOf(ctx, *deps_.core->policy());
   return OnPool(ctx, deps_.pool, deps_.metrics, kRetireMethod,
                 [this, caller, req, resp] {
                   return Retire(caller, *req, resp);
@@ -96,7 +87,7 @@ grpc::ServerUnaryReactor* AuditAdminService::RetireAuditAnchor(
 grpc::ServerUnaryReactor* AuditAdminService::GetAuditAnchor(
     grpc::CallbackServerContext* ctx, const v1::GetAuditAnchorRequest* req,
     v1::GetAuditAnchorResponse* resp) {
-  std::string caller = Caller(ctx, deps_.core);
+  std::string caller = CallerOf(ctx, *deps_.core->policy());
   return OnPool(ctx, deps_.pool, deps_.metrics, "GetAuditAnchor",
                 [this, caller, req, resp] { return Anchor(caller, *req, resp); });
 }
@@ -105,7 +96,7 @@ grpc::ServerUnaryReactor* AuditAdminService::AcknowledgeAuditLoss(
     grpc::CallbackServerContext* ctx,
     const v1::AcknowledgeAuditLossRequest* req,
     v1::AcknowledgeAuditLossResponse* resp) {
-  std::string caller = Caller(ctx, deps_.core);
+  std::string caller = CallerOf(ctx, *deps_.core->policy());
   return OnPool(ctx, deps_.pool, deps_.metrics, "AcknowledgeAuditLoss",
                 [this, caller, req, resp] {
                   return Acknowledge(caller, *req, resp);
@@ -193,9 +184,9 @@ absl::Status AuditAdminService::List(const std::string& caller,
                                      v1::ListAuditAnchorsResponse* resp) {
   // Read-only, like KeyAdmin.ListKeys: auditors, and the custodians who
   // retire what it lists; each for all issuers.
-  std::shared_ptr<const PolicySnapshot> snap = deps_.core->policy();
-  if (absl::Status st = snap->CheckRole(caller, Role::kAuditor, "*");
-      !st.ok() && !snap->CheckRole(caller, Role::kCustodian, "*").ok()) {
+  if (absl::Status st = deps_.core->policy()->CheckRoleOr(
+          caller, Role::kAuditor, Role::kCustodian, "*");
+      !st.ok()) {
     return st;
   }
   const std::string instance =
@@ -233,13 +224,11 @@ absl::Status AuditAdminService::List(const std::string& caller,
 absl::Status AuditAdminService::AuditRetire(const std::string& caller,
                                             absl::string_view outcome,
                                             absl::string_view reason) {
-  audit::AuditRecord r;
-  r.time = absl::Now();
-  r.caller = caller;
-  r.kind = absl::StrCat("audit_admin.", kRetireMethod);
+  audit::AuditRecord r =
+      AdminRecord("audit_admin", caller, kRetireMethod, "", absl::Now());
   r.outcome = std::string(outcome);
   r.reason = std::string(reason);
-  return deps_.log->Append(BoundForAudit(std::move(r)));
+  return deps_.core->decisions().Record(std::move(r));
 }
 
 absl::Status AuditAdminService::Retire(const std::string& caller,

@@ -1,4 +1,5 @@
-// The gRPC services of tokensignd (callback API): TokenSigner and KeyAdmin.
+// TokenSignerService: the TokenSigner gRPC service of tokensignd (callback
+// API); KeyAdminService is in key_admin_service.h.
 //
 // Contract: handlers never block. Each checks nothing but the queue: the work
 // (role check, deadline, mint, key operations) runs on the WorkPool; signing
@@ -16,8 +17,8 @@
 // last item's outcome is in, one result per item, in order. A malformed item
 // (ToTokenRequest error) is audited as denied. KeyAdmin: refused with
 // UNAVAILABLE while the audit log is unhealthy; a mutation whose outcome could
-// not be recorded answers UNAVAILABLE (see SigningCore::AuditAdmin). Every
-// answer is counted in Metrics (method, code).
+// not be recorded answers UNAVAILABLE (see KeyAdminGate). Every answer is
+// counted in Metrics (method, code).
 //
 // Malformed requests: every method is registered as a raw callback method
 // (grpc::ByteBuffer in and out, see raw_messages.h), so a request the
@@ -39,6 +40,7 @@
 
 #include <string>
 
+#include "signer/service/key_admin_service.h"  // KeyAdminService
 #include "signer/service/signing_core.h"
 #include "signer/service/work_pool.h"
 #include "tokensign/v1/tokensign.grpc.pb.h"
@@ -57,16 +59,6 @@ using TokenSignerRawService = v1::TokenSigner::WithRawCallbackMethod_SignToken<
             v1::TokenSigner::WithRawCallbackMethod_ExchangeToken<
                 v1::TokenSigner::WithRawCallbackMethod_SignStatusList<
                     v1::TokenSigner::Service>>>>>;
-// KeyAdmin with every method raw.
-using KeyAdminRawService = v1::KeyAdmin::WithRawCallbackMethod_CreateKey<
-    v1::KeyAdmin::WithRawCallbackMethod_ListKeys<
-        v1::KeyAdmin::WithRawCallbackMethod_RotateKey<
-            v1::KeyAdmin::WithRawCallbackMethod_ActivateKey<
-                v1::KeyAdmin::WithRawCallbackMethod_RetireKey<
-                    v1::KeyAdmin::WithRawCallbackMethod_DestroyKey<
-                        v1::KeyAdmin::WithRawCallbackMethod_InspectKeys<
-                            v1::KeyAdmin::Service>>>>>>>;
-
 class TokenSignerService final : public TokenSignerRawService {
  public:
   TokenSignerService(SigningCore* core, WorkPool* pool, Metrics* metrics)
@@ -86,62 +78,17 @@ class TokenSignerService final : public TokenSignerRawService {
                                     grpc::ByteBuffer* resp) override;
   // Request: an ExchangeTokenRequest; response: a SignTokenResponse. Runs
   // SigningCore::ExchangeAsync on the pool like SignToken (a malformed request
-  // is audited as "malformed_request"). In exchange_rpc.cc.
+  // is audited as "malformed_request").
   grpc::ServerUnaryReactor* ExchangeToken(grpc::CallbackServerContext* ctx,
                                           const grpc::ByteBuffer* req,
                                           grpc::ByteBuffer* resp) override;
   // Request: a SignStatusListRequest; response: a SignStatusListResponse
-  // (SigningCore::SignStatusListAsync on the pool). In exchange_rpc.cc.
+  // (SigningCore::SignStatusListAsync on the pool).
   grpc::ServerUnaryReactor* SignStatusList(grpc::CallbackServerContext* ctx,
                                            const grpc::ByteBuffer* req,
                                            grpc::ByteBuffer* resp) override;
 
  private:
-  SigningCore* core_;
-  WorkPool* pool_;
-  Metrics* metrics_;
-};
-
-class KeyAdminService final : public KeyAdminRawService {
- public:
-  KeyAdminService(SigningCore* core, WorkPool* pool, Metrics* metrics)
-      : core_(core), pool_(pool), metrics_(metrics) {}
-
-  // Each takes and answers the method's request and response messages.
-  grpc::ServerUnaryReactor* CreateKey(grpc::CallbackServerContext* ctx,
-                                      const grpc::ByteBuffer* req,
-                                      grpc::ByteBuffer* resp) override;
-  grpc::ServerUnaryReactor* ListKeys(grpc::CallbackServerContext* ctx,
-                                     const grpc::ByteBuffer* req,
-                                     grpc::ByteBuffer* resp) override;
-  grpc::ServerUnaryReactor* RotateKey(grpc::CallbackServerContext* ctx,
-                                      const grpc::ByteBuffer* req,
-                                      grpc::ByteBuffer* resp) override;
-  grpc::ServerUnaryReactor* ActivateKey(grpc::CallbackServerContext* ctx,
-                                        const grpc::ByteBuffer* req,
-                                        grpc::ByteBuffer* resp) override;
-  grpc::ServerUnaryReactor* RetireKey(grpc::CallbackServerContext* ctx,
-                                      const grpc::ByteBuffer* req,
-                                      grpc::ByteBuffer* resp) override;
-  grpc::ServerUnaryReactor* DestroyKey(grpc::CallbackServerContext* ctx,
-                                       const grpc::ByteBuffer* req,
-                                       grpc::ByteBuffer* resp) override;
-  // Read-only like ListKeys (custodian or auditor, only denials audited):
-  // each key's record and its HSM objects' attributes (Hsm::InspectKey); a
-  // key whose objects cannot be read carries hsm_error instead.
-  grpc::ServerUnaryReactor* InspectKeys(grpc::CallbackServerContext* ctx,
-                                        const grpc::ByteBuffer* req,
-                                        grpc::ByteBuffer* resp) override;
-
- private:
-  // Parses the request, authorizes `method` for the caller, then runs `op`
-  // on the pool and finishes (defined in the .cc, used only there).
-  template <typename Req, typename Resp, typename Op>
-  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx,
-                                const grpc::ByteBuffer* raw_req,
-                                grpc::ByteBuffer* raw_resp, const char* method,
-                                bool read_only, Op op);
-
   SigningCore* core_;
   WorkPool* pool_;
   Metrics* metrics_;

@@ -24,21 +24,12 @@
 // Unavailable when the audit log cannot make the record durable (no token is
 // released).
 //
-// Denial records are bounded (BoundForAudit): every attacker-controlled string
-// is cut to kMaxAuditFieldBytes with a marker that carries the SHA-256 of the
-// whole value, actor chain / aud / scope / extra-claim-name lists to
-// kMaxAuditListItems entries (the dropped count and the SHA-256 of the whole
-// list go into `reason`), so a 4 MB `sub` never reaches the log. The caps are
-// never below the policy's input caps: whatever the policy could accept is
-// recorded whole, and two values that differ only past a cut still differ in
-// the log.
-//
-// Authorize*() decide and audit the KeyAdmin calls: KeyAdmin is refused
-// (Unavailable) while the audit log is unhealthy, denials are appended durably
-// (Unavailable if that fails), and AuditAdmin reports whether the outcome was
-// recorded. The policy (issuers and callers) is an immutable snapshot swapped
-// atomically by SetPolicy (SIGHUP); a request uses the snapshot it started
-// with.
+// Every record goes to the audit log through DecisionLog (decision_record.h):
+// denials bounded (BoundForAudit), built by RecordFor. Caller checks are
+// PolicySnapshot's (policy_snapshot.h); the KeyAdmin calls' gate is
+// KeyAdminGate (key_admin_gate.h). The policy (issuers and callers) is an
+// immutable snapshot swapped atomically by SetPolicy (SIGHUP); a request uses
+// the snapshot it started with.
 //
 // Thread-safety: all methods are safe from many threads at once.
 #ifndef TOKENSIGN_SIGNER_SERVICE_SIGNING_CORE_H_
@@ -59,6 +50,8 @@
 #include "signer/audit/audit_log.h"
 #include "signer/keyset/keyset_manager.h"
 #include "signer/service/config.h"
+#include "signer/service/decision_record.h"
+#include "signer/service/policy_snapshot.h"
 #include "signer/token/exchange.h"
 #include "signer/token/minter.h"
 #include "signer/token/policy.h"
@@ -68,30 +61,6 @@
 namespace tokensign::service {
 
 class Metrics;
-
-// Bounds for attacker-controlled fields in denial audit records; never below
-// what the policy accepts (token/policy.h).
-inline constexpr size_t kMaxAuditFieldBytes = 1024;
-inline constexpr size_t kMaxAuditReasonBytes = 1024;
-inline constexpr size_t kMaxAuditListItems = 64;
-static_assert(kMaxAuditFieldBytes >= token::kMaxStringBytes &&
-              kMaxAuditFieldBytes >= token::kMaxScopeBytes &&
-              kMaxAuditFieldBytes >= token::kMaxParentJtiBytes &&
-              kMaxAuditFieldBytes >= token::kMaxClaimNameBytes);
-static_assert(kMaxAuditListItems >= token::kMaxAudiences &&
-              kMaxAuditListItems >= token::kMaxScopes &&
-              kMaxAuditListItems >= token::kMaxHardChainDepth);
-
-// Callers and issuer policies as of one config load.
-struct PolicySnapshot {
-  explicit PolicySnapshot(Config c) : config(std::move(c)) {}
-  Config config;
-  // The caller's config entry, or nullptr when unknown.
-  const CallerConfig* FindCaller(std::string_view id) const;
-  // OK when `caller` has `role` (for kSigner: also for `issuer`).
-  absl::Status CheckRole(std::string_view caller, Role role,
-                         std::string_view issuer) const;
-};
 
 class SigningCore {
  public:
@@ -140,7 +109,9 @@ class SigningCore {
   // OK when `caller` may call the signing API at all (dev: anyone; else a
   // configured caller with the signer role); per-issuer rights are checked per
   // request by SignAsync. Used to refuse a whole SignTokens call once.
-  absl::Status CheckSignerCaller(std::string_view caller) const;
+  absl::Status CheckSignerCaller(std::string_view caller) const {
+    return policy()->CheckCallerRole(caller, Role::kSigner);
+  }
   // Audits a decision made before a TokenRequest exists (malformed request,
   // refused batch, unauthorized caller of a whole call) as "denied" with
   // kind `kind`, bounded like every denial; `done` gets `why` once the record
@@ -157,27 +128,10 @@ class SigningCore {
   absl::StatusOr<std::string> Jwks(std::string_view caller,
                                    std::string_view issuer);
 
-  // KeyAdmin: custodian (read_only calls, ListKeys and InspectKeys:
-  // custodian or auditor). Unavailable (nothing
-  // done, nothing appended) while audit->health() is not OK. A denial is
-  // appended durably before it is returned; if that append fails the result
-  // is Unavailable.
-  absl::Status AuthorizeAdmin(std::string_view caller, std::string_view method,
-                              std::string_view issuer, bool read_only);
-  // Appends the outcome of a KeyAdmin operation (kind "key_admin.<method>")
-  // and waits until durable. Returns OK when recorded, else Unavailable naming
-  // the operation's own outcome: the caller must learn it was not recorded.
-  absl::Status AuditAdmin(std::string_view caller, std::string_view method,
-                          std::string_view issuer, std::string_view kid,
-                          const absl::Status& outcome);
-  // Appends a durable "requested" record for an authorized KeyAdmin change
-  // before it touches the HSM, so the log shows the attempt even if the
-  // outcome record later cannot be written. Unavailable if it is not
-  // recorded: then the change must not be made.
-  absl::Status AuditAdminIntent(std::string_view caller,
-                                std::string_view method,
-                                std::string_view issuer,
-                                std::string_view note = "");
+  // The route of every record into the audit log (KeyAdminGate, AuditAdmin
+  // and the daemon's keyset events use it too).
+  DecisionLog& decisions() { return decisions_; }
+  absl::Time Now() const { return clock_(); }
 
   keyset::KeysetManager& keys() { return *keys_; }
 
@@ -208,23 +162,11 @@ class SigningCore {
                            StatusListDone done);
 
  private:
-  // A KeyAdmin record with time, caller, issuer and kind "key_admin.<method>".
-  audit::AuditRecord AdminRecord(std::string_view caller,
-                                 std::string_view method,
-                                 std::string_view issuer) const;
   // Audits the denial (bounded) asynchronously; `done` gets `why` once the
   // record is durable (Unavailable if it could not be written).
   void AuditDeniedAsync(std::string_view caller, std::string_view issuer,
                         const token::TokenRequest& req, absl::Status why,
                         SignDone done);
-  // Appends `r` (bounded) asynchronously; `done` gets `result` once durable,
-  // else Unavailable.
-  void AuditAsync(audit::AuditRecord r, absl::Status result, SignDone done);
-  // NotFound for an issuer `snap` does not configure, PermissionDenied when
-  // `caller` is not a configured caller either (outside dev mode).
-  static absl::Status UnknownIssuer(const PolicySnapshot& snap,
-                                    std::string_view caller,
-                                    std::string_view issuer);
   // The end of SignAsync and ExchangeAsync: puts the minted token's facts in
   // `r`, withholds a token minted after `deadline`, otherwise releases it to
   // `done` once `r` is durable (counting latency since `start` and the token
@@ -243,28 +185,13 @@ class SigningCore {
   std::atomic<std::shared_ptr<const PolicySnapshot>> policy_;
   keyset::KeysetManager* keys_;
   audit::AuditLog* audit_;
+  DecisionLog decisions_;
   Metrics* metrics_;
   Clock clock_;
   mutable std::mutex idle_mu_;
   std::condition_variable idle_cv_;
   int in_flight_ = 0;  // guarded by idle_mu_
 };
-
-// The decision record of `req` (what it asks for; the caller fills the
-// outcome, and kid, jti, exp, token hash for a signed token).
-audit::AuditRecord RecordFor(std::string_view caller, std::string_view issuer,
-                             const token::TokenRequest& req, absl::Time now);
-
-// The field a policy message names ("act.act.sub: chain depth ..." ->
-// "act.act.sub"), or "" when the message does not start with a field path;
-// "extra_claims" for any extra claim (extra_claims.admin, extra_claims["x"]),
-// so callers cannot mint metric labels.
-std::string FieldOf(std::string_view message);
-
-// Caps every attacker-controlled field of a denial record (see the file
-// comment); a cut string ends with "...[cut N bytes, sha256 HEX]" (HEX = the
-// SHA-256 of the whole value) and never splits a UTF-8 sequence.
-audit::AuditRecord BoundForAudit(audit::AuditRecord r);
 
 }  // namespace tokensign::service
 

@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "signer/audit/audit_format.h"
 #include "signer/service/http/metrics.h"
 #include "signer/service/signing_core.h"
 #include "signer/token/parent_token.h"
@@ -74,34 +73,6 @@ absl::StatusOr<token::ParentKey> ParentKeyFor(const PolicySnapshot& snap,
       "\" now (unknown, withdrawn, destroyed or expired from the JWKS)"));
 }
 
-// The record of a refused exchange: what was asked, and who the parent names
-// once it verified.
-audit::AuditRecord ExchangeDenial(std::string_view caller,
-                                  std::string_view issuer,
-                                  const token::ExchangeRequest& req,
-                                  const token::VerifiedParent* parent,
-                                  absl::Time now) {
-  token::TokenRequest shown;
-  shown.kind = req.kind;
-  shown.audience = req.audience;
-  shown.scope = req.scope;
-  shown.ttl_seconds = req.ttl_seconds;
-  shown.cnf = req.cnf;
-  shown.req_wl = req.req_wl;
-  if (req.actor.has_value()) shown.actor_chain.push_back(*req.actor);
-  if (parent != nullptr) {
-    shown.subject = parent->sub;
-    shown.client_id = parent->client_id;
-    shown.actor_chain.insert(shown.actor_chain.end(),
-                             parent->actor_chain.begin(),
-                             parent->actor_chain.end());
-    shown.parent_jti = parent->jti;
-    shown.parent_token_sha256 = parent->sha256;
-    shown.status = parent->status;
-  }
-  return RecordFor(caller, issuer, shown, now);
-}
-
 }  // namespace
 
 void SigningCore::ExchangeAsync(std::string_view caller,
@@ -121,14 +92,16 @@ void SigningCore::ExchangeAsync(std::string_view caller,
                   const token::TokenRequest* derived) {
     audit::AuditRecord r =
         derived != nullptr ? RecordFor(caller, issuer, *derived, now)
-                           : ExchangeDenial(caller, issuer, xreq, parent, now);
+                           : ExchangeDenialRecord(caller, issuer, xreq, parent,
+                                                  now);
     r.outcome = "denied";
     r.reason = std::string(why.message());
-    AuditAsync(std::move(r), std::move(why), std::move(done));
+    decisions_.SettleAsync<token::MintedToken>(std::move(r), std::move(why),
+                                               std::move(done));
   };
   auto it = snap->config.issuers.find(std::string(issuer));
   if (it == snap->config.issuers.end()) {
-    deny(UnknownIssuer(*snap, caller, issuer), nullptr, nullptr);
+    deny(snap->UnknownIssuer(caller, issuer), nullptr, nullptr);
     return;
   }
   const std::string& label = it->first;
@@ -193,28 +166,16 @@ void SigningCore::SignStatusListAsync(std::string_view caller,
   Enter();
   std::shared_ptr<const PolicySnapshot> snap = policy();
   const absl::Time now = clock_();
-  audit::AuditRecord r;
-  r.time = now;
-  r.caller = std::string(caller);
-  r.issuer = std::string(issuer);
-  r.kind = "status_list";
-  r.status_uri = req.uri;
-  r.ttl = req.lifetime_seconds;
+  audit::AuditRecord r = StatusListRecord(caller, issuer, req, now);
   // Appends `r` (bounded) and hands `result` to the caller once durable.
   auto finish = [this](audit::AuditRecord rec,
                        absl::StatusOr<token::SignedStatusList> result,
                        StatusListDone done) {
-    audit_->AppendAsync(
-        BoundForAudit(std::move(rec)),
-        [this, result = std::move(result),
-         done = std::move(done)](absl::Status st) mutable {
-          if (!st.ok()) {
-            std::move(done)(absl::UnavailableError(absl::StrCat(
-                "audit: decision not recorded: ", st.message(),
-                " (decision: ", result.status().ToString(), ")")));
-          } else {
-            std::move(done)(std::move(result));
-          }
+    decisions_.SettleAsync<token::SignedStatusList>(
+        std::move(rec), std::move(result),
+        [this, done = std::move(done)](
+            absl::StatusOr<token::SignedStatusList> settled) mutable {
+          std::move(done)(std::move(settled));
           Done();
         });
   };
@@ -225,7 +186,7 @@ void SigningCore::SignStatusListAsync(std::string_view caller,
   };
   auto it = snap->config.issuers.find(std::string(issuer));
   if (it == snap->config.issuers.end()) {
-    deny(UnknownIssuer(*snap, caller, issuer));
+    deny(snap->UnknownIssuer(caller, issuer));
     return;
   }
   if (absl::Status st =
@@ -250,12 +211,7 @@ void SigningCore::SignStatusListAsync(std::string_view caller,
     deny(signed_list.status());
     return;
   }
-  r.kid = signed_list->kid;
-  r.exp = signed_list->exp;
-  r.ttl = signed_list->exp - signed_list->iat;
-  r.status_list_size = signed_list->size;
-  r.status_list_set = signed_list->set_entries;
-  r.token_sha256 = audit::Sha256Hex(signed_list->token);
+  AddStatusListFacts(*signed_list, &r);
   if (clock_() >= deadline) {
     r.outcome = "withheld";
     r.reason = "deadline passed during signing";

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <future>
 
+#include "signer/service/key_admin_gate.h"
 #include "signer/service/work_pool.h"
 #include "tests/service/signing_core_fixture.h"
 
@@ -16,6 +17,9 @@ namespace tokensign::service {
 namespace {
 
 const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
+
+// The KeyAdmin gate of `core` (its pool is not used by these tests).
+KeyAdminGate GateOf(SigningCore* core) { return KeyAdminGate(core, nullptr); }
 
 Config StrictConfig() {
   Config c = DevConfig("/nonexistent", "unused.so");
@@ -246,24 +250,24 @@ TEST_F(SigningCoreTest, ExtraClaimOutsideTheAllowlistIsDeniedAndRecorded) {
 TEST_F(SigningCoreTest, KeyAdminRefusedWhileAuditUnhealthy) {
   Rebuild(StrictConfig());
   audit_.set_health(absl::DataLossError("fdatasync failed"));
-  absl::Status st = core_->AuthorizeAdmin("custodian-1", "DestroyKey", "dev",
+  absl::Status st = GateOf(core_.get()).Authorize("custodian-1", "DestroyKey", "dev",
                                           /*read_only=*/false);
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(st.message().find("DestroyKey refused"), std::string::npos) << st;
   EXPECT_EQ(audit_.appends(), 0);
   audit_.set_health(absl::OkStatus());
-  EXPECT_TRUE(core_->AuthorizeAdmin("custodian-1", "DestroyKey", "dev", false)
+  EXPECT_TRUE(GateOf(core_.get()).Authorize("custodian-1", "DestroyKey", "dev", false)
                   .ok());
 }
 
 TEST_F(SigningCoreTest, KeyAdminChangeIsRecordedBeforeItIsMade) {
   Rebuild(StrictConfig());
-  ASSERT_TRUE(core_->AuditAdminIntent("custodian-1", "RotateKey", "dev").ok());
+  ASSERT_TRUE(GateOf(core_.get()).RecordRequest("custodian-1", "RotateKey", "dev").ok());
   ASSERT_FALSE(audit_.durable().empty());
   EXPECT_EQ(audit_.durable().back().kind, "key_admin.RotateKey");
   EXPECT_EQ(audit_.durable().back().outcome, "requested");
   audit_.set_fail_append(absl::InternalError("disk full"));
-  absl::Status st = core_->AuditAdminIntent("custodian-1", "RotateKey", "dev");
+  absl::Status st = GateOf(core_.get()).RecordRequest("custodian-1", "RotateKey", "dev");
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(st.message().find("nothing changed"), std::string::npos) << st;
   audit_.set_fail_append(absl::OkStatus());
@@ -272,9 +276,9 @@ TEST_F(SigningCoreTest, KeyAdminChangeIsRecordedBeforeItIsMade) {
 TEST_F(SigningCoreTest, CustodianActsOnlyForItsOwnIssuers) {
   Rebuild(StrictConfig());
   EXPECT_TRUE(
-      core_->AuthorizeAdmin("custodian-1", "RotateKey", "dev", false).ok());
+      GateOf(core_.get()).Authorize("custodian-1", "RotateKey", "dev", false).ok());
   absl::Status st =
-      core_->AuthorizeAdmin("custodian-other", "DestroyKey", "dev", false);
+      GateOf(core_.get()).Authorize("custodian-other", "DestroyKey", "dev", false);
   EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(st.message(),
             "issuer: caller \"custodian-other\" may not act as custodian for "
@@ -289,25 +293,25 @@ TEST_F(SigningCoreTest, KeyAdminDenialAndOutcomeAreRecordedOrFail) {
   Rebuild(StrictConfig());
   // Denied and recorded durably.
   absl::Status st =
-      core_->AuthorizeAdmin("signer-1", "RotateKey", "dev", false);
+      GateOf(core_.get()).Authorize("signer-1", "RotateKey", "dev", false);
   EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied);
   ASSERT_EQ(audit_.durable().size(), 1u);
   EXPECT_EQ(audit_.durable()[0].kind, "key_admin.RotateKey");
   EXPECT_EQ(audit_.durable()[0].outcome, "denied");
-  EXPECT_TRUE(core_->AuthorizeAdmin("auditor-1", "ListKeys", "dev", true).ok());
+  EXPECT_TRUE(GateOf(core_.get()).Authorize("auditor-1", "ListKeys", "dev", true).ok());
 
   // The log fails after the health check: denial not recorded -> Unavailable.
   audit_.set_fail_append(absl::InternalError("disk full"));
-  st = core_->AuthorizeAdmin("signer-1", "RotateKey", "dev", false);
+  st = GateOf(core_.get()).Authorize("signer-1", "RotateKey", "dev", false);
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
   // A done operation whose outcome is not recorded -> Unavailable, says so.
-  st = core_->AuditAdmin("custodian-1", "DestroyKey", "dev", "kid-1",
+  st = GateOf(core_.get()).RecordOutcome("custodian-1", "DestroyKey", "dev", "kid-1",
                          absl::OkStatus());
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(st.message().find("DestroyKey not recorded"), std::string::npos);
   EXPECT_NE(st.message().find("succeeded"), std::string::npos) << st;
   audit_.set_fail_append(absl::OkStatus());
-  EXPECT_TRUE(core_->AuditAdmin("custodian-1", "DestroyKey", "dev", "kid-1",
+  EXPECT_TRUE(GateOf(core_.get()).RecordOutcome("custodian-1", "DestroyKey", "dev", "kid-1",
                                 absl::OkStatus())
                   .ok());
   EXPECT_EQ(audit_.durable().back().outcome, "done");
