@@ -7,19 +7,12 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <algorithm>
-#include <condition_variable>
+#include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <future>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -32,9 +25,11 @@
 #include "signer/keyset/keyset_manager.h"
 #include "signer/service/audit_hsm.h"
 #include "signer/service/audit_service.h"
+#include "signer/service/daemon_setup.h"
 #include "signer/service/grpc_services.h"
 #include "signer/service/http/http_server.h"
 #include "signer/service/http/metrics.h"
+#include "signer/service/keyset_upkeep.h"
 #include "signer/service/signing_core.h"
 #include "signer/service/state_file.h"
 #include "signer/service/work_pool.h"
@@ -42,99 +37,18 @@
 namespace tokensign::service {
 namespace {
 
-// Overwrites the variable's value in place (the bytes /proc/<pid>/environ
-// shows) and removes it from the environment.
-void ScrubEnvironmentVariable(const std::string& name) {
-  if (char* value = std::getenv(name.c_str()); value != nullptr) {
-    volatile char* p = value;
-    while (*p != '\0') *p++ = '\0';
-  }
-  ::unsetenv(name.c_str());
-}
-
-constexpr auto kKeyAgeInterval = std::chrono::seconds(15);
 constexpr auto kShutdownGrace = std::chrono::seconds(20);
-constexpr auto kHsmProbeInterval = std::chrono::seconds(2);
-// An HSM key of an issuer that no record names is destroyed once it is this
-// old: far longer than generating a key and committing its record takes.
-constexpr absl::Duration kOrphanGrace = absl::Minutes(10);
-constexpr auto kOrphanSweepInterval = std::chrono::minutes(5);
-
-absl::StatusOr<std::string> ReadFile(const std::string& what,
-                                     const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    return absl::NotFoundError(absl::StrCat(what, ": cannot read ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> IssuerNames(const Config& cfg) {
-  std::vector<std::string> names;
-  for (const auto& [name, _] : cfg.issuers) names.push_back(name);
-  return names;
-}
-
-// Each issuer's key lifecycle rules under `cfg`.
-std::map<std::string, keyset::LifecyclePolicy> LifecyclePolicies(
-    const Config& cfg) {
-  std::map<std::string, keyset::LifecyclePolicy> out;
-  for (const auto& [name, issuer] : cfg.issuers)
-    out[name] = LifecycleFor(cfg, issuer);
-  return out;
-}
-
-// Logs, counts and audits what KeysetManager found on the HSM.
-void ReportKeysetEvent(const keyset::KeysetEvent& e, audit::AuditLog* audit,
-                       Metrics* metrics) {
-  const char* event = "changed";
-  switch (e.kind) {
-    case keyset::KeysetEvent::Kind::kChanged:
-      spdlog::info("keyset {}: generation {} -> {} adopted from the HSM: {}",
-                   e.issuer, e.old_generation, e.new_generation, e.detail);
-      break;
-    case keyset::KeysetEvent::Kind::kRejected:
-      event = "rejected";
-      spdlog::error("keyset {}: REJECTED, not used or published: {}", e.issuer,
-                    e.detail);
-      break;
-    case keyset::KeysetEvent::Kind::kSwept:
-      event = "swept";
-      spdlog::warn("keyset {}: {}", e.issuer, e.detail);
-      break;
-    case keyset::KeysetEvent::Kind::kScheduled:
-      event = "scheduled";
-      spdlog::info("keyset {}: {}", e.issuer, e.detail);
-      break;
-  }
-  metrics->CountKeysetEvent(e.issuer, event);
-  audit::AuditRecord r;
-  r.caller = "tokensignd";
-  r.issuer = e.issuer;
-  r.kind = absl::StrCat("keyset.", event);
-  r.kid = e.kid;
-  r.outcome = e.kind == keyset::KeysetEvent::Kind::kRejected ? "denied"
-                                                               : "observed";
-  r.reason = absl::StrCat("generation ", e.old_generation, " -> ",
-                          e.new_generation, ": ", e.detail);
-  if (absl::Status st = audit->Append(r); !st.ok()) {
-    spdlog::error("audit: keyset event for {} not recorded: {}", e.issuer,
-                  std::string(st.message()));
-  }
-}
 
 }  // namespace
 
+// Everything the daemon owns, in construction order (destroyed in reverse:
+// the audit log closes after everything that writes to it).
 struct Daemon::Parts {
   DaemonOptions options;
   std::shared_ptr<hsm::Hsm> hsm;
   std::shared_ptr<hsm::provider::HsmKeyProvider> provider;
   std::unique_ptr<keyset::KeysetManager> keys;
-  std::unique_ptr<HsmAnchorStore> audit_anchors;  // outlives `audit`
-  std::string audit_instance;
-  std::string audit_jwks;  // this instance's audit keys
-  std::unique_ptr<audit::AuditLog> audit;
+  OpenedAudit audit;  // its anchors outlive its log
   std::unique_ptr<Metrics> metrics;
   std::unique_ptr<SigningCore> core;
   std::unique_ptr<WorkPool> pool;
@@ -142,123 +56,19 @@ struct Daemon::Parts {
   std::unique_ptr<KeyAdminService> admin_service;
   std::unique_ptr<AuditAdminService> audit_service;
   std::unique_ptr<grpc::Server> server;
+  // The io thread runs signals, the upkeep timers and the HTTP listener;
+  // nothing on it calls the HSM (SIGHUP's reload runs on the pool).
   boost::asio::io_context io;
   std::unique_ptr<HttpServer> http;
   std::unique_ptr<boost::asio::signal_set> signals;
-  std::unique_ptr<boost::asio::steady_timer> timer;
+  std::unique_ptr<KeysetUpkeep> upkeep;  // destroyed before `io`
   std::thread io_thread;
   std::promise<void> stop;
   std::once_flag stop_once;
-  // /readyz answers from the pool's state (Hsm::Healthy never blocks the io
-  // thread); while that state is unhealthy and no request comes (an unready
-  // daemon gets no traffic), this thread makes one pooled call per interval
-  // so sessions are re-established. A latched PIN failure stays unready.
-  std::thread hsm_probe;
-  std::mutex probe_mu;
-  std::condition_variable probe_cv;
-  bool probe_stop = false;
+  std::mutex reload_mu;
 
   ~Parts() {
-    StopProbe();  // before hsm and the rest go
     if (hsm) hsm->SetErrorObserver(nullptr);  // before metrics goes
-  }
-
-  void StopProbe() {
-    {
-      std::lock_guard<std::mutex> lock(probe_mu);
-      probe_stop = true;
-    }
-    probe_cv.notify_all();
-    if (hsm_probe.joinable()) hsm_probe.join();
-  }
-
-  // Also re-reads the keyset records every server.keyset_refresh_seconds, off
-  // the io thread (PKCS#11 calls may block), so a key another replica rotated
-  // in signs and is published here too.
-  void ProbeLoop() {
-    bool was_healthy = true;
-    bool refresh_failed = false;
-    bool tick_failed = false;
-    const auto refresh_every =
-        std::chrono::seconds(options.config.server.keyset_refresh_seconds);
-    auto next_refresh = std::chrono::steady_clock::now() + refresh_every;
-    auto next_sweep = std::chrono::steady_clock::now();
-    const std::chrono::seconds wake =
-        refresh_every.count() > 0
-            ? std::min<std::chrono::seconds>(kHsmProbeInterval, refresh_every)
-            : std::chrono::seconds(kHsmProbeInterval);
-    std::unique_lock<std::mutex> lock(probe_mu);
-    while (!probe_cv.wait_for(lock, wake, [this] { return probe_stop; })) {
-      if (hsm->Healthy()) {
-        if (!was_healthy) spdlog::info("hsm: sessions re-established");
-        was_healthy = true;
-        lock.unlock();
-        RunDueKeySteps(&tick_failed);
-        lock.lock();
-        if (refresh_every.count() > 0 &&
-            std::chrono::steady_clock::now() >= next_refresh) {
-          lock.unlock();
-          RefreshKeysets(&refresh_failed);
-          if (std::chrono::steady_clock::now() >= next_sweep) {
-            SweepOrphanKeys();
-            next_sweep = std::chrono::steady_clock::now() + kOrphanSweepInterval;
-          }
-          lock.lock();
-          next_refresh = std::chrono::steady_clock::now() + refresh_every;
-        }
-        continue;
-      }
-      lock.unlock();
-      // Any pooled call re-establishes a broken session (or re-initializes
-      // the module); a latched PIN failure returns at once.
-      absl::Status st = hsm->ListKeys().status();
-      lock.lock();
-      if (was_healthy && !st.ok())
-        spdlog::warn("hsm: not ready: {}", std::string(st.message()));
-      was_healthy = st.ok() && hsm->Healthy();
-    }
-  }
-  // Keys of this daemon's issuers that no keyset record names (a crash
-  // between generating a key and recording it, a destroy that failed after
-  // the record said "destroyed") are destroyed after kOrphanGrace.
-  void SweepOrphanKeys() {
-    absl::StatusOr<int> swept = keys->SweepOrphans(kOrphanGrace);
-    if (!swept.ok()) {
-      spdlog::warn("keysets: orphan sweep: {}",
-                   std::string(swept.status().message()));
-    }
-  }
-
-  // Planned activations, scheduled rotations and JWKS expiry (KeysetManager
-  // Tick); with several replicas the keyset record write picks one.
-  void RunDueKeySteps(bool* failed) {
-    absl::StatusOr<int> steps = keys->Tick();
-    if (!steps.ok()) {
-      if (!*failed)
-        spdlog::warn("keysets: scheduled step failed (retried): {}",
-                     std::string(steps.status().message()));
-      *failed = true;
-      return;
-    }
-    *failed = false;
-    if (*steps > 0) UpdateKeyAges();
-  }
-
-  void RefreshKeysets(bool* failed) {
-    absl::StatusOr<int> changed = keys->Refresh();
-    if (!changed.ok()) {
-      if (!*failed)
-        spdlog::warn("keysets: refresh failed, keeping the loaded ones: {}",
-                     std::string(changed.status().message()));
-      *failed = true;
-      return;
-    }
-    if (*failed) spdlog::info("keysets: refresh works again");
-    *failed = false;
-    if (*changed > 0) {
-      spdlog::info("keysets: {} issuer(s) changed on the HSM; reloaded", *changed);
-      UpdateKeyAges();
-    }
   }
 
   int grpc_port = 0;
@@ -267,38 +77,16 @@ struct Daemon::Parts {
   absl::Status ReadyStatus() {
     if (!hsm->Healthy())
       return absl::UnavailableError("hsm: no logged-in session");
-    if (absl::Status st = audit->health(); !st.ok()) return st;
+    if (absl::Status st = audit.log->health(); !st.ok()) return st;
     for (const std::string& issuer : IssuerNames(core->policy()->config)) {
       if (auto key = keys->ActiveKey(issuer); !key.ok()) return key.status();
     }
     return absl::OkStatus();
   }
 
-  void UpdateKeyAges() {
-    std::vector<KeyAge> ages;
-    int64_t now = absl::ToUnixSeconds(absl::Now());
-    for (const std::string& issuer : IssuerNames(core->policy()->config)) {
-      auto ks = keys->Keyset(issuer);
-      if (!ks.ok()) continue;
-      for (const keyset::KeyRecord& k : ks->keys) {
-        if (k.state == keyset::KeyState::kDestroyed) continue;
-        ages.push_back({issuer, k.kid, keyset::KeyStateName(k.state),
-                        static_cast<double>(now - k.created_at)});
-      }
-    }
-    metrics->SetKeyAges(ages);
-  }
-
-  void ArmTimer() {
-    timer->expires_after(kKeyAgeInterval);
-    timer->async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      UpdateKeyAges();
-      ArmTimer();
-    });
-  }
-
+  // SIGHUP, on a pool thread (it reads the HSM); one reload at a time.
   void Reload() {
+    std::lock_guard<std::mutex> lock(reload_mu);
     std::shared_ptr<const PolicySnapshot> next = core->policy();
     if (!options.config_path.empty()) {
       auto cfg = LoadConfigFile(options.config_path);
@@ -307,12 +95,15 @@ struct Daemon::Parts {
                       std::string(cfg.status().message()));
         return;
       }
-      // Listener mode, TLS, HSM and audit settings stay as started: a reload that
-      // turned on `insecure` must not make a live mTLS listener trust every peer.
-      std::vector<std::string> ignored = KeepRestartOnlySections(next->config, &*cfg);
+      // Listener mode, TLS, HSM and audit settings stay as started: a reload
+      // that turned on `insecure` must not make a live mTLS listener trust
+      // every peer.
+      std::vector<std::string> ignored =
+          KeepRestartOnlySections(next->config, &*cfg);
       if (!ignored.empty()) {
-        spdlog::warn("SIGHUP: changes to {} need a restart; keeping the running values",
-                     absl::StrJoin(ignored, ", "));
+        spdlog::warn(
+            "SIGHUP: changes to {} need a restart; keeping the running values",
+            absl::StrJoin(ignored, ", "));
       }
       next = std::make_shared<const PolicySnapshot>(std::move(*cfg));
     }
@@ -323,7 +114,7 @@ struct Daemon::Parts {
       return;
     }
     core->SetPolicy(next);
-    UpdateKeyAges();
+    upkeep->UpdateKeyAges();
     spdlog::info("SIGHUP: config and keysets reloaded ({} issuers)",
                  next->config.issuers.size());
   }
@@ -332,7 +123,8 @@ struct Daemon::Parts {
     signals->async_wait([this](const boost::system::error_code& ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        Reload();
+        if (!pool->Schedule([this] { Reload(); }))
+          spdlog::warn("SIGHUP: shutting down; not reloaded");
         WaitSignal();
         return;
       }
@@ -378,46 +170,10 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
     }
   }
 
-  audit::AuditLogOptions audit_opts;
-  audit_opts.path = cfg.audit.path;
-  audit_opts.durability = cfg.audit.durability;
-  if (cfg.audit.durability == audit::Durability::kNone) {
-    spdlog::warn(
-        "audit.durability = \"none\": tokens are released before their audit records "
-        "are on disk; a crash can lose records. Use only for benchmarks.");
-  }
-  audit_opts.rotate_bytes = cfg.audit.rotate_bytes;
-  if (cfg.audit.commit_linger_us >= 0)
-    audit_opts.commit_linger = absl::Microseconds(cfg.audit.commit_linger_us);
-  // Signed checkpoints, anchored in the HSM (issue 12).
-  p->audit_instance = cfg.audit.instance;
-  if (p->audit_instance.empty()) {
-    char host[256] = {};
-    if (::gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
-      return absl::FailedPreconditionError(
-          "audit.instance: empty and the host name is unavailable; set it");
-    }
-    p->audit_instance = host;
-  }
-  auto audit_key =
-      LoadAuditKey(*p->hsm,
-                   [prov = p->provider](std::string_view id) {
-                     return prov->PrivateKey(id);
-                   },
-                   p->audit_instance, cfg.audit.checkpoint_alg);
-  if (!audit_key.ok()) return audit_key.status();
-  p->audit_jwks = audit_key->jwks_json;
-  p->audit_anchors = std::make_unique<HsmAnchorStore>(p->hsm);
-  audit_opts.checkpoint_key = audit_key->current;
-  audit_opts.checkpoint_every_records = cfg.audit.checkpoint_every_records;
-  audit_opts.checkpoint_every =
-      absl::Seconds(cfg.audit.checkpoint_every_seconds);
-  audit_opts.instance = p->audit_instance;
-  audit_opts.anchors = p->audit_anchors.get();
-  auto audit = audit::AuditLog::Open(audit_opts);
+  auto audit = OpenAudit(cfg, p->hsm, p->provider);
   if (!audit.ok()) return audit.status();
-  p->audit = std::move(*audit);
-  if (absl::Status st = p->audit->health(); !st.ok()) {
+  p->audit = *std::move(audit);
+  if (absl::Status st = p->audit.log->health(); !st.ok()) {
     // Refused (lost, truncated, replaced or rewritten): the daemon runs, so a
     // custodian can acknowledge it (AuditAdmin.AcknowledgeAuditLoss), but
     // signs nothing and is not ready until then.
@@ -425,8 +181,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   } else {
     spdlog::info("audit: log {} of instance \"{}\", checkpoints signed by "
                  "audit key {}",
-                 p->audit->log_id(), p->audit_instance,
-                 audit_key->current->kid);
+                 p->audit.log->log_id(), p->audit.instance, p->audit.kid);
   }
 
   p->metrics = std::make_unique<Metrics>();
@@ -435,16 +190,16 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
       [m = p->metrics.get()](std::string_view function, unsigned long) {
         m->CountHsmError(function);
       });
-  // Keyset changes and rejections found on the HSM: logged, counted, audited
-  // (events of the first Load are handed over here, now that the log is open).
-  p->keys->SetObserver([audit = p->audit.get(),
-                        metrics = p->metrics.get()](
-                           const keyset::KeysetEvent& e) {
-    ReportKeysetEvent(e, audit, metrics);
-  });
   p->core = std::make_unique<SigningCore>(
       std::make_shared<const PolicySnapshot>(cfg), p->keys.get(),
-      p->audit.get(), p->metrics.get());
+      p->audit.log.get(), p->metrics.get());
+  // Keyset changes and rejections found on the HSM: logged, counted, audited
+  // (events of the first Load are handed over here, now that the log is open).
+  p->keys->SetObserver([decisions = &p->core->decisions(),
+                        metrics = p->metrics.get()](
+                           const keyset::KeysetEvent& e) {
+    ReportKeysetEvent(e, decisions, metrics);
+  });
   Metrics* metrics = p->metrics.get();
   p->pool = std::make_unique<WorkPool>(
       cfg.server.worker_threads, cfg.server.max_queue,
@@ -459,37 +214,17 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   p->admin_service =
       std::make_unique<KeyAdminService>(p->core.get(), p->pool.get(), metrics);
   p->audit_service = std::make_unique<AuditAdminService>(AuditAdminDeps{
-      p->core.get(), p->pool.get(), metrics, p->audit.get(),
-      p->audit_anchors.get(), p->hsm.get(), p->audit_instance, p->audit_jwks});
+      p->core.get(), p->pool.get(), metrics, p->audit.log.get(),
+      p->audit.anchors.get(), p->hsm.get(), p->audit.instance, p->audit.jwks});
 
   // gRPC: mTLS unless plaintext is both asked for and on loopback.
-  std::shared_ptr<grpc::ServerCredentials> creds;
-  bool plaintext = cfg.dev || cfg.server.insecure;
-  if (plaintext) {
-    if (!IsLoopbackAddress(cfg.server.grpc_listen)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("server.grpc_listen: plaintext (dev/insecure) needs a "
-                       "loopback address, got \"",
-                       cfg.server.grpc_listen, "\""));
-    }
-    creds = grpc::InsecureServerCredentials();
-  } else {
-    auto cert = ReadFile("server.tls_cert", cfg.server.tls_cert);
-    if (!cert.ok()) return cert.status();
-    auto key = ReadFile("server.tls_key", cfg.server.tls_key);
-    if (!key.ok()) return key.status();
-    auto ca = ReadFile("server.client_ca", cfg.server.client_ca);
-    if (!ca.ok()) return ca.status();
-    grpc::SslServerCredentialsOptions ssl(
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_root_certs = *ca;
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
-    creds = grpc::SslServerCredentials(ssl);
-  }
+  bool plaintext = false;
+  auto creds = GrpcServerCredentials(cfg, &plaintext);
+  if (!creds.ok()) return creds.status();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(cfg.server.grpc_listen, creds, &p->grpc_port);
+  builder.AddListeningPort(cfg.server.grpc_listen, *creds, &p->grpc_port);
   builder.RegisterService(p->signer_service.get());
   builder.RegisterService(p->admin_service.get());
   builder.RegisterService(p->audit_service.get());
@@ -511,13 +246,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
       return parts->keys->Jwks(issuer);
     };
     handlers.audit_jwks = [parts]() -> absl::StatusOr<std::string> {
-      return parts->audit_jwks;
+      return parts->audit.jwks;
     };
     handlers.ready = [parts] { return parts->ReadyStatus(); };
     handlers.metrics = [parts] {
-      audit::AuditLogStats st = parts->audit->stats();
+      audit::AuditLogStats st = parts->audit.log->stats();
       parts->metrics->SetAudit({st.records, st.commits, st.lingered, st.bytes,
-                                st.rotations, parts->audit->health().ok(),
+                                st.rotations, parts->audit.log->health().ok(),
                                 st.checkpoints, st.checkpoint_errors,
                                 st.anchor_writes});
       return parts->metrics->Serialize();
@@ -541,11 +276,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   p->signals =
       std::make_unique<boost::asio::signal_set>(p->io, SIGTERM, SIGINT, SIGHUP);
   p->WaitSignal();
-  p->timer = std::make_unique<boost::asio::steady_timer>(p->io);
-  p->UpdateKeyAges();
-  p->ArmTimer();
+  p->upkeep = std::make_unique<KeysetUpkeep>(
+      p->io,
+      KeysetUpkeep::Deps{p->hsm.get(), p->keys.get(), p->core.get(), metrics,
+                         p->pool.get()},
+      std::chrono::seconds(cfg.server.keyset_refresh_seconds));
+  p->upkeep->Start();
   p->io_thread = std::thread([parts] { parts->io.run(); });
-  p->hsm_probe = std::thread([parts] { parts->ProbeLoop(); });
 
   if (!p->options.pid_file.empty()) {
     if (absl::Status st =
@@ -573,6 +310,7 @@ Daemon::Daemon(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
 
 Daemon::~Daemon() {
   Parts& p = *parts_;
+  if (p.upkeep) p.upkeep->Stop();  // no new rounds; the pool drains the last
   if (p.server)
     p.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   if (p.pool) p.pool->Drain();
@@ -581,8 +319,6 @@ Daemon::~Daemon() {
   if (p.core) p.core->WaitIdle();
   if (p.http) p.http->Stop();
   if (p.signals) p.signals->cancel();
-  if (p.timer) p.timer->cancel();
-  p.StopProbe();
   p.io.stop();
   if (p.io_thread.joinable()) p.io_thread.join();
   if (!p.options.pid_file.empty()) std::remove(p.options.pid_file.c_str());
@@ -591,6 +327,7 @@ Daemon::~Daemon() {
 int Daemon::Run() {
   parts_->stop.get_future().wait();
   Parts& p = *parts_;
+  p.upkeep->Stop();
   // Drain first: the pool refuses new work (UNAVAILABLE) and finishes every
   // accepted task. A signing task hands its audit record to the audit log and
   // the request replies from the audit writer thread once the record is
@@ -603,7 +340,7 @@ int Daemon::Run() {
   p.server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::milliseconds(200));
   p.server->Wait();
-  audit::AuditLogStats stats = p.audit->stats();
+  audit::AuditLogStats stats = p.audit.log->stats();
   spdlog::info("stopped: {} audit records durable in {} commits", stats.records,
                stats.commits);
   return 0;

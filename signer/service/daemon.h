@@ -15,6 +15,11 @@
 //   records are durable), drain the pool, close the audit log and return 0.
 //   SIGHUP re-reads the config file (if any) and the keyset records, and swaps
 //   the policy atomically; a bad config is logged and the old one kept.
+// - daemon.cc only wires the parts: daemon_setup.h builds the listener
+//   credentials and the audit log, keyset_upkeep.h runs the HSM probe, keyset
+//   Tick/Refresh and the orphan sweep on Asio timers. One io thread runs the
+//   signals, those timers and the HTTP listener and never calls the HSM: HSM
+//   work (upkeep rounds, the SIGHUP reload) runs on the WorkPool.
 // Thread-safety: Start, then Run from one thread.
 #ifndef TOKENSIGN_SIGNER_SERVICE_DAEMON_H_
 #define TOKENSIGN_SIGNER_SERVICE_DAEMON_H_

@@ -42,6 +42,12 @@ bool WorkPool::TrySubmitAll(std::vector<std::function<void()>> tasks) {
   return true;
 }
 
+bool WorkPool::Schedule(std::function<void()> task) {
+  if (stopped_.load(std::memory_order_acquire)) return false;
+  boost::asio::post(pool_, std::move(task));
+  return true;
+}
+
 // The caller has already counted the task in depth_.
 void WorkPool::Post(std::function<void()> task) {
   if (on_depth_) on_depth_(+1);

@@ -13,8 +13,8 @@
 // and stops the threads; TrySubmit after Drain returns false. An optional test
 // hook (TOKENSIGN_TEST_WORK_DELAY_MS, read by the daemon) delays each task.
 //
-// Thread-safety: TrySubmit, TrySubmitAll, depth and Drain are safe from any
-// thread.
+// Thread-safety: TrySubmit, TrySubmitAll, Schedule, depth and Drain are safe
+// from any thread.
 #ifndef TOKENSIGN_SIGNER_SERVICE_WORK_POOL_H_
 #define TOKENSIGN_SIGNER_SERVICE_WORK_POOL_H_
 
@@ -39,6 +39,12 @@ class WorkPool {
 
   bool TrySubmit(std::function<void()> task);
   bool TrySubmitAll(std::vector<std::function<void()>> tasks);
+  // Runs the daemon's own periodic work (HSM probe, keyset refresh) on the
+  // same threads, outside the admission bound: not counted against
+  // max_queue (a round never refuses a caller, and callers never starve a
+  // round), not delayed by the test hook. Its caller keeps at most one such
+  // task queued. False once Drain() has begun.
+  bool Schedule(std::function<void()> task);
   int depth() const { return depth_.load(std::memory_order_relaxed); }
   int threads() const { return threads_; }
   int max_queue() const { return max_queue_; }
