@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "crypto/openssl_error.h"
+#include "crypto/str_cat.h"
 #include "hsm/module.h"
 #include "hsm/pkcs11_call.h"
 #include "hsm/provider/provider_internal.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm::provider {
 namespace {

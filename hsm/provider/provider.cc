@@ -12,9 +12,9 @@
 #include <set>
 
 #include "crypto/openssl_error.h"
+#include "crypto/str_cat.h"
 #include "hsm/pin.h"
 #include "hsm/provider/provider_internal.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm::provider {
 namespace {

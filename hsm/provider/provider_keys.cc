@@ -6,8 +6,8 @@
 
 #include "crypto/openssl_error.h"
 #include "crypto/ssl_ptr.h"
+#include "crypto/str_cat.h"
 #include "hsm/provider/provider_internal.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm::provider {
 

@@ -21,8 +21,8 @@
 
 #include "crypto/algorithm.h"
 #include "crypto/ecdsa_encoding.h"
+#include "crypto/str_cat.h"
 #include "hsm/provider/provider_internal.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm::provider {
 namespace {

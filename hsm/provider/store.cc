@@ -14,7 +14,7 @@
 #include <openssl/params.h>
 #include <openssl/x509.h>
 
-#include "hsm/strcat.h"
+#include "crypto/str_cat.h"
 #include "hsm/provider/provider_internal.h"
 
 namespace tokensign::hsm::provider {
