@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/algorithm.h"
 #include "signer/audit/audit_format.h"
+#include "signer/audit/checkpoint_keys.h"
 #include "signer/token/jwk.h"
 #include "signer/token/jws.h"
 
@@ -155,8 +156,24 @@ absl::StatusOr<CheckpointPayload> ParseCheckpointPayload(
 
 absl::StatusOr<std::string> SignCheckpoint(const CheckpointKey& key,
                                            const CheckpointPayload& payload) {
-  return token::SignCompact(key.key.get(), key.alg, key.kid, kCheckpointTyp,
-                            FormatCheckpointPayload(payload));
+  absl::StatusOr<std::string> jws =
+      token::SignCompact(key.key.get(), key.alg, key.kid, kCheckpointTyp,
+                         FormatCheckpointPayload(payload));
+  if (!jws.ok()) return jws;
+  // Checkpoints are rare (seconds apart): the public key is read from the
+  // JWK each time rather than kept beside the signing key.
+  absl::StatusOr<crypto::UniquePkey> pub =
+      PublicKeyFromJwk(nlohmann::json::parse(key.public_jwk, nullptr, false));
+  if (!pub.ok()) return pub.status();
+  absl::StatusOr<nlohmann::json> verified = token::VerifyCompact(
+      *jws, pub->get(), {key.alg, key.kid, kCheckpointTyp});
+  if (!verified.ok()) {
+    return absl::InternalError(absl::StrCat(
+        "audit checkpoint: the signature from the audit key does not verify "
+        "with its public key (not written): ",
+        verified.status().message()));
+  }
+  return jws;
 }
 
 std::string FormatCheckpointBody(std::string_view jws,

@@ -94,7 +94,10 @@ std::string FormatCheckpointPayload(const CheckpointPayload& payload);
 absl::StatusOr<CheckpointPayload> ParseCheckpointPayload(
     const nlohmann::json& payload);
 
-// The compact JWS of a checkpoint (one signature with `key`).
+// The compact JWS of a checkpoint (one signature with `key`), verified with
+// the public key of key.public_jwk before it is returned (Internal if it does
+// not verify: an HSM fault must not put a signature into the log that verify
+// would call BROKEN).
 absl::StatusOr<std::string> SignCheckpoint(const CheckpointKey& key,
                                            const CheckpointPayload& payload);
 
