@@ -138,6 +138,32 @@ absl::Status Malformed(const Finding& f, const Descriptor* type) {
                    " (not a valid ", type->full_name(), ")"));
 }
 
+// proto3 enums are open: the parser keeps any int32 as the field's value. A
+// value the request's enum does not define is refused here, naming the field,
+// so no handler maps it to a default (RotateKey's mode 7 once became a
+// planned rotation). Top-level singular enum fields only: the requests have
+// no others.
+absl::Status CheckEnums(const Message& msg) {
+  const Descriptor* d = msg.GetDescriptor();
+  const google::protobuf::Reflection* r = msg.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* fd = d->field(i);
+    if (fd->type() != FieldDescriptor::TYPE_ENUM || fd->is_repeated()) continue;
+    const int value = r->GetEnumValue(msg, fd);
+    const google::protobuf::EnumDescriptor* e = fd->enum_type();
+    if (e->FindValueByNumber(value) != nullptr) continue;
+    std::string allowed;
+    for (int v = 0; v < e->value_count(); ++v) {
+      if (e->value(v)->number() == 0) continue;  // the unset value
+      absl::StrAppend(&allowed, allowed.empty() ? "" : ", ", e->value(v)->name());
+    }
+    return absl::InvalidArgumentError(absl::StrCat(fd->name(), ": ", value,
+                                                   " is not a ", e->name(),
+                                                   " (allowed: ", allowed, ")"));
+  }
+  return absl::OkStatus();
+}
+
 // Parses `raw` like gRPC's generated handler (same reader, same limits).
 bool FastParse(const grpc::ByteBuffer& raw, Message* out) {
   grpc::ByteBuffer copy(raw);  // ProtoBufferReader wants a mutable buffer
@@ -168,7 +194,7 @@ absl::Status ParseRequest(const grpc::ByteBuffer& raw, Message* out) {
     out->Clear();
     return Malformed({"", "no message received"}, out->GetDescriptor());
   }
-  if (FastParse(raw, out)) return absl::OkStatus();
+  if (FastParse(raw, out)) return CheckEnums(*out);
   return DiagnoseMalformed(Flatten(raw), out);
 }
 

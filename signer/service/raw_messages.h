@@ -16,6 +16,9 @@
 //   google.protobuf type (Struct, Value, ...) is named by the request field
 //   that holds it. `out` then holds only the request's top-level singular
 //   string fields that are valid UTF-8 (e.g. `issuer`, for the audit record).
+//   A request that parses but sets an enum field to a value its enum does not
+//   define (proto3 enums are open) is refused too, `out` kept whole:
+//   "mode: 7 is not a RotationMode (allowed: PLANNED, EMERGENCY)".
 // - ParseBatch parses a SignTokensRequest. When the whole message parses, the
 //   item statuses are all OK. When it does not, each item is parsed on its own
 //   (one bad item never fails the others): a bad item's status is its

@@ -168,6 +168,47 @@ TEST(RawMessagesTest, BadBatchItemFailsAlone) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// proto3 enums are open: a value the enum does not define parses, and must
+// still be refused, naming the field (RotateKey's mode 7 once became a planned
+// rotation); the request is kept for the audit record.
+TEST(RawMessagesTest, RefusesEnumValuesTheEnumDoesNotDefine) {
+  v1::RotateKeyRequest rotate;
+  rotate.set_issuer("dev");
+  const std::string wire = rotate.SerializeAsString();
+  v1::RotateKeyRequest out;
+  absl::Status st = ParseRequest(Buffer(wire + "\x18\x07"), &out);  // mode 7
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(),
+            "mode: 7 is not a RotationMode (allowed: PLANNED, EMERGENCY)");
+  EXPECT_EQ(out.issuer(), "dev");
+  // -2 (ten varint bytes on the wire).
+  st = ParseRequest(Buffer(wire + "\x18" + Varint(static_cast<uint64_t>(-2))),
+                    &out);
+  EXPECT_EQ(st.message(),
+            "mode: -2 is not a RotationMode (allowed: PLANNED, EMERGENCY)");
+  // Defined values, the unset one included, are accepted.
+  for (int mode = 0; mode <= 2; ++mode) {
+    rotate.set_mode(static_cast<v1::RotationMode>(mode));
+    EXPECT_TRUE(ParseRequest(Buffer(rotate.SerializeAsString()), &out).ok());
+    EXPECT_EQ(out.mode(), mode);
+  }
+  v1::SignTokenRequest sign = Request();
+  sign.clear_kind();
+  v1::SignTokenRequest sign_out;
+  st = ParseRequest(Buffer(sign.SerializeAsString() + "\x10\x07"), &sign_out);
+  EXPECT_EQ(st.message(),
+            "kind: 7 is not a TokenKind (allowed: ACCESS_TOKEN, "
+            "TRANSACTION_TOKEN)");
+  v1::ExchangeTokenRequest exchange;
+  exchange.set_issuer("dev");
+  v1::ExchangeTokenRequest exchange_out;
+  st = ParseRequest(Buffer(exchange.SerializeAsString() + "\x18\x09"),
+                    &exchange_out);
+  EXPECT_EQ(st.message(),
+            "kind: 9 is not a TokenKind (allowed: ACCESS_TOKEN, "
+            "TRANSACTION_TOKEN)");
+}
+
 TEST(RawMessagesTest, ResponsesRoundTrip) {
   v1::SignTokenResponse resp;
   resp.set_token(std::string(5000, 'x'));  // larger than one inlined slice
