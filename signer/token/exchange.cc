@@ -1,6 +1,7 @@
 #include "signer/token/exchange.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -135,10 +136,15 @@ absl::Status DeriveTtl(const IssuerPolicy& policy, const VerifiedParent& parent,
                      " has passed (now ", t, "); nothing left to delegate"));
   }
   if (req.ttl_seconds > left) {
+    // t + ttl_seconds overflows int64 for a ttl near INT64_MAX (undefined
+    // behaviour, and a wrapped, negative end in the message).
+    const bool fits = req.ttl_seconds <= std::numeric_limits<int64_t>::max() - t;
     return absl::PermissionDeniedError(absl::StrCat(
-        "exp: ttl_seconds ", req.ttl_seconds, " would end at ",
-        t + req.ttl_seconds, ", beyond the subject token's exp ", parent.exp,
-        "; at most ", left, " s, or 0 for the default cut to it"));
+        "exp: ttl_seconds ", req.ttl_seconds, " would end ",
+        fits ? absl::StrCat("at ", t + req.ttl_seconds)
+             : std::string("past the largest time int64 seconds hold"),
+        ", beyond the subject token's exp ", parent.exp, "; at most ", left,
+        " s, or 0 for the default cut to it"));
   }
   child->ttl_seconds = req.ttl_seconds;
   if (child->ttl_seconds == 0) {

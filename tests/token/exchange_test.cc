@@ -297,6 +297,12 @@ TEST(Exchange, EachRefusalNamesItsRule) {
   x = {};
   x.ttl_seconds = 3601;
   expect(parent, x, "exp: ttl_seconds 3601 would end at");
+  // A ttl near INT64_MAX: refused without overflowing now + ttl (UB; the
+  // message once gave a negative end).
+  x.ttl_seconds = std::numeric_limits<int64_t>::max();
+  expect(parent, x,
+         "exp: ttl_seconds 9223372036854775807 would end past the largest "
+         "time int64 seconds hold, beyond the subject token's exp");
   x.ttl_seconds = 0;
   absl::StatusOr<Exchanged> e = Exchange(f.policy, f.key, parent, x,
                                          kNow + absl::Seconds(3500));
