@@ -110,12 +110,25 @@ google::protobuf::Timestamp Seconds(int64_t s) {
   return t;
 }
 
+// A status message travels in a trailer, and gRPC clients refuse metadata
+// beyond 8 KiB by default: a longer message (one that quotes a huge request
+// value, e.g. a 1 MiB issuer name) turned the answer into the client's own
+// RESOURCE_EXHAUSTED "received initial metadata size exceeds limit". Messages
+// are cut to kMaxStatusMessageBytes on a UTF-8 boundary, saying so.
+std::string BoundedMessage(absl::string_view m) {
+  if (m.size() <= kMaxStatusMessageBytes) return std::string(m);
+  size_t cut = kMaxStatusMessageBytes;
+  while (cut > 0 && (static_cast<unsigned char>(m[cut]) & 0xC0) == 0x80) --cut;
+  return absl::StrCat(m.substr(0, cut), "... (message of ", m.size(),
+                      " bytes cut)");
+}
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+                      BoundedMessage(status.message()));
 }
 
 std::string IdentityFromCertificate(const std::string& pem) {
@@ -285,7 +298,7 @@ token::StatusListRequest ToStatusListRequest(
 
 void ToItemError(const absl::Status& status, v1::ItemError* out) {
   out->set_code(static_cast<int32_t>(status.code()));
-  out->set_message(std::string(status.message()));
+  out->set_message(BoundedMessage(status.message()));
   out->set_field(FieldOf(std::string(status.message())));
 }
 

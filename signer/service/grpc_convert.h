@@ -4,7 +4,9 @@
 //
 // Contract:
 // - ToGrpcStatus keeps the code (absl and gRPC codes share their numbering) and
-// message.
+//   the message, cut to kMaxStatusMessageBytes (on a UTF-8 boundary, marked):
+//   it travels in a trailer, and a client refuses one beyond 8 KiB with its
+//   own RESOURCE_EXHAUSTED. ToItemError cuts its message likewise.
 // - CallerIdentity: in dev mode "dev"; on an insecure (plaintext loopback)
 //   listener "loopback" (config may grant that id roles like any other caller);
 //   otherwise IdentityFromCertificate of the verified client certificate; ""
@@ -39,6 +41,9 @@
 #include "tokensign/v1/tokensign.pb.h"
 
 namespace tokensign::service {
+
+// The longest status message sent to a client (ToGrpcStatus, ToItemError).
+inline constexpr size_t kMaxStatusMessageBytes = 1024;
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
