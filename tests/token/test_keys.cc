@@ -17,13 +17,6 @@
 namespace tokensign::token::testing {
 namespace {
 
-struct ParamBldDeleter {
-  void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
-};
-struct ParamDeleter {
-  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
-};
-
 crypto::UniqueBn Bn(const nlohmann::json& jwk, const char* name) {
   std::string bytes = B64(jwk.at(name).get<std::string>());
   return crypto::UniqueBn(
@@ -82,7 +75,7 @@ crypto::UniquePkey KeyFromJwk(const nlohmann::json& jwk) {
         reinterpret_cast<const unsigned char*>(x.data()), x.size()));
   }
   if (kty != "RSA") return nullptr;
-  std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> bld(OSSL_PARAM_BLD_new());
+  crypto::SslPtr<OSSL_PARAM_BLD> bld(OSSL_PARAM_BLD_new());
   std::vector<crypto::UniqueBn> keep;
   const bool priv = jwk.contains("d");
   const std::vector<std::pair<const char*, const char*>> members = {
@@ -99,7 +92,7 @@ crypto::UniquePkey KeyFromJwk(const nlohmann::json& jwk) {
     keep.push_back(Bn(jwk, member));
     OSSL_PARAM_BLD_push_BN(bld.get(), param, keep.back().get());
   }
-  std::unique_ptr<OSSL_PARAM, ParamDeleter> params(
+  crypto::SslPtr<OSSL_PARAM> params(
       OSSL_PARAM_BLD_to_param(bld.get()));
   crypto::UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
   EVP_PKEY* out = nullptr;
