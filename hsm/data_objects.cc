@@ -202,6 +202,51 @@ absl::StatusOr<int> DataStore::CountPublic(std::string_view name) {
       });
 }
 
+absl::StatusOr<DataScan> DataStore::Scan(std::string_view prefix) {
+  return recovery_.Run(
+      Policy("ScanData", prefix),
+      [&](SessionPool::Lease& lease, uint64_t) -> absl::StatusOr<DataScan> {
+        const P11& p11 = pool_->p11();
+        CK_OBJECT_CLASS cls = CKO_DATA;
+        CK_BBOOL yes = CK_TRUE;
+        absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found = FindObjects(
+            p11, lease.session(),
+            {Attr(CKA_CLASS, &cls), Attr(CKA_TOKEN, &yes),
+             Attr(CKA_APPLICATION, kApplication)});
+        if (!found.ok()) return found.status();
+        std::sort(found->begin(), found->end());
+        DataScan scan;
+        for (CK_OBJECT_HANDLE handle : *found) {
+          // Read back, as FindRecords does: the template is not trusted.
+          absl::StatusOr<std::string> label =
+              GetAttribute(p11, lease.session(), handle, CKA_LABEL);
+          absl::StatusOr<bool> priv =
+              label.ok() ? GetBoolAttribute(p11, lease.session(), handle,
+                                            CKA_PRIVATE)
+                         : label.status();
+          absl::StatusOr<bool> token =
+              priv.ok() ? GetBoolAttribute(p11, lease.session(), handle,
+                                           CKA_TOKEN)
+                        : priv.status();
+          if (!token.ok()) {
+            if (Vanished(token.status())) continue;
+            return token.status();
+          }
+          if (label->compare(0, prefix.size(), prefix) != 0) continue;
+          if (!*priv || !*token) {
+            ++scan.public_counts[*label];
+            continue;
+          }
+          absl::StatusOr<std::string> value =
+              GetAttribute(p11, lease.session(), handle, CKA_VALUE);
+          if (!value.ok() && Vanished(value.status())) continue;
+          if (!value.ok()) return value.status();
+          scan.values[*label].push_back(*std::move(value));
+        }
+        return scan;
+      });
+}
+
 absl::StatusOr<std::optional<std::string>> DataStore::Get(
     std::string_view name) {
   absl::StatusOr<std::vector<std::string>> all = GetAll(name);

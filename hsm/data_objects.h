@@ -27,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "hsm/hsm_types.h"
 #include "hsm/recovery.h"
 #include "hsm/session_pool.h"
 
@@ -49,6 +50,11 @@ class DataStore {
   // Public (CKA_PRIVATE false) look-alikes of the record: planted without the
   // PIN, never trusted.
   absl::StatusOr<int> CountPublic(std::string_view name);
+  // Every record whose name starts with `prefix`, in ONE object search (a
+  // search per name is linear in the token's objects, so reading N records
+  // one by one is quadratic): the private records' values by name, and how
+  // many public look-alikes each name has.
+  absl::StatusOr<DataScan> Scan(std::string_view prefix);
 
  private:
   absl::Status Create(std::string_view name, std::string_view value,

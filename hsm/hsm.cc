@@ -180,6 +180,10 @@ absl::StatusOr<int> Hsm::CountPublicData(std::string_view name) {
   return impl_->data().CountPublic(name);
 }
 
+absl::StatusOr<DataScan> Hsm::ScanData(std::string_view prefix) {
+  return impl_->data().Scan(prefix);
+}
+
 void Hsm::SetErrorObserver(HsmErrorObserver observer) {
   impl_->module().errors().Set(std::move(observer));
 }

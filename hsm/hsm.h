@@ -87,6 +87,9 @@ class Hsm {
   absl::Status AddData(std::string_view name, std::string_view value);
   absl::Status RemoveData(std::string_view name, std::string_view value);
   absl::StatusOr<int> CountPublicData(std::string_view name);
+  // Every record whose name starts with `prefix` (private values by name,
+  // public look-alike counts by name) in one object search.
+  absl::StatusOr<DataScan> ScanData(std::string_view prefix);
 
   // Reports every failing PKCS#11 call of this Hsm to `observer` (metrics);
   // replaces the previous one, nullptr clears it. Thread-safe; clear it

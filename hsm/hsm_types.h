@@ -7,6 +7,7 @@
 #define TOKENSIGN_HSM_HSM_TYPES_H_
 
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -62,6 +63,13 @@ struct KeyAttributes {
 // the calling thread: must be thread-safe and quick.
 using HsmErrorObserver =
     std::function<void(std::string_view function, unsigned long rv)>;
+
+// What DataStore::Scan found: private records by name (normally one value
+// each) and the count of public look-alikes by name (never trusted).
+struct DataScan {
+  std::map<std::string, std::vector<std::string>> values;
+  std::map<std::string, int> public_counts;
+};
 
 }  // namespace tokensign::hsm
 

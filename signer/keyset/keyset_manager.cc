@@ -127,7 +127,8 @@ void KeysetManager::Swap(const std::string& issuer, StatePtr state) {
 }
 
 absl::Status KeysetManager::ReloadIssuer(const std::string& issuer,
-                                         StatePtr current, bool* changed) {
+                                         StatePtr current, bool* changed,
+                                         const IssuerRecords* read) {
   *changed = false;
   const int64_t old_generation =
       current != nullptr ? current->record.generation : 0;
@@ -137,8 +138,16 @@ absl::Status KeysetManager::ReloadIssuer(const std::string& issuer,
             new_generation, "", std::move(detail)},
            topic);
   };
-  auto lookalikes = records_.PublicLookalikes(issuer);
-  if (!lookalikes.ok()) return lookalikes.status();
+  // Read here unless Load/Refresh read every issuer in one search.
+  IssuerRecords own;
+  if (read == nullptr) {
+    auto lookalikes = records_.PublicLookalikes(issuer);
+    if (!lookalikes.ok()) return lookalikes.status();
+    own.lookalikes = *lookalikes;
+    own.current = records_.Read(issuer);
+    read = &own;
+  }
+  const int* lookalikes = &read->lookalikes;
   if (*lookalikes > 0) {
     rejected(absl::StrCat(*lookalikes, " public object(s) named ",
                           KeysetObjectName(issuer),
@@ -146,7 +155,7 @@ absl::Status KeysetManager::ReloadIssuer(const std::string& issuer,
                           "were created without the PIN"),
              old_generation, "lookalike");
   }
-  auto rec = records_.Read(issuer);
+  absl::StatusOr<KeysetRecord> rec = read->current;
   if (!rec.ok()) {
     if (absl::IsUnavailable(rec.status())) return rec.status();
     rejected(std::string(rec.status().message()), old_generation);
@@ -201,6 +210,8 @@ absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
     std::lock_guard admin(admin_mu_);
     // Issuers already loaded keep serving while they are re-read (a SIGHUP
     // never leaves a moment without them); the others are dropped at the end.
+    // Every record is read in one search of the token.
+    auto read = records_.ReadEvery(issuers);
     for (const std::string& issuer : issuers) {
       StatePtr current;
       {
@@ -209,7 +220,9 @@ absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
           current = it->second;
       }
       bool changed = false;
-      absl::Status st = ReloadIssuer(issuer, current, &changed);
+      absl::Status st =
+          read.ok() ? ReloadIssuer(issuer, current, &changed, &read->at(issuer))
+                    : read.status();
       if (!st.ok() && current == nullptr) {
         // First load and the HSM could not be read: the issuer exists but
         // cannot sign until a refresh succeeds.
@@ -238,7 +251,12 @@ absl::StatusOr<int> KeysetManager::Refresh() {
       std::shared_lock lock(mu_);
       current.assign(issuers_.begin(), issuers_.end());
     }
+    std::vector<std::string> names;
+    for (const auto& entry : current) names.push_back(entry.first);
+    auto read = records_.ReadEvery(names);  // one search for all issuers
+    if (!read.ok()) first_error = read.status();
     for (const auto& [issuer, state] : current) {
+      if (!read.ok()) break;
       // A state that never loaded (HSM unreadable at start) counts as none.
       StatePtr base = state;
       if (base->record.generation == 0 && base->record.keys.empty() &&
@@ -246,7 +264,7 @@ absl::StatusOr<int> KeysetManager::Refresh() {
         base = nullptr;
       }
       bool changed = false;
-      absl::Status st = ReloadIssuer(issuer, base, &changed);
+      absl::Status st = ReloadIssuer(issuer, base, &changed, &read->at(issuer));
       if (!st.ok() && first_error.ok()) first_error = st;
       if (changed) ++changed_count;
     }

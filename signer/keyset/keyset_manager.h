@@ -222,11 +222,13 @@ class KeysetManager {
   StatePtr UnavailableState(std::string_view issuer,
                             const absl::Status& why) const;
   absl::StatusOr<StatePtr> State(std::string_view issuer) const;
-  // Reads the issuer's record, builds it and swaps it in when it checks out
-  // (see the class comment); reports changes and rejections. Caller holds
-  // admin_mu_. `current` is the state in use (nullptr: first load).
+  // Reads the issuer's record (or takes `read`, what ReadEvery found), builds
+  // it and swaps it in when it checks out (see the class comment); reports
+  // changes and rejections. Caller holds admin_mu_. `current` is the state in
+  // use (nullptr: first load).
   absl::Status ReloadIssuer(const std::string& issuer, StatePtr current,
-                            bool* changed);
+                            bool* changed,
+                            const IssuerRecords* read = nullptr);
   // Writes `next` (derived from the state in use, `base`) and swaps in its
   // state. Aborted when another writer got there first (their record is
   // adopted). Caller holds admin_mu_.

@@ -23,13 +23,11 @@ std::string RandomWriterId() {
       absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
-absl::StatusOr<std::vector<KeysetRecord>> RecordStore::ReadAll(
-    std::string_view issuer, std::vector<std::string>* texts) const {
+absl::StatusOr<std::vector<KeysetRecord>> RecordStore::ParseAll(
+    std::string_view issuer, const std::vector<std::string>& texts) {
   std::string what = absl::StrCat("keyset ", AbslView(issuer));
-  auto data = hsm_->GetAllData(KeysetObjectName(issuer));
-  if (!data.ok()) return Prefix(data.status(), what);
   std::vector<KeysetRecord> records;
-  for (const std::string& text : *data) {
+  for (const std::string& text : texts) {
     auto rec = ParseKeysetRecord(text);
     if (!rec.ok()) {
       return absl::DataLossError(absl::StrCat(what, ": ", rec.status().message()));
@@ -40,17 +38,55 @@ absl::StatusOr<std::vector<KeysetRecord>> RecordStore::ReadAll(
     }
     records.push_back(*std::move(rec));
   }
-  if (texts != nullptr) *texts = *std::move(data);
   return records;
 }
 
-absl::StatusOr<KeysetRecord> RecordStore::Read(std::string_view issuer) const {
-  auto records = ReadAll(issuer, nullptr);
+absl::StatusOr<std::vector<KeysetRecord>> RecordStore::ReadAll(
+    std::string_view issuer, std::vector<std::string>* texts) const {
+  auto data = hsm_->GetAllData(KeysetObjectName(issuer));
+  if (!data.ok()) {
+    return Prefix(data.status(), absl::StrCat("keyset ", AbslView(issuer)));
+  }
+  auto records = ParseAll(issuer, *data);
+  if (records.ok() && texts != nullptr) *texts = *std::move(data);
+  return records;
+}
+
+namespace {
+
+// The current record among the copies (an empty one when there is none).
+absl::StatusOr<KeysetRecord> CurrentOf(
+    std::string_view issuer,
+    const absl::StatusOr<std::vector<KeysetRecord>>& records) {
   if (!records.ok()) return records.status();
   if (const KeysetRecord* current = CurrentRecord(*records)) return *current;
   KeysetRecord empty;
   empty.issuer = std::string(issuer);
   return empty;
+}
+
+}  // namespace
+
+absl::StatusOr<KeysetRecord> RecordStore::Read(std::string_view issuer) const {
+  return CurrentOf(issuer, ReadAll(issuer, nullptr));
+}
+
+absl::StatusOr<std::map<std::string, IssuerRecords>> RecordStore::ReadEvery(
+    const std::vector<std::string>& issuers) const {
+  auto scan = hsm_->ScanData(KeysetObjectName(""));
+  if (!scan.ok()) return Prefix(scan.status(), "keyset records");
+  std::map<std::string, IssuerRecords> out;
+  for (const std::string& issuer : issuers) {
+    const std::string name = KeysetObjectName(issuer);
+    auto values = scan->values.find(name);
+    static const std::vector<std::string> kNone;
+    out[issuer].current = CurrentOf(
+        issuer,
+        ParseAll(issuer, values != scan->values.end() ? values->second : kNone));
+    if (auto it = scan->public_counts.find(name); it != scan->public_counts.end())
+      out[issuer].lookalikes = it->second;
+  }
+  return out;
 }
 
 absl::StatusOr<int> RecordStore::PublicLookalikes(
