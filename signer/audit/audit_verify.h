@@ -85,6 +85,10 @@ struct VerifyReport {
   std::string instance;  // daemon instance (genesis or checkpoints)
   std::optional<CheckpointRef> last_checkpoint;
   std::optional<CheckpointRef> last_checkpoint_prev;  // the one it names
+  // Every valid checkpoint of the last segment, oldest first (each names the
+  // one before it): an anchor the HSM holds that is one of them, older than
+  // the newest, means anchor writes lag behind a running daemon.
+  std::vector<CheckpointRef> segment_checkpoints;
   std::string last_checkpoint_file;
   int64_t last_checkpoint_line = 0;
   bool last_checkpoint_final = false;  // written at clean shutdown

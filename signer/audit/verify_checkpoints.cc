@@ -14,6 +14,7 @@ void CheckpointTracker::StartSegment(const std::string& log_id,
   anchored_seq_ = -1;
   last_.reset();
   last_prev_.reset();
+  segment_checkpoints_.clear();
   after_final_ = false;
 }
 
@@ -98,6 +99,7 @@ std::optional<std::pair<BreakKind, std::string>> CheckpointTracker::OnLine(
     anchored_seq_ = payload->seq;
     ++checkpoints_;
     last_ = CheckpointRef{log_id_, p.seq, line_hash};
+    segment_checkpoints_.push_back(*last_);
     last_file_ = file;
     last_line_ = line_no;
     last_final_ = payload->final;
@@ -127,6 +129,7 @@ void CheckpointTracker::Fill(VerifyReport* r) const {
   r->instance = instance_;
   r->last_checkpoint = last_;
   r->last_checkpoint_prev = last_prev_;
+  r->segment_checkpoints = segment_checkpoints_;
   r->last_checkpoint_file = last_file_;
   r->last_checkpoint_line = last_line_;
   r->last_checkpoint_final = last_final_;

@@ -14,6 +14,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 #include <utility>
 
@@ -55,6 +56,8 @@ class CheckpointTracker {
   std::string log_id_;
   std::string instance_;
   std::optional<CheckpointRef> last_prev_;
+  // Every valid checkpoint of this segment, oldest first.
+  std::vector<CheckpointRef> segment_checkpoints_;
   std::deque<Covered> window_;  // lines after anchored_seq_
   int64_t anchored_seq_ = -1;
   int64_t anchored_lines_ = 0;  // lines of the chain up to anchored_seq_

@@ -60,6 +60,23 @@ class CheckpointVerifyTest : public ::testing::Test {
   CheckpointTrust pinned_ = CheckpointTrust::Embedded();
 };
 
+// What `audit verify --server` holds the HSM's anchor against: every valid
+// checkpoint of the segment, oldest first, each named by the next. An anchor
+// that is an older link (anchor writes behind a running daemon) is found
+// there; only an anchor that is no link of the chain means a rewrite.
+TEST_F(CheckpointVerifyTest, ReportListsTheSegmentsCheckpointChain) {
+  VerifyReport r = Verify(pinned_);
+  ASSERT_EQ(r.segment_checkpoints.size(), 3u);
+  EXPECT_EQ(r.segment_checkpoints[0].seq, 1);   // line 2 (seq from 0)
+  EXPECT_EQ(r.segment_checkpoints[1].seq, 12);  // line 13
+  ASSERT_TRUE(r.last_checkpoint.has_value());
+  EXPECT_TRUE(r.segment_checkpoints[2] == *r.last_checkpoint);
+  ASSERT_TRUE(r.last_checkpoint_prev.has_value());
+  EXPECT_TRUE(r.segment_checkpoints[1] == *r.last_checkpoint_prev);
+  for (const CheckpointRef& c : r.segment_checkpoints)
+    EXPECT_EQ(c.log_id, r.log_id);
+}
+
 TEST_F(CheckpointVerifyTest, IntactLogIsAnchoredToTheLastLine) {
   VerifyReport r = Verify(pinned_);
   EXPECT_EQ(Verdict(r), VerifyVerdict::kIntact) << FormatVerifyReport(r);
