@@ -6,7 +6,8 @@
 // The first byte picks the mode: 0 mod 3 one SignTokenRequest, 1 a batch,
 // 2 DiagnoseMalformed of a SignTokenRequest (the cold path, also for bytes
 // that do parse).
-// Properties: ParseRequest accepts exactly what protobuf accepts; a request
+// Properties: ParseRequest accepts exactly what protobuf accepts, less enum
+// values the enum does not define (proto3 enums are open); a request
 // the policy accepts yields claims that are one valid
 // JSON object carrying the request's sub; DiagnoseMalformed never answers OK
 // with a message-less status for bytes protobuf refuses.
@@ -75,6 +76,23 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   return 0;
 }
 
+// proto3 enums are open: protobuf keeps any int32 in an enum field, and
+// ParseRequest refuses a value the field's enum does not define (top-level
+// singular enum fields: the requests have no others).
+static bool TopLevelEnumsDefined(const google::protobuf::Message& m) {
+  const google::protobuf::Descriptor* d = m.GetDescriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    if (f->type() != google::protobuf::FieldDescriptor::TYPE_ENUM ||
+        f->is_repeated())
+      continue;
+    if (f->enum_type()->FindValueByNumber(
+            m.GetReflection()->GetEnumValue(m, f)) == nullptr)
+      return false;
+  }
+  return true;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
@@ -85,8 +103,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       v1::SignTokenRequest req;
       const bool ok = service::ParseRequest(raw, &req).ok();
       v1::SignTokenRequest check;
-      Check(ok == check.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())),
-            "ParseRequest accepts exactly what protobuf's parser accepts");
+      const bool parses =
+          check.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+      Check(ok == (parses && TopLevelEnumsDefined(check)),
+            "ParseRequest accepts exactly what protobuf's parser accepts, "
+            "less enum values the enum does not define");
       if (ok) Process(req);
       break;
     }
