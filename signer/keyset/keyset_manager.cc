@@ -147,9 +147,8 @@ absl::Status KeysetManager::ReloadIssuer(const std::string& issuer,
     own.current = records_.Read(issuer);
     read = &own;
   }
-  const int* lookalikes = &read->lookalikes;
-  if (*lookalikes > 0) {
-    rejected(absl::StrCat(*lookalikes, " public object(s) named ",
+  if (read->lookalikes > 0) {
+    rejected(absl::StrCat(read->lookalikes, " public object(s) named ",
                           KeysetObjectName(issuer),
                           " ignored: records are private HSM objects; these "
                           "were created without the PIN"),

@@ -27,6 +27,18 @@ bool ValidInstance(const std::string& s) {
   return true;
 }
 
+// The instance a request names (empty: this daemon's), checked as a record
+// name; InvalidArgument naming the field otherwise.
+absl::StatusOr<std::string> RequestedInstance(const std::string& requested,
+                                              const std::string& own) {
+  std::string instance = requested.empty() ? own : requested;
+  if (!ValidInstance(instance)) {
+    return absl::InvalidArgumentError(
+        "instance: must be 1..128 characters of [A-Za-z0-9._-]");
+  }
+  return instance;
+}
+
 // Runs `work` on the pool and finishes the reactor with its status.
 template <typename Work>
 grpc::ServerUnaryReactor* OnPool(grpc::CallbackServerContext* ctx,
@@ -112,12 +124,10 @@ absl::Status AuditAdminService::Anchor(const std::string& caller,
       !st.ok()) {
     return st;
   }
-  const std::string instance =
-      req.instance().empty() ? deps_.instance : req.instance();
-  if (!ValidInstance(instance)) {
-    return absl::InvalidArgumentError(
-        "instance: must be 1..128 characters of [A-Za-z0-9._-]");
-  }
+  absl::StatusOr<std::string> requested =
+      RequestedInstance(req.instance(), deps_.instance);
+  if (!requested.ok()) return requested.status();
+  const std::string& instance = *requested;
   resp->set_instance(instance);
   if (instance == deps_.instance) {
     resp->set_jwks_json(deps_.jwks_json);
@@ -189,12 +199,10 @@ absl::Status AuditAdminService::List(const std::string& caller,
       !st.ok()) {
     return st;
   }
-  const std::string instance =
-      req.instance().empty() ? deps_.instance : req.instance();
-  if (!ValidInstance(instance)) {
-    return absl::InvalidArgumentError(
-        "instance: must be 1..128 characters of [A-Za-z0-9._-]");
-  }
+  absl::StatusOr<std::string> requested =
+      RequestedInstance(req.instance(), deps_.instance);
+  if (!requested.ok()) return requested.status();
+  const std::string& instance = *requested;
   resp->set_instance(instance);
   std::set<std::string> live;
   if (instance == deps_.instance && !deps_.log->log_id().empty())
@@ -254,12 +262,10 @@ absl::Status AuditAdminService::Retire(const std::string& caller,
       !st.ok()) {
     return deny(st);
   }
-  const std::string instance =
-      req.instance().empty() ? deps_.instance : req.instance();
-  if (!ValidInstance(instance)) {
-    return deny(absl::InvalidArgumentError(
-        "instance: must be 1..128 characters of [A-Za-z0-9._-]"));
-  }
+  absl::StatusOr<std::string> requested =
+      RequestedInstance(req.instance(), deps_.instance);
+  if (!requested.ok()) return deny(requested.status());
+  const std::string& instance = *requested;
   if (!ValidInstance(req.log_id())) {
     return deny(absl::InvalidArgumentError(
         "log_id: required, 1..128 characters of [A-Za-z0-9._-]"));
