@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tests/service/daemon_harness.h"
+#include "tests/service/raw_call.h"
 
 namespace tokensign::testing {
 namespace {
@@ -58,30 +59,10 @@ std::string Toml(DaemonHarness& h, const std::string& state) {
          "[issuers.dev.exchange]\ntrust_domain = \"https://trust.example\"\n";
 }
 
-struct RawReply {
-  grpc::Status status;
-  std::string body;
-};
-
 // Calls `method` with `bytes` as the request message, as any client could.
 RawReply RawCall(const std::shared_ptr<grpc::Channel>& ch,
                  const std::string& method, const std::string& bytes) {
-  grpc::GenericStub stub(ch);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer req(&slice, 1), resp;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp,
-                 [&done](grpc::Status st) { done.set_value(std::move(st)); });
-  RawReply r;
-  r.status = done.get_future().get();
-  std::vector<grpc::Slice> slices;
-  if (r.status.ok() && resp.Dump(&slices).ok()) {
-    for (const grpc::Slice& s : slices)
-      r.body.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return r;
+  return testing::RawCall(ch, method, bytes, std::chrono::seconds(60));
 }
 
 // `msg` serialized, with the (unique) string `marker` replaced by `bytes` of

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tests/service/daemon_harness.h"
+#include "tests/service/raw_call.h"
 
 namespace tokensign::testing {
 namespace {
@@ -33,30 +34,10 @@ std::string MtlsToml(DaemonHarness& h, const std::string& state) {
          "scopes = [\"read\"]\nany_actor = true\n";
 }
 
-struct RawReply {
-  grpc::Status status;
-  std::string body;
-};
-
 // Calls `method` with `bytes` as the request message, as any client could.
 RawReply RawCall(const std::shared_ptr<grpc::Channel>& ch,
                  const std::string& method, const std::string& bytes) {
-  grpc::GenericStub stub(ch);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer req(&slice, 1), resp;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp,
-                 [&done](grpc::Status st) { done.set_value(std::move(st)); });
-  RawReply r;
-  r.status = done.get_future().get();
-  std::vector<grpc::Slice> slices;
-  if (r.status.ok() && resp.Dump(&slices).ok()) {
-    for (const grpc::Slice& s : slices)
-      r.body.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return r;
+  return testing::RawCall(ch, method, bytes, std::chrono::seconds(30));
 }
 
 // `msg` serialized, with the (unique) string `marker` replaced by `bytes`.

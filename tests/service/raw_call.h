@@ -1,0 +1,48 @@
+// RawCall: one unary gRPC call with arbitrary request bytes, as any client
+// could send them (GenericStub), for the daemon tests of malformed and
+// hostile input. Test-only. Thread-safety: each call is independent.
+#ifndef TOKENSIGN_TESTS_SERVICE_RAW_CALL_H_
+#define TOKENSIGN_TESTS_SERVICE_RAW_CALL_H_
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tokensign::testing {
+
+struct RawReply {
+  grpc::Status status;
+  std::string body;  // the response bytes when the call succeeded
+};
+
+// Calls `method` (e.g. "/tokensign.v1.TokenSigner/SignToken") with `bytes` as
+// the request message and waits at most `deadline`.
+inline RawReply RawCall(const std::shared_ptr<grpc::Channel>& ch,
+                        const std::string& method, const std::string& bytes,
+                        std::chrono::seconds deadline) {
+  grpc::GenericStub stub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp,
+                 [&done](grpc::Status st) { done.set_value(std::move(st)); });
+  RawReply r;
+  r.status = done.get_future().get();
+  std::vector<grpc::Slice> slices;
+  if (r.status.ok() && resp.Dump(&slices).ok()) {
+    for (const grpc::Slice& s : slices)
+      r.body.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return r;
+}
+
+}  // namespace tokensign::testing
+
+#endif  // TOKENSIGN_TESTS_SERVICE_RAW_CALL_H_
