@@ -16,7 +16,7 @@ namespace tokensign::audit {
 void FileAuditLog::InitCheckpoints(const ActiveFileScan& scan,
                                    std::string log_id,
                                    int64_t anchor_version) {
-  absl::MutexLock lock(&mu_);
+  StdMutexLock lock(&mu_);
   log_id_ = std::move(log_id);
   if (!scan.checkpoints.empty()) {
     last_cp_ = scan.checkpoints.back().ref;
@@ -32,7 +32,7 @@ void FileAuditLog::InitCheckpoints(const ActiveFileScan& scan,
 // nothing is new), then the checkpoint thread.
 absl::Status FileAuditLog::BeginCheckpoints() {
   {
-    absl::MutexLock cp_lock(&cp_mu_);
+    StdMutexLock cp_lock(&cp_mu_);
     absl::Status s = WriteCheckpointLocked(/*final=*/false, /*force=*/true);
     if (!s.ok()) return s;
   }
@@ -43,7 +43,7 @@ absl::Status FileAuditLog::BeginCheckpoints() {
 absl::Status FileAuditLog::Checkpoint() {
   if (options_.checkpoint_key == nullptr)
     return absl::FailedPreconditionError("audit log: no checkpoint key");
-  absl::MutexLock cp_lock(&cp_mu_);
+  StdMutexLock cp_lock(&cp_mu_);
   return WriteCheckpointLocked(/*final=*/false, /*force=*/true);
 }
 
@@ -63,7 +63,7 @@ absl::Status FileAuditLog::WriteCheckpointLocked(bool final, bool force) {
   int64_t decisions = 0;
   int64_t taken = 0;
   {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     if (const absl::Status& f = committer_.failure_locked(); !f.ok()) return f;
     if (!force && uncovered_lines_ == 0 && !rotate_wanted_)
       return absl::OkStatus();
@@ -83,7 +83,7 @@ absl::Status FileAuditLog::WriteCheckpointLocked(bool final, bool force) {
   absl::StatusOr<std::string> jws = SignCheckpoint(key, payload);
   Anchor anchor;
   {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     if (!jws.ok()) {
       uncovered_lines_ += taken;
       ++checkpoint_errors_;
@@ -127,7 +127,7 @@ absl::Status FileAuditLog::StoreAnchor(const Anchor& anchor) {
   if (options_.anchors == nullptr) return absl::OkStatus();
   absl::Status s = options_.anchors->Put(AnchorRecordName(options_.instance),
                                          SerializeAnchor(anchor));
-  absl::MutexLock lock(&mu_);
+  StdMutexLock lock(&mu_);
   if (s.ok()) {
     ++anchor_writes_;
     return s;
@@ -141,7 +141,7 @@ absl::Status FileAuditLog::StoreAnchor(const Anchor& anchor) {
 
 void FileAuditLog::StartCheckpointer() {
   {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     cp_stop_ = false;
     last_cp_time_ = absl::Now();
   }
@@ -150,7 +150,7 @@ void FileAuditLog::StartCheckpointer() {
 
 void FileAuditLog::StopCheckpointer() {
   {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     cp_stop_ = true;
     closing_ = true;
     cp_cv_.Signal();
@@ -187,10 +187,10 @@ void FileAuditLog::CheckpointerLoop() {
     mu_.Unlock();
     absl::Status s;
     {
-      absl::MutexLock cp_lock(&cp_mu_);
+      StdMutexLock cp_lock(&cp_mu_);
       s = WriteCheckpointLocked(/*final=*/false, /*force=*/false);
       const bool lagging = unanchored_.has_value();
-      absl::MutexLock lock(&mu_);
+      StdMutexLock lock(&mu_);
       unanchored_pending_ = lagging;
       if (!s.ok()) last_cp_error_ = s;
     }
@@ -202,11 +202,11 @@ void FileAuditLog::CheckpointerLoop() {
 
 absl::Status FileAuditLog::AcknowledgeLoss(std::string_view by,
                                            std::string_view reason) {
-  absl::MutexLock cp_lock(&cp_mu_);
+  StdMutexLock cp_lock(&cp_mu_);
   Anchor old;
   std::string finding;
   {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     if (!refused_anchor_) {
       return absl::FailedPreconditionError(
           "audit log: nothing to acknowledge (the log was not refused)");
@@ -237,7 +237,7 @@ absl::Status FileAuditLog::AcknowledgeLoss(std::string_view by,
   genesis.acknowledged_reason = std::string(reason);
   genesis.acknowledged_finding = finding;
   {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     initial_file_ =
         std::make_unique<PosixWritableFile>(*std::move(fd), options_.path);
     active_bytes_ = 0;

@@ -38,7 +38,7 @@ std::unique_ptr<FileAuditLog> FileAuditLog::Refused(AuditLogOptions options,
                                                     absl::Status why,
                                                     Anchor anchor) {
   auto log = std::make_unique<FileAuditLog>(std::move(options), nullptr, 0);
-  absl::MutexLock lock(&log->mu_);
+  StdMutexLock lock(&log->mu_);
   log->committer_.FailLocked(std::move(why));
   log->refused_anchor_ = std::move(anchor);
   return log;
@@ -48,11 +48,11 @@ FileAuditLog::~FileAuditLog() {
   StopCheckpointer();
   // A clean close ends with a final checkpoint, while the writer still runs.
   if (options_.checkpoint_key != nullptr && committer_.running()) {
-    absl::MutexLock cp_lock(&cp_mu_);
+    StdMutexLock cp_lock(&cp_mu_);
     WriteCheckpointLocked(/*final=*/true, /*force=*/true).IgnoreError();
   }
   {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     closing_ = true;
   }
   committer_.Stop();
@@ -62,7 +62,7 @@ absl::Status FileAuditLog::Start(int64_t next_seq, std::string prev_hash,
                                  const std::string& genesis_line,
                                  const std::string& continuation_body,
                                  const std::string& repair_body) {
-  absl::MutexLock lock(&mu_);
+  StdMutexLock lock(&mu_);
   chain_.Reset(next_seq, std::move(prev_hash));
   int64_t last = next_seq - 1;
   if (!genesis_line.empty())
@@ -86,7 +86,7 @@ std::string FileAuditLog::Body(const AuditRecord& record) {
 
 absl::Status FileAuditLog::Append(const AuditRecord& record) {
   std::string body = Body(record);
-  absl::MutexLock lock(&mu_);
+  StdMutexLock lock(&mu_);
   absl::StatusOr<int64_t> seq = EnqueueLocked(body, nullptr);
   if (!seq.ok()) return seq.status();
   committer_.SyncWaiterLocked();
@@ -98,7 +98,7 @@ void FileAuditLog::AppendAsync(const AuditRecord& record,
   std::string body = Body(record);
   absl::Status rejected;
   {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     absl::StatusOr<int64_t> seq = EnqueueLocked(body, &done);
     if (seq.ok()) return;  // `done` now belongs to the committer
     rejected = seq.status();
@@ -107,7 +107,7 @@ void FileAuditLog::AppendAsync(const AuditRecord& record,
 }
 
 void FileAuditLog::ExpectRecords(int delta) {
-  absl::MutexLock lock(&mu_);
+  StdMutexLock lock(&mu_);
   committer_.ExpectLocked(delta);
 }
 
@@ -176,17 +176,17 @@ int64_t FileAuditLog::LineAddedLocked(size_t start, int64_t seq,
 }
 
 absl::Status FileAuditLog::health() const {
-  absl::MutexLock lock(&mu_);
+  StdMutexLock lock(&mu_);
   return committer_.failure_locked();
 }
 
 int64_t FileAuditLog::last_durable_seq() const {
-  absl::MutexLock lock(&mu_);
+  StdMutexLock lock(&mu_);
   return committer_.durable_seq_locked();
 }
 
 AuditLogStats FileAuditLog::stats() const {
-  absl::MutexLock lock(&mu_);
+  StdMutexLock lock(&mu_);
   const GroupCommitter::Stats& c = committer_.stats_locked();
   AuditLogStats s;
   s.records = c.records;
@@ -201,7 +201,7 @@ AuditLogStats FileAuditLog::stats() const {
 }
 
 std::string FileAuditLog::log_id() const {
-  absl::MutexLock lock(&mu_);
+  StdMutexLock lock(&mu_);
   return log_id_;
 }
 

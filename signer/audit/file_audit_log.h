@@ -16,12 +16,12 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "signer/audit/anchor_check.h"
 #include "signer/audit/audit_log.h"
 #include "signer/audit/chain_writer.h"
 #include "signer/audit/checkpoint.h"
 #include "signer/audit/group_commit.h"
+#include "signer/audit/std_mutex.h"
 #include "signer/audit/writable_file.h"
 
 namespace tokensign::audit {
@@ -98,16 +98,16 @@ class FileAuditLog final : public AuditLog {
   int64_t torn_tail_bytes_ = 0;
   std::unique_ptr<WritableFile> initial_file_;  // until Start
 
-  mutable absl::Mutex mu_;
+  mutable StdMutex mu_;
   ChainWriter chain_ ABSL_GUARDED_BY(mu_);
   GroupCommitter committer_;  // shares mu_
   int64_t active_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // written + queued
   bool closing_ ABSL_GUARDED_BY(mu_) = false;      // Appends refused
 
   // Checkpoints (options_.checkpoint_key).
-  absl::Mutex cp_mu_;  // one checkpoint at a time
+  StdMutex cp_mu_;  // one checkpoint at a time
   std::thread checkpointer_;
-  absl::CondVar cp_cv_;  // checkpoint thread waits for a trigger
+  StdCondVar cp_cv_;  // checkpoint thread waits for a trigger
   bool cp_stop_ ABSL_GUARDED_BY(mu_) = false;
   std::string log_id_ ABSL_GUARDED_BY(mu_);
   CheckpointRef last_cp_ ABSL_GUARDED_BY(mu_);  // seq -1: none yet

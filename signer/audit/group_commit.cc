@@ -6,7 +6,7 @@
 
 namespace tokensign::audit {
 
-GroupCommitter::GroupCommitter(absl::Mutex* mu, Options options,
+GroupCommitter::GroupCommitter(StdMutex* mu, Options options,
                                RotateFn rotate)
     : mu_(mu), options_(options), rotate_(std::move(rotate)) {}
 
@@ -22,7 +22,7 @@ void GroupCommitter::StartLocked(std::unique_ptr<WritableFile> file,
 
 void GroupCommitter::Stop() {
   {
-    absl::MutexLock lock(mu_);
+    StdMutexLock lock(mu_);
     stopping_ = true;
     work_cv_.Signal();
   }
@@ -140,7 +140,7 @@ void GroupCommitter::WriterLoop() {
   for (;;) {
     std::vector<Segment> batch;
     {
-      absl::MutexLock lock(mu_);
+      StdMutexLock lock(mu_);
       writer_state_ = WriterState::kIdle;
       while (pending_.empty() && !stopping_) work_cv_.Wait(mu_);
       if (pending_.empty()) return;  // stopping and drained
@@ -158,7 +158,7 @@ void GroupCommitter::WriterLoop() {
     const absl::Status status = WriteBatch(batch, &written, &durable, &delta);
     absl::Status failed;
     {
-      absl::MutexLock lock(mu_);
+      StdMutexLock lock(mu_);
       if (durable >= 0) durable_seq_ = durable;
       stats_.records += delta.records;
       stats_.bytes += delta.bytes;

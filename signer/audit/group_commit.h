@@ -9,6 +9,8 @@
 // Thread-safety: the committer shares its owner's mutex (`mu`, as leveldb's
 // DBImpl shares mutex_ with its writers): the *Locked methods are called with
 // it held, from any thread; Stop without it. The writer thread is internal.
+// The mutex is a StdMutex (std::mutex), not absl::Mutex, so that TSan sees
+// the hand-off between appenders and the writer (std_mutex.h).
 #ifndef TOKENSIGN_SIGNER_AUDIT_GROUP_COMMIT_H_
 #define TOKENSIGN_SIGNER_AUDIT_GROUP_COMMIT_H_
 
@@ -23,8 +25,8 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "signer/audit/std_mutex.h"
 #include "signer/audit/writable_file.h"
 
 namespace tokensign::audit {
@@ -50,7 +52,7 @@ class GroupCommitter {
     int64_t lingered = 0;   // commits that waited for more records
   };
 
-  GroupCommitter(absl::Mutex* mu, Options options, RotateFn rotate);
+  GroupCommitter(StdMutex* mu, Options options, RotateFn rotate);
   ~GroupCommitter();  // Stop()
   GroupCommitter(const GroupCommitter&) = delete;
   GroupCommitter& operator=(const GroupCommitter&) = delete;
@@ -123,13 +125,13 @@ class GroupCommitter {
   bool MoreComingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
   bool SyncBatchCompleteLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
 
-  absl::Mutex* const mu_;
+  StdMutex* const mu_;
   const Options options_;
   RotateFn rotate_;
   std::unique_ptr<WritableFile> file_;  // writer thread only once started
   std::thread writer_;
-  absl::CondVar work_cv_;  // writer waits for pending_ / stopping_
-  absl::CondVar done_cv_;  // waiters wait for durable_seq_ / failed_
+  StdCondVar work_cv_;  // writer waits for pending_ / stopping_
+  StdCondVar done_cv_;  // waiters wait for durable_seq_ / failed_
 
   std::vector<Segment> pending_ ABSL_GUARDED_BY(*mu_);
   int64_t durable_seq_ ABSL_GUARDED_BY(*mu_) = -1;

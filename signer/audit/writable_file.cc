@@ -53,7 +53,7 @@ absl::Status SyncParentDir(const std::string& path) {
 }
 
 absl::Status MemoryWritableFile::Append(std::string_view data) {
-  absl::MutexLock lock(&contents_->mu);
+  StdMutexLock lock(&contents_->mu);
   if (contents_->closed) return absl::FailedPreconditionError("memory file: closed");
   if (!contents_->fail_append.ok()) {
     return std::exchange(contents_->fail_append, absl::OkStatus());
@@ -64,7 +64,7 @@ absl::Status MemoryWritableFile::Append(std::string_view data) {
 }
 
 absl::Status MemoryWritableFile::Sync() {
-  absl::MutexLock lock(&contents_->mu);
+  StdMutexLock lock(&contents_->mu);
   if (contents_->closed) return absl::FailedPreconditionError("memory file: closed");
   if (!contents_->fail_sync.ok()) {
     return std::exchange(contents_->fail_sync, absl::OkStatus());
@@ -75,7 +75,7 @@ absl::Status MemoryWritableFile::Sync() {
 }
 
 absl::Status MemoryWritableFile::Close() {
-  absl::MutexLock lock(&contents_->mu);
+  StdMutexLock lock(&contents_->mu);
   contents_->closed = true;
   return absl::OkStatus();
 }

@@ -16,7 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "signer/audit/std_mutex.h"
 #include "signer/audit/unique_fd.h"
 
 namespace tokensign::audit {
@@ -61,7 +61,7 @@ absl::Status SyncParentDir(const std::string& path);
 class MemoryWritableFile final : public WritableFile {
  public:
   struct Contents {
-    mutable absl::Mutex mu;
+    mutable StdMutex mu;
     std::string data ABSL_GUARDED_BY(mu);    // everything appended
     std::string synced ABSL_GUARDED_BY(mu);  // the prefix made durable
     int64_t appends ABSL_GUARDED_BY(mu) = 0;
@@ -72,11 +72,11 @@ class MemoryWritableFile final : public WritableFile {
     absl::Status fail_sync ABSL_GUARDED_BY(mu);
 
     std::string Synced() const {
-      absl::MutexLock lock(&mu);
+      StdMutexLock lock(&mu);
       return synced;
     }
     int64_t Syncs() const {
-      absl::MutexLock lock(&mu);
+      StdMutexLock lock(&mu);
       return syncs;
     }
   };

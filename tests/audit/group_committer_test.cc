@@ -8,11 +8,12 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "signer/audit/std_mutex.h"
 #include "signer/audit/writable_file.h"
 
 namespace tokensign::audit {
@@ -34,28 +35,28 @@ class GroupCommitterTest : public ::testing::Test {
     files_.push_back(std::make_shared<Contents>());
   }
   void Run(int64_t durable_seq = -1) {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     committer_->StartLocked(std::make_unique<MemoryWritableFile>(files_[0]),
                             durable_seq);
   }
   // Queues "line-<seq>\n" (a decision) and returns its seq.
   int64_t Add(int64_t seq, GroupCommitter::Callback done = nullptr) {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     committer_->BufferLocked()->append("line-" + std::to_string(seq) + "\n");
     committer_->LineAddedLocked(seq, /*decision=*/true);
     if (done != nullptr) committer_->AddCallbackLocked(std::move(done));
     return seq;
   }
   absl::Status Wait(int64_t seq) {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     return committer_->WaitDurableLocked(seq);
   }
   GroupCommitter::Stats Stats() {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     return committer_->stats_locked();
   }
 
-  absl::Mutex mu_;
+  StdMutex mu_;
   std::vector<std::shared_ptr<Contents>> files_;
   std::unique_ptr<GroupCommitter> committer_;
 };
@@ -94,7 +95,7 @@ TEST_F(GroupCommitterTest, CompletionRunsOnceAfterItsLineIsSynced) {
 TEST_F(GroupCommitterTest, SyncFailureFailsWaitersCompletionsAndLaterLines) {
   Start();
   {
-    absl::MutexLock lock(&files_[0]->mu);
+    StdMutexLock lock(&files_[0]->mu);
     files_[0]->fail_sync = absl::ResourceExhaustedError("fdatasync x: ENOSPC");
   }
   absl::Status completed;
@@ -112,7 +113,7 @@ TEST_F(GroupCommitterTest, SyncFailureFailsWaitersCompletionsAndLaterLines) {
     EXPECT_NE(s.message().find("ENOSPC"), std::string::npos) << s;
   }
   // The log stays stopped: nothing reports a later line durable.
-  absl::MutexLock lock(&mu_);
+  StdMutexLock lock(&mu_);
   EXPECT_EQ(committer_->failure_locked().code(),
             absl::StatusCode::kUnavailable);
   EXPECT_EQ(committer_->durable_seq_locked(), -1);
@@ -121,7 +122,7 @@ TEST_F(GroupCommitterTest, SyncFailureFailsWaitersCompletionsAndLaterLines) {
 TEST_F(GroupCommitterTest, WriteFailureIsFinal) {
   Start();
   {
-    absl::MutexLock lock(&files_[0]->mu);
+    StdMutexLock lock(&files_[0]->mu);
     files_[0]->fail_append = absl::InternalError("write x: EIO");
   }
   Run();
@@ -134,7 +135,7 @@ TEST_F(GroupCommitterTest, RotationSendsTheFollowingLinesToTheFreshFile) {
   Start();
   Add(0);
   {
-    absl::MutexLock lock(&mu_);
+    StdMutexLock lock(&mu_);
     committer_->NewFileLocked();
   }
   Add(1);
@@ -145,7 +146,7 @@ TEST_F(GroupCommitterTest, RotationSendsTheFollowingLinesToTheFreshFile) {
   EXPECT_EQ(files_[0]->Synced(), "line-0\n");
   EXPECT_EQ(files_[1]->Synced(), "line-1\nline-2\n");
   {
-    absl::MutexLock lock(&files_[0]->mu);
+    StdMutexLock lock(&files_[0]->mu);
     EXPECT_TRUE(files_[0]->closed);
   }
   EXPECT_EQ(Stats().rotations, 1);
@@ -158,7 +159,7 @@ TEST_F(GroupCommitterTest, WithoutDurabilityNothingIsSynced) {
   for (int64_t seq = 0; seq < 3; ++seq) ASSERT_TRUE(Wait(Add(seq)).ok());
   committer_->Stop();
   EXPECT_EQ(files_[0]->Syncs(), 0);
-  absl::MutexLock lock(&files_[0]->mu);
+  StdMutexLock lock(&files_[0]->mu);
   EXPECT_EQ(files_[0]->data, "line-0\nline-1\nline-2\n");
 }
 
@@ -172,6 +173,33 @@ TEST_F(GroupCommitterTest, StopDrainsWhatWasQueued) {
   committer_->Stop();
   EXPECT_EQ(ok.load(), 50);
   EXPECT_EQ(Stats().records, 50);
+}
+
+// StdCondVar keeps absl::CondVar's contract, which the writer's linger and the
+// checkpointer rely on: WaitWithDeadline says whether the deadline passed, and
+// an infinite deadline waits for a Signal instead of overflowing the clock.
+TEST(StdCondVarTest, WaitWithDeadlineReportsTimeoutAndWakesOnSignal) {
+  StdMutex mu;
+  StdCondVar cv;
+  {
+    StdMutexLock lock(&mu);
+    EXPECT_TRUE(cv.WaitWithDeadline(&mu, absl::Now() - absl::Seconds(1)));
+  }
+  bool ready = false;
+  std::thread waker([&] {
+    StdMutexLock lock(&mu);
+    ready = true;
+    cv.Signal();
+  });
+  {
+    StdMutexLock lock(&mu);
+    while (!ready) {
+      EXPECT_FALSE(cv.WaitWithDeadline(&mu, absl::InfiniteFuture()));
+    }
+  }
+  waker.join();
+  StdMutexLock lock(&mu);  // the waits handed the mutex back held
+  EXPECT_TRUE(ready);
 }
 
 }  // namespace
