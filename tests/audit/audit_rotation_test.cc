@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "signer/audit/audit_format.h"
@@ -163,7 +162,7 @@ TEST(AuditFailureTest, WriteFailureFailsAsyncCallbacks) {
   AuditLogOptions o{.path = dir.File("audit.log")};
   auto log = AuditLog::Open(o);
   ASSERT_TRUE(log.ok()) << log.status();
-  absl::Notification done;
+  testing::Notification done;
   absl::Status got;
   {
     FileSizeLimit limit(std::filesystem::file_size(o.path) + 50);

@@ -11,8 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "signer/audit/audit_log.h"
+#include "signer/audit/std_mutex.h"
 
 namespace tokensign::audit::testing {
 
@@ -89,6 +92,37 @@ inline void WriteLines(const std::string& path,
   for (const auto& l : lines) data += l + "\n";
   WriteAll(path, data);
 }
+
+// absl::Notification on StdMutex: a completion running on the audit writer
+// thread hands its result to the test through it. absl::Notification's
+// absl::Mutex is invisible to ThreadSanitizer (Debian's abseil is not
+// instrumented), so TSan took every such hand-off for a race.
+// Thread-safety: any thread.
+class Notification {
+ public:
+  void Notify() {
+    StdMutexLock lock(&mu_);
+    notified_ = true;
+    cv_.SignalAll();
+  }
+  void WaitForNotification() {
+    StdMutexLock lock(&mu_);
+    while (!notified_) cv_.Wait(&mu_);
+  }
+  // True if notified within `timeout`.
+  bool WaitForNotificationWithTimeout(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    StdMutexLock lock(&mu_);
+    while (!notified_ && !cv_.WaitWithDeadline(&mu_, deadline)) {
+    }
+    return notified_;
+  }
+
+ private:
+  StdMutex mu_;
+  StdCondVar cv_;
+  bool notified_ ABSL_GUARDED_BY(mu_) = false;
+};
 
 }  // namespace tokensign::audit::testing
 

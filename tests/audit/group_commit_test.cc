@@ -5,7 +5,6 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "signer/audit/audit_log.h"
 #include "signer/audit/audit_verify.h"
@@ -120,7 +119,7 @@ TEST(GroupCommitTest, AnnouncedRecordsDecideTheLinger) {
   ASSERT_TRUE(opened.ok()) << opened.status();
   AuditLog& log = **opened;
   auto append_and_wait = [&](const std::string& jti) {
-    absl::Notification done;
+    testing::Notification done;
     absl::Status result;
     log.AppendAsync(MakeRecord(jti), [&](absl::Status s) {
       result = s;
@@ -143,7 +142,7 @@ TEST(GroupCommitTest, AnnouncedRecordsDecideTheLinger) {
   // the announcement is withdrawn.
   log.ExpectRecords(+2);
   log.ExpectRecords(-1);
-  absl::Notification durable;
+  testing::Notification durable;
   log.AppendAsync(MakeRecord("b"), [&](absl::Status s) {
     EXPECT_TRUE(s.ok()) << s;
     durable.Notify();

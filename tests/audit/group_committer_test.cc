@@ -11,10 +11,10 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "signer/audit/std_mutex.h"
 #include "signer/audit/writable_file.h"
+#include "tests/audit/audit_test_util.h"
 
 namespace tokensign::audit {
 namespace {
@@ -77,7 +77,7 @@ TEST_F(GroupCommitterTest, CompletionRunsOnceAfterItsLineIsSynced) {
   Start();
   Run();
   std::atomic<int> calls{0};
-  absl::Notification done;
+  testing::Notification done;
   std::string synced_at_completion;
   Add(0, [&](absl::Status s) {
     EXPECT_TRUE(s.ok()) << s;
@@ -99,7 +99,7 @@ TEST_F(GroupCommitterTest, SyncFailureFailsWaitersCompletionsAndLaterLines) {
     files_[0]->fail_sync = absl::ResourceExhaustedError("fdatasync x: ENOSPC");
   }
   absl::Status completed;
-  absl::Notification done;
+  testing::Notification done;
   Add(0, [&](absl::Status s) {
     completed = s;
     done.Notify();
