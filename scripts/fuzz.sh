@@ -7,6 +7,9 @@
 #   scripts/fuzz.sh --run SECONDS [T..]  long run of each target T (default: all) for SECONDS,
 #                                        keeping the grown corpus in $FUZZ_BUILD_DIR/tests/fuzz/
 #                                        corpus/T; prints the execs each reached
+#   FUZZ_RUNS=N scripts/fuzz.sh --run SECONDS [T..]
+#                                        the same, each target stopping at N execs
+#                                        (or SECONDS, whichever comes first)
 #
 # Needs clang and libFuzzer (Debian: clang, libclang-rt-14-dev; scripts/install-deps.sh installs
 # them). Without them it skips with a message, except with CI=true, where it fails.
@@ -48,12 +51,15 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for f in tests/fuzz/*_fuzzer.cc; do targets+=("$(basename "$f" .cc)"); done
 fi
+runs=()
+if [ -n "${FUZZ_RUNS:-}" ]; then runs=("-runs=${FUZZ_RUNS}"); fi
 status=0
 for t in "${targets[@]}"; do
   work="$BUILD_DIR/tests/fuzz/corpus/$t"
   mkdir -p "$work" "$BUILD_DIR/tests/fuzz/artifacts"
   log="$BUILD_DIR/tests/fuzz/$t.log"
-  if "$BUILD_DIR/tests/fuzz/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  start=$(date +%s)
+  if "$BUILD_DIR/tests/fuzz/$t" -max_total_time="$seconds" ${runs[@]+"${runs[@]}"} -timeout=10 -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$BUILD_DIR/tests/fuzz/artifacts/$t-" \
       "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
     result=ok
@@ -63,6 +69,6 @@ for t in "${targets[@]}"; do
   fi
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
   corpus="$(find "$work" -type f | wc -l)"
-  printf '%-24s %10s execs in %s s, corpus %s: %s\n' "$t" "${execs:-?}" "$seconds" "$corpus" "$result"
+  printf '%-24s %10s execs in %s s, corpus %s: %s\n' "$t" "${execs:-?}" "$(( $(date +%s) - start ))" "$corpus" "$result"
 done
 exit $status

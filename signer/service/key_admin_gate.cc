@@ -67,7 +67,10 @@ absl::Status KeyAdminGate::Run(const Call& call, Op op) {
   if (!st.ok()) return st;
   std::string kid;
   st = std::move(op)(&kid);
-  if (!call.read_only) {
+  // Every change has its outcome on record, and so has a read that failed
+  // (an unknown kid: who looked for what); a successful read is not
+  // recorded.
+  if (!call.read_only || !st.ok()) {
     // Not recorded -> the caller must learn it (Unavailable names the
     // operation's own outcome).
     absl::Status audited =

@@ -9,7 +9,8 @@
 // rotation, a FORCED activation or destruction, and the custodian's reason),
 // then the operation and its durable "done"/"denied" outcome. A record that
 // cannot be written turns the answer into Unavailable naming the operation's
-// own outcome. Read-only calls (ListKeys, InspectKeys) record only denials.
+// own outcome. Read-only calls (ListKeys, InspectKeys) record their denials
+// and failures (an unknown issuer or kid), not a successful read.
 //
 // Thread-safety: safe from many threads; Submit is called on gRPC's callback
 // threads and never blocks (the work runs on the WorkPool); Authorize,

@@ -350,6 +350,12 @@ TEST(DaemonKeyCommandsTest, InspectIsForCustodiansAndAuditorsOfTheIssuer) {
   EXPECT_EQ(Ctl("keys inspect --issuer dev" + as("signer"), &out), 4) << out;
   EXPECT_TRUE(Contains(out, "PERMISSION_DENIED")) << out;
   EXPECT_EQ(Ctl("keys inspect --issuer other" + as("stranger"), &out), 4) << out;
+  // A read that fails is on record too: who looked for which key.
+  EXPECT_EQ(Ctl("keys inspect --issuer dev --kid no-such-kid" + as("stranger"),
+                &out),
+            4)
+      << out;
+  EXPECT_TRUE(Contains(out, "NOT_FOUND")) << out;
   EXPECT_EQ(h.Stop(d, SIGTERM), 0);
 
   std::vector<std::string> inspections;
@@ -357,11 +363,13 @@ TEST(DaemonKeyCommandsTest, InspectIsForCustodiansAndAuditorsOfTheIssuer) {
     if (line.value("kind", "") == "key_admin.InspectKeys")
       inspections.push_back(line.value("caller", "") + " " +
                             line.value("issuer", "") + " " +
+                            line.value("kid", "") + " " +
                             line.value("outcome", ""));
   }
   EXPECT_EQ(inspections, (std::vector<std::string>{
-                             "spiffe://test/signer dev denied",
-                             "stranger other denied"}));
+                             "spiffe://test/signer dev  denied",
+                             "stranger other  denied",
+                             "stranger dev no-such-kid denied"}));
 }
 
 // `audit tail`: one line per record, hostile values escaped so they cannot
