@@ -1,9 +1,7 @@
 // The audit log's HSM side (issue 12): checkpoint anchors in the HSM's
 // private CKO_DATA records, and the audit signing key.
 //
-// - HsmAnchorStore implements audit::AnchorStore on Hsm::PutData/GetAllData/
-//   AddData/RemoveData (private token objects only: a public look-alike made without the PIN is
-//   never read).
+// - HsmAnchorStore (hsm_anchor_store.h) keeps the checkpoint anchors.
 // - LoadAuditKey returns this instance's audit key. The key is generated in
 //   the HSM (ES256 by default, label "tokensign-audit:<instance>", never
 //   extractable) and used through the provider's EVP_PKEY like an issuer key.
@@ -15,8 +13,8 @@
 //   issuer key (keyset::VerifyRecordedKey: attributes, kid, a test
 //   signature). If it is gone from the HSM a new one is generated and added;
 //   any other failed check refuses the start.
-// Thread-safety: HsmAnchorStore is thread-safe (the Hsm is); LoadAuditKey is
-// called once at start.
+// Thread-safety: LoadAuditKey is called once at start; AuditJwksOf from any
+// thread (the Hsm is thread-safe).
 #ifndef TOKENSIGN_SIGNER_SERVICE_AUDIT_HSM_H_
 #define TOKENSIGN_SIGNER_SERVICE_AUDIT_HSM_H_
 
@@ -28,32 +26,11 @@
 #include "absl/status/statusor.h"
 #include "crypto/algorithm.h"
 #include "hsm/hsm.h"
-#include "signer/audit/anchor_store.h"
 #include "signer/audit/checkpoint.h"
 #include "signer/keyset/key_check.h"
+#include "signer/service/hsm_anchor_store.h"
 
 namespace tokensign::service {
-
-class HsmAnchorStore final : public audit::AnchorStore {
- public:
-  explicit HsmAnchorStore(std::shared_ptr<hsm::Hsm> hsm) : hsm_(std::move(hsm)) {}
-  absl::Status Put(std::string_view name, std::string_view value) override {
-    return hsm_->PutData(name, value);
-  }
-  absl::StatusOr<std::vector<std::string>> GetAll(
-      std::string_view name) override {
-    return hsm_->GetAllData(name);
-  }
-  absl::Status Add(std::string_view name, std::string_view value) override {
-    return hsm_->AddData(name, value);
-  }
-  absl::Status Remove(std::string_view name, std::string_view value) override {
-    return hsm_->RemoveData(name, value);
-  }
-
- private:
-  std::shared_ptr<hsm::Hsm> hsm_;
-};
 
 struct AuditKeys {
   std::shared_ptr<const audit::CheckpointKey> current;  // signs checkpoints

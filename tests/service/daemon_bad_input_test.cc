@@ -65,17 +65,6 @@ RawReply RawCall(const std::shared_ptr<grpc::Channel>& ch,
   return testing::RawCall(ch, method, bytes, std::chrono::seconds(60));
 }
 
-// `msg` serialized, with the (unique) string `marker` replaced by `bytes` of
-// the same length (invalid UTF-8 cannot be set through the C++ API).
-std::string WithBytes(const google::protobuf::Message& msg,
-                      const std::string& marker, const std::string& bytes) {
-  std::string wire = msg.SerializeAsString();
-  size_t at = wire.find(marker);
-  EXPECT_NE(at, std::string::npos);
-  EXPECT_EQ(marker.size(), bytes.size());
-  return at == std::string::npos ? wire : wire.replace(at, marker.size(), bytes);
-}
-
 // A varint-encoded field `number` (wire type 0) with `value`, as a client
 // that knows other enum values would send it.
 std::string VarintField(int number, int64_t value) {

@@ -40,17 +40,6 @@ RawReply RawCall(const std::shared_ptr<grpc::Channel>& ch,
   return testing::RawCall(ch, method, bytes, std::chrono::seconds(30));
 }
 
-// `msg` serialized, with the (unique) string `marker` replaced by `bytes`.
-std::string WithBytes(const google::protobuf::Message& msg,
-                      const std::string& marker, const std::string& bytes) {
-  std::string wire = msg.SerializeAsString();
-  size_t at = wire.find(marker);
-  EXPECT_NE(at, std::string::npos);
-  EXPECT_EQ(wire.find(marker, at + 1), std::string::npos);
-  EXPECT_EQ(marker.size(), bytes.size());  // the length prefix stays right
-  return wire.replace(at, marker.size(), bytes);
-}
-
 // A SignTokenRequest whose extra_claims nest `levels` Structs.
 v1::SignTokenRequest Nested(int levels) {
   v1::SignTokenRequest r = ScenarioRequest();

@@ -27,7 +27,7 @@
 #include "absl/time/clock.h"
 #include "crypto/algorithm.h"
 #include "crypto/spki.h"
-#include "signer/audit/anchor_store.h"
+#include "signer/service/hsm_anchor_store.h"
 #include "signer/audit/audit_format.h"
 #include "signer/audit/audit_log.h"
 #include "signer/audit/checkpoint.h"
@@ -124,28 +124,6 @@ void PrintCell(const char* name, const char* ceiling_name,
   lines.push_back(line);
 }
 
-// Anchors in the bench token's private data objects, as the daemon keeps them.
-class BenchAnchorStore final : public audit::AnchorStore {
- public:
-  explicit BenchAnchorStore(hsm::Hsm* hsm) : hsm_(hsm) {}
-  absl::Status Put(std::string_view name, std::string_view value) override {
-    return hsm_->PutData(name, value);
-  }
-  absl::StatusOr<std::vector<std::string>> GetAll(
-      std::string_view name) override {
-    return hsm_->GetAllData(name);
-  }
-  absl::Status Add(std::string_view name, std::string_view value) override {
-    return hsm_->AddData(name, value);
-  }
-  absl::Status Remove(std::string_view name, std::string_view value) override {
-    return hsm_->RemoveData(name, value);
-  }
-
- private:
-  hsm::Hsm* hsm_;
-};
-
 }  // namespace
 
 int RunCoreBench(int argc, char** argv) {
@@ -205,7 +183,8 @@ int RunCoreBench(int argc, char** argv) {
       *audit_priv, crypto::SignAlgorithm::kES256, audit_pub->get());
   if (!checkpoint_key.ok())
     return Fail("core", "CheckpointKey", checkpoint_key.status());
-  BenchAnchorStore anchors(env->hsm.get());
+  // Anchors in the bench token's private data objects, as the daemon keeps them.
+  service::HsmAnchorStore anchors(env->hsm);
   audit::AuditLogOptions ckpt_options = audit_options;
   ckpt_options.path = audit_dir + "/audit-checkpointed.log";
   ckpt_options.checkpoint_key = *checkpoint_key;
