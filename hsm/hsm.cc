@@ -108,6 +108,14 @@ absl::StatusOr<KeyInfo> Hsm::FindKey(std::string_view id_hex) {
   return impl_->keys().Find(id_hex);
 }
 
+absl::StatusOr<KeyScan> Hsm::ScanKeys() { return impl_->keys().Scan(); }
+
+absl::StatusOr<KeyInfo> Hsm::ResolveKey(std::string_view id_hex) {
+  absl::StatusOr<KeyHandles> handles = impl_->keys().Resolve(id_hex);
+  if (!handles.ok()) return handles.status();
+  return KeyInfo{AsciiLower(id_hex), "", handles->type, handles->bits, ""};
+}
+
 absl::StatusOr<std::vector<KeyInfo>> Hsm::ListKeys() {
   return impl_->keys().List();
 }

@@ -46,6 +46,19 @@ class Hsm {
   // it) a key that is not CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE.
   absl::StatusOr<KeyInfo> GenerateKey(crypto::KeyType type, std::string_view label, int rsa_bits = 0);
   absl::StatusOr<KeyInfo> FindKey(std::string_view id_hex);
+  // Every private key on the token, each checked and answered as FindKey
+  // would (KeyScan), in two object searches (private, then public key
+  // objects) instead of two per key: a search is linear in the token's
+  // objects on SoftHSM, so checking N keys one FindKey at a time costs N^2.
+  // Also refills the key-handle cache with the keys that passed, so signing
+  // and ResolveKey then need no search for them.
+  absl::StatusOr<KeyScan> ScanKeys();
+  // id, type and bits of a key through the key-handle cache (filled by
+  // ScanKeys, FindKey, GenerateKey and signing; emptied when the module is
+  // re-initialized): searches and checks the key as FindKey does only on a
+  // miss. The label is not read (empty). For the provider, which loads a key
+  // that was just checked.
+  absl::StatusOr<KeyInfo> ResolveKey(std::string_view id_hex);
   absl::StatusOr<std::vector<KeyInfo>> ListKeys();
   absl::Status DestroyKey(std::string_view id_hex);
   // Every private-key object with this CKA_ID (also public look-alikes, which

@@ -1,7 +1,8 @@
 // Value types of the hsm/ layer: how to reach a token (HsmConfig), a key as the
 // HSM holds it (KeyInfo), what the token says about a private-key object
-// (KeyAttributes), and the per-Hsm observer of failing PKCS#11 calls. Include
-// this, not the facade hsm/hsm.h, when only these types are needed.
+// (KeyAttributes), every key found in one scan (KeyScan), and the per-Hsm
+// observer of failing PKCS#11 calls. Include this, not the facade hsm/hsm.h,
+// when only these types are needed.
 // Thread-safety: plain values.
 #ifndef TOKENSIGN_HSM_HSM_TYPES_H_
 #define TOKENSIGN_HSM_HSM_TYPES_H_
@@ -13,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "crypto/algorithm.h"
 
 namespace tokensign::hsm {
@@ -69,6 +72,20 @@ using HsmErrorObserver =
 struct DataScan {
   std::map<std::string, std::vector<std::string>> values;
   std::map<std::string, int> public_counts;
+};
+
+// What Hsm::ScanKeys found: every private key object on the token, grouped by
+// CKA_ID (lowercase hex), each as Hsm::FindKey would have answered for it at
+// the scan — the key (label, type, bits; no spki_der), or why it is refused
+// (FailedPrecondition naming the attribute that fails the rules, or two
+// private keys sharing the CKA_ID; Unimplemented for a key type tokensign
+// does not use).
+struct KeyScan {
+  std::map<std::string, KeyInfo> keys;
+  std::map<std::string, absl::Status> refused;
+  // The answer for `id_hex` (either case): the key, its refusal, or NotFound
+  // ("key id <hex>: no private key with this CKA_ID") as FindKey says it.
+  absl::StatusOr<KeyInfo> Find(std::string_view id_hex) const;
 };
 
 }  // namespace tokensign::hsm

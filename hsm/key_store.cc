@@ -19,24 +19,6 @@ using ec_params::kP384Oid;
 
 absl::Status CheckPrivateKeyAttributes(const P11& p11, CK_SESSION_HANDLE session,
                                        CK_OBJECT_HANDLE private_key) {
-  struct Expect {
-    CK_ATTRIBUTE_TYPE type;
-    bool value;
-    const char* name;
-  };
-  static constexpr Expect kExpect[] = {
-      {CKA_TOKEN, true, "CKA_TOKEN"},
-      {CKA_PRIVATE, true, "CKA_PRIVATE"},
-      {CKA_SENSITIVE, true, "CKA_SENSITIVE"},
-      {CKA_ALWAYS_SENSITIVE, true, "CKA_ALWAYS_SENSITIVE"},
-      {CKA_NEVER_EXTRACTABLE, true, "CKA_NEVER_EXTRACTABLE"},
-      {CKA_LOCAL, true, "CKA_LOCAL"},
-      {CKA_EXTRACTABLE, false, "CKA_EXTRACTABLE"},
-      {CKA_DECRYPT, false, "CKA_DECRYPT"},
-      {CKA_UNWRAP, false, "CKA_UNWRAP"},
-      {CKA_DERIVE, false, "CKA_DERIVE"},
-      {CKA_SIGN_RECOVER, false, "CKA_SIGN_RECOVER"},
-  };
   absl::StatusOr<CK_ULONG> cls =
       GetUlongAttribute(p11, session, private_key, CKA_CLASS);
   if (!cls.ok()) return cls.status();
@@ -44,7 +26,7 @@ absl::Status CheckPrivateKeyAttributes(const P11& p11, CK_SESSION_HANDLE session
     return absl::FailedPreconditionError(
         Cat("CKA_CLASS = 0x", absl::Hex(*cls), " (want CKO_PRIVATE_KEY)"));
   }
-  for (const Expect& expect : kExpect) {
+  for (const KeyAttributeRule& expect : kPrivateKeyRules) {
     absl::StatusOr<bool> got =
         GetBoolAttribute(p11, session, private_key, expect.type);
     if (!got.ok() && IsBrokenSessionRv(RvOf(got.status()))) return got.status();
@@ -59,43 +41,46 @@ absl::Status CheckPrivateKeyAttributes(const P11& p11, CK_SESSION_HANDLE session
   return absl::OkStatus();
 }
 
-absl::StatusOr<KeyHandles> KeyStore::Describe(SessionPool::Lease& lease,
-                                              CK_OBJECT_HANDLE private_key) {
-  const P11& p11 = pool_->p11();
-  absl::StatusOr<CK_ULONG> key_type =
-      GetUlongAttribute(p11, lease.session(), private_key, CKA_KEY_TYPE);
-  if (!key_type.ok()) return key_type.status();
+absl::Status RefuseKeyAttributes(std::string_view id_hex,
+                                 const absl::Status& checked) {
+  return absl::FailedPreconditionError(
+      Cat("key id ", id_hex, ": private key has ", checked.message(),
+          "; tokensign uses only keys generated in the HSM as sensitive and "
+          "never extractable"));
+}
+
+absl::Status RefuseSharedId(std::string_view id_hex, size_t count) {
+  return absl::FailedPreconditionError(
+      Cat("key id ", id_hex, ": ", count,
+          " private keys share this CKA_ID; refusing to guess"));
+}
+
+absl::StatusOr<KeyHandles> DescribeValues(CK_ULONG key_type,
+                                          std::string_view value) {
   KeyHandles handles;
-  handles.private_key = private_key;
-  if (*key_type == CKK_RSA) {
-    absl::StatusOr<std::string> modulus =
-        GetAttribute(p11, lease.session(), private_key, CKA_MODULUS);
-    if (!modulus.ok()) return modulus.status();
-    size_t size = modulus->size();
+  if (key_type == CKK_RSA) {
+    size_t size = value.size();
     size_t skip = 0;
-    while (skip < size && (*modulus)[skip] == '\0') ++skip;
+    while (skip < size && value[skip] == '\0') ++skip;
     handles.type = crypto::KeyType::kRsa;
     handles.bits = static_cast<int>((size - skip) * 8);
     handles.signature_size = size - skip;
     return handles;
   }
-  if (*key_type != CKK_EC && *key_type != CKK_EC_EDWARDS) {
+  if (key_type != CKK_EC && key_type != CKK_EC_EDWARDS) {
     return absl::UnimplementedError(
-        Cat("key: CKA_KEY_TYPE 0x", absl::Hex(*key_type), " is not supported"));
+        Cat("key: CKA_KEY_TYPE 0x", absl::Hex(key_type), " is not supported"));
   }
-  absl::StatusOr<std::string> params =
-      GetAttribute(p11, lease.session(), private_key, CKA_EC_PARAMS);
-  if (!params.ok()) return params.status();
-  if (*params == AsView(kP256Oid, sizeof(kP256Oid))) {
+  if (value == AsView(kP256Oid, sizeof(kP256Oid))) {
     handles.type = crypto::KeyType::kEcP256;
     handles.bits = 256;
     handles.signature_size = 64;
-  } else if (*params == AsView(kP384Oid, sizeof(kP384Oid))) {
+  } else if (value == AsView(kP384Oid, sizeof(kP384Oid))) {
     handles.type = crypto::KeyType::kEcP384;
     handles.bits = 384;
     handles.signature_size = 96;
-  } else if (*params == AsView(kEd25519Name, sizeof(kEd25519Name)) ||
-             *params == AsView(kEd25519Oid, sizeof(kEd25519Oid))) {
+  } else if (value == AsView(kEd25519Name, sizeof(kEd25519Name)) ||
+             value == AsView(kEd25519Oid, sizeof(kEd25519Oid))) {
     handles.type = crypto::KeyType::kEd25519;
     handles.bits = 256;
     handles.signature_size = 64;
@@ -103,6 +88,26 @@ absl::StatusOr<KeyHandles> KeyStore::Describe(SessionPool::Lease& lease,
     return absl::UnimplementedError(
         "key: CKA_EC_PARAMS names a curve tokensign does not support");
   }
+  return handles;
+}
+
+absl::StatusOr<KeyHandles> KeyStore::Describe(SessionPool::Lease& lease,
+                                              CK_OBJECT_HANDLE private_key) {
+  const P11& p11 = pool_->p11();
+  absl::StatusOr<CK_ULONG> key_type =
+      GetUlongAttribute(p11, lease.session(), private_key, CKA_KEY_TYPE);
+  if (!key_type.ok()) return key_type.status();
+  std::string value;
+  if (*key_type == CKK_RSA || *key_type == CKK_EC ||
+      *key_type == CKK_EC_EDWARDS) {
+    absl::StatusOr<std::string> read =
+        GetAttribute(p11, lease.session(), private_key,
+                     *key_type == CKK_RSA ? CKA_MODULUS : CKA_EC_PARAMS);
+    if (!read.ok()) return read.status();
+    value = *std::move(read);
+  }
+  absl::StatusOr<KeyHandles> handles = DescribeValues(*key_type, value);
+  if (handles.ok()) handles->private_key = private_key;
   return handles;
 }
 
@@ -123,19 +128,12 @@ absl::StatusOr<KeyHandles> KeyStore::Search(SessionPool::Lease& lease,
     return absl::NotFoundError(
         Cat("key id ", id_hex, ": no private key with this CKA_ID"));
   }
-  if (privs->size() > 1) {
-    return absl::FailedPreconditionError(
-        Cat("key id ", id_hex, ": ", privs->size(),
-            " private keys share this CKA_ID; refusing to guess"));
-  }
+  if (privs->size() > 1) return RefuseSharedId(id_hex, privs->size());
   if (absl::Status checked =
           CheckPrivateKeyAttributes(p11, lease.session(), privs->front());
       !checked.ok()) {
     if (IsBrokenSessionRv(RvOf(checked))) return checked;
-    return absl::FailedPreconditionError(
-        Cat("key id ", id_hex, ": private key has ", checked.message(),
-            "; tokensign uses only keys generated in the HSM as sensitive and "
-            "never extractable"));
+    return RefuseKeyAttributes(id_hex, checked);
   }
   absl::StatusOr<KeyHandles> handles = Describe(lease, privs->front());
   if (!handles.ok()) return handles.status();

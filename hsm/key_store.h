@@ -52,14 +52,49 @@ struct KeyHandles {
   CK_ULONG signature_size = 0;  // exact bytes of a signature by this key
 };
 
+// The boolean attribute rules of a private key tokensign uses, in the order
+// CheckPrivateKeyAttributes applies them (KeyStore::Scan reads them in bulk).
+struct KeyAttributeRule {
+  CK_ATTRIBUTE_TYPE type;
+  bool value;
+  const char* name;
+};
+inline constexpr KeyAttributeRule kPrivateKeyRules[] = {
+    {CKA_TOKEN, true, "CKA_TOKEN"},
+    {CKA_PRIVATE, true, "CKA_PRIVATE"},
+    {CKA_SENSITIVE, true, "CKA_SENSITIVE"},
+    {CKA_ALWAYS_SENSITIVE, true, "CKA_ALWAYS_SENSITIVE"},
+    {CKA_NEVER_EXTRACTABLE, true, "CKA_NEVER_EXTRACTABLE"},
+    {CKA_LOCAL, true, "CKA_LOCAL"},
+    {CKA_EXTRACTABLE, false, "CKA_EXTRACTABLE"},
+    {CKA_DECRYPT, false, "CKA_DECRYPT"},
+    {CKA_UNWRAP, false, "CKA_UNWRAP"},
+    {CKA_DERIVE, false, "CKA_DERIVE"},
+    {CKA_SIGN_RECOVER, false, "CKA_SIGN_RECOVER"},
+};
+
 // OK when `private_key` is a CKO_PRIVATE_KEY with CKA_TOKEN, CKA_PRIVATE,
 // CKA_SENSITIVE, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE and CKA_LOCAL true
 // and CKA_EXTRACTABLE, CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE, CKA_SIGN_RECOVER
 // false; otherwise FailedPrecondition naming the first attribute that is not
-// ("CKA_LOCAL = false (want true)"), or the session error.
+// ("CKA_LOCAL = false (want true)"), or the session error. The boolean rules
+// are kPrivateKeyRules (shared with KeyStore::Scan's bulk read).
 absl::Status CheckPrivateKeyAttributes(const P11& p11,
                                        CK_SESSION_HANDLE session,
                                        CK_OBJECT_HANDLE private_key);
+
+// Type, bits and signature size of a private key from its CKA_KEY_TYPE and
+// CKA_MODULUS (RSA) or CKA_EC_PARAMS (EC, EdDSA); Unimplemented for a type or
+// curve tokensign does not use. Handles are left invalid.
+absl::StatusOr<KeyHandles> DescribeValues(CK_ULONG key_type,
+                                          std::string_view value);
+
+// The refusals of a key (FailedPrecondition, naming the key and the rule):
+// its private object failed CheckPrivateKeyAttributes with `checked`; `count`
+// private objects share its CKA_ID.
+absl::Status RefuseKeyAttributes(std::string_view id_hex,
+                                 const absl::Status& checked);
+absl::Status RefuseSharedId(std::string_view id_hex, size_t count);
 
 class KeyStore {
  public:
@@ -83,6 +118,13 @@ class KeyStore {
   Recovery::Policy KeyPolicy(std::string_view op,
                              const std::string_view& id_hex);
   absl::StatusOr<KeyInfo> Find(std::string_view id_hex);
+  // Every private key object in one search and every public one in another
+  // (key_scan.cc): each private object's attributes read in two calls, checked
+  // as Search checks one key, grouped by CKA_ID. Replaces the handle cache
+  // with the keys that passed (so Resolve and signing need no search for
+  // them). A search per key is linear in the token's objects on SoftHSM, so
+  // resolving N keys one by one costs N^2.
+  absl::StatusOr<KeyScan> Scan();
   absl::StatusOr<std::vector<KeyInfo>> List();
   absl::StatusOr<std::vector<KeyAttributes>> Inspect(std::string_view id_hex);
   absl::Status Destroy(std::string_view id_hex);
@@ -112,6 +154,7 @@ class KeyStore {
   absl::StatusOr<KeyHandles> Search(SessionPool::Lease& lease,
                                     std::string_view id_bytes,
                                     std::string_view id_hex);
+  absl::StatusOr<KeyScan> ScanOn(SessionPool::Lease& lease, uint64_t epoch);
   absl::StatusOr<KeyInfo> ToInfo(SessionPool::Lease& lease,
                                  std::string_view id_hex,
                                  const KeyHandles& handles);

@@ -36,7 +36,7 @@ const char* KeymgmtName(crypto::KeyType type) {
 
 absl::StatusOr<std::unique_ptr<ProvKey>> LoadProvKey(std::shared_ptr<Hsm> hsm,
                                                      std::string_view id_hex) {
-  absl::StatusOr<KeyInfo> info = hsm->FindKey(id_hex);
+  absl::StatusOr<KeyInfo> info = hsm->ResolveKey(id_hex);
   if (!info.ok()) return info.status();
   absl::StatusOr<crypto::UniquePkey> pub = hsm->PublicKey(id_hex);
   if (!pub.ok()) return pub.status();

@@ -73,7 +73,8 @@ struct ProvKey {
   crypto::UniquePkey pub;  // public half (default library context)
 };
 
-// Builds a key object for `id_hex` on `hsm` (FindKey + PublicKey).
+// Builds a key object for `id_hex` on `hsm` (ResolveKey: the handle cache,
+// a checked search on a miss; + PublicKey).
 absl::StatusOr<std::unique_ptr<ProvKey>> LoadProvKey(std::shared_ptr<Hsm> hsm,
                                                      std::string_view id_hex);
 // Keydata accessors (keymgmt.cc): the key behind a keymgmt keydata pointer, and

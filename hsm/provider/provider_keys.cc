@@ -55,7 +55,9 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> HsmKeyProvider::PrivateKey(std::string
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = cache_.find(id); it != cache_.end()) return it->second;
 
-  absl::StatusOr<KeyInfo> info = hsm_->FindKey(id);
+  // Through the key-handle cache: the keyset check (Hsm::ScanKeys or
+  // FindKey) has just resolved and checked this key; a miss searches.
+  absl::StatusOr<KeyInfo> info = hsm_->ResolveKey(id);
   if (!info.ok()) return info.status();
   crypto::UniquePkeyCtx ctx(
       EVP_PKEY_CTX_new_from_name(state_->libctx.get(), KeymgmtName(info->type), kProviderProps));

@@ -27,10 +27,18 @@ std::shared_ptr<EVP_PKEY> Share(crypto::UniquePkey key) {
 
 }  // namespace
 
+absl::StatusOr<const hsm::KeyScan*> KeyScanOnce::Get() {
+  if (!scan_.has_value()) scan_ = hsm_.ScanKeys();
+  if (scan_->ok()) return &**scan_;
+  if (absl::IsUnavailable(scan_->status())) return scan_->status();
+  return nullptr;
+}
+
 absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
                                               const PrivateKeyLoader& loader,
-                                              const KeyRecord& key) {
-  auto info = hsm.FindKey(key.id);
+                                              const KeyRecord& key,
+                                              const hsm::KeyScan* scan) {
+  auto info = scan != nullptr ? scan->Find(key.id) : hsm.FindKey(key.id);
   if (absl::IsNotFound(info.status())) {
     return Refuse(absl::StrCat("private key (CKA_ID ", key.id,
                                ") is missing from the HSM"));

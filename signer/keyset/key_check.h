@@ -3,7 +3,9 @@
 // Contract: VerifyRecordedKey(hsm, loader, key) succeeds only when
 //   - the HSM holds a private token key with the record's CKA_ID that passes
 //     hsm::CheckPrivateKeyAttributes (sensitive, always sensitive, never
-//     extractable, local, ...; Hsm::FindKey re-reads the token, no cache);
+//     extractable, local, ...), and no other private key has that CKA_ID:
+//     as `scan` (Hsm::ScanKeys, taken for this Load/Refresh) found it, or,
+//     without one, as Hsm::FindKey reads it now (no cache);
 //   - its key type and size fit the record's algorithm (RSA >= 2048 bits);
 //   - the public key (the record's `spki`; for records written before it
 //     existed, the token's public object) has the record's kid as its RFC 7638
@@ -15,7 +17,8 @@
 // key is pinned in the Hsm (Hsm::PinPublicKey), so nothing later reads the
 // token's public object for it.
 //
-// Thread-safety: a pure function over thread-safe objects.
+// Thread-safety: VerifyRecordedKey is a pure function over thread-safe
+// objects; KeyScanOnce is not thread-safe (one Load or Refresh owns it).
 #ifndef TOKENSIGN_SIGNER_KEYSET_KEY_CHECK_H_
 #define TOKENSIGN_SIGNER_KEYSET_KEY_CHECK_H_
 
@@ -23,6 +26,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,9 +48,25 @@ struct VerifiedKey {
   std::string spki;  // DER SubjectPublicKeyInfo of public_key
 };
 
-absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
-                                              const PrivateKeyLoader& loader,
-                                              const KeyRecord& key);
+absl::StatusOr<VerifiedKey> VerifyRecordedKey(
+    hsm::Hsm& hsm, const PrivateKeyLoader& loader, const KeyRecord& key,
+    const hsm::KeyScan* scan = nullptr);
+
+// The token's keys for one Load or Refresh: Hsm::ScanKeys, taken the first
+// time a keyset is checked (a Refresh in which nothing changed scans
+// nothing), then shared by every key checked in that call.
+class KeyScanOnce {
+ public:
+  explicit KeyScanOnce(hsm::Hsm& hsm) : hsm_(hsm) {}
+  // The scan; Unavailable when the HSM is down (as FindKey would answer);
+  // nullptr when the scan failed otherwise (each key is then looked up with
+  // FindKey, which says what is wrong with it).
+  absl::StatusOr<const hsm::KeyScan*> Get();
+
+ private:
+  hsm::Hsm& hsm_;
+  std::optional<absl::StatusOr<hsm::KeyScan>> scan_;
+};
 
 }  // namespace tokensign::keyset
 

@@ -57,14 +57,23 @@ void KeysetManager::Flush() {
 }
 
 absl::StatusOr<KeysetManager::StatePtr> KeysetManager::BuildState(
-    KeysetRecord record) const {
+    KeysetRecord record, KeyScanOnce* scan) const {
   auto state = std::make_shared<IssuerState>();
   std::vector<token::JwksEntry> entries;
   const int64_t now = absl::ToUnixSeconds(clock_());
   for (const KeyRecord& k : record.keys) {
     // Withdrawn, destroyed and expired keys are neither published nor used.
     if (!Published(k, now)) continue;
-    auto verified = VerifyRecordedKey(*hsm_, private_keys_, k);
+    const hsm::KeyScan* found = nullptr;
+    if (scan != nullptr) {
+      auto got = scan->Get();
+      if (!got.ok()) {
+        return Prefix(got.status(),
+                      absl::StrCat("keyset ", record.issuer, " key ", k.kid));
+      }
+      found = *got;
+    }
+    auto verified = VerifyRecordedKey(*hsm_, private_keys_, k, found);
     if (!verified.ok()) {
       // An HSM that is down says nothing about the key: fail the whole build
       // so the caller keeps what it has and tries again.
@@ -128,7 +137,8 @@ void KeysetManager::Swap(const std::string& issuer, StatePtr state) {
 
 absl::Status KeysetManager::ReloadIssuer(const std::string& issuer,
                                          StatePtr current, bool* changed,
-                                         const IssuerRecords* read) {
+                                         const IssuerRecords* read,
+                                         KeyScanOnce* scan) {
   *changed = false;
   const int64_t old_generation =
       current != nullptr ? current->record.generation : 0;
@@ -171,7 +181,7 @@ absl::Status KeysetManager::ReloadIssuer(const std::string& issuer,
     return absl::OkStatus();  // unchanged
   }
   const int64_t new_generation = rec->generation;
-  auto built = BuildState(*std::move(rec));
+  auto built = BuildState(*std::move(rec), scan);
   if (!built.ok()) return built.status();
   StatePtr next = *std::move(built);
   std::string problems;
@@ -211,6 +221,7 @@ absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
     // never leaves a moment without them); the others are dropped at the end.
     // Every record is read in one search of the token.
     auto read = records_.ReadEvery(issuers);
+    KeyScanOnce scan(*hsm_);  // and every key in one scan, if any is checked
     for (const std::string& issuer : issuers) {
       StatePtr current;
       {
@@ -220,7 +231,8 @@ absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
       }
       bool changed = false;
       absl::Status st =
-          read.ok() ? ReloadIssuer(issuer, current, &changed, &read->at(issuer))
+          read.ok() ? ReloadIssuer(issuer, current, &changed,
+                                   &read->at(issuer), &scan)
                     : read.status();
       if (!st.ok() && current == nullptr) {
         // First load and the HSM could not be read: the issuer exists but
@@ -254,6 +266,7 @@ absl::StatusOr<int> KeysetManager::Refresh() {
     for (const auto& entry : current) names.push_back(entry.first);
     auto read = records_.ReadEvery(names);  // one search for all issuers
     if (!read.ok()) first_error = read.status();
+    KeyScanOnce scan(*hsm_);  // keys of changed records: one scan for all
     for (const auto& [issuer, state] : current) {
       if (!read.ok()) break;
       // A state that never loaded (HSM unreadable at start) counts as none.
@@ -263,7 +276,8 @@ absl::StatusOr<int> KeysetManager::Refresh() {
         base = nullptr;
       }
       bool changed = false;
-      absl::Status st = ReloadIssuer(issuer, base, &changed, &read->at(issuer));
+      absl::Status st =
+          ReloadIssuer(issuer, base, &changed, &read->at(issuer), &scan);
       if (!st.ok() && first_error.ok()) first_error = st;
       if (changed) ++changed_count;
     }

@@ -6,7 +6,8 @@
 // RecordStore; absent = no keys) and checks every key the JWKS would publish
 // (lifecycle.h Published: not withdrawn, destroyed or expired) with
 // VerifyRecordedKey (attributes, type, kid recomputed from the recorded
-// public key, a test signature). A key that fails is neither published nor
+// public key, a test signature; the token's keys read in one Hsm::ScanKeys
+// per Load/Refresh, not searched key by key). A key that fails is neither published nor
 // used; if it is the active key the issuer cannot sign (FailedPrecondition
 // naming the reason) — other issuers are unaffected and Load never fails the
 // daemon for one issuer's record. ActiveKey() and Jwks() answer from the
@@ -215,9 +216,11 @@ class KeysetManager {
   };
   using StatePtr = std::shared_ptr<const IssuerState>;
 
-  // Builds the state for a record: checks every live key (VerifyRecordedKey),
-  // the active signing key, the JWKS of the keys that passed.
-  absl::StatusOr<StatePtr> BuildState(KeysetRecord record) const;
+  // Builds the state for a record: checks every live key (VerifyRecordedKey,
+  // against `scan` when given: Load and Refresh scan the token once for all
+  // issuers), the active signing key, the JWKS of the keys that passed.
+  absl::StatusOr<StatePtr> BuildState(KeysetRecord record,
+                                      KeyScanOnce* scan = nullptr) const;
   // The state of an issuer whose record cannot be read.
   StatePtr UnavailableState(std::string_view issuer,
                             const absl::Status& why) const;
@@ -228,7 +231,8 @@ class KeysetManager {
   // use (nullptr: first load).
   absl::Status ReloadIssuer(const std::string& issuer, StatePtr current,
                             bool* changed,
-                            const IssuerRecords* read = nullptr);
+                            const IssuerRecords* read = nullptr,
+                            KeyScanOnce* scan = nullptr);
   // Writes `next` (derived from the state in use, `base`) and swaps in its
   // state. Aborted when another writer got there first (their record is
   // adopted). Caller holds admin_mu_.
