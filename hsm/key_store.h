@@ -1,6 +1,7 @@
 // Key pairs on the token: generation with tokensign's template, lookup by
-// CKA_ID through a handle cache (no C_FindObjects on the signing path), listing
-// and destruction.
+// CKA_ID through a handle cache (no C_FindObjects on the signing path), a scan
+// of every key at once (key_scan.cc: two searches, for loading many keys),
+// listing and destruction.
 //
 // Contract: both halves of a key share a random 16-byte CKA_ID and the caller's
 // CKA_LABEL. Only private token objects (CKA_PRIVATE, CKA_TOKEN) are ever
@@ -19,7 +20,7 @@
 //
 // Thread-safety: all methods are thread-safe. Generate and Destroy are
 // serialized by an internal mutex (SoftHSM 2.6.1 races there); Resolve takes a
-// shared lock on the cache.
+// shared lock on the cache, Scan replaces it under the exclusive lock.
 #ifndef TOKENSIGN_HSM_KEY_STORE_H_
 #define TOKENSIGN_HSM_KEY_STORE_H_
 
