@@ -3,15 +3,12 @@
 #include <utility>
 #include <vector>
 
+#include "crypto/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "signer/audit/audit_format.h"
 
 namespace tokensign::service {
 namespace {
-
-absl::string_view S(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 // Hex SHA-256 of `v`'s canonical JSON: nlohmann::json::dump() sorts object
 // keys bytewise and writes no whitespace (audit_format.h).
@@ -89,7 +86,7 @@ void CapList(std::string_view name, std::vector<T>* v, ToJson json,
   if (v->size() <= kMaxAuditListItems) return;
   nlohmann::json all = nlohmann::json::array();
   for (const T& e : *v) all.push_back(json(e));
-  absl::StrAppend(note, "; ", S(name), ": ", v->size(), " entries, first ",
+  absl::StrAppend(note, "; ", AbslView(name), ": ", v->size(), " entries, first ",
                   kMaxAuditListItems, " recorded, sha256 of all ",
                   CanonicalJsonSha256(all));
   v->resize(kMaxAuditListItems);
@@ -165,7 +162,7 @@ audit::AuditRecord AdminRecord(std::string_view service,
   r.time = now;
   r.caller = std::string(caller);
   r.issuer = std::string(issuer);
-  r.kind = absl::StrCat(S(service), ".", S(method));
+  r.kind = absl::StrCat(AbslView(service), ".", AbslView(method));
   return r;
 }
 
@@ -214,7 +211,7 @@ audit::AuditRecord KeysetEventRecord(const keyset::KeysetEvent& e,
   audit::AuditRecord r;
   r.caller = "tokensignd";
   r.issuer = e.issuer;
-  r.kind = absl::StrCat("keyset.", S(event));
+  r.kind = absl::StrCat("keyset.", AbslView(event));
   r.kid = e.kid;
   r.outcome = e.kind == keyset::KeysetEvent::Kind::kRejected ? "denied"
                                                                : "observed";

@@ -4,18 +4,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "crypto/str_cat.h"
 #include "signer/service/decision_record.h"
 #include "signer/service/rpc_call.h"
 
 namespace tokensign::service {
-namespace {
-
-absl::string_view S(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
-
-}  // namespace
-
 std::string KeyAdminGate::RequestNote(const v1::RotateKeyRequest& req) {
   if (req.mode() != v1::EMERGENCY) return "planned rotation";
   return "EMERGENCY rotation (old key withdrawn): " + req.reason();
@@ -86,7 +79,7 @@ absl::Status KeyAdminGate::Authorize(std::string_view caller,
   if (absl::Status h = core_->decisions().health(); !h.ok()) {
     return absl::UnavailableError(
         absl::StrCat("audit: log not accepting records (", h.message(), "); ",
-                     S(method), " refused"));
+                     AbslView(method), " refused"));
   }
   absl::Status st = core_->policy()->CheckKeyAdmin(caller, issuer, read_only);
   if (!st.ok()) {
@@ -107,7 +100,7 @@ absl::Status KeyAdminGate::RecordRequest(std::string_view caller,
   r.reason = std::string(note);
   if (absl::Status st = core_->decisions().Record(std::move(r)); !st.ok()) {
     return absl::UnavailableError(
-        absl::StrCat("audit: ", S(method), " not started: its request could "
+        absl::StrCat("audit: ", AbslView(method), " not started: its request could "
                      "not be recorded (", st.message(), "); nothing changed"));
   }
   return absl::OkStatus();
@@ -125,7 +118,7 @@ absl::Status KeyAdminGate::RecordOutcome(std::string_view caller,
   r.reason = std::string(outcome.message());
   if (absl::Status st = core_->decisions().Record(std::move(r)); !st.ok()) {
     return absl::UnavailableError(absl::StrCat(
-        "audit: outcome of ", S(method), " not recorded (", st.message(),
+        "audit: outcome of ", AbslView(method), " not recorded (", st.message(),
         "); the operation ",
         outcome.ok() ? std::string("succeeded")
                      : absl::StrCat("failed: ", outcome.ToString())));

@@ -5,17 +5,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "crypto/str_cat.h"
 
 namespace tokensign::service {
 namespace {
 
-absl::string_view S(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
-
 absl::Status NotConfigured(std::string_view caller) {
   return absl::PermissionDeniedError(
-      absl::StrCat("caller: \"", S(caller), "\" is not a configured caller"));
+      absl::StrCat("caller: \"", AbslView(caller), "\" is not a configured caller"));
 }
 
 bool HasRole(const CallerConfig& c, Role role) {
@@ -24,7 +21,7 @@ bool HasRole(const CallerConfig& c, Role role) {
 
 absl::Status LacksRole(std::string_view caller, Role role) {
   return absl::PermissionDeniedError(absl::StrCat(
-      "caller: \"", S(caller), "\" lacks the ", RoleName(role), " role"));
+      "caller: \"", AbslView(caller), "\" lacks the ", RoleName(role), " role"));
 }
 
 }  // namespace
@@ -68,9 +65,9 @@ absl::Status PolicySnapshot::CheckRole(std::string_view caller, Role role,
       [&](const std::string& i) { return i == "*" || i == issuer; });
   if (!covered) {
     return absl::PermissionDeniedError(absl::StrCat(
-        "issuer: caller \"", S(caller), "\" may not ",
+        "issuer: caller \"", AbslView(caller), "\" may not ",
         role == Role::kSigner ? "sign" : absl::StrCat("act as ", RoleName(role)),
-        " for issuer \"", S(issuer), "\"; its issuers are [",
+        " for issuer \"", AbslView(issuer), "\"; its issuers are [",
         absl::StrJoin(c->issuers, ", "), "]"));
   }
   return absl::OkStatus();
@@ -94,7 +91,7 @@ absl::Status PolicySnapshot::CheckKeyAdmin(std::string_view caller,
   if (!st.ok()) return st;
   if (FindIssuer(issuer) == nullptr) {
     return absl::NotFoundError(
-        absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
+        absl::StrCat("issuer: unknown issuer \"", AbslView(issuer), "\""));
   }
   return absl::OkStatus();
 }
@@ -103,7 +100,7 @@ absl::Status PolicySnapshot::UnknownIssuer(std::string_view caller,
                                            std::string_view issuer) const {
   if (absl::Status st = CheckKnownCaller(caller); !st.ok()) return st;
   return absl::NotFoundError(
-      absl::StrCat("issuer: unknown issuer \"", S(issuer), "\""));
+      absl::StrCat("issuer: unknown issuer \"", AbslView(issuer), "\""));
 }
 
 }  // namespace tokensign::service

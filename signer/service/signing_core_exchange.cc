@@ -6,16 +6,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "crypto/str_cat.h"
 #include "signer/service/http/metrics.h"
 #include "signer/service/signing_core.h"
 #include "signer/token/parent_token.h"
 
 namespace tokensign::service {
 namespace {
-
-absl::string_view S(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 // The key that verifies a parent whose iss claim is `iss` and header kid is
 // `kid`, for a child signed by `issuer`: among the configured issuers with
@@ -38,7 +35,7 @@ absl::StatusOr<token::ParentKey> ParentKeyFor(const PolicySnapshot& snap,
     }
   }
   const std::string quoted_iss =
-      absl::StrCat("\"", S(iss).substr(0, 128), "\"");
+      absl::StrCat("\"", AbslView(iss).substr(0, 128), "\"");
   if (named.empty()) {
     return absl::PermissionDeniedError(
         absl::StrCat("subject_token: iss ", quoted_iss,
@@ -67,7 +64,7 @@ absl::StatusOr<token::ParentKey> ParentKeyFor(const PolicySnapshot& snap,
     return out;
   }
   return absl::PermissionDeniedError(absl::StrCat(
-      "subject_token: kid \"", S(kid).substr(0, 128),
+      "subject_token: kid \"", AbslView(kid).substr(0, 128),
       "\" is not a key that verifies tokens of issuer \"",
       absl::StrJoin(allowed, "\", \""),
       "\" now (unknown, withdrawn, destroyed or expired from the JWKS)"));

@@ -16,6 +16,7 @@
 #include "boost/asio/strand.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "crypto/str_cat.h"
 #include "nlohmann/json.hpp"
 
 namespace tokensign::service {
@@ -122,8 +123,8 @@ struct HttpServer::State {
 
 namespace {
 
-// Debian's abseil has its own string_view type, distinct from std's.
-absl::string_view ToAbsl(std::string_view s) { return {s.data(), s.size()}; }
+// Debian's abseil has its own string_view type, distinct from std's
+// (AbslView, crypto/str_cat.h, goes the other way).
 std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
 
 bool ValidIssuerName(std::string_view name) {
@@ -448,15 +449,15 @@ absl::StatusOr<std::pair<std::string, uint16_t>> ParseListenAddress(
   size_t colon = listen.rfind(':');
   if (colon == std::string_view::npos) {
     return absl::InvalidArgumentError(
-        absl::StrCat("http listen: '", ToAbsl(listen),
+        absl::StrCat("http listen: '", AbslView(listen),
                      "' must be host:port (no ':' found)"));
   }
   std::string host(listen.substr(0, colon));
   uint32_t port = 0;
-  if (!absl::SimpleAtoi(ToAbsl(listen.substr(colon + 1)), &port) ||
+  if (!absl::SimpleAtoi(AbslView(listen.substr(colon + 1)), &port) ||
       port > 65535) {
     return absl::InvalidArgumentError(
-        absl::StrCat("http listen: port in '", ToAbsl(listen),
+        absl::StrCat("http listen: port in '", AbslView(listen),
                      "' must be a number 0..65535"));
   }
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
@@ -490,7 +491,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   beast::error_code ec;
   auto fail = [&](std::string_view step) {
     return absl::UnavailableError(
-        absl::StrCat("http listen ", state->options.listen, ": ", ToAbsl(step),
+        absl::StrCat("http listen ", state->options.listen, ": ", AbslView(step),
                      ": ", ec.message()));
   };
   state->acceptor.open(endpoint.protocol(), ec);
