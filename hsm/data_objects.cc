@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "crypto/str_cat.h"
 #include "hsm/objects.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 namespace {

@@ -4,10 +4,10 @@
 #include "crypto/algorithm.h"
 #include "crypto/spki.h"
 #include "crypto/ssl_ptr.h"
+#include "crypto/str_cat.h"
 #include "hsm/hsm_impl.h"
 #include "hsm/pin.h"
 #include "hsm/public_key.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 

@@ -7,12 +7,12 @@
 #include "crypto/algorithm.h"
 #include "crypto/spki.h"
 #include "crypto/ssl_ptr.h"
+#include "crypto/str_cat.h"
 #include "hsm/ec_params.h"
 #include "hsm/key_store.h"
 #include "hsm/objects.h"
 #include "hsm/pkcs11_call.h"
 #include "hsm/public_key.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 

@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "crypto/str_cat.h"
 #include "hsm/key_store.h"
 #include "hsm/objects.h"
 #include "hsm/pkcs11_call.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 namespace {

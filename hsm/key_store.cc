@@ -3,11 +3,11 @@
 #include "absl/strings/ascii.h"
 #include "crypto/algorithm.h"
 #include "crypto/ssl_ptr.h"
+#include "crypto/str_cat.h"
 #include "hsm/ec_params.h"
 #include "hsm/objects.h"
 #include "hsm/pkcs11_call.h"
 #include "hsm/public_key.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 

@@ -5,7 +5,7 @@
 #include <map>
 #include <mutex>
 
-#include "hsm/strcat.h"
+#include "crypto/str_cat.h"
 
 namespace tokensign::hsm {
 namespace {

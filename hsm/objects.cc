@@ -2,7 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "hsm/strcat.h"
+#include "crypto/str_cat.h"
 
 namespace tokensign::hsm {
 

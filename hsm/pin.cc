@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "hsm/strcat.h"
+#include "crypto/str_cat.h"
 
 namespace tokensign::hsm {
 namespace {

@@ -8,8 +8,8 @@
 #include "crypto/algorithm.h"
 #include "crypto/openssl_error.h"
 #include "crypto/ssl_ptr.h"
+#include "crypto/str_cat.h"
 #include "hsm/objects.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 namespace {

@@ -1,6 +1,6 @@
 #include "hsm/recovery.h"
 
-#include "hsm/strcat.h"
+#include "crypto/str_cat.h"
 
 namespace tokensign::hsm {
 

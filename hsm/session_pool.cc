@@ -5,8 +5,8 @@
 #include <chrono>
 #include <thread>
 
+#include "crypto/str_cat.h"
 #include "hsm/pkcs11_call.h"
-#include "hsm/strcat.h"
 
 namespace tokensign::hsm {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "crypto/algorithm.h"
-#include "hsm/strcat.h"
+#include "crypto/str_cat.h"
 
 namespace tokensign::hsm {
 namespace {
