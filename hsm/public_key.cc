@@ -14,17 +14,9 @@
 namespace tokensign::hsm {
 namespace {
 
-struct ParamBldDeleter {
-  void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
-};
-struct ParamDeleter {
-  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
-};
-
 absl::StatusOr<crypto::UniquePkey> FromData(const char* key_type, int selection,
                                     OSSL_PARAM_BLD* bld) {
-  std::unique_ptr<OSSL_PARAM, ParamDeleter> params(
-      OSSL_PARAM_BLD_to_param(bld));
+  crypto::SslPtr<OSSL_PARAM> params(OSSL_PARAM_BLD_to_param(bld));
   if (params == nullptr) return crypto::OpenSslError("OSSL_PARAM_BLD_to_param");
   crypto::UniquePkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, key_type, "?provider=default"));
   if (ctx == nullptr) return crypto::OpenSslError("EVP_PKEY_CTX_new_from_name");
@@ -65,7 +57,7 @@ absl::StatusOr<crypto::UniquePkey> ExportPublicKey(const P11& p11,
   if (public_key == CK_INVALID_HANDLE) {
     return absl::NotFoundError("PublicKey: the key has no public-key object");
   }
-  std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter> bld(OSSL_PARAM_BLD_new());
+  crypto::SslPtr<OSSL_PARAM_BLD> bld(OSSL_PARAM_BLD_new());
   if (bld == nullptr) return crypto::OpenSslError("OSSL_PARAM_BLD_new");
   if (type == crypto::KeyType::kRsa) {
     absl::StatusOr<std::string> n =

@@ -161,7 +161,7 @@ absl::StatusOr<CheckpointTrust> CheckpointTrust::FromJwks(
       return absl::InvalidArgumentError(absl::StrCat(
           where, ".kid: must be the key's RFC 7638 thumbprint ", *thumb));
     }
-    t.keys_[*thumb] = std::shared_ptr<EVP_PKEY>(key->release(), EVP_PKEY_free);
+    t.keys_[*thumb] = std::shared_ptr<EVP_PKEY>(std::move(*key));
   }
   if (t.keys_.empty())
     return absl::InvalidArgumentError("audit keys: the JWKS holds no key");
@@ -227,7 +227,7 @@ absl::StatusOr<CheckpointPayload> CheckpointTrust::Verify(
       return absl::UnauthenticatedError(absl::StrCat(
           "checkpoint signed by key ", *thumb, ", which is not pinned"));
     }
-    key = std::shared_ptr<EVP_PKEY>(k->release(), EVP_PKEY_free);
+    key = std::shared_ptr<EVP_PKEY>(std::move(*k));
   }
   auto payload = token::VerifyCompact(
       jws, key.get(), token::JwsExpectation{*alg, kid, kCheckpointTyp});

@@ -22,7 +22,7 @@ absl::Status Refuse(absl::string_view why) {
 }
 
 std::shared_ptr<EVP_PKEY> Share(crypto::UniquePkey key) {
-  return std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
+  return std::shared_ptr<EVP_PKEY>(std::move(key));
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "crypto/algorithm.h"
+#include "crypto/ssl_ptr.h"
 #include "signer/service/config.h"
 #include "signer/service/signing_core.h"
 
@@ -60,35 +61,27 @@ nlohmann::json ValueToJson(const google::protobuf::Value& v) {
   }
 }
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-
 // URI SANs and every CN (as UTF-8; "" for one that cannot be converted) of a
 // PEM certificate.
 void NamesFromPem(const std::string& pem, std::vector<std::string>* uris,
                   std::vector<std::string>* cns) {
-  std::unique_ptr<BIO, BioFree> bio(
+  crypto::SslPtr<BIO> bio(
       BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio) return;
-  std::unique_ptr<X509, X509Free> cert(
+  crypto::SslPtr<X509> cert(
       PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!cert) return;
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
+  crypto::SslPtr<GENERAL_NAMES> names(static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr)));
   if (names != nullptr) {
-    for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
-      const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+      const GENERAL_NAME* n = sk_GENERAL_NAME_value(names.get(), i);
       if (n->type != GEN_URI) continue;
       const ASN1_IA5STRING* s = n->d.uniformResourceIdentifier;
       uris->emplace_back(
           reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
           ASN1_STRING_length(s));
     }
-    GENERAL_NAMES_free(names);
   }
   X509_NAME* subject = X509_get_subject_name(cert.get());
   for (int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
