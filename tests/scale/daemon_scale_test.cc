@@ -189,8 +189,8 @@ TEST(DaemonScaleTest, StartsOnManyIssuersKeysAndSignsAsWithOne) {
     auto opened = hsm::Hsm::Open(hc);
     ASSERT_TRUE(opened.ok()) << opened.status();
     for (const std::string& issuer : many.issuers) {
-      absl::Status st = SeedIssuerKey(**opened, issuer);
-      ASSERT_TRUE(st.ok()) << issuer << ": " << st;
+      auto seeded = SeedIssuerKey(**opened, issuer);
+      ASSERT_TRUE(seeded.ok()) << issuer << ": " << seeded.status();
     }
   }
   const double seed_s = Seconds(seeding);

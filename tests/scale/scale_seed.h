@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "crypto/spki.h"
 #include "hsm/hsm.h"
@@ -22,8 +23,9 @@
 
 namespace tokensign::testing {
 
-// One active ES256 (P-256) key for `issuer`, recorded at generation 1.
-inline absl::Status SeedIssuerKey(hsm::Hsm& hsm, const std::string& issuer) {
+// One active ES256 (P-256) key for `issuer`, recorded at generation 1;
+// returns the key's record.
+inline absl::StatusOr<keyset::KeyRecord> SeedIssuerKey(hsm::Hsm& hsm, const std::string& issuer) {
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   auto info = hsm.GenerateKey(crypto::KeyType::kEcP256,
                               keyset::internal::KeyLabel(issuer, now));
@@ -45,8 +47,11 @@ inline absl::Status SeedIssuerKey(hsm::Hsm& hsm, const std::string& issuer) {
   rec.writer = keyset::RandomWriterId();
   rec.written_at = now;
   rec.keys.push_back(key);
-  return hsm.AddData(keyset::KeysetObjectName(issuer),
-                     keyset::SerializeKeysetRecord(rec));
+  if (absl::Status st = hsm.AddData(keyset::KeysetObjectName(issuer),
+                                    keyset::SerializeKeysetRecord(rec));
+      !st.ok())
+    return st;
+  return key;
 }
 
 }  // namespace tokensign::testing
