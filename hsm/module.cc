@@ -163,12 +163,16 @@ absl::StatusOr<std::vector<CK_MECHANISM_TYPE>> Module::Mechanisms(
   CK_ULONG count = 0;
   absl::Status status = TS_P11(p11_, C_GetMechanismList, slot, nullptr, &count);
   if (!status.ok()) return status;
-  std::vector<CK_MECHANISM_TYPE> mechs(count);
+  // One element more than asked for: p11-kit's client module before 0.25
+  // (Debian 12 ships 0.24.1) drops the mechanisms it cannot carry by moving
+  // the rest of the list down one place with a memmove that reads one
+  // element past the end (p11-kit #456); found by ASan in the p11kit suites.
+  std::vector<CK_MECHANISM_TYPE> mechs(count + 1);
   if (count > 0) {
     status = TS_P11(p11_, C_GetMechanismList, slot, mechs.data(), &count);
     if (!status.ok()) return status;
-    mechs.resize(count);
   }
+  mechs.resize(count);
   return mechs;
 }
 
