@@ -133,13 +133,18 @@ absl::Status Hsm::PinPublicKey(std::string_view id_hex,
                                std::string_view spki_der) {
   absl::StatusOr<crypto::UniquePkey> key = crypto::ParseSpki(spki_der);
   if (!key.ok()) return key.status();
-  impl_->keys().PinPublicKey(id_hex, std::string(spki_der));
+  impl_->keys().PinPublicKey(
+      id_hex, std::shared_ptr<EVP_PKEY>(key->release(), EVP_PKEY_free));
   return absl::OkStatus();
 }
 
 absl::StatusOr<crypto::UniquePkey> Hsm::PublicKey(std::string_view id_hex) {
-  if (std::optional<std::string> pinned = impl_->keys().PinnedPublicKey(id_hex))
-    return crypto::ParseSpki(*pinned);
+  // The pinned key itself, one more reference (not parsed again).
+  if (std::shared_ptr<EVP_PKEY> pinned = impl_->keys().PinnedPublicKey(id_hex)) {
+    if (EVP_PKEY_up_ref(pinned.get()) != 1)
+      return absl::InternalError("PublicKey: EVP_PKEY_up_ref failed");
+    return crypto::UniquePkey(pinned.get());
+  }
   KeyStore& keys = impl_->keys();
   return impl_->recovery().Run(
       keys.KeyPolicy("PublicKey", id_hex),

@@ -198,15 +198,16 @@ Recovery::Policy KeyStore::KeyPolicy(std::string_view op,
   return policy;
 }
 
-void KeyStore::PinPublicKey(std::string_view id_hex, std::string spki_der) {
+void KeyStore::PinPublicKey(std::string_view id_hex,
+                            std::shared_ptr<EVP_PKEY> key) {
   std::unique_lock<std::shared_mutex> lock(cache_mu_);
-  pinned_[AsciiLower(id_hex)] = std::move(spki_der);
+  pinned_[AsciiLower(id_hex)] = std::move(key);
 }
 
-std::optional<std::string> KeyStore::PinnedPublicKey(std::string_view id_hex) {
+std::shared_ptr<EVP_PKEY> KeyStore::PinnedPublicKey(std::string_view id_hex) {
   std::shared_lock<std::shared_mutex> lock(cache_mu_);
   auto it = pinned_.find(AsciiLower(id_hex));
-  if (it == pinned_.end()) return std::nullopt;
+  if (it == pinned_.end()) return nullptr;
   return it->second;
 }
 
