@@ -75,8 +75,12 @@ absl::Status InitializeToken(const std::string& module_path,
     auto info = (*module)->TokenInfo(slot);
     if (!info.ok() || (info->flags & CKF_TOKEN_INITIALIZED) != 0) continue;
 
-    CK_UTF8CHAR padded[32];
-    std::memset(padded, ' ', sizeof(padded));
+    // 32 bytes, blank-padded, as PKCS#11 says, plus a NUL it does not ask
+    // for: p11-kit's client module (0.24.1) sends the label with strlen and
+    // so read past a 32-byte array (ASan, p11kit.hsm_token_init_test).
+    CK_UTF8CHAR padded[33];
+    std::memset(padded, ' ', 32);
+    padded[32] = '\0';
     std::memcpy(padded, label.data(), label.size());
     if (auto st =
             TS_P11(p11, C_InitToken, slot, Utf8(so_pin), so_pin.size(), padded);
