@@ -16,7 +16,8 @@
 //
 // Env: TOKENSIGN_SCALE_KEYS (N, default 16 in CI), TOKENSIGN_SCALE_ROUNDS
 // (default 4), TOKENSIGN_SCALE_WINDOW_MS (default 250), TOKENSIGN_SCALE_STARTS
-// (default 2). README "Scale with keys" has the 1,000-key command.
+// (default 2), TOKENSIGN_SCALE_CHECKPOINT_RECORDS (below). README "Scale with
+// keys" has the 1,000-key command.
 // Test-only; the test thread plus the signing threads of one window.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -59,6 +60,14 @@ double Median(std::vector<double> v) {
   return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
+// TOKENSIGN_SCALE_CHECKPOINT_RECORDS: [audit] checkpoint_every_records of both
+// daemons (0 = the default, 1000). Each checkpoint writes its anchor into the
+// token, which searches the token's objects first.
+int CheckpointRecords() {
+  const char* v = std::getenv("TOKENSIGN_SCALE_CHECKPOINT_RECORDS");
+  return v != nullptr ? std::atoi(v) : 0;
+}
+
 // A token: a dev state dir (SoftHSM token "tokensign-dev", its PIN file), a
 // config naming `issuers`, and the daemon's audit log.
 struct Case {
@@ -76,8 +85,11 @@ std::string ConfigText(DaemonHarness& h, const Case& c) {
       "[hsm]\nmodule = \"", TOKENSIGN_SOFTHSM_MODULE,
       "\"\ntoken_label = \"tokensign-dev\"\npin_file = \"", c.state,
       "/pin\"\n\n[server]\ninsecure = true\n\n[audit]\npath = \"",
-      h.Path(c.name + "-audit.log"), "\"\ninstance = \"", c.name,
-      "\"\n\n[[callers]]\nid = \"loopback\"\nroles = [\"signer\"]\n"
+      h.Path(c.name + "-audit.log"), "\"\ninstance = \"", c.name, "\"\n",
+      CheckpointRecords() > 0
+          ? absl::StrCat("checkpoint_every_records = ", CheckpointRecords(), "\n")
+          : "",
+      "\n[[callers]]\nid = \"loopback\"\nroles = [\"signer\"]\n"
       "issuers = [\"*\"]\n");
   for (const std::string& issuer : c.issuers) {
     absl::StrAppend(&text, "\n[issuers.", issuer, "]\niss = \"https://",
