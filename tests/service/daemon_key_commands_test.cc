@@ -342,6 +342,9 @@ TEST(DaemonKeyCommandsTest, InspectIsForCustodiansAndAuditorsOfTheIssuer) {
   EXPECT_EQ(Json("keys inspect --issuer dev" + as("custodian"))["keys"].size(), 1u);
   // The auditor reads, never changes.
   const nlohmann::json seen = Json("keys inspect --issuer dev" + as("stranger"));
+  // contains() first: a const json's operator[] on a missing key reads out of
+  // bounds (ASan caught it here after a failed command).
+  ASSERT_TRUE(seen.contains("keys")) << seen;
   ASSERT_EQ(seen["keys"].size(), 1u) << seen;
   EXPECT_EQ(seen["keys"][0]["objects"][0]["refused"], "") << seen;
   EXPECT_EQ(Ctl("keys rotate --issuer dev" + as("stranger"), &out), 4) << out;
