@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
 #include "hsm/hsm_impl.h"
+#include "tests/support/p11_objects.h"
 #include "tests/support/softhsm_token.h"
 
 namespace tokensign::hsm {
@@ -46,19 +47,9 @@ class KeyScanTest : public ::testing::Test {
     return key.ok() ? *key : KeyInfo{};
   }
 
-  // The private-key object with CKA_ID `id_hex` (the first, if several).
+  // The private-key object with CKA_ID `id_hex`.
   CK_OBJECT_HANDLE PrivateObject(const std::string& id_hex) {
-    std::string id = absl::HexStringToBytes(id_hex);
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)},
-                           {CKA_ID, id.data(), id.size()}};
-    CK_OBJECT_HANDLE found = CK_INVALID_HANDLE;
-    CK_ULONG count = 0;
-    EXPECT_EQ(f_->C_FindObjectsInit(session_, tmpl, 2), CKR_OK);
-    EXPECT_EQ(f_->C_FindObjects(session_, &found, 1, &count), CKR_OK);
-    EXPECT_EQ(f_->C_FindObjectsFinal(session_), CKR_OK);
-    EXPECT_EQ(count, 1u) << id_hex;
-    return found;
+    return tokensign::testing::FindPrivateKeyObject(f_, session_, id_hex);
   }
 
   CK_RV SetBool(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type, bool value) {

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "crypto/algorithm.h"
 #include "tests/service/keyset_test_fixture.h"
+#include "tests/support/p11_objects.h"
 
 namespace tokensign::keyset {
 namespace {
@@ -36,18 +37,9 @@ class KeysetScanTest : public KeysetManagerTest {
     if (session_ != CK_INVALID_HANDLE) f_->C_CloseSession(session_);
   }
 
+  // The private-key object with CKA_ID `id_hex`.
   CK_OBJECT_HANDLE PrivateObject(const std::string& id_hex) {
-    std::string id = absl::HexStringToBytes(id_hex);
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof(cls)},
-                           {CKA_ID, id.data(), id.size()}};
-    CK_OBJECT_HANDLE found = CK_INVALID_HANDLE;
-    CK_ULONG count = 0;
-    EXPECT_EQ(f_->C_FindObjectsInit(session_, tmpl, 2), CKR_OK);
-    EXPECT_EQ(f_->C_FindObjects(session_, &found, 1, &count), CKR_OK);
-    EXPECT_EQ(f_->C_FindObjectsFinal(session_), CKR_OK);
-    EXPECT_EQ(count, 1u) << id_hex;
-    return found;
+    return tokensign::testing::FindPrivateKeyObject(f_, session_, id_hex);
   }
 
   // A restart: a fresh manager loads both issuers; `issuer_` must be refused
