@@ -158,33 +158,9 @@ TEST_F(KeyScanTest, RefusesACkaIdThatTwoPrivateKeysShare) {
 // A private key imported with the PIN (not generated in the HSM: not local,
 // not always sensitive) is refused naming the attribute.
 TEST_F(KeyScanTest, RefusesAnImportedKey) {
-  crypto::UniquePkey key(EVP_EC_gen("P-256"));
-  ASSERT_NE(key, nullptr);
-  BIGNUM* d = nullptr;
-  ASSERT_EQ(EVP_PKEY_get_bn_param(key.get(), "priv", &d), 1);
-  unsigned char scalar[32];
-  BN_bn2binpad(d, scalar, 32);
-  BN_free(d);
-  static constexpr unsigned char kP256Oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
-                                               0xce, 0x3d, 0x03, 0x01, 0x07};
   const std::string id = "scan-imported-id";
-  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-  CK_KEY_TYPE type = CKK_EC;
-  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-  CK_ATTRIBUTE tmpl[] = {
-      {CKA_CLASS, &cls, sizeof(cls)},
-      {CKA_KEY_TYPE, &type, sizeof(type)},
-      {CKA_TOKEN, &yes, sizeof(yes)},
-      {CKA_PRIVATE, &yes, sizeof(yes)},
-      {CKA_SENSITIVE, &yes, sizeof(yes)},
-      {CKA_EXTRACTABLE, &no, sizeof(no)},
-      {CKA_SIGN, &yes, sizeof(yes)},
-      {CKA_ID, const_cast<char*>(id.data()), id.size()},
-      {CKA_EC_PARAMS, const_cast<unsigned char*>(kP256Oid), sizeof(kP256Oid)},
-      {CKA_VALUE, scalar, sizeof(scalar)},
-  };
-  CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-  ASSERT_EQ(f_->C_CreateObject(session_, tmpl, 10, &h), CKR_OK);
+  ASSERT_NE(tokensign::testing::ImportP256PrivateKey(f_, session_, id),
+            CK_INVALID_HANDLE);
   const std::string id_hex = absl::BytesToHexString(id);
   auto scan = hsm_->ScanKeys();
   ASSERT_TRUE(scan.ok()) << scan.status();

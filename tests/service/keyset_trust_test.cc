@@ -19,6 +19,7 @@
 #include "signer/token/jwk.h"
 #include "signer/token/jws.h"
 #include "tests/service/keyset_test_fixture.h"
+#include "tests/support/p11_objects.h"
 #include "tests/support/planter.h"
 
 namespace tokensign::keyset {
@@ -239,36 +240,9 @@ TEST_F(KeysetTrustTest, ImportedKeyIsRefusedNamingTheAttribute) {
   ASSERT_EQ(f->C_OpenSession(impl.slot(), CKF_SERIAL_SESSION | CKF_RW_SESSION,
                              nullptr, nullptr, &session),
             CKR_OK);
-  static constexpr unsigned char kP256Oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
-                                               0xce, 0x3d, 0x03, 0x01, 0x07};
-  crypto::UniquePkey key = NewP256();
-  BIGNUM* d = nullptr;
-  ASSERT_EQ(EVP_PKEY_get_bn_param(key.get(), "priv", &d), 1);
-  unsigned char scalar[32];
-  BN_bn2binpad(d, scalar, 32);
-  BN_free(d);
   const std::string id = RandomBytes(16);
-  CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-  CK_KEY_TYPE type = CKK_EC;
-  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-  CK_ATTRIBUTE tmpl[] = {
-      {CKA_CLASS, &cls, sizeof(cls)},
-      {CKA_KEY_TYPE, &type, sizeof(type)},
-      {CKA_TOKEN, &yes, sizeof(yes)},
-      {CKA_PRIVATE, &yes, sizeof(yes)},
-      {CKA_SENSITIVE, &yes, sizeof(yes)},
-      {CKA_EXTRACTABLE, &no, sizeof(no)},
-      {CKA_SIGN, &yes, sizeof(yes)},
-      {CKA_DECRYPT, &no, sizeof(no)},
-      {CKA_DERIVE, &no, sizeof(no)},
-      {CKA_UNWRAP, &no, sizeof(no)},
-      {CKA_SIGN_RECOVER, &no, sizeof(no)},
-      {CKA_ID, const_cast<char*>(id.data()), id.size()},
-      {CKA_EC_PARAMS, const_cast<unsigned char*>(kP256Oid), sizeof(kP256Oid)},
-      {CKA_VALUE, scalar, sizeof(scalar)},
-  };
-  CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-  ASSERT_EQ(f->C_CreateObject(session, tmpl, 14, &h), CKR_OK);
+  ASSERT_NE(tokensign::testing::ImportP256PrivateKey(f, session, id),
+            CK_INVALID_HANDLE);
   f->C_CloseSession(session);
   auto found = hsm_->FindKey(Hex(id));
   EXPECT_EQ(found.status().code(), absl::StatusCode::kFailedPrecondition);
