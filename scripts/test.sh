@@ -10,7 +10,7 @@
 # A sanitizer run configures its own build directory (SANITIZE_BUILD_DIR overrides it) with
 # -DTOKENSIGN_SANITIZE=KIND; the runtime options and the checked-in suppressions
 # (tests/sanitizers/*.supp, each with its reason) apply to every CTest run there. Extra CTest
-# arguments go after "--", e.g. scripts/test.sh --sanitize=thread -- -R hsm_ -j2.
+# arguments go after "--", e.g. scripts/test.sh --sanitize=thread -- -R hsm_ (CTest runs -j2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,12 +38,24 @@ if [ -n "$sanitize" ]; then
   dir="${SANITIZE_BUILD_DIR:-$default_dir}"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTOKENSIGN_WERROR=ON \
     -DTOKENSIGN_SANITIZE="$sanitize"
+  # An instrumented build is slow: it goes in target groups (libraries, programs, then the rest),
+  # each -j2, so on a shared machine TOKENSIGN_BUILD_LOCK=/path/to/lockfile lets other builds
+  # take that lock (flock) between groups.
+  lock=()
+  if [ -n "${TOKENSIGN_BUILD_LOCK:-}" ]; then lock=(flock "$TOKENSIGN_BUILD_LOCK"); fi
   start=$SECONDS
-  cmake --build "$dir" -j2
+  for group in "tokensign_proto tokensign_crypto tokensign_hsm tokensign_provider" \
+               "tokensign_audit tokensign_token tokensign_keyset" \
+               "tokensign_service_config tokensign_http tokensign_service" \
+               "tokensignd tokensignctl" all; do
+    # shellcheck disable=SC2086  # a group is a list of targets
+    "${lock[@]}" cmake --build "$dir" -j2 --target $group
+  done
   echo "test.sh: $sanitize build took $((SECONDS - start)) s"
   start=$SECONDS
   status=0
-  (cd "$dir" && ctest --output-on-failure --timeout 1800 "${ctest_args[@]}") || status=$?
+  # -j2 first: a -j in CTEST_ARGS comes later and wins.
+  (cd "$dir" && ctest -j2 --output-on-failure --timeout 1800 "${ctest_args[@]}") || status=$?
   echo "test.sh: $sanitize tests took $((SECONDS - start)) s"
   exit $status
 fi
