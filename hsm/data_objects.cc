@@ -67,6 +67,40 @@ absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> FindRecords(
   return records;
 }
 
+// Whether `handle` still is a private record named `name` (what a search for
+// it would match, read back): false when it is gone or is something else now
+// (a module may hand a destroyed object's handle to a new one).
+absl::StatusOr<bool> IsRecordOf(const P11& p11, SessionPool::Lease& lease,
+                                CK_OBJECT_HANDLE handle,
+                                std::string_view name) {
+  const CK_SESSION_HANDLE session = lease.session();
+  absl::StatusOr<CK_ULONG> cls =
+      GetUlongAttribute(p11, session, handle, CKA_CLASS);
+  absl::StatusOr<bool> token =
+      cls.ok() ? GetBoolAttribute(p11, session, handle, CKA_TOKEN)
+               : cls.status();
+  absl::StatusOr<bool> priv =
+      token.ok() ? GetBoolAttribute(p11, session, handle, CKA_PRIVATE)
+                 : token.status();
+  absl::StatusOr<std::string> application =
+      priv.ok() ? GetAttribute(p11, session, handle, CKA_APPLICATION)
+                : priv.status();
+  absl::StatusOr<std::string> label =
+      application.ok() ? GetAttribute(p11, session, handle, CKA_LABEL)
+                       : application.status();
+  if (!label.ok()) {
+    // Gone, or an object without these attributes: not that record.
+    const CK_RV rv = RvOf(label.status());
+    if (rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_ATTRIBUTE_TYPE_INVALID ||
+        rv == CKR_ATTRIBUTE_SENSITIVE) {
+      return false;
+    }
+    return label.status();
+  }
+  return *cls == CKO_DATA && *token && *priv &&
+         *application == kApplication && *label == name;
+}
+
 // The private records of `name` with their values; one destroyed by another
 // writer meanwhile is left out.
 absl::StatusOr<std::vector<std::pair<CK_OBJECT_HANDLE, std::string>>>
@@ -96,25 +130,43 @@ absl::Status DataStore::Create(std::string_view name, std::string_view value,
                                           kMaxValue));
   }
   std::lock_guard<std::mutex> lock(*put_mu_);
+  // Dropped before anything is created: if this call fails anywhere, the
+  // next Put of the name searches (an Add's copy is one Put must remove).
+  std::optional<Remembered> remembered = TakeRemembered(name);
   // Retried on a new session after a lost one: a record the lost reply did
   // create is one more copy, which readers tolerate (see the contract), and
-  // Put's retry destroys it with the other old copies.
+  // Put's retry (a search: the remembered handle is used by the first run
+  // only) destroys it with the other old copies.
   return recovery_.Run(Policy("PutData", name),
-                       [&](SessionPool::Lease& lease, uint64_t) {
-                         return CreateOn(lease, name, value, replace);
+                       [&](SessionPool::Lease& lease, uint64_t epoch) {
+                         return CreateOn(lease, epoch, name, value, replace,
+                                         &remembered);
                        });
 }
 
-absl::Status DataStore::CreateOn(SessionPool::Lease& lease,
+absl::Status DataStore::CreateOn(SessionPool::Lease& lease, uint64_t epoch,
                                  std::string_view name, std::string_view value,
-                                 bool replace) {
+                                 bool replace,
+                                 std::optional<Remembered>* remembered) {
   const P11& p11 = pool_->p11();
+  std::optional<Remembered> mine = std::exchange(*remembered, std::nullopt);
   std::vector<CK_OBJECT_HANDLE> old;
   if (replace) {
-    absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
-        FindRecords(p11, lease, name);
-    if (!found.ok()) return found.status();
-    old = *std::move(found);
+    bool known = false;
+    if (mine.has_value() && mine->epoch == epoch) {
+      absl::StatusOr<bool> still = IsRecordOf(p11, lease, mine->handle, name);
+      if (!still.ok()) return still.status();
+      if (*still) {
+        old.push_back(mine->handle);
+        known = true;
+      }
+    }
+    if (!known) {
+      absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> found =
+          FindRecords(p11, lease, name);
+      if (!found.ok()) return found.status();
+      old = *std::move(found);
+    }
   }
   CK_OBJECT_CLASS cls = CKO_DATA;
   CK_BBOOL yes = CK_TRUE;
@@ -135,7 +187,35 @@ absl::Status DataStore::CreateOn(SessionPool::Lease& lease,
     status = TS_P11(p11, C_DestroyObject, lease.session(), handle);
     if (!status.ok() && !Vanished(status)) return status;
   }
+  // Exactly one copy now (this process's view): the next Put destroys it by
+  // handle. The caller holds *put_mu_.
+  if (replace) {
+    remembered_.insert_or_assign(std::string(name),
+                                 Remembered{epoch, created});
+  }
   return absl::OkStatus();
+}
+
+std::optional<DataStore::Remembered> DataStore::TakeRemembered(
+    std::string_view name) {
+  auto it = remembered_.find(name);
+  if (it == remembered_.end()) return std::nullopt;
+  Remembered out = it->second;
+  remembered_.erase(it);
+  return out;
+}
+
+CK_OBJECT_HANDLE DataStore::RememberedForTesting(std::string_view name) {
+  std::lock_guard<std::mutex> lock(*put_mu_);
+  auto it = remembered_.find(name);
+  return it == remembered_.end() ? CK_INVALID_HANDLE : it->second.handle;
+}
+
+void DataStore::RememberForTesting(std::string_view name,
+                                   CK_OBJECT_HANDLE handle) {
+  std::lock_guard<std::mutex> lock(*put_mu_);
+  remembered_.insert_or_assign(std::string(name),
+                               Remembered{pool_->epoch(), handle});
 }
 
 Recovery::Policy DataStore::Policy(std::string_view op,
@@ -157,6 +237,7 @@ absl::Status DataStore::Add(std::string_view name, std::string_view value) {
 absl::Status DataStore::Remove(std::string_view name, std::string_view value) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(*put_mu_);
+  TakeRemembered(name);  // the next Put of the name searches
   return recovery_.Run(
       Policy("RemoveData", name),
       [&](SessionPool::Lease& lease, uint64_t) -> absl::Status {

@@ -15,10 +15,31 @@
 // version inside the value and reads every copy with GetAll; Get returns one
 // of them. Every operation runs through the recovery engine (hsm/recovery.h):
 // a lost session is re-established and the operation repeated.
-// Thread-safety: thread-safe; writes are serialized by an internal mutex.
+//
+// Put without a search: an object search is linear in the token's objects on
+// SoftHSM (~0.15 s of CPU at 3,000 objects), and the daemon Puts its audit
+// anchor at every checkpoint. So Put remembers the handle it created (with
+// the pool's module epoch); the next Put of that name in this process reads
+// that object's attributes back (class CKO_DATA, CKA_TOKEN and CKA_PRIVATE
+// true, our CKA_APPLICATION, CKA_LABEL = name) and, when they still match,
+// destroys it by handle after creating the new copy: a handle the module
+// reused for another object is never destroyed. It searches for every copy,
+// as the first Put of a name does, when there is no remembered handle (first
+// Put, after an Add or Remove of that name, after a failed Put: the entry is
+// dropped before C_CreateObject, so a retry after a lost reply searches and
+// leaves no extra copy), after a module re-initialization (epoch), or when
+// the remembered object is gone or no longer that record. The one case the
+// remembered handle does not cover: a copy of the name that ANOTHER process
+// added since this process's last Put of it survives that Put (readers take
+// the highest version, as after a crash inside Put). Each name Put repeatedly
+// has one writing process (the daemon instance's audit anchor).
+// Thread-safety: thread-safe; writes are serialized by an internal mutex
+// (shared with KeyStore), which also guards the remembered handles.
 #ifndef TOKENSIGN_HSM_DATA_OBJECTS_H_
 #define TOKENSIGN_HSM_DATA_OBJECTS_H_
 
+#include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -28,6 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "hsm/hsm_types.h"
+#include "hsm/pkcs11.h"
 #include "hsm/recovery.h"
 #include "hsm/session_pool.h"
 
@@ -56,15 +78,33 @@ class DataStore {
   // many public look-alikes each name has.
   absl::StatusOr<DataScan> Scan(std::string_view prefix);
 
+  // Tests only: the handle Put remembers for `name` (CK_INVALID_HANDLE when
+  // none), and replacing it in the current epoch (as if the module had
+  // renumbered the object: a handle of something else).
+  CK_OBJECT_HANDLE RememberedForTesting(std::string_view name);
+  void RememberForTesting(std::string_view name, CK_OBJECT_HANDLE handle);
+
  private:
+  // The copy of a record this process's last Put created.
+  struct Remembered {
+    uint64_t epoch = 0;  // pool epoch the handle belongs to
+    CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+  };
+
   absl::Status Create(std::string_view name, std::string_view value,
                       bool replace);
-  absl::Status CreateOn(SessionPool::Lease& lease, std::string_view name,
-                        std::string_view value, bool replace);
+  // `remembered`: taken (reset) by the first run; a retry searches.
+  absl::Status CreateOn(SessionPool::Lease& lease, uint64_t epoch,
+                        std::string_view name, std::string_view value,
+                        bool replace, std::optional<Remembered>* remembered);
+  // Drops and returns the entry of `name`. Caller holds *put_mu_.
+  std::optional<Remembered> TakeRemembered(std::string_view name);
   static Recovery::Policy Policy(std::string_view op, std::string_view name);
   SessionPool* pool_;
   Recovery recovery_;
   std::mutex* put_mu_;
+  // name -> the copy its last Put created; guarded by *put_mu_.
+  std::map<std::string, Remembered, std::less<>> remembered_;
 };
 
 }  // namespace tokensign::hsm
