@@ -44,6 +44,36 @@ void SigningCore::DenyAsync(std::string_view caller, std::string_view issuer,
       });
 }
 
+absl::StatusOr<SigningCore::IssuerEntry> SigningCore::Admit(
+    const PolicySnapshot& snap, std::string_view caller,
+    std::string_view issuer, Role role, absl::Time now,
+    absl::Time deadline) const {
+  auto it = snap.config.issuers.find(std::string(issuer));
+  if (it == snap.config.issuers.end())
+    return snap.UnknownIssuer(caller, issuer);
+  if (absl::Status st = snap.CheckRole(caller, role, issuer); !st.ok()) {
+    if (metrics_ != nullptr && role == Role::kSigner)
+      metrics_->CountDenied(it->first, FieldOf(std::string(st.message())));
+    return st;
+  }
+  // Refusals before signing are decisions too: audited like policy denials.
+  if (now >= deadline) {
+    return absl::DeadlineExceededError(
+        "deadline passed before signing; not signed");
+  }
+  return it;
+}
+
+void SigningCore::CountPolicyDenial(const std::string& label,
+                                    const absl::Status& why) const {
+  const absl::StatusCode code = why.code();
+  if (metrics_ != nullptr && (code == absl::StatusCode::kInvalidArgument ||
+                              code == absl::StatusCode::kPermissionDenied ||
+                              code == absl::StatusCode::kFailedPrecondition)) {
+    metrics_->CountDenied(label, FieldOf(std::string(why.message())));
+  }
+}
+
 void SigningCore::Enter() {
   std::lock_guard lock(idle_mu_);
   ++in_flight_;
@@ -75,29 +105,14 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
     Done();
   };
   std::shared_ptr<const PolicySnapshot> snap = policy();
-  auto it = snap->config.issuers.find(std::string(issuer));
-  if (it == snap->config.issuers.end()) {
-    AuditDeniedAsync(caller, issuer, req, snap->UnknownIssuer(caller, issuer),
-                     std::move(done));
+  const absl::Time now = clock_();
+  absl::StatusOr<IssuerEntry> it =
+      Admit(*snap, caller, issuer, Role::kSigner, now, deadline);
+  if (!it.ok()) {
+    AuditDeniedAsync(caller, issuer, req, it.status(), std::move(done));
     return;
   }
-  const std::string& issuer_label = it->first;  // bounded: a configured issuer
-  if (absl::Status st = snap->CheckRole(caller, Role::kSigner, issuer);
-      !st.ok()) {
-    if (metrics_ != nullptr)
-      metrics_->CountDenied(issuer_label, FieldOf(std::string(st.message())));
-    AuditDeniedAsync(caller, issuer, req, std::move(st), std::move(done));
-    return;
-  }
-  absl::Time now = clock_();
-  // Refusals before signing are decisions too: audited like policy denials.
-  if (now >= deadline) {
-    AuditDeniedAsync(caller, issuer, req,
-                     absl::DeadlineExceededError(
-                         "deadline passed before signing; not signed"),
-                     std::move(done));
-    return;
-  }
+  const std::string& issuer_label = (*it)->first;
   auto key = keys_->ActiveKey(issuer);
   if (!key.ok()) {
     AuditDeniedAsync(caller, issuer, req, key.status(), std::move(done));
@@ -109,18 +124,12 @@ void SigningCore::SignAsync(std::string_view caller, std::string_view issuer,
   // is being signed).
   audit_->ExpectRecords(+1);
   absl::StatusOr<token::MintedToken> minted =
-      token::Mint(it->second.policy, **key, req, now);
+      token::Mint((*it)->second.policy, **key, req, now);
   audit_->ExpectRecords(-1);
   if (!minted.ok()) {
     // Every Mint failure is a decision: policy (InvalidArgument,
     // PermissionDenied, FailedPrecondition) or a withheld signature.
-    absl::StatusCode code = minted.status().code();
-    if (metrics_ != nullptr && (code == absl::StatusCode::kInvalidArgument ||
-                                code == absl::StatusCode::kPermissionDenied ||
-                                code == absl::StatusCode::kFailedPrecondition)) {
-      metrics_->CountDenied(issuer_label,
-                            FieldOf(std::string(minted.status().message())));
-    }
+    CountPolicyDenial(issuer_label, minted.status());
     AuditDeniedAsync(caller, issuer, req, minted.status(), std::move(done));
     return;
   }

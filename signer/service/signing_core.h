@@ -39,6 +39,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -167,6 +168,21 @@ class SigningCore {
   void AuditDeniedAsync(std::string_view caller, std::string_view issuer,
                         const token::TokenRequest& req, absl::Status why,
                         SignDone done);
+  using IssuerEntry = std::map<std::string, IssuerConfig>::const_iterator;
+  // The checks every signing call makes first, in this order: `issuer` is
+  // configured, `caller` holds `role` for it, `now` is before `deadline`.
+  // Returns the issuer's entry in `snap` (its key is the issuer's label,
+  // bounded: a configured issuer; alive as long as `snap`), or the refusal to
+  // audit. A role refusal of a signer is counted in the metrics.
+  absl::StatusOr<IssuerEntry> Admit(const PolicySnapshot& snap,
+                                    std::string_view caller,
+                                    std::string_view issuer, Role role,
+                                    absl::Time now, absl::Time deadline) const;
+  // Counts a refusal of Mint or Exchange in the metrics when it is a policy
+  // decision (InvalidArgument, PermissionDenied, FailedPrecondition), not an
+  // HSM failure or a withheld signature.
+  void CountPolicyDenial(const std::string& label,
+                         const absl::Status& why) const;
   // The end of SignAsync and ExchangeAsync: puts the minted token's facts in
   // `r`, withholds a token minted after `deadline`, otherwise releases it to
   // `done` once `r` is durable (counting latency since `start` and the token

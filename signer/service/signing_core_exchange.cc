@@ -96,25 +96,13 @@ void SigningCore::ExchangeAsync(std::string_view caller,
     decisions_.SettleAsync<token::MintedToken>(std::move(r), std::move(why),
                                                std::move(done));
   };
-  auto it = snap->config.issuers.find(std::string(issuer));
-  if (it == snap->config.issuers.end()) {
-    deny(snap->UnknownIssuer(caller, issuer), nullptr, nullptr);
+  absl::StatusOr<IssuerEntry> it =
+      Admit(*snap, caller, issuer, Role::kSigner, now, deadline);
+  if (!it.ok()) {
+    deny(it.status(), nullptr, nullptr);
     return;
   }
-  const std::string& label = it->first;
-  if (absl::Status st = snap->CheckRole(caller, Role::kSigner, issuer);
-      !st.ok()) {
-    if (metrics_ != nullptr)
-      metrics_->CountDenied(label, FieldOf(std::string(st.message())));
-    deny(std::move(st), nullptr, nullptr);
-    return;
-  }
-  if (now >= deadline) {
-    deny(absl::DeadlineExceededError(
-             "deadline passed before signing; not signed"),
-         nullptr, nullptr);
-    return;
-  }
+  const std::string& label = (*it)->first;
   auto start = std::chrono::steady_clock::now();
   audit_->ExpectRecords(+1);
   absl::StatusOr<token::VerifiedParent> parent = token::VerifyParent(
@@ -131,18 +119,13 @@ void SigningCore::ExchangeAsync(std::string_view caller,
   } else if (auto key = keys_->ActiveKey(issuer); !key.ok()) {
     out = key.status();
   } else {
-    out = token::Exchange(it->second.policy, **key, *parent, xreq, now,
+    out = token::Exchange((*it)->second.policy, **key, *parent, xreq, now,
                           &derived);
     have_derived = !derived.subject.empty();
   }
   audit_->ExpectRecords(-1);
   if (!out.ok()) {
-    absl::StatusCode code = out.status().code();
-    if (metrics_ != nullptr && (code == absl::StatusCode::kInvalidArgument ||
-                                code == absl::StatusCode::kPermissionDenied ||
-                                code == absl::StatusCode::kFailedPrecondition)) {
-      metrics_->CountDenied(label, FieldOf(std::string(out.status().message())));
-    }
+    CountPolicyDenial(label, out.status());
     deny(out.status(), parent.ok() ? &*parent : nullptr,
          have_derived ? &derived : nullptr);
     return;
@@ -181,20 +164,10 @@ void SigningCore::SignStatusListAsync(std::string_view caller,
     r.reason = std::string(why.message());
     finish(std::move(r), std::move(why), std::move(user_done));
   };
-  auto it = snap->config.issuers.find(std::string(issuer));
-  if (it == snap->config.issuers.end()) {
-    deny(snap->UnknownIssuer(caller, issuer));
-    return;
-  }
-  if (absl::Status st =
-          snap->CheckRole(caller, Role::kStatusPublisher, issuer);
-      !st.ok()) {
-    deny(std::move(st));
-    return;
-  }
-  if (now >= deadline) {
-    deny(absl::DeadlineExceededError(
-        "deadline passed before signing; not signed"));
+  absl::StatusOr<IssuerEntry> it =
+      Admit(*snap, caller, issuer, Role::kStatusPublisher, now, deadline);
+  if (!it.ok()) {
+    deny(it.status());
     return;
   }
   auto key = keys_->ActiveKey(issuer);
@@ -203,7 +176,7 @@ void SigningCore::SignStatusListAsync(std::string_view caller,
     return;
   }
   absl::StatusOr<token::SignedStatusList> signed_list =
-      token::SignStatusList(it->second.policy, **key, req, now);
+      token::SignStatusList((*it)->second.policy, **key, req, now);
   if (!signed_list.ok()) {
     deny(signed_list.status());
     return;
