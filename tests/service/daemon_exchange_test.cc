@@ -362,8 +362,10 @@ TEST(DaemonExchangeTest, RandomChainsAttenuateAndVerifyWithPyJwt) {
   // tokensignctl audit lineage walks the last chain back to its root.
   const nlohmann::json& leaf = signed_by_hash[Sha256Hex(hops.back().child)];
   std::string out;
+  // "--": a jti is base64url and begins with '-' one time in 64, which the
+  // command line would take for an option.
   ASSERT_EQ(Shell(std::string(TOKENSIGNCTL_PATH) + " audit lineage " +
-                      s.h.Path("audit.log") + " " + leaf.value("jti", ""),
+                      s.h.Path("audit.log") + " -- " + leaf.value("jti", ""),
                   &out),
             0)
       << out;

@@ -15,7 +15,8 @@
 //                       (tools/tokensignctl/key_commands.h: output, exit codes)
 //   tokensignctl [conn] audit verify FILE... [--keys JWKS | --pin THUMBPRINT]
 //                       [--server HOST:PORT]
-//   tokensignctl audit lineage FILE JTI   (local files, no server)
+//   tokensignctl audit lineage FILE [--] JTI   (local files, no server;
+//                       `--` when the jti begins with '-')
 //   tokensignctl audit tail FILE [--follow]   (local file, no server)
 //   tokensignctl [conn] audit keys [--instance NAME]
 //   tokensignctl [conn] audit acknowledge --reason TEXT
