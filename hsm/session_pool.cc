@@ -210,6 +210,7 @@ void SessionPool::CheckForkLocked() {
   (void)recover_mu_.release();  // possibly locked by a parent thread: leaked
   (void)login_mu_.release();
   recover_mu_ = std::make_unique<std::mutex>();
+  last_reinit_failure_ = absl::OkStatus();  // the child re-initializes anew
   login_mu_ = std::make_unique<std::mutex>();
   // A parent thread waiting on cv_ at fork() may still be counted as a
   // waiter in its state; a notify in the child could wait for it forever.
@@ -435,6 +436,21 @@ absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch, int own_index,
     recover_mu = recover_mu_.get();
   }
   std::lock_guard<std::mutex> recover(*recover_mu);
+  const auto now = std::chrono::steady_clock::now();
+  if (!last_reinit_failure_.ok() &&
+      now - last_reinit_failed_at_ < kReinitRetryInterval) {
+    // Another caller's re-init just failed: the module is not tried again
+    // before the interval is over (each try waits its turn on recover_mu).
+    return WithRvOf(
+        absl::Status(last_reinit_failure_.code(),
+                     Cat(last_reinit_failure_.message(), " (re-initialization ",
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             now - last_reinit_failed_at_)
+                             .count(),
+                         " ms ago; not retried within ",
+                         kReinitRetryInterval.count(), " ms)")),
+        last_reinit_failure_);
+  }
   {
     std::unique_lock<std::mutex> lock(mu_);
     if (epoch() != seen_epoch) return absl::OkStatus();
@@ -445,11 +461,20 @@ absl::Status SessionPool::ReinitializeModule(uint64_t seen_epoch, int own_index,
     if (epoch() != seen_epoch || !needs_reinit_.load()) return absl::OkStatus();
   }
   absl::Status status = module_->Reinitialize();
-  if (!status.ok()) return status;
-  absl::StatusOr<CK_SLOT_ID> slot =
-      module_->FindSlot(options_.token_label, options_.token_serial);
-  if (!slot.ok()) return slot.status();
-  slot_.store(*slot, std::memory_order_release);
+  CK_SLOT_ID slot = 0;
+  if (status.ok()) {
+    absl::StatusOr<CK_SLOT_ID> found =
+        module_->FindSlot(options_.token_label, options_.token_serial);
+    status = found.status();
+    if (found.ok()) slot = *found;
+  }
+  if (!status.ok()) {
+    last_reinit_failure_ = status;
+    last_reinit_failed_at_ = std::chrono::steady_clock::now();
+    return status;
+  }
+  last_reinit_failure_ = absl::OkStatus();
+  slot_.store(slot, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(mu_);
     epoch_.fetch_add(1, std::memory_order_acq_rel);

@@ -14,7 +14,11 @@
 // of this pool is inside it: the re-init waits up to 2 s for them to drain and,
 // if some are still inside (a hung network HSM), is postponed — that Acquire
 // fails kUnavailable "... postponed ..." at once and a later Acquire retries —
-// rather than finalizing the module under a running call. After fork() the
+// rather than finalizing the module under a running call. A re-init that
+// fails (the token is still out) is not tried again for
+// kReinitRetryInterval: callers that need one meanwhile get its failure at
+// once, so a pulled token costs one C_Finalize + C_Initialize per interval,
+// not one per caller and attempt queued behind each other. After fork() the
 // child re-initializes the module on its first Acquire (pthread_atfork
 // generation); it first forgets the leases of the parent's other threads, which
 // do not exist in the child (their sessions go back to the pool; only the
@@ -41,6 +45,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -57,6 +62,9 @@ namespace tokensign::hsm {
 
 class SessionPool {
  public:
+  // How long a failed module re-initialization stands for every caller.
+  static constexpr std::chrono::milliseconds kReinitRetryInterval{250};
+
   struct Options {
     std::string token_label;  // used to find the slot again after re-init
     std::string token_serial;
@@ -177,6 +185,10 @@ class SessionPool {
 
   // Serializes module re-initialization; replaced after fork like login_mu_.
   std::unique_ptr<std::mutex> recover_mu_;
+  // The last re-initialization's failure and when it ended (OK after one
+  // succeeded); guarded by *recover_mu_.
+  absl::Status last_reinit_failure_;
+  std::chrono::steady_clock::time_point last_reinit_failed_at_;
 };
 
 }  // namespace tokensign::hsm

@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
 #include "hsm/pkcs11.h"
+#include "hsm/session_pool.h"
 #include "tests/hsm/verify_util.h"
 #include "tests/support/softhsm_token.h"
 
@@ -617,6 +618,48 @@ TEST_F(HsmFaultTest, TokenRemovedAndReinsertedRecovers) {
   EXPECT_TRUE(status.ok()) << status;
   EXPECT_TRUE(hsm_->Healthy());
   EXPECT_GT(FaultStats(stats)["stale"], 0);
+  unsetenv("TOKENSIGN_FAULT_STATS");
+}
+
+// While the token is out, callers do not queue behind one another's module
+// re-initializations: a failed re-init stands for every caller for
+// SessionPool::kReinitRetryInterval, so 8 signers hitting a pulled token
+// re-initialize the module at most once per interval (C_Initialize counted
+// through a 1 ms DELAY rule), where each caller used to re-initialize it on
+// each of its 4 attempts, one after another (under ASan 7 of 40 daemon calls
+// then outlived their 5 s deadline). A count against the elapsed intervals,
+// not a time limit.
+TEST_F(HsmFaultTest, PulledTokenIsReinitializedOncePerIntervalNotPerCaller) {
+  const std::string stats = control_ + ".stats";
+  setenv("TOKENSIGN_FAULT_STATS", stats.c_str(), 1);
+  ASSERT_TRUE(SignVerified("before removal").ok());
+  SetFaults("TOKEN REMOVED\nC_Initialize DELAY always 1\n");
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<absl::Status> results(8);
+  std::vector<std::thread> signers;
+  for (int i = 0; i < 8; ++i) {
+    signers.emplace_back([&, i] { results[i] = SignVerified("pulled"); });
+  }
+  for (std::thread& t : signers) t.join();
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  for (const absl::Status& st : results) {
+    EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
+  }
+  const long reinits = FaultStats(stats)["delayed"];
+  EXPECT_GE(reinits, 1) << "the pulled token never led to a re-init";
+  EXPECT_LE(reinits,
+            2 + elapsed.count() / SessionPool::kReinitRetryInterval.count())
+      << reinits << " module re-initializations in " << elapsed.count()
+      << " ms";
+  SetFaults("# token back\n");
+  absl::Status status;
+  for (int i = 0; i < 100; ++i) {  // bounded wait past the interval (10 s)
+    status = SignVerified("reinserted");
+    if (status.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(status.ok()) << status;
   unsetenv("TOKENSIGN_FAULT_STATS");
 }
 
