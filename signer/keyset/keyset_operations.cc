@@ -211,7 +211,35 @@ absl::StatusOr<int> KeysetManager::SweepOrphans(absl::Duration grace) {
     auto keys = hsm_->ListKeys();
     if (!keys.ok()) return keys.status();
     const int64_t now = absl::ToUnixSeconds(clock_());
+    // The records of the issuers that have keys, fresh from the token (never
+    // this daemon's possibly stale copy), in ONE object search: a search per
+    // issuer is linear in the token's objects, so N issuers cost N^2 (1,000
+    // issuers: minutes of CPU on SoftHSM, on a signing worker).
+    std::vector<std::string> with_keys;
+    for (const hsm::KeyInfo& key : *keys) {
+      auto label = ParseKeyLabel(key.label);
+      if (label && std::find(issuers.begin(), issuers.end(), label->first) !=
+                       issuers.end()) {
+        with_keys.push_back(label->first);
+      }
+    }
+    std::sort(with_keys.begin(), with_keys.end());
+    with_keys.erase(std::unique(with_keys.begin(), with_keys.end()),
+                    with_keys.end());
     std::map<std::string, std::optional<KeysetRecord>> records;  // by issuer
+    if (!with_keys.empty()) {
+      auto read = records_.ReadEvery(with_keys);
+      for (const std::string& issuer : with_keys) {
+        const absl::Status st =
+            read.ok() ? read->at(issuer).current.status() : read.status();
+        if (!st.ok()) {
+          if (first_error.ok()) first_error = st;
+          records[issuer] = std::nullopt;
+        } else {
+          records[issuer] = *std::move(read->at(issuer).current);
+        }
+      }
+    }
     for (const hsm::KeyInfo& key : *keys) {
       auto label = ParseKeyLabel(key.label);
       if (!label || std::find(issuers.begin(), issuers.end(), label->first) ==
@@ -219,16 +247,6 @@ absl::StatusOr<int> KeysetManager::SweepOrphans(absl::Duration grace) {
         continue;  // not an issuer key of this daemon
       }
       const std::string& issuer = label->first;
-      if (!records.count(issuer)) {
-        // Fresh from the token, never this daemon's possibly stale copy.
-        auto rec = records_.Read(issuer);
-        if (!rec.ok()) {
-          if (first_error.ok()) first_error = rec.status();
-          records[issuer] = std::nullopt;
-        } else {
-          records[issuer] = *std::move(rec);
-        }
-      }
       const std::optional<KeysetRecord>& rec = records[issuer];
       if (!rec) continue;
       const KeyRecord* named = nullptr;
