@@ -44,7 +44,7 @@ class FakeAudit : public audit::AuditLog {
     return health_;
   }
   void AppendAsync(const audit::AuditRecord& r, Done done) override {
-    if (auto_complete_) {
+    if (auto_complete()) {
       std::thread([this, r, done = std::move(done)]() mutable {
         std::move(done)(Append(r));
       }).join();
@@ -87,7 +87,16 @@ class FakeAudit : public audit::AuditLog {
     }
     std::move(p.done)(st);
   }
-  void set_auto_complete(bool on) { auto_complete_ = on; }
+  // Under mu_: a test sets it on its thread while the server's threads append
+  // (TSan saw the write and a handler's read ordered only through gRPC).
+  void set_auto_complete(bool on) {
+    std::lock_guard l(mu_);
+    auto_complete_ = on;
+  }
+  bool auto_complete() const {
+    std::lock_guard l(mu_);
+    return auto_complete_;
+  }
   // Append fails with `st` (health stays as set by set_health).
   void set_fail_append(absl::Status st) {
     std::lock_guard l(mu_);
