@@ -15,22 +15,11 @@
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "signer/audit/line_writer.h"
+#include "signer/audit/ordered_json.h"
 #include "signer/audit/unique_fd.h"
 
 namespace tokensign::audit {
 namespace {
-
-using OJson = nlohmann::ordered_json;
-
-std::string Dump(const OJson& j) {
-  return j.dump(-1, ' ', false, OJson::error_handler_t::replace);
-}
-
-// Members of an object without the surrounding braces.
-std::string Members(const OJson& j) {
-  std::string s = Dump(j);
-  return s.substr(1, s.size() - 2);
-}
 
 absl::StatusOr<std::string> GetString(const nlohmann::json& j,
                                       const char* field) {

@@ -9,22 +9,12 @@
 #include "crypto/algorithm.h"
 #include "signer/audit/audit_format.h"
 #include "signer/audit/checkpoint_keys.h"
+#include "signer/audit/ordered_json.h"
 #include "signer/token/jwk.h"
 #include "signer/token/jws.h"
 
 namespace tokensign::audit {
 namespace {
-
-using OJson = nlohmann::ordered_json;
-
-std::string Dump(const OJson& j) {
-  return j.dump(-1, ' ', false, OJson::error_handler_t::replace);
-}
-
-std::string Members(const OJson& j) {
-  std::string s = Dump(j);
-  return s.substr(1, s.size() - 2);
-}
 
 bool IsHex64(const std::string& s) {
   if (s.size() != 64) return false;
