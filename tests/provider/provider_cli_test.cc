@@ -70,14 +70,18 @@ class ProviderCliTest : public ::testing::Test {
   }
   static std::string Path(const std::string& name) { return *dir_ + "/" + name; }
 
-  // In an ASan build the openssl CLI (not instrumented) loads the instrumented
-  // tokensign-provider.so only with the ASan runtime preloaded (before any
-  // LD_PRELOAD of the command's own). Leak checking stays off there: the
-  // CLI's exit-time allocations are OpenSSL's, and the provider's own leaks
-  // are checked in-process by provider_module_test.
+  // In an ASan or TSan build the openssl CLI (not instrumented) loads the
+  // instrumented tokensign-provider.so only with the sanitizer's runtime
+  // preloaded (before any LD_PRELOAD of the command's own). Leak checking
+  // stays off there: the CLI's exit-time allocations are OpenSSL's, and the
+  // provider's own leaks are checked in-process by provider_module_test.
   static std::vector<std::string> WithSanitizerRuntime(std::vector<std::string> argv) {
+#if defined(TOKENSIGN_ASAN_RUNTIME) || defined(TOKENSIGN_TSAN_RUNTIME)
 #ifdef TOKENSIGN_ASAN_RUNTIME
     std::string preload = TOKENSIGN_ASAN_RUNTIME;
+#else
+    std::string preload = TOKENSIGN_TSAN_RUNTIME;
+#endif
     std::vector<std::string> rest;
     size_t i = !argv.empty() && argv[0] == "env" ? 1 : 0;
     for (; i < argv.size() && argv[i].find('=') != std::string::npos; ++i) {
@@ -88,9 +92,12 @@ class ProviderCliTest : public ::testing::Test {
       }
     }
     rest.insert(rest.end(), argv.begin() + i, argv.end());
+    argv = {"env", "LD_PRELOAD=" + preload};
+#ifdef TOKENSIGN_ASAN_RUNTIME
     const char* opts = std::getenv("ASAN_OPTIONS");
-    argv = {"env", "LD_PRELOAD=" + preload,
-            std::string("ASAN_OPTIONS=") + (opts != nullptr ? opts : "") + ":detect_leaks=0"};
+    argv.push_back(std::string("ASAN_OPTIONS=") + (opts != nullptr ? opts : "") +
+                   ":detect_leaks=0");
+#endif
     argv.insert(argv.end(), rest.begin(), rest.end());
 #endif
     return argv;
