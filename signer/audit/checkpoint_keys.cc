@@ -10,6 +10,7 @@
 #include "crypto/algorithm.h"
 #include "crypto/openssl_error.h"
 #include "crypto/ssl_ptr.h"
+#include "signer/text/json_member.h"
 #include "signer/token/jwk.h"
 #include "signer/token/jws.h"
 
@@ -71,7 +72,7 @@ absl::StatusOr<crypto::UniquePkey> PublicKeyFromJwk(const nlohmann::json& jwk) {
     return absl::InvalidArgumentError("jwk.kty: missing or not a string");
   const std::string kty = kty_it->get<std::string>();
   if (kty == "OKP") {
-    if (jwk.value("crv", "") != "Ed25519")
+    if (text::StringMemberOrEmpty(jwk, "crv") != "Ed25519")
       return absl::InvalidArgumentError("jwk.crv: only Ed25519 for OKP");
     auto x = B64Member(jwk, "x");
     if (!x.ok()) return x.status();
@@ -84,7 +85,7 @@ absl::StatusOr<crypto::UniquePkey> PublicKeyFromJwk(const nlohmann::json& jwk) {
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
   if (bld == nullptr) return crypto::OpenSslError("OSSL_PARAM_BLD_new");
   if (kty == "EC") {
-    const std::string crv = jwk.value("crv", "");
+    const std::string crv = text::StringMemberOrEmpty(jwk, "crv");
     size_t field = crv == "P-256" ? 32 : crv == "P-384" ? 48 : 0;
     if (field == 0)
       return absl::InvalidArgumentError("jwk.crv: only P-256 or P-384 for EC");
@@ -157,7 +158,7 @@ absl::StatusOr<CheckpointTrust> CheckpointTrust::FromJwks(
           absl::StrCat(where, ": ", key.status().message()));
     auto thumb = token::JwkThumbprint(key->get());
     if (!thumb.ok()) return thumb.status();
-    if (jwk.value("kid", "") != *thumb) {
+    if (text::StringMemberOrEmpty(jwk, "kid") != *thumb) {
       return absl::InvalidArgumentError(absl::StrCat(
           where, ".kid: must be the key's RFC 7638 thumbprint ", *thumb));
     }

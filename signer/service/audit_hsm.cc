@@ -8,6 +8,7 @@
 #include "crypto/algorithm.h"
 #include "crypto/spki.h"
 #include "nlohmann/json.hpp"
+#include "signer/text/json_member.h"
 #include "signer/token/jwk.h"
 
 namespace tokensign::service {
@@ -84,16 +85,19 @@ absl::StatusOr<AuditKeys> LoadAuditKey(hsm::Hsm& hsm,
   // The newest recorded key, if it is still in the HSM.
   if (!record["keys"].empty()) {
     const Json& k = record["keys"].back();
+    if (!k.is_object()) return Bad(instance, "keys[-1]: not an object");
     keyset::KeyRecord rec;
-    rec.id = k.value("id", "");
-    rec.kid = k.value("kid", "");
+    rec.id = text::StringMemberOrEmpty(k, "id");
+    rec.kid = text::StringMemberOrEmpty(k, "kid");
     std::string spki;
-    if (!absl::WebSafeBase64Unescape(k.value("spki", ""), &spki) ||
+    if (!absl::WebSafeBase64Unescape(text::StringMemberOrEmpty(k, "spki"),
+                                     &spki) ||
         spki.empty()) {
       return Bad(instance, "keys[-1].spki: not base64url DER");
     }
     rec.spki = spki;
-    auto rec_alg = crypto::ParseSignAlgorithm(k.value("alg", ""));
+    auto rec_alg =
+        crypto::ParseSignAlgorithm(text::StringMemberOrEmpty(k, "alg"));
     if (!rec_alg) return Bad(instance, "keys[-1].alg: unknown algorithm");
     rec.alg = *rec_alg;
     auto found = hsm.FindKey(rec.id);

@@ -9,6 +9,7 @@
 #include "crypto/algorithm.h"
 #include "crypto/openssl_error.h"
 #include "crypto/str_cat.h"
+#include "signer/text/json_member.h"
 #include "signer/token/jws.h"
 #include "signer/token/policy_fields.h"
 
@@ -207,10 +208,14 @@ absl::StatusOr<VerifiedParent> VerifyParent(std::string_view token,
   if (header.is_discarded() || !header.is_object()) {
     return Malformed("header is not a JSON object");
   }
+  for (const char* name : {"typ", "kid", "alg"}) {
+    if (text::HasNonStringMember(header, name))
+      return Malformed(absl::StrCat("header ", name, " is not a string"));
+  }
   VerifiedParent p;
-  const std::string typ = header.value("typ", "");
-  const std::string kid = header.value("kid", "");
-  const std::string alg = header.value("alg", "");
+  const std::string typ = text::StringMemberOrEmpty(header, "typ");
+  const std::string kid = text::StringMemberOrEmpty(header, "kid");
+  const std::string alg = text::StringMemberOrEmpty(header, "alg");
   if (typ == TokenKindTyp(TokenKind::kAccessToken)) {
     p.kind = TokenKind::kAccessToken;
   } else if (typ == TokenKindTyp(TokenKind::kTransactionToken)) {

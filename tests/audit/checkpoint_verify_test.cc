@@ -259,5 +259,35 @@ TEST(AuditKeysJwks, RsaMembersMustBeMinimal) {
   }
 }
 
+// JWK members of another type than string (a JWKS given to `audit verify
+// --keys`, or the key embedded in an audit line someone edited) are refused,
+// never thrown: nlohmann's value("crv", "") throws type_error for {"crv": 5}.
+TEST(AuditKeysJwks, MembersOfAnotherTypeAreRefusedNotThrown) {
+  EVP_PKEY* raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+  ASSERT_NE(raw, nullptr);
+  std::shared_ptr<EVP_PKEY> ec(raw, EVP_PKEY_free);
+  auto key = CheckpointKey::Create(ec, crypto::SignAlgorithm::kES256);
+  ASSERT_TRUE(key.ok()) << key.status();
+  const nlohmann::json jwk = nlohmann::json::parse((*key)->public_jwk);
+  ASSERT_TRUE(CheckpointTrust::FromJwks(testing::JwksOf(**key)).ok());
+  for (const char* member : {"crv", "kid"}) {
+    for (const nlohmann::json& odd :
+         {nlohmann::json(5), nlohmann::json(nullptr), nlohmann::json::object()}) {
+      nlohmann::json bad = jwk;
+      bad[member] = odd;
+      absl::StatusOr<CheckpointTrust> trust = CheckpointTrust::FromJwks(
+          nlohmann::json{{"keys", nlohmann::json::array({bad})}}.dump());
+      ASSERT_FALSE(trust.ok()) << bad;
+      EXPECT_EQ(trust.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_NE(trust.status().message().find(std::string(".") + member),
+                std::string::npos)
+          << trust.status();
+    }
+  }
+  nlohmann::json okp = {{"kty", "OKP"}, {"crv", 25519}, {"x", "AA"}};
+  EXPECT_EQ(PublicKeyFromJwk(okp).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace tokensign::audit

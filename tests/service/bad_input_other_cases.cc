@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "tests/service/bad_input_cases.h"
 #include "tests/service/daemon_harness.h"
 #include "tests/service/raw_call.h"
@@ -32,6 +33,15 @@ std::vector<Case> ExchangeCases(const std::string& parent) {
                  Code::INVALID_ARGUMENT, "subject_token"));
   c.push_back(ex("subject_token 1 MiB",
                  [](X* r) { r->set_subject_token(Big(1 << 20)); },
+                 Code::INVALID_ARGUMENT, "subject_token"));
+  c.push_back(ex("subject_token header kid a number",
+                 [&parent](X* r) {
+                   // Threw out of VerifyParent and ended the daemon.
+                   r->set_subject_token(
+                       absl::WebSafeBase64Escape(
+                           R"({"alg":"ES256","kid":7,"typ":"at+jwt"})") +
+                       parent.substr(parent.find('.')));
+                 },
                  Code::INVALID_ARGUMENT, "subject_token"));
   c.push_back(ex("subject_token with a forged signature",
                  [&parent](X* r) {

@@ -221,6 +221,35 @@ TEST(VerifyParent, RefusesForgedExpiredFutureAndForeign) {
   (void)other;
 }
 
+// Header members of another type than string are refused by name, never
+// thrown out of VerifyParent: nlohmann's value("kid", "") throws type_error
+// for {"kid": 7}, and in tokensignd that exception ended the process on an
+// ExchangeToken call (found by subject_token_fuzzer; regress_header_kid_number
+// in its corpus).
+TEST(VerifyParent, HeaderMembersOfAnotherTypeAreRefusedByName) {
+  TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
+  absl::StatusOr<MintedToken> t = Mint(Policy(), key, Root(), kNow);
+  ASSERT_TRUE(t.ok());
+  const std::string rest = t->token.substr(t->token.find('.'));
+  for (const char* name : {"kid", "typ", "alg"}) {
+    for (const nlohmann::json& odd :
+         {nlohmann::json(7), nlohmann::json(nullptr), nlohmann::json::object(),
+          nlohmann::json::array({"x"}), nlohmann::json(true)}) {
+      nlohmann::json header = {
+          {"alg", "ES256"}, {"kid", key.kid}, {"typ", "at+jwt"}};
+      header[name] = odd;
+      absl::StatusOr<VerifiedParent> p =
+          Verify(Base64UrlEncode(header.dump()) + rest, key);
+      ASSERT_FALSE(p.ok()) << header;
+      EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_EQ(std::string(p.status().message()),
+                std::string("subject_token: header ") + name +
+                    " is not a string")
+          << header;
+    }
+  }
+}
+
 struct Fixture {
   TestSigningKey key = MakeSigningKey(SignAlgorithm::kES256);
   IssuerPolicy policy = Policy();
