@@ -316,7 +316,13 @@ int main(int argc, char** argv) {
     grpc::Status st =
         v1::TokenSigner::NewStub(channel)->GetJwks(&ctx, req, &resp);
     if (!st.ok()) return Fail(st);
-    std::cout << nlohmann::json::parse(resp.jwks_json()).dump(2) << "\n";
+    const nlohmann::json parsed =
+        nlohmann::json::parse(resp.jwks_json(), nullptr, false);
+    if (parsed.is_discarded()) {  // a server's answer is checked, not trusted
+      std::cerr << "tokensignctl: jwks: the server's jwks_json is not JSON\n";
+      return 1;
+    }
+    std::cout << parsed.dump(2) << "\n";
     return 0;
   }
   return 0;
