@@ -289,8 +289,9 @@ int RunCoreBench(int argc, char** argv) {
                         : 0.0);
   audit::AuditLogStats ck = (*ckpt_log)->stats();
   // Per checkpoint: one C_Sign with the audit key and one anchor write
-  // (Hsm::PutData: C_CreateObject of the new copy, C_FindObjects and
-  // C_DestroyObject of the old one), none of them on an Append's path.
+  // (Hsm::PutData: C_CreateObject of the new copy, then C_DestroyObject of
+  // the old one by its remembered handle, read back first; a search only
+  // when that handle is stale), none of them on an Append's path.
   const double per_k =
       ck.records > 0 ? 1000.0 * static_cast<double>(ck.checkpoints) /
                            static_cast<double>(ck.records)
