@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "tests/service/daemon_harness.h"
+#include "tests/support/fault_stats.h"
 #include "tokensign/v1/tokensign.grpc.pb.h"
 
 namespace tokensign::testing {
@@ -134,12 +135,7 @@ class DaemonFaultRatesTest : public ::testing::Test {
 
   // The fault module's counters ("injected", "corrupted", "delayed", "stale").
   std::map<std::string, long> Stats() {
-    std::map<std::string, long> stats;
-    std::istringstream in(ReadAll(h_.Path("fault-stats")));
-    std::string name;
-    long value = 0;
-    while (in >> name >> value) stats[name] = value;
-    return stats;
+    return FaultStats(h_.Path("fault-stats"));
   }
 
   // One SignToken call; adds its outcome to `r` (under `mu`).

@@ -29,6 +29,7 @@
 #include "hsm/pkcs11.h"
 #include "hsm/session_pool.h"
 #include "tests/hsm/verify_util.h"
+#include "tests/support/fault_stats.h"
 #include "tests/support/softhsm_token.h"
 
 #ifndef TOKENSIGN_FAULT_MODULE
@@ -503,16 +504,7 @@ TEST_F(HsmFaultTest, ForkedChildReclaimsSessionsHeldByParentThreads) {
   EXPECT_TRUE(SignVerified("parent after fork").ok());
 }
 
-// The fault module's counters as it writes them for other processes
-// (TOKENSIGN_FAULT_STATS): "injected", "corrupted", "delayed", "stale".
-std::map<std::string, long> FaultStats(const std::string& path) {
-  std::map<std::string, long> stats;
-  std::ifstream in(path);
-  std::string name;
-  long value = 0;
-  while (in >> name >> value) stats[name] = value;
-  return stats;
-}
+using ::tokensign::testing::FaultStats;
 
 // A 1-in-N rule is seeded: the same rule over the same sequence of calls
 // fails the same calls (what makes a fault run reproducible), another seed

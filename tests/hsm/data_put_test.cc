@@ -23,6 +23,7 @@
 #include "hsm/hsm.h"
 #include "hsm/hsm_impl.h"
 #include "hsm/pkcs11.h"
+#include "tests/support/fault_stats.h"
 #include "tests/support/softhsm_token.h"
 
 #ifndef TOKENSIGN_FAULT_MODULE
@@ -90,15 +91,7 @@ class DataPutTest : public ::testing::Test {
   }
 
   // Object searches so far (the module's "delayed" count).
-  long Searches() {
-    std::ifstream in(stats_);
-    std::string word;
-    long n = 0;
-    while (in >> word >> n) {
-      if (word == "delayed") return n;
-    }
-    return 0;
-  }
+  long Searches() { return tokensign::testing::FaultStats(stats_)["delayed"]; }
 
   DataStore& data() { return hsm_->impl().data(); }
 

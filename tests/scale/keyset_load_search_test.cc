@@ -25,6 +25,7 @@
 #include "signer/keyset/keyset_manager.h"
 #include "signer/keyset/keyset_record.h"
 #include "signer/token/jwk.h"
+#include "tests/support/fault_stats.h"
 #include "tests/support/softhsm_token.h"
 
 #ifndef TOKENSIGN_FAULT_MODULE
@@ -61,15 +62,7 @@ class KeysetLoadSearchTest : public ::testing::Test {
   }
 
   // Object searches so far (the module's "delayed" count).
-  long Searches() {
-    std::ifstream in(stats_);
-    std::string word;
-    long n = 0;
-    while (in >> word >> n) {
-      if (word == "delayed") return n;
-    }
-    return 0;
-  }
+  long Searches() { return tokensign::testing::FaultStats(stats_)["delayed"]; }
 
   // What `keys create` + `keys activate` leave for `issuer` (one active key).
   void Seed(const std::string& issuer) {
