@@ -60,7 +60,6 @@ class CheckpointTracker {
   std::vector<CheckpointRef> segment_checkpoints_;
   std::deque<Covered> window_;  // lines after anchored_seq_
   int64_t anchored_seq_ = -1;
-  int64_t anchored_lines_ = 0;  // lines of the chain up to anchored_seq_
   int64_t lines_ = 0;
   int64_t checkpoints_ = 0;
   std::optional<CheckpointRef> last_;  // last valid checkpoint (this segment)
