@@ -11,7 +11,6 @@
 // TOKENSIGN_LONG=1 runs 10 kills after 0.5..10 s each. TOKENSIGN_CRASH_SEED=N
 // repeats a run (the seed is printed either way).
 #include <gtest/gtest.h>
-#include <openssl/sha.h>
 #include <signal.h>
 
 #include <atomic>
@@ -29,6 +28,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tests/service/daemon_harness.h"
+#include "tests/support/sha256_hex.h"
 
 #ifndef TOKENSIGNCTL_PATH
 #error "TOKENSIGNCTL_PATH must name the built tokensignctl"
@@ -39,17 +39,6 @@ namespace {
 
 constexpr int kInFlight = 16;
 
-std::string Sha256Hex(const std::string& data) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : md) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
 
 // tokensignctl; returns its exit code, output in *out.
 int Ctl(const std::string& args, std::string* out) {

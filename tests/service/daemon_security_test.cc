@@ -4,7 +4,6 @@
 // certificates that try to pass for a CN-named caller, and the PIN, pid and
 // ready files (permissions, planted symlinks).
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "tests/service/daemon_harness.h"
+#include "tests/support/sha256_hex.h"
 
 namespace tokensign::testing {
 namespace {
@@ -31,18 +31,6 @@ constexpr AlgCase kAlgs[] = {{"es256", "ES256"},
                              {"ps256", "PS256"},
                              {"rs256", "RS256"}};
 
-std::string Sha256Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 15]);
-  }
-  return out;
-}
 
 grpc::Status Sign(const std::shared_ptr<grpc::Channel>& ch,
                   const v1::SignTokenRequest& req,

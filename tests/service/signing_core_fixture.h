@@ -8,7 +8,6 @@
 #define TOKENSIGN_TESTS_SERVICE_SIGNING_CORE_FIXTURE_H_
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <deque>
 #include <memory>
@@ -23,6 +22,7 @@
 #include "hsm/provider/provider_keys.h"
 #include "signer/service/signing_core.h"
 #include "tests/service/hsm_test_env.h"
+#include "tests/support/sha256_hex.h"
 #include "tests/support/softhsm_token.h"
 
 namespace tokensign::service {
@@ -129,18 +129,7 @@ class FakeAudit : public audit::AuditLog {
   bool auto_complete_ = false;
 };
 
-inline std::string Sha256Hex(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 15]);
-  }
-  return out;
-}
+using ::tokensign::testing::Sha256Hex;
 
 using Result = std::optional<absl::StatusOr<token::MintedToken>>;
 
