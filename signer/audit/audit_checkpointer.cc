@@ -158,7 +158,8 @@ void FileAuditLog::StopCheckpointer() {
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
-// Writes a checkpoint when checkpoint_every_records decisions or
+// Writes a checkpoint when checkpoint_every_records decisions (but not
+// sooner than checkpoint_min_interval after the previous checkpoint) or
 // checkpoint_every have passed with lines added, or a rotation is due. After
 // a failure (the HSM may be down) it retries within a second.
 void FileAuditLog::CheckpointerLoop() {
@@ -169,17 +170,20 @@ void FileAuditLog::CheckpointerLoop() {
   while (!cp_stop_) {
     const absl::Time now = absl::Now();
     const bool pending = uncovered_lines_ > 0 || unanchored_pending_;
+    const bool count_reached = chained_decisions_ - decisions_at_cover_ >=
+                               options_.checkpoint_every_records;
+    const absl::Time count_allowed =
+        last_cp_time_ + options_.checkpoint_min_interval;
     const bool due = now >= retry_after &&
-                     (rotate_wanted_ ||
-                      chained_decisions_ - decisions_at_cover_ >=
-                          options_.checkpoint_every_records ||
+                     (rotate_wanted_ || (count_reached && now >= count_allowed) ||
                       (pending && now >= last_cp_time_ + every));
     if (!due) {
       absl::Time wake = absl::InfiniteFuture();
       if (now < retry_after) {
         wake = retry_after;
-      } else if (pending) {
-        wake = last_cp_time_ + every;
+      } else {
+        if (pending) wake = last_cp_time_ + every;
+        if (count_reached) wake = std::min(wake, count_allowed);
       }
       cp_cv_.WaitWithDeadline(&mu_, wake);
       continue;

@@ -308,6 +308,8 @@ std::vector<std::string> KeepRestartOnlySections(const Config& running, Config* 
        aa.checkpoint_every_records != ab.checkpoint_every_records);
   note("audit.checkpoint_every_seconds",
        aa.checkpoint_every_seconds != ab.checkpoint_every_seconds);
+  note("audit.checkpoint_min_interval_ms",
+       aa.checkpoint_min_interval_ms != ab.checkpoint_min_interval_ms);
   note("audit.checkpoint_alg", aa.checkpoint_alg != ab.checkpoint_alg);
   next->server = running.server;
   next->hsm = running.hsm;

@@ -69,6 +69,9 @@ struct AuditConfig {
   std::string instance;
   int64_t checkpoint_every_records = 1000;
   int64_t checkpoint_every_seconds = 10;
+  // The records count does not make checkpoints (each rewrites the HSM
+  // anchor) more often than this; 0 = no minimum.
+  int64_t checkpoint_min_interval_ms = 1000;
   crypto::SignAlgorithm checkpoint_alg = crypto::SignAlgorithm::kES256;
 };
 

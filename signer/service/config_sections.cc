@@ -107,6 +107,8 @@ absl::Status ParseAudit(const toml::table& t, AuditConfig* out) {
                             &out->checkpoint_every_records, 1, 100000000));
   RETURN_IF_ERROR(r.Integer("checkpoint_every_seconds",
                             &out->checkpoint_every_seconds, 1, 86400));
+  RETURN_IF_ERROR(r.Integer("checkpoint_min_interval_ms",
+                            &out->checkpoint_min_interval_ms, 0, 86400000));
   std::string alg(crypto::SignAlgorithmName(out->checkpoint_alg));
   RETURN_IF_ERROR(r.String("checkpoint_alg", &alg));
   auto parsed = crypto::ParseSignAlgorithm(alg);

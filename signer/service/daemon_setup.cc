@@ -109,6 +109,8 @@ absl::StatusOr<OpenedAudit> OpenAudit(
   audit_opts.checkpoint_every_records = cfg.audit.checkpoint_every_records;
   audit_opts.checkpoint_every =
       absl::Seconds(cfg.audit.checkpoint_every_seconds);
+  audit_opts.checkpoint_min_interval =
+      absl::Milliseconds(cfg.audit.checkpoint_min_interval_ms);
   audit_opts.instance = out.instance;
   audit_opts.anchors = out.anchors.get();
   auto log = audit::AuditLog::Open(audit_opts);

@@ -432,6 +432,35 @@ TEST(CheckpointTriggerTest, EveryNRecordsAndAfterTimeOnlyWithNewLines) {
   EXPECT_EQ((*log)->stats().anchor_writes, 2);
 }
 
+// checkpoint_min_interval holds back a checkpoint the records count asks
+// for (each one rewrites the HSM anchor) until that long after the previous
+// one, then writes it without any other event: the thread wakes for it.
+TEST(CheckpointTriggerTest, RecordsCountWaitsForTheMinimumInterval) {
+  TempDir dir;
+  MemoryAnchorStore store;
+  AuditLogOptions o;
+  o.path = dir.File("audit.log");
+  o.checkpoint_key = testing::NewCheckpointKey();
+  o.checkpoint_every_records = 10;
+  o.checkpoint_every = absl::Hours(24);
+  o.checkpoint_min_interval = absl::Milliseconds(500);
+  o.anchors = &store;
+  const absl::Time before_open = absl::Now();  // the first checkpoint: after
+  auto log = AuditLog::Open(o);
+  ASSERT_TRUE(log.ok()) << log.status();
+  for (int i = 0; i < 35; ++i)
+    ASSERT_TRUE((*log)->Append(MakeRecord("n" + std::to_string(i))).ok());
+  // Three counts' worth of records: without the minimum the thread would
+  // checkpoint at once; with it, one checkpoint covers them all, and not
+  // before the interval has passed since the one at Open.
+  for (int i = 0; i < 3000 && (*log)->stats().anchor_writes < 2; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ((*log)->stats().anchor_writes, 2);
+  EXPECT_GE(absl::Now() - before_open, o.checkpoint_min_interval);
+  absl::SleepFor(absl::Milliseconds(100));  // a chance for an extra one
+  EXPECT_EQ((*log)->stats().checkpoints, 2);
+}
+
 TEST(CheckpointTriggerTest, TimerWritesOnlyWhenLinesWereAdded) {
   TempDir dir;
   AuditLogOptions o;

@@ -392,7 +392,7 @@ TEST_F(DaemonFaultRatesTest, TokenRemovedAndReinserted) {
 class DaemonCheckpointCorruptionTest : public DaemonFaultRatesTest {
  protected:
   std::string AuditExtra() const override {
-    return "checkpoint_every_records = 1\n";
+    return "checkpoint_every_records = 1\ncheckpoint_min_interval_ms = 0\n";
   }
 };
 

@@ -119,15 +119,18 @@ TEST(ConfigTest, AuditCheckpointSettings) {
   EXPECT_EQ(cfg->audit.instance, "");  // the host name at start
   EXPECT_EQ(cfg->audit.checkpoint_every_records, 1000);
   EXPECT_EQ(cfg->audit.checkpoint_every_seconds, 10);
+  EXPECT_EQ(cfg->audit.checkpoint_min_interval_ms, 1000);
   EXPECT_EQ(cfg->audit.checkpoint_alg, crypto::SignAlgorithm::kES256);
   cfg = ParseConfig(std::string(kMinimal) +
                     "[audit]\ninstance = \"replica-a.eu\"\n"
                     "checkpoint_every_records = 50\n"
-                    "checkpoint_every_seconds = 2\ncheckpoint_alg = \"EdDSA\"\n");
+                    "checkpoint_every_seconds = 2\ncheckpoint_alg = \"EdDSA\"\n"
+                    "checkpoint_min_interval_ms = 0\n");
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->audit.instance, "replica-a.eu");
   EXPECT_EQ(cfg->audit.checkpoint_every_records, 50);
   EXPECT_EQ(cfg->audit.checkpoint_every_seconds, 2);
+  EXPECT_EQ(cfg->audit.checkpoint_min_interval_ms, 0);
   EXPECT_EQ(cfg->audit.checkpoint_alg, crypto::SignAlgorithm::kEdDSA);
   EXPECT_EQ(Err(std::string(kMinimal) + "[audit]\ninstance = \"a:b\"\n"),
             "audit.instance: must be at most 128 characters of "
@@ -137,6 +140,9 @@ TEST(ConfigTest, AuditCheckpointSettings) {
   EXPECT_EQ(
       Err(std::string(kMinimal) + "[audit]\ncheckpoint_every_records = 0\n"),
       "audit.checkpoint_every_records: must be 1..100000000, got 0");
+  EXPECT_EQ(
+      Err(std::string(kMinimal) + "[audit]\ncheckpoint_min_interval_ms = -1\n"),
+      "audit.checkpoint_min_interval_ms: must be 0..86400000, got -1");
 }
 
 TEST(ConfigTest, OutOfRangeNamesKeyPath) {
