@@ -3,7 +3,8 @@
 # own and runs them.
 #
 #   scripts/fuzz.sh                      smoke: every target for TOKENSIGN_FUZZ_SECONDS (10) s,
-#                                        as the CTest tests labelled "fuzz" (CI runs this)
+#                                        as the CTest tests labelled "fuzz", and the token and
+#                                        audit unit tests under the same ASan+UBSan (CI runs this)
 #   scripts/fuzz.sh --run SECONDS [T..]  long run of each target T (default: all) for SECONDS,
 #                                        keeping the grown corpus in $FUZZ_BUILD_DIR/tests/fuzz/
 #                                        corpus/T; prints the execs each reached
@@ -38,11 +39,11 @@ clang++ -fsanitize=fuzzer "$probe_dir/probe.cc" -o "$probe_dir/probe" 2>/dev/nul
 
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DTOKENSIGN_FUZZ=ON >/dev/null
-cmake --build "$BUILD_DIR" -j"$JOBS" --target tokensign_fuzzers
+cmake --build "$BUILD_DIR" -j"$JOBS" --target tokensign_fuzzers tokensign_sanitized_tests
 
 if [ "${1:-}" != "--run" ]; then
   cd "$BUILD_DIR"
-  exec ctest -L fuzz --output-on-failure
+  exec ctest --output-on-failure  # the fuzz smoke runs and the sanitized unit tests
 fi
 
 seconds="${2:?usage: scripts/fuzz.sh --run SECONDS [target...]}"
