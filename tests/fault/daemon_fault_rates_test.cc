@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "tests/service/daemon_harness.h"
+#include "tests/support/fault_rules.h"
 #include "tests/support/fault_stats.h"
 #include "tokensign/v1/tokensign.grpc.pb.h"
 
@@ -126,11 +127,8 @@ class DaemonFaultRatesTest : public ::testing::Test {
     }
   }
 
-  // Atomic replace, as the fault module's control file requires.
   void SetFaults(const std::string& rules) {
-    WriteAll(h_.Path("faults.tmp"), rules);
-    ASSERT_EQ(::rename(h_.Path("faults.tmp").c_str(), h_.Path("faults").c_str()),
-              0);
+    WriteFaultRules(h_.Path("faults"), rules);
   }
 
   // The fault module's counters ("injected", "corrupted", "delayed", "stale").

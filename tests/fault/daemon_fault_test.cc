@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/service/daemon_harness.h"
+#include "tests/support/fault_rules.h"
 #include "tokensign/v1/tokensign.grpc.pb.h"
 
 namespace tokensign::testing {
@@ -28,10 +29,8 @@ grpc::Status Sign(const std::shared_ptr<grpc::Channel>& ch,
   return TokenSigner::NewStub(ch)->SignToken(&ctx, req, resp);
 }
 
-// Atomic replace, as the fault module's control file requires.
 void SetFaults(DaemonHarness& h, const std::string& rules) {
-  WriteAll(h.Path("faults.tmp"), rules);
-  ASSERT_EQ(::rename(h.Path("faults.tmp").c_str(), h.Path("faults").c_str()), 0);
+  WriteFaultRules(h.Path("faults"), rules);
 }
 
 // Polls /readyz until its status code is `want` (generous bound: this is a

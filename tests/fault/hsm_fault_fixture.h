@@ -15,8 +15,6 @@
 #include <stdlib.h>
 
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
 #include "tests/hsm/verify_util.h"
+#include "tests/support/fault_rules.h"
 #include "tests/support/softhsm_token.h"
 
 #ifndef TOKENSIGN_FAULT_MODULE
@@ -79,13 +78,7 @@ class HsmFaultTest : public ::testing::Test {
   // Replaces the rules atomically; the generation line makes every write a
   // change, so counts are re-armed even for identical rules.
   void SetFaults(const std::string& rules) {
-    static int generation = 0;
-    std::string tmp = control_ + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << "# generation " << ++generation << "\n" << rules;
-    }
-    std::filesystem::rename(tmp, control_);
+    ::tokensign::testing::WriteFaultRules(control_, rules);
   }
 
   // Signs and verifies; an error is returned as is, a bad signature fails the

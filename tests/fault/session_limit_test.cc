@@ -7,8 +7,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "hsm/hsm.h"
 #include "tests/hsm/verify_util.h"
+#include "tests/support/fault_rules.h"
 #include "tests/support/softhsm_token.h"
 
 #ifndef TOKENSIGN_FAULT_MODULE
@@ -54,13 +53,7 @@ class SessionLimitTest : public ::testing::Test {
   }
 
   void SetFaults(const std::string& rules) {
-    static int generation = 0;
-    std::string tmp = control_ + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << "# generation " << ++generation << "\n" << rules;
-    }
-    std::filesystem::rename(tmp, control_);
+    ::tokensign::testing::WriteFaultRules(control_, rules);
   }
 
   // Waits (bounded) until a call sleeps in a DELAY inside the module: a state

@@ -13,8 +13,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +22,7 @@
 #include "hsm/hsm_impl.h"
 #include "hsm/pkcs11.h"
 #include "tests/support/fault_stats.h"
+#include "tests/support/fault_rules.h"
 #include "tests/support/softhsm_token.h"
 
 #ifndef TOKENSIGN_FAULT_MODULE
@@ -81,13 +80,7 @@ class DataPutTest : public ::testing::Test {
   // Replaces the fault rules atomically (a new generation line re-arms the
   // counts even for the same rules).
   void SetRules(const std::string& rules) {
-    static int generation = 0;
-    const std::string tmp = control_ + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << "# generation " << ++generation << "\n" << rules;
-    }
-    std::filesystem::rename(tmp, control_);
+    ::tokensign::testing::WriteFaultRules(control_, rules);
   }
 
   // Object searches so far (the module's "delayed" count).
