@@ -1,56 +1,9 @@
 /* tokensign_fault_pkcs11 — a PKCS#11 module that forwards every call to a real
  * module and fails chosen calls on demand. Test infrastructure only.
- *
- * Environment:
- *   TOKENSIGN_FAULT_TARGET   real module (default
- * /usr/lib/softhsm/libsofthsm2.so) TOKENSIGN_FAULT_CONTROL  control file;
- * absent or empty = no faults
- *
- * Control file, one rule per line ('#' starts a comment):
- *   <function|*> <CKR_NAME|0xHEX> <count|always|off> [latch|after]
- * e.g. "C_Sign CKR_DEVICE_ERROR 3" fails the next 3 C_Sign calls;
- * "* CKR_DEVICE_REMOVED always" fails everything except C_Initialize,
- * C_Finalize and C_GetInfo ("the HSM is down"); "latch" makes the first hit
- * switch the module into that down state until the file changes; "after"
- * forwards the call first and then reports the error (the token did the work,
- * the reply was lost: e.g. a key pair exists that the caller has no handles
- * for). The first
- * matching rule with hits left wins. A slow HSM:
- *   <function|*> DELAY <count|always|off> <milliseconds>
- * makes the next count matching calls wait that long inside the module before
- * they are forwarded (the first matching DELAY rule with hits left applies, on
- * top of any fault rule). The file is read on every call and
- * re-parsed (counts and latch reset) when its content changes; to re-arm the
- * same rules, change a comment line. Write it atomically (temp + rename).
- *
- * Rates (seeded, deterministic): a count of "1inN" makes a rule fire on about
- * one in N of its matching calls, decided by the rule's own PRNG (splitmix64)
- * seeded with "seed=S" (default 1): the same rules and the same sequence of
- * matching calls fire on the same calls. E.g.
- *   C_Sign CKR_DEVICE_ERROR 1in100 seed=7          1% of C_Sign fail
- *   C_Sign CKR_SESSION_HANDLE_INVALID 1in10 seed=8 10% lose their session
- *   C_Sign DELAY 1in20 100 seed=9                  5% of C_Sign take +100 ms
- * Corruption: "C_Sign CORRUPT <count|always|1inN> [seed=S]" flips one byte
- * (position from the PRNG) of the output of a C_Sign that succeeded, so a
- * bad signature reaches the caller with CKR_OK (what verify-before-release
- * must catch).
- * Token removal: a line "TOKEN REMOVED" pulls the token out while it is in
- * the file: C_GetSlotList(tokenPresent) lists no slot, C_GetSlotInfo clears
- * CKF_TOKEN_PRESENT, C_GetTokenInfo / C_OpenSession / mechanism queries fail
- * with CKR_TOKEN_NOT_PRESENT and every session call with CKR_DEVICE_REMOVED.
- * Removing the line re-inserts it: sessions opened before the removal stay
- * dead (CKR_SESSION_HANDLE_INVALID, as a real token's sessions close when it
- * is pulled) and the login is gone (C_SignInit fails with
- * CKR_USER_NOT_LOGGED_IN until the next successful C_Login).
- * TOKENSIGN_FAULT_STATS, if set, names a file the module rewrites (temp +
- * rename) whenever a fault fires: "injected N", "corrupted N", "delayed N",
- * "stale N" lines, so a test can read the counts of another process.
- *
- * Faithful failure: a failed C_Sign still terminates the real signing
- * operation (as PKCS#11 requires of any C_Sign error) and the caller's output
- * buffer is filled with 0xA5 so that code using output after an error is
- * caught by signature verification.
- *
+ * Environment: TOKENSIGN_FAULT_TARGET (the real module, default
+ * /usr/lib/softhsm/libsofthsm2.so), TOKENSIGN_FAULT_CONTROL (the control file;
+ * absent or empty = no faults; its language: fault_rules.h),
+ * TOKENSIGN_FAULT_STATS (a counters file for other processes).
  * tokensign_fault_injected() returns how many calls were failed so far (tests
  * prove a fault was actually exercised). tokensign_fault_finalize_overlaps()
  * counts C_Finalize calls made while another call was still inside the module
@@ -68,22 +21,10 @@
 #include <time.h>
 
 #include "hsm/pkcs11.h"
+#include "tests/fault/fault_rules.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define MAX_RULES 16
-
-struct rule {
-  char fn[48];
-  CK_RV rv;
-  long remaining; /* -1 = always */
-  int latch;
-  int after;
-  long delay_ms; /* > 0: a DELAY rule */
-  int corrupt;   /* a CORRUPT rule */
-  long one_in;   /* > 1: fires on about 1 in one_in matching calls */
-  uint64_t rng;  /* splitmix64 state, from seed= */
-};
-
 /* Sessions and the token-removal epoch they were opened in. */
 #define MAX_SESSIONS 4096
 struct session_slot {
@@ -110,55 +51,6 @@ static int g_need_login;              /* re-inserted, no C_Login since */
 static unsigned long g_epoch;         /* removals so far */
 static struct session_slot g_sessions[MAX_SESSIONS];
 
-static const struct {
-  const char* name;
-  CK_RV rv;
-} kRvNames[] = {
-    {"CKR_GENERAL_ERROR", CKR_GENERAL_ERROR},
-    {"CKR_FUNCTION_FAILED", CKR_FUNCTION_FAILED},
-    {"CKR_HOST_MEMORY", CKR_HOST_MEMORY},
-    {"CKR_DEVICE_ERROR", CKR_DEVICE_ERROR},
-    {"CKR_DEVICE_MEMORY", CKR_DEVICE_MEMORY},
-    {"CKR_DEVICE_REMOVED", CKR_DEVICE_REMOVED},
-    {"CKR_TOKEN_NOT_PRESENT", CKR_TOKEN_NOT_PRESENT},
-    {"CKR_SESSION_CLOSED", CKR_SESSION_CLOSED},
-    {"CKR_SESSION_HANDLE_INVALID", CKR_SESSION_HANDLE_INVALID},
-    {"CKR_SESSION_COUNT", CKR_SESSION_COUNT},
-    {"CKR_USER_NOT_LOGGED_IN", CKR_USER_NOT_LOGGED_IN},
-    {"CKR_KEY_HANDLE_INVALID", CKR_KEY_HANDLE_INVALID},
-    {"CKR_OBJECT_HANDLE_INVALID", CKR_OBJECT_HANDLE_INVALID},
-    {"CKR_CRYPTOKI_NOT_INITIALIZED", CKR_CRYPTOKI_NOT_INITIALIZED},
-};
-
-static int parse_rv(const char* text, CK_RV* rv) {
-  for (size_t i = 0; i < sizeof(kRvNames) / sizeof(kRvNames[0]); ++i) {
-    if (strcmp(text, kRvNames[i].name) == 0) {
-      *rv = kRvNames[i].rv;
-      return 1;
-    }
-  }
-  char* end = NULL;
-  unsigned long value = strtoul(text, &end, 0);
-  if (end == text || *end != '\0' || value == CKR_OK) return 0;
-  *rv = (CK_RV)value;
-  return 1;
-}
-
-static uint64_t next_random(uint64_t* state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-/* Takes one hit of `r` if it fires on this call: counts down, or draws. */
-static int rule_fires(struct rule* r) {
-  if (r->remaining == 0) return 0;
-  if (r->one_in > 1) return next_random(&r->rng) % (uint64_t)r->one_in == 0;
-  if (r->remaining > 0) --r->remaining;
-  return 1;
-}
-
 static void write_stats_locked(void) {
   const char* path = getenv("TOKENSIGN_FAULT_STATS");
   if (path == NULL || *path == '\0') return;
@@ -170,58 +62,6 @@ static void write_stats_locked(void) {
           g_injected, g_corrupted, g_delays, g_stale);
   fclose(file);
   rename(tmp, path);
-}
-
-/* Parses one rule line into *r; 0 = not a rule (comment, TOKEN, bad). */
-static int parse_rule(char* line, struct rule* r) {
-  char* words[8];
-  int n = 0;
-  char* save = NULL;
-  for (char* w = strtok_r(line, " \t\r", &save); w != NULL && n < 8;
-       w = strtok_r(NULL, " \t\r", &save)) {
-    words[n++] = w;
-  }
-  if (n < 3 || words[0][0] == '#') return 0;
-  memset(r, 0, sizeof(*r));
-  r->rng = 1;
-  const char* flag = "";
-  for (int i = 3; i < n; ++i) {
-    if (strncmp(words[i], "seed=", 5) == 0) {
-      r->rng = strtoull(words[i] + 5, NULL, 0);
-    } else {
-      flag = words[i];
-    }
-  }
-  if (strcmp(words[1], "DELAY") == 0) {
-    r->delay_ms = strtol(flag, NULL, 10);
-    if (r->delay_ms <= 0) {
-      fprintf(stderr, "fault_module: DELAY needs milliseconds > 0\n");
-      return 0;
-    }
-  } else if (strcmp(words[1], "CORRUPT") == 0) {
-    r->corrupt = 1;
-  } else if (!parse_rv(words[1], &r->rv)) {
-    fprintf(stderr, "fault_module: bad CK_RV '%s' ignored\n", words[1]);
-    return 0;
-  }
-  snprintf(r->fn, sizeof(r->fn), "%s", words[0]);
-  const char* count = words[2];
-  if (strncmp(count, "1in", 3) == 0) {
-    r->one_in = strtol(count + 3, NULL, 10);
-    if (r->one_in < 1) {
-      fprintf(stderr, "fault_module: bad rate '%s' ignored\n", count);
-      return 0;
-    }
-    r->remaining = -1;
-  } else {
-    r->remaining = strcmp(count, "always") == 0 ? -1
-                   : strcmp(count, "off") == 0  ? 0
-                                                : strtol(count, NULL, 10);
-  }
-  int plain = r->delay_ms == 0 && !r->corrupt;
-  r->latch = plain && strcmp(flag, "latch") == 0;
-  r->after = plain && strcmp(flag, "after") == 0;
-  return 1;
 }
 
 /* Re-parses the control file if its content changed. Called with g_mu held. */
@@ -247,7 +87,7 @@ static void reload_locked(void) {
       removed = 1;
       continue;
     }
-    if (g_nrules < MAX_RULES && parse_rule(line, &g_rules[g_nrules])) {
+    if (g_nrules < MAX_RULES && fault_parse_rule(line, &g_rules[g_nrules])) {
       ++g_nrules;
     }
   }
@@ -338,10 +178,10 @@ static CK_RV fault_enter(const char* fn, CK_ULONG first, int* after) {
                   (strcmp(r->fn, "*") == 0 && !is_lifecycle(fn));
       if (!match || r->corrupt) continue;
       if (r->delay_ms > 0) {
-        if (delay_ms > 0 || !rule_fires(r)) continue;
+        if (delay_ms > 0 || !fault_rule_fires(r)) continue;
         delay_ms = r->delay_ms;
       } else {
-        if (rv != CKR_OK || !rule_fires(r)) continue;
+        if (rv != CKR_OK || !fault_rule_fires(r)) continue;
         rv = r->rv;
         *after = r->after;
         if (r->latch) g_latched = rv;
@@ -377,10 +217,10 @@ static void maybe_corrupt(CK_BYTE_PTR out, CK_ULONG len) {
   pthread_mutex_lock(&g_mu);
   for (int i = 0; i < g_nrules; ++i) {
     struct rule* r = &g_rules[i];
-    if (!r->corrupt || strcmp(r->fn, "C_Sign") != 0 || !rule_fires(r)) {
+    if (!r->corrupt || strcmp(r->fn, "C_Sign") != 0 || !fault_rule_fires(r)) {
       continue;
     }
-    out[next_random(&r->rng) % len] ^= 0x5A;
+    out[fault_next_random(&r->rng) % len] ^= 0x5A;
     ++g_corrupted;
     write_stats_locked();
     break;
