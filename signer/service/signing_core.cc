@@ -52,7 +52,7 @@ absl::StatusOr<SigningCore::IssuerEntry> SigningCore::Admit(
   if (it == snap.config.issuers.end())
     return snap.UnknownIssuer(caller, issuer);
   if (absl::Status st = snap.CheckRole(caller, role, issuer); !st.ok()) {
-    if (metrics_ != nullptr && role == Role::kSigner)
+    if (metrics_ != nullptr)
       metrics_->CountDenied(it->first, FieldOf(std::string(st.message())));
     return st;
   }

@@ -178,6 +178,7 @@ void SigningCore::SignStatusListAsync(std::string_view caller,
   absl::StatusOr<token::SignedStatusList> signed_list =
       token::SignStatusList((*it)->second.policy, **key, req, now);
   if (!signed_list.ok()) {
+    CountPolicyDenial((*it)->first, signed_list.status());
     deny(signed_list.status());
     return;
   }

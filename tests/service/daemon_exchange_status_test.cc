@@ -100,6 +100,11 @@ TEST(DaemonExchangeTest, RevokingTheRootRevokesEveryDescendant) {
     EXPECT_NE(st.error_message().find("lacks the status-publisher role"),
               std::string::npos)
         << st.error_message();
+    // Counted like every other refusal, by the field it names.
+    EXPECT_NE(s.h.HttpGet(s.d, "/metrics")
+                  .find("tokensign_denied_total{issuer=\"as\",reason_field="
+                        "\"caller\"} 1\n"),
+              std::string::npos);
   }
   ASSERT_EQ(s.h.Stop(s.d, SIGTERM), 0);
   s.Start(/*status_publisher=*/true);
