@@ -138,6 +138,15 @@ absl::Status Hsm::PinPublicKey(std::string_view id_hex,
   return absl::OkStatus();
 }
 
+absl::Status Hsm::PinPublicKey(std::string_view id_hex,
+                               std::shared_ptr<EVP_PKEY> key) {
+  if (key == nullptr) {
+    return absl::InvalidArgumentError("PinPublicKey: no public key");
+  }
+  impl_->keys().PinPublicKey(id_hex, std::move(key));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<crypto::UniquePkey> Hsm::PublicKey(std::string_view id_hex) {
   // The pinned key itself, one more reference (not parsed again).
   if (std::shared_ptr<EVP_PKEY> pinned = impl_->keys().PinnedPublicKey(id_hex)) {

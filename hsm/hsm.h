@@ -57,7 +57,7 @@ class Hsm {
   // ScanKeys, FindKey, GenerateKey and signing; emptied when the module is
   // re-initialized): searches and checks the key as FindKey does only on a
   // miss. The label is not read (empty). For the provider, which loads a key
-  // that was just checked.
+  // that was just checked, and the audit key at start (after the keyset scan).
   absl::StatusOr<KeyInfo> ResolveKey(std::string_view id_hex);
   absl::StatusOr<std::vector<KeyInfo>> ListKeys();
   absl::Status DestroyKey(std::string_view id_hex);
@@ -74,6 +74,12 @@ class Hsm {
   // Makes `spki_der` (DER SubjectPublicKeyInfo) the public key of `id_hex` for
   // PublicKey and the provider, instead of the token's public object.
   absl::Status PinPublicKey(std::string_view id_hex, std::string_view spki_der);
+  // The same with a key the caller already parsed (a keyset load checks the
+  // record's SPKI and pins that very key: no second parse, which costs
+  // OpenSSL 3 a decoder set-up per key). PublicKey then hands out `key`
+  // itself; nobody may change it after this. InvalidArgument when null.
+  absl::Status PinPublicKey(std::string_view id_hex,
+                            std::shared_ptr<EVP_PKEY> key);
 
   // Signs `message` with JOSE semantics for `alg` (ES256/ES384: SHA-2 + ECDSA, raw r||s of
   // exact length; EdDSA: Ed25519 over the message; RS256: PKCS#1 v1.5 SHA-256; PS256: PSS

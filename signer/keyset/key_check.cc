@@ -59,8 +59,16 @@ absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
   if (!pub.ok()) {
     return Refuse(absl::StrCat("public key: ", pub.status().message()));
   }
-  auto spki = crypto::SpkiDer(pub->get());
-  if (!spki.ok()) return spki.status();
+  // The DER of the proven key: the record's own bytes, which ParseSpki took
+  // whole as one SubjectPublicKeyInfo of this key (encoding it again costs
+  // OpenSSL 3 an encoder set-up per key); encoded only for a record written
+  // before keys carried their SPKI.
+  std::string spki = key.spki;
+  if (spki.empty()) {
+    auto der = crypto::SpkiDer(pub->get());
+    if (!der.ok()) return der.status();
+    spki = *std::move(der);
+  }
   auto kid = token::JwkThumbprint(pub->get());
   if (!kid.ok()) {
     return Refuse(absl::StrCat("public key: ", kid.status().message()));
@@ -70,9 +78,10 @@ absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
                                "(thumbprint ", *kid, ")"));
   }
   // Pin before the provider loads the private key: its public half then comes
-  // from here, never from the token's public object.
-  if (absl::Status st = hsm.PinPublicKey(key.id, *spki); !st.ok()) return st;
+  // from here, never from the token's public object. The key just checked is
+  // pinned itself, not parsed again.
   std::shared_ptr<EVP_PKEY> shared = Share(*std::move(pub));
+  if (absl::Status st = hsm.PinPublicKey(key.id, shared); !st.ok()) return st;
   auto priv = loader(key.id);
   if (!priv.ok()) {
     if (absl::IsUnavailable(priv.status())) return priv.status();
@@ -96,7 +105,7 @@ absl::StatusOr<VerifiedKey> VerifyRecordedKey(hsm::Hsm& hsm,
         "the private key does not match the public key (a test signature did "
         "not verify: ", st.message(), ")"));
   }
-  return VerifiedKey{std::move(shared), *std::move(priv), *std::move(spki)};
+  return VerifiedKey{std::move(shared), *std::move(priv), std::move(spki)};
 }
 
 }  // namespace tokensign::keyset

@@ -12,7 +12,11 @@
 //   checkpoints keep verifying. Before use the newest key is proven like an
 //   issuer key (keyset::VerifyRecordedKey: attributes, kid, a test
 //   signature). If it is gone from the HSM a new one is generated and added;
-//   any other failed check refuses the start.
+//   any other failed check refuses the start. The key is looked up through
+//   the Hsm's key-handle cache (Hsm::ResolveKey: filled by the keyset scan
+//   that precedes it at start with the keys that passed FindKey's attribute
+//   rules; searched for and checked on a miss): no object search for it when
+//   the scan found it.
 // Thread-safety: LoadAuditKey is called once at start; AuditJwksOf from any
 // thread (the Hsm is thread-safe).
 #ifndef TOKENSIGN_SIGNER_SERVICE_AUDIT_HSM_H_
