@@ -108,7 +108,9 @@ absl::StatusOr<KeyInfo> Hsm::FindKey(std::string_view id_hex) {
   return impl_->keys().Find(id_hex);
 }
 
-absl::StatusOr<KeyScan> Hsm::ScanKeys() { return impl_->keys().Scan(); }
+absl::StatusOr<KeyScan> Hsm::ScanKeys(bool with_public_keys) {
+  return impl_->keys().Scan(with_public_keys);
+}
 
 absl::StatusOr<KeyInfo> Hsm::ResolveKey(std::string_view id_hex) {
   absl::StatusOr<KeyHandles> handles = impl_->keys().Resolve(id_hex);
@@ -161,8 +163,15 @@ absl::StatusOr<crypto::UniquePkey> Hsm::PublicKey(std::string_view id_hex) {
           uint64_t epoch) -> absl::StatusOr<crypto::UniquePkey> {
         absl::StatusOr<KeyHandles> key = keys.Resolve(lease, epoch, id_hex);
         if (!key.ok()) return key.status();
+        CK_OBJECT_HANDLE public_key = key->public_key;
+        if (public_key == CK_INVALID_HANDLE) {  // a scan without public keys
+          absl::StatusOr<CK_OBJECT_HANDLE> found =
+              keys.FindPublicObject(lease, id_hex);
+          if (!found.ok()) return found.status();
+          public_key = *found;
+        }
         return ExportPublicKey(impl_->pool().p11(), lease.session(),
-                               key->public_key, key->type);
+                               public_key, key->type);
       });
 }
 

@@ -51,8 +51,10 @@ class Hsm {
   // objects) instead of two per key: a search is linear in the token's
   // objects on SoftHSM, so checking N keys one FindKey at a time costs N^2.
   // Also refills the key-handle cache with the keys that passed, so signing
-  // and ResolveKey then need no search for them.
-  absl::StatusOr<KeyScan> ScanKeys();
+  // and ResolveKey then need no search for them. Without `with_public_keys`
+  // one search (the public objects) less; PublicKey of a key not pinned then
+  // searches for its public object itself.
+  absl::StatusOr<KeyScan> ScanKeys(bool with_public_keys = true);
   // id, type and bits of a key through the key-handle cache (filled by
   // ScanKeys, FindKey, GenerateKey and signing; emptied when the module is
   // re-initialized): searches and checks the key as FindKey does only on a

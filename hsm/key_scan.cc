@@ -160,16 +160,29 @@ absl::StatusOr<KeyInfo> KeyScan::Find(std::string_view id_hex) const {
       Cat("key id ", id, ": no private key with this CKA_ID"));
 }
 
-absl::StatusOr<KeyScan> KeyStore::Scan() {
+absl::StatusOr<KeyScan> KeyStore::Scan(bool with_public_keys) {
   Recovery::Policy policy;
   policy.op = "ScanKeys";
   return recovery_.Run(policy, [&](SessionPool::Lease& lease, uint64_t epoch) {
-    return ScanOn(lease, epoch);
+    return ScanOn(lease, epoch, with_public_keys);
   });
 }
 
+absl::StatusOr<CK_OBJECT_HANDLE> KeyStore::FindPublicObject(
+    SessionPool::Lease& lease, std::string_view id_hex) {
+  absl::StatusOr<std::string> id_bytes = ParseKeyId(id_hex);
+  if (!id_bytes.ok()) return id_bytes.status();
+  CK_OBJECT_CLASS pub_class = CKO_PUBLIC_KEY;
+  absl::StatusOr<std::vector<CK_OBJECT_HANDLE>> pubs =
+      FindObjects(pool_->p11(), lease.session(),
+                  {Attr(CKA_CLASS, &pub_class), Attr(CKA_ID, *id_bytes)});
+  if (!pubs.ok()) return pubs.status();
+  return pubs->size() == 1 ? pubs->front() : CK_INVALID_HANDLE;
+}
+
 absl::StatusOr<KeyScan> KeyStore::ScanOn(SessionPool::Lease& lease,
-                                         uint64_t epoch) {
+                                         uint64_t epoch,
+                                         bool with_public_keys) {
   const P11& p11 = pool_->p11();
   CK_OBJECT_CLASS priv_class = CKO_PRIVATE_KEY;
   CK_BBOOL yes = CK_TRUE;
@@ -193,7 +206,9 @@ absl::StatusOr<KeyScan> KeyStore::ScanOn(SessionPool::Lease& lease,
     if (read->has_value()) by_id[(*read)->id].push_back(**std::move(read));
   }
   absl::StatusOr<std::map<std::string, std::vector<CK_OBJECT_HANDLE>>> pubs =
-      ScanPublic(p11, lease.session());
+      with_public_keys
+          ? ScanPublic(p11, lease.session())
+          : std::map<std::string, std::vector<CK_OBJECT_HANDLE>>();
   if (!pubs.ok()) return pubs.status();
 
   KeyScan scan;

@@ -28,7 +28,7 @@ std::shared_ptr<EVP_PKEY> Share(crypto::UniquePkey key) {
 }  // namespace
 
 absl::StatusOr<const hsm::KeyScan*> KeyScanOnce::Get() {
-  if (!scan_.has_value()) scan_ = hsm_.ScanKeys();
+  if (!scan_.has_value()) scan_ = hsm_.ScanKeys(with_public_keys_);
   if (scan_->ok()) return &**scan_;
   if (absl::IsUnavailable(scan_->status())) return scan_->status();
   return nullptr;

@@ -54,10 +54,13 @@ absl::StatusOr<VerifiedKey> VerifyRecordedKey(
 
 // The token's keys for one Load or Refresh: Hsm::ScanKeys, taken the first
 // time a keyset is checked (a Refresh in which nothing changed scans
-// nothing), then shared by every key checked in that call.
+// nothing), then shared by every key checked in that call. The public-key
+// objects are scanned too only when `with_public_keys`: a record whose keys
+// all carry their SPKI never reads them (one object search less).
 class KeyScanOnce {
  public:
-  explicit KeyScanOnce(hsm::Hsm& hsm) : hsm_(hsm) {}
+  explicit KeyScanOnce(hsm::Hsm& hsm, bool with_public_keys = true)
+      : hsm_(hsm), with_public_keys_(with_public_keys) {}
   // The scan; Unavailable when the HSM is down (as FindKey would answer);
   // nullptr when the scan failed otherwise (each key is then looked up with
   // FindKey, which says what is wrong with it).
@@ -65,6 +68,7 @@ class KeyScanOnce {
 
  private:
   hsm::Hsm& hsm_;
+  bool with_public_keys_;
   std::optional<absl::StatusOr<hsm::KeyScan>> scan_;
 };
 

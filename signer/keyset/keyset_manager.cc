@@ -16,6 +16,25 @@ using internal::KeyLabel;
 using internal::KeyStates;
 using internal::ParseKeyLabel;
 
+namespace {
+
+// Whether a key of these records is proven against the token's public object
+// (a record written before keys carried their SPKI): only then does the key
+// scan read the public objects too.
+bool NeedsPublicObjects(
+    const absl::StatusOr<std::map<std::string, IssuerRecords>>& read) {
+  if (!read.ok()) return false;
+  for (const auto& [issuer, records] : *read) {
+    if (!records.current.ok()) continue;
+    for (const KeyRecord& k : records.current->keys) {
+      if (k.spki.empty()) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 KeysetManager::KeysetManager(std::shared_ptr<hsm::Hsm> hsm,
                              PrivateKeyLoader private_keys, Clock clock)
     : hsm_(hsm),
@@ -221,7 +240,8 @@ absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
     // never leaves a moment without them); the others are dropped at the end.
     // Every record is read in one search of the token.
     auto read = records_.ReadEvery(issuers);
-    KeyScanOnce scan(*hsm_);  // and every key in one scan, if any is checked
+    // and every key in one scan, if any is checked
+    KeyScanOnce scan(*hsm_, NeedsPublicObjects(read));
     for (const std::string& issuer : issuers) {
       StatePtr current;
       {
@@ -266,7 +286,8 @@ absl::StatusOr<int> KeysetManager::Refresh() {
     for (const auto& entry : current) names.push_back(entry.first);
     auto read = records_.ReadEvery(names);  // one search for all issuers
     if (!read.ok()) first_error = read.status();
-    KeyScanOnce scan(*hsm_);  // keys of changed records: one scan for all
+    // keys of changed records: one scan for all
+    KeyScanOnce scan(*hsm_, NeedsPublicObjects(read));
     for (const auto& [issuer, state] : current) {
       if (!read.ok()) break;
       // A state that never loaded (HSM unreadable at start) counts as none.

@@ -10,7 +10,10 @@
 //     (attributes, kid, a test signature that must verify);
 //   - ScanData reads a record in two C_GetAttributeValue calls (six before),
 //     and still counts a public look-alike instead of returning it;
-//   - a checked key is pinned itself (one SPKI parse per key, not two).
+//   - a checked key is pinned itself (one SPKI parse per key, not two);
+//   - a keyset load whose records carry their keys' SPKI does not search the
+//     public-key objects (two searches, not three); one with a record from
+//     before the SPKI was recorded still reads them.
 // Test-only; the test thread.
 #include <gtest/gtest.h>
 
@@ -29,7 +32,11 @@
 #include "hsm/hsm.h"
 #include "hsm/provider/provider_keys.h"
 #include "nlohmann/json.hpp"
+#include "absl/time/clock.h"
 #include "signer/keyset/key_check.h"
+#include "signer/keyset/keyset_internal.h"
+#include "signer/keyset/keyset_manager.h"
+#include "signer/keyset/keyset_record.h"
 #include "signer/service/audit_hsm.h"
 #include "signer/token/jwk.h"
 #include "tests/support/fault_stats.h"
@@ -269,6 +276,77 @@ TEST_F(StartCallsTest, CheckedKeyIsPinnedItself) {
   auto pinned = hsm_->PublicKey(info->id);
   ASSERT_TRUE(pinned.ok()) << pinned.status();
   EXPECT_EQ(pinned->get(), verified->public_key.get());
+}
+
+// What `keys create` + `keys activate` leave for `issuer` (one active key);
+// `with_spki` false: a record as written before keys carried their SPKI.
+void SeedIssuer(hsm::Hsm& hsm, const std::string& issuer, bool with_spki) {
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  auto info = hsm.GenerateKey(crypto::KeyType::kEcP256,
+                              keyset::internal::KeyLabel(issuer, now));
+  ASSERT_TRUE(info.ok()) << info.status();
+  auto pub = crypto::ParseSpki(info->spki_der);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  keyset::KeyRecord key;
+  key.id = info->id;
+  key.kid = token::JwkThumbprint(pub->get()).value();
+  if (with_spki) key.spki = info->spki_der;
+  key.alg = crypto::SignAlgorithm::kES256;
+  key.state = keyset::KeyState::kActive;
+  key.created_at = key.activated_at = now;
+  keyset::KeysetRecord rec;
+  rec.issuer = issuer;
+  rec.generation = 1;
+  rec.writer = keyset::RandomWriterId();
+  rec.written_at = now;
+  rec.keys.push_back(key);
+  ASSERT_TRUE(hsm.AddData(keyset::KeysetObjectName(issuer),
+                          keyset::SerializeKeysetRecord(rec))
+                  .ok());
+}
+
+TEST_F(StartCallsTest, KeysetLoadReadsPublicKeyObjectsOnlyForRecordsWithoutSpki) {
+  const std::vector<std::string> issuers = {"calls-a", "calls-b", "calls-c"};
+  for (const std::string& issuer : issuers) {
+    ASSERT_NO_FATAL_FAILURE(SeedIssuer(*hsm_, issuer, /*with_spki=*/true));
+  }
+  ASSERT_NO_FATAL_FAILURE(SeedIssuer(*hsm_, "calls-old", /*with_spki=*/false));
+  // A fresh daemon's Load (new Hsm, provider, manager); every issuer signs.
+  auto load_searches = [&](const std::vector<std::string>& names) -> long {
+    std::shared_ptr<hsm::Hsm> hsm = Open();
+    if (hsm == nullptr) return -1;
+    auto provider = ProviderFor(hsm);
+    if (provider == nullptr) return -1;
+    keyset::KeysetManager keys(hsm, LoaderFor(provider));
+    const long before = Calls();
+    EXPECT_TRUE(keys.Load(names).ok());
+    const long searches = Calls() - before;
+    for (const std::string& issuer : names) {
+      auto active = keys.ActiveKey(issuer);
+      EXPECT_TRUE(active.ok()) << issuer << ": " << active.status();
+    }
+    return searches;
+  };
+  const long with_spki = load_searches(issuers);
+  const long with_old = load_searches({"calls-a", "calls-old"});
+  std::printf("[calls] keyset load: %ld searches, %ld with a record without "
+              "spki\n", with_spki, with_old);
+  // Records, private keys; the public keys only for the old record.
+  EXPECT_EQ(with_spki, 2);
+  EXPECT_EQ(with_old, 3);
+}
+
+// After a scan without the public objects, PublicKey of a key nobody pinned
+// still answers from the token's public object (it searches for it).
+TEST_F(StartCallsTest, PublicKeyAfterAScanWithoutPublicObjectsFindsIt) {
+  auto info = hsm_->GenerateKey(crypto::KeyType::kEcP256, "calls-unpinned");
+  ASSERT_TRUE(info.ok()) << info.status();
+  std::shared_ptr<hsm::Hsm> hsm = Open();
+  ASSERT_NE(hsm, nullptr);
+  ASSERT_TRUE(hsm->ScanKeys(/*with_public_keys=*/false).ok());
+  auto pub = hsm->PublicKey(info->id);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  EXPECT_EQ(crypto::SpkiDer(pub->get()).value(), info->spki_der);
 }
 
 }  // namespace
