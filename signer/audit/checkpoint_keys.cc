@@ -49,7 +49,10 @@ absl::StatusOr<crypto::UniquePkey> FromParams(const char* type,
   return crypto::UniquePkey(out);
 }
 
-// Splits a compact JWS and returns its decoded header.
+// Splits a compact JWS and returns its decoded header, whose kid, alg and
+// typ are strings when present (a log line is untrusted input: nlohmann's
+// value() would throw on {"alg":null}, and `audit verify` or the daemon's
+// start check would end on it).
 absl::StatusOr<nlohmann::json> JwsHeader(std::string_view jws) {
   size_t dot = jws.find('.');
   if (dot == std::string_view::npos)
@@ -59,6 +62,12 @@ absl::StatusOr<nlohmann::json> JwsHeader(std::string_view jws) {
   nlohmann::json h = nlohmann::json::parse(*header, nullptr, false);
   if (!h.is_object())
     return absl::InvalidArgumentError("checkpoint header: not a JSON object");
+  for (const char* name : {"kid", "alg", "typ"}) {
+    if (text::HasNonStringMember(h, name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoint header.", name, ": not a string"));
+    }
+  }
   return h;
 }
 
@@ -198,8 +207,8 @@ absl::StatusOr<CheckpointPayload> CheckpointTrust::Verify(
     std::string_view jws, std::string_view embedded_jwk) const {
   auto header = JwsHeader(jws);
   if (!header.ok()) return header.status();
-  const std::string kid = header->value("kid", "");
-  const std::string alg_name = header->value("alg", "");
+  const std::string kid = text::StringMemberOrEmpty(*header, "kid");
+  const std::string alg_name = text::StringMemberOrEmpty(*header, "alg");
   std::optional<crypto::SignAlgorithm> alg = crypto::ParseSignAlgorithm(alg_name);
   if (!alg) {
     return absl::InvalidArgumentError(

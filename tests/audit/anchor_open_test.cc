@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "signer/audit/audit_verify.h"
 #include "signer/audit/checkpoint_keys.h"
+#include "signer/token/jws.h"
 #include "tests/audit/checkpoint_test_util.h"
 
 namespace tokensign::audit {
@@ -141,6 +142,37 @@ TEST_F(AnchorOpenTest, FinalCheckpointReplacedByOtherKeyIsRefused) {
   lines.back() = testing::Resign(lines.back(), *testing::NewCheckpointKey());
   WriteLines(path_, lines);
   ExpectRefused("differs from the checkpoint the HSM holds");
+}
+
+// A crash between the log write and the anchor write leaves the log's last
+// checkpoint one after the anchored one, and the start check verifies it.
+// Edited to hold a null alg in its JWS header (what audit_fuzzer found
+// throwing out of the checkpoint verify), it is refused, naming the member;
+// the check does not end the process.
+TEST_F(AnchorOpenTest, CheckpointHeaderOfAnotherTypeIsRefusedNotThrown) {
+  MemoryAnchorStore before_final;
+  {
+    auto log = OpenLog();
+    Fill(log.get(), 5, "a", /*checkpoint=*/true);
+    Fill(log.get(), 5, "b");
+    testing::CopyRecord(store_, &before_final, AnchorRecordName("i1"));
+  }  // the final checkpoint is in the log; before_final lacks it
+  std::vector<std::string> lines = ReadLines(path_);
+  auto last = nlohmann::ordered_json::parse(lines.back());
+  const std::string jws = last["checkpoint"].get<std::string>();
+  nlohmann::json header = nlohmann::json::parse(
+      *token::Base64UrlDecode(jws.substr(0, jws.find('.'))));
+  header["alg"] = nullptr;
+  last["checkpoint"] =
+      token::Base64UrlEncode(header.dump()) + jws.substr(jws.find('.'));
+  lines.back() = last.dump();
+  WriteLines(path_, lines);
+  auto log = AuditLog::Open(ManualCheckpoints(path_, key_, &before_final));
+  ASSERT_TRUE(log.ok()) << log.status();
+  absl::Status h = (*log)->health();
+  EXPECT_EQ(h.code(), absl::StatusCode::kFailedPrecondition) << h;
+  EXPECT_NE(h.message().find("header.alg: not a string"), std::string::npos)
+      << h;
 }
 
 // kill -9 after the checkpoint reached the log but before the HSM held it:

@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "signer/audit/audit_verify.h"
 #include "signer/audit/checkpoint_keys.h"
+#include "signer/token/jws.h"
 #include "tests/audit/checkpoint_test_util.h"
 
 namespace tokensign::audit {
@@ -163,6 +164,52 @@ TEST_F(CheckpointVerifyTest, EditedCheckpointIsBroken) {
   ChainBreak b = Broken(pinned_);
   EXPECT_EQ(b.kind, BreakKind::kBadCheckpoint);
   EXPECT_EQ(b.line, 13) << b.detail;
+}
+
+// A checkpoint whose JWS header holds another type where a string belongs
+// ({"alg":null}, found by audit_fuzzer) is a broken line named by its
+// member, under every kind of trust: it used to throw nlohmann's type_error
+// out of CheckpointTrust::Verify, ending `tokensignctl audit verify` and the
+// daemon's start check on a file someone with write access had edited.
+TEST_F(CheckpointVerifyTest, CheckpointHeaderMembersOfAnotherTypeAreBroken) {
+  const std::string original = lines_[12];
+  const std::string jws =
+      nlohmann::json::parse(original)["checkpoint"].get<std::string>();
+  const nlohmann::json header = nlohmann::json::parse(
+      *token::Base64UrlDecode(jws.substr(0, jws.find('.'))));
+  absl::StatusOr<CheckpointTrust> keys =
+      CheckpointTrust::FromJwks(testing::JwksOf(*key_));
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  const CheckpointTrust embedded = CheckpointTrust::Embedded();
+  for (const char* member : {"alg", "kid", "typ"}) {
+    for (const nlohmann::json& odd : {nlohmann::json(nullptr),
+                                      nlohmann::json(7),
+                                      nlohmann::json::object()}) {
+      nlohmann::json bad = header;
+      bad[member] = odd;
+      const std::string forged =
+          token::Base64UrlEncode(bad.dump()) + jws.substr(jws.find('.'));
+      SCOPED_TRACE(bad.dump());
+      const std::vector<const CheckpointTrust*> trusts = {&embedded, &pinned_,
+                                                          &*keys};
+      for (const CheckpointTrust* trust : trusts) {
+        absl::StatusOr<CheckpointPayload> v = trust->Verify(
+            forged, nlohmann::json::parse(original)["key"].dump());
+        ASSERT_FALSE(v.ok());
+        EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+        EXPECT_NE(v.status().message().find(std::string("header.") + member),
+                  std::string::npos)
+            << v.status();
+        nlohmann::ordered_json line = nlohmann::ordered_json::parse(original);
+        line["checkpoint"] = forged;
+        lines_[12] = line.dump();
+        WriteLines(path_, lines_);
+        ChainBreak b = Broken(*trust);
+        EXPECT_EQ(b.kind, BreakKind::kBadCheckpoint);
+        EXPECT_EQ(b.line, 13) << b.detail;
+      }
+    }
+  }
 }
 
 TEST_F(CheckpointVerifyTest, CheckpointSignedByAnotherKeyIsBrokenWhenPinned) {
