@@ -233,13 +233,14 @@ absl::Status KeysetManager::ReloadIssuer(const std::string& issuer,
   return absl::OkStatus();
 }
 
-absl::Status KeysetManager::Load(const std::vector<std::string>& issuers) {
+absl::Status KeysetManager::Load(const std::vector<std::string>& issuers,
+                                 const hsm::DataScan* records) {
   {
     std::lock_guard admin(admin_mu_);
     // Issuers already loaded keep serving while they are re-read (a SIGHUP
     // never leaves a moment without them); the others are dropped at the end.
     // Every record is read in one search of the token.
-    auto read = records_.ReadEvery(issuers);
+    auto read = records_.ReadEvery(issuers, records);
     // and every key in one scan, if any is checked
     KeyScanOnce scan(*hsm_, NeedsPublicObjects(read));
     for (const std::string& issuer : issuers) {

@@ -112,7 +112,10 @@ class KeysetManager {
   // (Re)reads the records of `issuers` from the HSM; issuers not listed are
   // dropped. An issuer whose record cannot be read or checked is kept as last
   // loaded, or loaded without a usable key (reported), never failing the rest.
-  absl::Status Load(const std::vector<std::string>& issuers);
+  // `records`: the token's records as the caller just read them
+  // (Hsm::ScanData; RecordStore::ReadEvery), instead of a search of its own.
+  absl::Status Load(const std::vector<std::string>& issuers,
+                    const hsm::DataScan* records = nullptr);
 
   // Re-reads the records of the loaded issuers and swaps in those that changed
   // on the HSM (another replica rotated, created or destroyed a key): so this

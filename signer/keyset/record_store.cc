@@ -72,8 +72,10 @@ absl::StatusOr<KeysetRecord> RecordStore::Read(std::string_view issuer) const {
 }
 
 absl::StatusOr<std::map<std::string, IssuerRecords>> RecordStore::ReadEvery(
-    const std::vector<std::string>& issuers) const {
-  auto scan = hsm_->ScanData(KeysetObjectName(""));
+    const std::vector<std::string>& issuers,
+    const hsm::DataScan* records) const {
+  absl::StatusOr<hsm::DataScan> scan =
+      records != nullptr ? *records : hsm_->ScanData(KeysetObjectName(""));
   if (!scan.ok()) return Prefix(scan.status(), "keyset records");
   std::map<std::string, IssuerRecords> out;
   for (const std::string& issuer : issuers) {

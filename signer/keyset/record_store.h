@@ -67,8 +67,12 @@ class RecordStore {
   // Read and PublicLookalikes for every issuer listed, in one object search
   // of the token (reading N issuers one by one is N searches, each linear in
   // the token's objects). Fails only when the token cannot be searched.
+  // `records`: a Hsm::ScanData the caller took just before with a prefix the
+  // keyset record names start with (e.g. "", shared with the audit key's
+  // record at start): read from it instead of searching again.
   absl::StatusOr<std::map<std::string, IssuerRecords>> ReadEvery(
-      const std::vector<std::string>& issuers) const;
+      const std::vector<std::string>& issuers,
+      const hsm::DataScan* records = nullptr) const;
   // `now`: unix seconds (for the settle rule of step 1).
   absl::StatusOr<WriteResult> Write(const KeysetRecord& base, KeysetRecord next,
                                     int64_t now) const;

@@ -25,9 +25,17 @@ absl::Status Bad(std::string_view instance, std::string_view what) {
                                           S(what)));
 }
 
-// The newest copy of the record (by version), or null when there is none.
-absl::StatusOr<Json> LoadRecord(hsm::Hsm& hsm, std::string_view instance) {
-  auto copies = hsm.GetAllData(AuditKeysRecordName(instance));
+// The newest copy of the record (by version), or null when there is none;
+// from `records` when the caller read them, else searched for.
+absl::StatusOr<Json> LoadRecord(hsm::Hsm& hsm, std::string_view instance,
+                                const hsm::DataScan* records = nullptr) {
+  const std::string name = AuditKeysRecordName(instance);
+  absl::StatusOr<std::vector<std::string>> copies = std::vector<std::string>();
+  if (records == nullptr) {
+    copies = hsm.GetAllData(name);
+  } else if (auto it = records->values.find(name); it != records->values.end()) {
+    copies = it->second;
+  }
   if (!copies.ok()) return copies.status();
   Json best;
   for (const std::string& c : *copies) {
@@ -77,8 +85,9 @@ absl::StatusOr<std::string> AuditJwksOf(hsm::Hsm& hsm,
 absl::StatusOr<AuditKeys> LoadAuditKey(hsm::Hsm& hsm,
                                        const keyset::PrivateKeyLoader& loader,
                                        std::string_view instance,
-                                       crypto::SignAlgorithm alg) {
-  auto loaded = LoadRecord(hsm, instance);
+                                       crypto::SignAlgorithm alg,
+                                       const hsm::DataScan* records) {
+  auto loaded = LoadRecord(hsm, instance, records);
   if (!loaded.ok()) return loaded.status();
   Json record = loaded->is_null()
                     ? Json{{"version", 0}, {"keys", Json::array()}}

@@ -44,11 +44,15 @@ struct AuditKeys {
 std::string AuditKeysRecordName(std::string_view instance);
 std::string AuditKeyLabel(std::string_view instance);
 
-// The instance's audit key (created on first use, see above).
+// The instance's audit key (created on first use, see above). `records`: the
+// token's records as the caller just read them (Hsm::ScanData with a prefix
+// the record's name starts with, e.g. "" at daemon start, shared with the
+// keyset load): the record is taken from there instead of a search.
 absl::StatusOr<AuditKeys> LoadAuditKey(hsm::Hsm& hsm,
                                        const keyset::PrivateKeyLoader& loader,
                                        std::string_view instance,
-                                       crypto::SignAlgorithm alg);
+                                       crypto::SignAlgorithm alg,
+                                       const hsm::DataScan* records = nullptr);
 
 // The JWKS kept in the record, without touching keys (for instances other
 // than this daemon's). NotFound when the instance has no audit key record.

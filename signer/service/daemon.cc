@@ -161,7 +161,13 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
         return prov->PrivateKey(id);
       });
   p->keys->SetPolicies(LifecyclePolicies(cfg));
-  if (absl::Status st = p->keys->Load(IssuerNames(cfg)); !st.ok()) return st;
+  // Every tokensign record on the token in one search, for the keysets and
+  // the audit key's record (a search stats every object's file in SoftHSM:
+  // ~50 ms of CPU at 3,000 objects). If it fails, each reads its own.
+  absl::StatusOr<hsm::DataScan> records = p->hsm->ScanData("");
+  const hsm::DataScan* read = records.ok() ? &*records : nullptr;
+  if (absl::Status st = p->keys->Load(IssuerNames(cfg), read); !st.ok())
+    return st;
   if (cfg.dev) {
     for (const auto& [name, issuer] : cfg.issuers) {
       auto key = p->keys->EnsureActiveKey(name, issuer.algorithm);
@@ -170,7 +176,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
     }
   }
 
-  auto audit = OpenAudit(cfg, p->hsm, p->provider);
+  auto audit = OpenAudit(cfg, p->hsm, p->provider, read);
   if (!audit.ok()) return audit.status();
   p->audit = *std::move(audit);
   if (absl::Status st = p->audit.log->health(); !st.ok()) {

@@ -73,7 +73,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> GrpcServerCredentials(
 
 absl::StatusOr<OpenedAudit> OpenAudit(
     const Config& cfg, std::shared_ptr<hsm::Hsm> hsm,
-    std::shared_ptr<hsm::provider::HsmKeyProvider> provider) {
+    std::shared_ptr<hsm::provider::HsmKeyProvider> provider,
+    const hsm::DataScan* records) {
   OpenedAudit out;
   audit::AuditLogOptions audit_opts;
   audit_opts.path = cfg.audit.path;
@@ -100,7 +101,7 @@ absl::StatusOr<OpenedAudit> OpenAudit(
   auto audit_key = LoadAuditKey(
       *hsm,
       [provider](std::string_view id) { return provider->PrivateKey(id); },
-      out.instance, cfg.audit.checkpoint_alg);
+      out.instance, cfg.audit.checkpoint_alg, records);
   if (!audit_key.ok()) return audit_key.status();
   out.jwks = audit_key->jwks_json;
   out.kid = audit_key->current->kid;

@@ -47,9 +47,11 @@ struct OpenedAudit {
   std::unique_ptr<HsmAnchorStore> anchors;  // must outlive `log`
   std::unique_ptr<audit::AuditLog> log;
 };
+// `records`: the token's records read at start (LoadAuditKey), or nullptr.
 absl::StatusOr<OpenedAudit> OpenAudit(
     const Config& cfg, std::shared_ptr<hsm::Hsm> hsm,
-    std::shared_ptr<hsm::provider::HsmKeyProvider> provider);
+    std::shared_ptr<hsm::provider::HsmKeyProvider> provider,
+    const hsm::DataScan* records = nullptr);
 
 std::vector<std::string> IssuerNames(const Config& cfg);
 // Each issuer's key lifecycle rules under `cfg`.

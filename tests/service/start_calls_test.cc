@@ -13,7 +13,9 @@
 //   - a checked key is pinned itself (one SPKI parse per key, not two);
 //   - a keyset load whose records carry their keys' SPKI does not search the
 //     public-key objects (two searches, not three); one with a record from
-//     before the SPKI was recorded still reads them.
+//     before the SPKI was recorded still reads them;
+//   - at start one ScanData serves the keyset load and the audit key's record
+//     (tokensignd: Daemon::Start), so the keys' scan is the only other search.
 // Test-only; the test thread.
 #include <gtest/gtest.h>
 
@@ -110,6 +112,33 @@ class StartCallsTest : public ::testing::Test {
   std::shared_ptr<hsm::Hsm> hsm_;
 };
 
+// What `keys create` + `keys activate` leave for `issuer` (one active key);
+// `with_spki` false: a record as written before keys carried their SPKI.
+void SeedIssuer(hsm::Hsm& hsm, const std::string& issuer, bool with_spki) {
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  auto info = hsm.GenerateKey(crypto::KeyType::kEcP256,
+                              keyset::internal::KeyLabel(issuer, now));
+  ASSERT_TRUE(info.ok()) << info.status();
+  auto pub = crypto::ParseSpki(info->spki_der);
+  ASSERT_TRUE(pub.ok()) << pub.status();
+  keyset::KeyRecord key;
+  key.id = info->id;
+  key.kid = token::JwkThumbprint(pub->get()).value();
+  if (with_spki) key.spki = info->spki_der;
+  key.alg = crypto::SignAlgorithm::kES256;
+  key.state = keyset::KeyState::kActive;
+  key.created_at = key.activated_at = now;
+  keyset::KeysetRecord rec;
+  rec.issuer = issuer;
+  rec.generation = 1;
+  rec.writer = keyset::RandomWriterId();
+  rec.written_at = now;
+  rec.keys.push_back(key);
+  ASSERT_TRUE(hsm.AddData(keyset::KeysetObjectName(issuer),
+                          keyset::SerializeKeysetRecord(rec))
+                  .ok());
+}
+
 // At start the keyset scan has just read and checked every key on the token;
 // the audit key is taken from it. Before, LoadAuditKey called FindKey and the
 // check FindKey again: two searches each (private, then public objects), ~0.1 s
@@ -137,6 +166,46 @@ TEST_F(StartCallsTest, AuditKeyAfterTheKeyScanSearchesOnlyForItsRecord) {
   EXPECT_EQ(again->current->kid, kid);  // the same key, not a new one
   std::printf("[calls] audit key after the key scan: %ld searches\n", searches);
   EXPECT_EQ(searches, 1) << "only the audit key record's search";
+}
+
+// At daemon start the records are read once (ScanData("")) for the keysets
+// and the audit key: the keyset load then searches only the private keys, the
+// audit key nothing at all.
+TEST_F(StartCallsTest, StartReadsRecordsOnceForKeysetsAndAuditKey) {
+  const std::string instance = "calls-once";
+  std::string kid;
+  {
+    auto first = LoadAuditKey(*hsm_, LoaderFor(ProviderFor(hsm_)), instance,
+                              crypto::SignAlgorithm::kES256);
+    ASSERT_TRUE(first.ok()) << first.status();
+    kid = first->current->kid;
+  }
+  ASSERT_NO_FATAL_FAILURE(SeedIssuer(*hsm_, "calls-once-a", true));
+  ASSERT_NO_FATAL_FAILURE(SeedIssuer(*hsm_, "calls-once-b", true));
+  std::shared_ptr<hsm::Hsm> hsm = Open();
+  ASSERT_NE(hsm, nullptr);
+  auto provider = ProviderFor(hsm);
+  ASSERT_NE(provider, nullptr);
+  keyset::KeysetManager keys(hsm, LoaderFor(provider));
+  const long before = Calls();
+  auto records = hsm->ScanData("");
+  ASSERT_TRUE(records.ok()) << records.status();
+  const long after_scan = Calls();
+  ASSERT_TRUE(keys.Load({"calls-once-a", "calls-once-b"}, &*records).ok());
+  const long after_load = Calls();
+  auto audit = LoadAuditKey(*hsm, LoaderFor(provider), instance,
+                            crypto::SignAlgorithm::kES256, &*records);
+  const long after_audit = Calls();
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  EXPECT_EQ(audit->current->kid, kid);
+  EXPECT_TRUE(keys.ActiveKey("calls-once-a").ok());
+  EXPECT_TRUE(keys.ActiveKey("calls-once-b").ok());
+  std::printf("[calls] start: records %ld, keyset load %ld, audit key %ld "
+              "searches\n", after_scan - before, after_load - after_scan,
+              after_audit - after_load);
+  EXPECT_EQ(after_scan - before, 1);
+  EXPECT_EQ(after_load - after_scan, 1);  // the private keys
+  EXPECT_EQ(after_audit - after_load, 0);
 }
 
 // The audit key taken from the scan is still proven before it signs: a record
@@ -276,33 +345,6 @@ TEST_F(StartCallsTest, CheckedKeyIsPinnedItself) {
   auto pinned = hsm_->PublicKey(info->id);
   ASSERT_TRUE(pinned.ok()) << pinned.status();
   EXPECT_EQ(pinned->get(), verified->public_key.get());
-}
-
-// What `keys create` + `keys activate` leave for `issuer` (one active key);
-// `with_spki` false: a record as written before keys carried their SPKI.
-void SeedIssuer(hsm::Hsm& hsm, const std::string& issuer, bool with_spki) {
-  const int64_t now = absl::ToUnixSeconds(absl::Now());
-  auto info = hsm.GenerateKey(crypto::KeyType::kEcP256,
-                              keyset::internal::KeyLabel(issuer, now));
-  ASSERT_TRUE(info.ok()) << info.status();
-  auto pub = crypto::ParseSpki(info->spki_der);
-  ASSERT_TRUE(pub.ok()) << pub.status();
-  keyset::KeyRecord key;
-  key.id = info->id;
-  key.kid = token::JwkThumbprint(pub->get()).value();
-  if (with_spki) key.spki = info->spki_der;
-  key.alg = crypto::SignAlgorithm::kES256;
-  key.state = keyset::KeyState::kActive;
-  key.created_at = key.activated_at = now;
-  keyset::KeysetRecord rec;
-  rec.issuer = issuer;
-  rec.generation = 1;
-  rec.writer = keyset::RandomWriterId();
-  rec.written_at = now;
-  rec.keys.push_back(key);
-  ASSERT_TRUE(hsm.AddData(keyset::KeysetObjectName(issuer),
-                          keyset::SerializeKeysetRecord(rec))
-                  .ok());
 }
 
 TEST_F(StartCallsTest, KeysetLoadReadsPublicKeyObjectsOnlyForRecordsWithoutSpki) {
