@@ -74,9 +74,13 @@ absl::StatusOr<KeysetRecord> RecordStore::Read(std::string_view issuer) const {
 absl::StatusOr<std::map<std::string, IssuerRecords>> RecordStore::ReadEvery(
     const std::vector<std::string>& issuers,
     const hsm::DataScan* records) const {
-  absl::StatusOr<hsm::DataScan> scan =
-      records != nullptr ? *records : hsm_->ScanData(KeysetObjectName(""));
-  if (!scan.ok()) return Prefix(scan.status(), "keyset records");
+  absl::StatusOr<hsm::DataScan> own;
+  const hsm::DataScan* scan = records;
+  if (scan == nullptr) {
+    own = hsm_->ScanData(KeysetObjectName(""));
+    if (!own.ok()) return Prefix(own.status(), "keyset records");
+    scan = &*own;
+  }
   std::map<std::string, IssuerRecords> out;
   for (const std::string& issuer : issuers) {
     const std::string name = KeysetObjectName(issuer);
