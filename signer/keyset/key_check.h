@@ -4,8 +4,9 @@
 //   - the HSM holds a private token key with the record's CKA_ID that passes
 //     hsm::CheckPrivateKeyAttributes (sensitive, always sensitive, never
 //     extractable, local, ...), and no other private key has that CKA_ID:
-//     as `scan` (Hsm::ScanKeys, taken for this Load/Refresh) found it, or,
-//     without one, as Hsm::FindKey reads it now (no cache);
+//     as `scan` found it (Hsm::ScanKeys taken for this Load/Refresh; at
+//     daemon start, LoadAuditKey's Hsm::ResolveKey answer from the cache that
+//     scan filled), or, without one, as Hsm::FindKey reads it now (no cache);
 //   - its key type and size fit the record's algorithm (RSA >= 2048 bits);
 //   - the public key (the record's `spki`; for records written before it
 //     existed, the token's public object) has the record's kid as its RFC 7638
