@@ -24,8 +24,11 @@
 namespace tokensign::testing {
 
 // One active ES256 (P-256) key for `issuer`, recorded at generation 1;
-// returns the key's record.
-inline absl::StatusOr<keyset::KeyRecord> SeedIssuerKey(hsm::Hsm& hsm, const std::string& issuer) {
+// returns the key's record. `with_spki` false: a record as written before
+// keys carried their SPKI.
+inline absl::StatusOr<keyset::KeyRecord> SeedIssuerKey(hsm::Hsm& hsm,
+                                                       const std::string& issuer,
+                                                       bool with_spki = true) {
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   auto info = hsm.GenerateKey(crypto::KeyType::kEcP256,
                               keyset::internal::KeyLabel(issuer, now));
@@ -37,7 +40,7 @@ inline absl::StatusOr<keyset::KeyRecord> SeedIssuerKey(hsm::Hsm& hsm, const std:
   keyset::KeyRecord key;
   key.id = info->id;
   key.kid = *kid;
-  key.spki = info->spki_der;
+  if (with_spki) key.spki = info->spki_der;
   key.alg = crypto::SignAlgorithm::kES256;
   key.state = keyset::KeyState::kActive;
   key.created_at = key.activated_at = now;

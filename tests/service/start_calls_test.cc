@@ -21,8 +21,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +39,8 @@
 #include "signer/keyset/keyset_record.h"
 #include "signer/service/audit_hsm.h"
 #include "signer/token/jwk.h"
+#include "tests/scale/scale_seed.h"
+#include "tests/support/fault_rules.h"
 #include "tests/support/fault_stats.h"
 #include "tests/support/planter.h"
 #include "tests/support/softhsm_token.h"
@@ -51,6 +51,9 @@
 
 namespace tokensign::service {
 namespace {
+
+using ::tokensign::testing::SeedIssuerKey;
+using ::tokensign::testing::WriteFaultRules;
 
 class StartCallsTest : public ::testing::Test {
  protected:
@@ -73,12 +76,7 @@ class StartCallsTest : public ::testing::Test {
   // Counts the calls of `function` from now on (written atomically; the
   // module re-reads the file when it changes).
   void Count(const std::string& function) {
-    const std::string tmp = control_ + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << "# " << ++generation_ << "\n" << function << " DELAY always 1\n";
-    }
-    std::filesystem::rename(tmp, control_);
+    WriteFaultRules(control_, function + " DELAY always 1\n");
   }
 
   // Calls of the counted function so far (the module's "delayed" count).
@@ -108,35 +106,14 @@ class StartCallsTest : public ::testing::Test {
 
   std::string control_;
   std::string stats_;
-  int generation_ = 0;
   std::shared_ptr<hsm::Hsm> hsm_;
 };
 
 // What `keys create` + `keys activate` leave for `issuer` (one active key);
 // `with_spki` false: a record as written before keys carried their SPKI.
 void SeedIssuer(hsm::Hsm& hsm, const std::string& issuer, bool with_spki) {
-  const int64_t now = absl::ToUnixSeconds(absl::Now());
-  auto info = hsm.GenerateKey(crypto::KeyType::kEcP256,
-                              keyset::internal::KeyLabel(issuer, now));
-  ASSERT_TRUE(info.ok()) << info.status();
-  auto pub = crypto::ParseSpki(info->spki_der);
-  ASSERT_TRUE(pub.ok()) << pub.status();
-  keyset::KeyRecord key;
-  key.id = info->id;
-  key.kid = token::JwkThumbprint(pub->get()).value();
-  if (with_spki) key.spki = info->spki_der;
-  key.alg = crypto::SignAlgorithm::kES256;
-  key.state = keyset::KeyState::kActive;
-  key.created_at = key.activated_at = now;
-  keyset::KeysetRecord rec;
-  rec.issuer = issuer;
-  rec.generation = 1;
-  rec.writer = keyset::RandomWriterId();
-  rec.written_at = now;
-  rec.keys.push_back(key);
-  ASSERT_TRUE(hsm.AddData(keyset::KeysetObjectName(issuer),
-                          keyset::SerializeKeysetRecord(rec))
-                  .ok());
+  absl::StatusOr<keyset::KeyRecord> key = SeedIssuerKey(hsm, issuer, with_spki);
+  ASSERT_TRUE(key.ok()) << key.status();
 }
 
 // At start the keyset scan has just read and checked every key on the token;
