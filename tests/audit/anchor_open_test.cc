@@ -10,7 +10,6 @@
 #include "gtest/gtest.h"
 #include "signer/audit/audit_verify.h"
 #include "signer/audit/checkpoint_keys.h"
-#include "signer/token/jws.h"
 #include "tests/audit/checkpoint_test_util.h"
 
 namespace tokensign::audit {
@@ -56,6 +55,16 @@ class AnchorOpenTest : public ::testing::Test {
     EXPECT_NE(h.message().find(what), std::string::npos) << h;
     EXPECT_NE(h.message().find("acknowledge"), std::string::npos) << h;
     EXPECT_FALSE(log->Append(MakeRecord("after")).ok());
+  }
+
+  // A log whose final checkpoint is in the file while `*before_final` holds
+  // the HSM's records as they were before its anchor was written (kill -9
+  // between the log write and the anchor write).
+  void CrashBeforeTheFinalAnchor(MemoryAnchorStore* before_final) {
+    auto log = OpenLog();
+    Fill(log.get(), 5, "a", /*checkpoint=*/true);
+    Fill(log.get(), 5, "b");
+    testing::CopyRecord(store_, before_final, AnchorRecordName("i1"));
   }
 
   VerifyReport VerifyPinned() {
@@ -151,20 +160,11 @@ TEST_F(AnchorOpenTest, FinalCheckpointReplacedByOtherKeyIsRefused) {
 // the check does not end the process.
 TEST_F(AnchorOpenTest, CheckpointHeaderOfAnotherTypeIsRefusedNotThrown) {
   MemoryAnchorStore before_final;
-  {
-    auto log = OpenLog();
-    Fill(log.get(), 5, "a", /*checkpoint=*/true);
-    Fill(log.get(), 5, "b");
-    testing::CopyRecord(store_, &before_final, AnchorRecordName("i1"));
-  }  // the final checkpoint is in the log; before_final lacks it
+  ASSERT_NO_FATAL_FAILURE(CrashBeforeTheFinalAnchor(&before_final));
   std::vector<std::string> lines = ReadLines(path_);
   auto last = nlohmann::ordered_json::parse(lines.back());
-  const std::string jws = last["checkpoint"].get<std::string>();
-  nlohmann::json header = nlohmann::json::parse(
-      *token::Base64UrlDecode(jws.substr(0, jws.find('.'))));
-  header["alg"] = nullptr;
-  last["checkpoint"] =
-      token::Base64UrlEncode(header.dump()) + jws.substr(jws.find('.'));
+  last["checkpoint"] = testing::WithHeaderMember(
+      last["checkpoint"].get<std::string>(), "alg", nullptr);
   lines.back() = last.dump();
   WriteLines(path_, lines);
   auto log = AuditLog::Open(ManualCheckpoints(path_, key_, &before_final));
@@ -180,12 +180,7 @@ TEST_F(AnchorOpenTest, CheckpointHeaderOfAnotherTypeIsRefusedNotThrown) {
 // without an operator, and the anchor catches up.
 TEST_F(AnchorOpenTest, CrashBetweenLogWriteAndAnchorWriteIsAccepted) {
   MemoryAnchorStore before_final;
-  {
-    auto log = OpenLog();
-    Fill(log.get(), 5, "a", /*checkpoint=*/true);
-    Fill(log.get(), 5, "b");
-    testing::CopyRecord(store_, &before_final, AnchorRecordName("i1"));
-  }  // the final checkpoint is in the log; before_final lacks it
+  ASSERT_NO_FATAL_FAILURE(CrashBeforeTheFinalAnchor(&before_final));
   auto log = AuditLog::Open(ManualCheckpoints(path_, key_, &before_final));
   ASSERT_TRUE(log.ok()) << log.status();
   EXPECT_TRUE((*log)->health().ok()) << (*log)->health();

@@ -84,6 +84,18 @@ inline std::string Resign(const std::string& line, const CheckpointKey& key) {
   return j.dump();
 }
 
+// `jws` with its header's member `name` set to `value` (the signature left
+// as it was): a checkpoint header as someone editing the file would write it.
+inline std::string WithHeaderMember(const std::string& jws, const char* name,
+                                    const nlohmann::json& value) {
+  const size_t dot = jws.find('.');
+  auto header_bytes = token::Base64UrlDecode(jws.substr(0, dot));
+  EXPECT_TRUE(header_bytes.ok()) << header_bytes.status();
+  nlohmann::json header = nlohmann::json::parse(header_bytes.value_or("{}"));
+  header[name] = value;
+  return token::Base64UrlEncode(header.dump()) + jws.substr(dot);
+}
+
 inline bool IsCheckpoint(const std::string& line) {
   return nlohmann::json::parse(line).contains("checkpoint");
 }
