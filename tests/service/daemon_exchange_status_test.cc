@@ -150,17 +150,11 @@ TEST(DaemonExchangeTest, RevokingTheRootRevokesEveryDescendant) {
     EXPECT_EQ(st.error_message().substr(0, 5), "uri: ");
   }
 
-  WriteAll(s.h.Path("jwks.json"), s.Jwks("as"));
-  WriteAll(s.h.Path("status_list.jwt"), signed_list.token());
-  WriteAll(s.h.Path("refs.json"),
-           nlohmann::json({user.token(), agent.token(), sub_agent.token(),
-                           txn.token(), unrelated.token()})
-               .dump());
   std::string out;
-  int rc = Shell(std::string(kSystemPython) + " " TOKENSIGN_STATUS_CHECKER " " +
-                     s.h.Path("jwks.json") + " " + s.h.Path("status_list.jwt") +
-                     " " + s.h.Path("refs.json") + " 2>&1",
-                 &out);
+  int rc = s.CheckStatuses(signed_list.token(),
+                           {user.token(), agent.token(), sub_agent.token(),
+                            txn.token(), unrelated.token()},
+                           &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "0 INVALID\n1 INVALID\n2 INVALID\n3 INVALID\n4 VALID\n");
 
@@ -245,15 +239,7 @@ TEST(DaemonExchangeTest, CliExchangeAndStatusListSign) {
             0)
       << list;
 
-  WriteAll(s.h.Path("jwks.json"), s.Jwks("as"));
-  WriteAll(s.h.Path("status_list.jwt"), list);
-  WriteAll(s.h.Path("refs.json"),
-           nlohmann::json({user, agent, sub_agent, txn}).dump());
-  out.clear();
-  int rc = Shell(std::string(kSystemPython) + " " TOKENSIGN_STATUS_CHECKER " " +
-                     s.h.Path("jwks.json") + " " + s.h.Path("status_list.jwt") +
-                     " " + s.h.Path("refs.json") + " 2>&1",
-                 &out);
+  int rc = s.CheckStatuses(list, {user, agent, sub_agent, txn}, &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "0 INVALID\n1 INVALID\n2 INVALID\n3 INVALID\n");
   EXPECT_EQ(s.h.Stop(s.d, SIGTERM), 0);

@@ -106,6 +106,20 @@ struct Daemon {
   std::string Jwks(const std::string& issuer) {
     return h.HttpGet(d, "/issuers/" + issuer + "/jwks.json");
   }
+  // The outside status-list checker (status_list_check.py) on `tokens`
+  // against the signed list `list_jwt` and the "as" issuer's JWKS: one
+  // "INDEX VALID|INVALID" line per token in *out; its exit code.
+  int CheckStatuses(const std::string& list_jwt,
+                    const std::vector<std::string>& tokens, std::string* out) {
+    WriteAll(h.Path("jwks.json"), Jwks("as"));
+    WriteAll(h.Path("status_list.jwt"), list_jwt);
+    WriteAll(h.Path("refs.json"), nlohmann::json(tokens).dump());
+    out->clear();
+    return Shell(std::string(kSystemPython) + " " TOKENSIGN_STATUS_CHECKER " " +
+                     h.Path("jwks.json") + " " + h.Path("status_list.jwt") +
+                     " " + h.Path("refs.json") + " 2>&1",
+                 out);
+  }
 };
 
 // The root of the AI-agent scenario: alice's access token via app, with its
