@@ -44,8 +44,9 @@ struct AuditLogOptions {
   // Rotate when the active file exceeds this; 0 = never.
   int64_t rotate_bytes = 64 << 20;
   // Group commit (after PostgreSQL's commit_delay/commit_siblings): while
-  // announced records are outstanding (ExpectRecords; the daemon announces
-  // every queued sign request), or, for a log that never gets
+  // records announced before the linger began are outstanding (ExpectRecords;
+  // the daemon announces each token while it is being signed; one announced
+  // later does not extend the linger), or, for a log that never gets
   // announcements, when the previous commit covered more than one decision
   // record, the writer lingers up to commit_linger after waking, or
   // until commit_batch_records decisions are queued, before one write() and

@@ -74,9 +74,21 @@ absl::Status GroupCommitter::WaitDurableLocked(int64_t seq) {
 
 void GroupCommitter::ExpectLocked(int delta) {
   expected_ += delta;
+  if (delta > 0) {
+    announced_total_ += delta;
+  } else {
+    withdrawn_total_ -= delta;
+  }
   announced_ = true;
-  if (expected_ <= 0 && writer_state_ == WriterState::kLingering)
+  if (writer_state_ == WriterState::kLingering && !AwaitedOutstandingLocked())
     work_cv_.Signal();
+}
+
+// While lingering: records announced before the linger began are still
+// being made (a steady stream of new ones would otherwise hold every commit
+// until the signing queue drains, and then all of it waits for one sync).
+bool GroupCommitter::AwaitedOutstandingLocked() const {
+  return expected_ > 0 && withdrawn_total_ < linger_until_withdrawn_;
 }
 
 // More records are on their way: announced ones outstanding (ExpectRecords),
@@ -100,9 +112,11 @@ void GroupCommitter::MaybeLingerLocked() {
     return;
   }
   writer_state_ = WriterState::kLingering;
+  linger_until_withdrawn_ = announced_total_;
   const absl::Time deadline = absl::Now() + options_.linger;
   while (!stopping_ && queued_decisions_ < options_.batch_records &&
-         !SyncBatchCompleteLocked() && (!announced_ || expected_ > 0) &&
+         !SyncBatchCompleteLocked() &&
+         (!announced_ || AwaitedOutstandingLocked()) &&
          !work_cv_.WaitWithDeadline(mu_, deadline)) {
   }
   ++stats_.lingered;

@@ -123,6 +123,7 @@ class GroupCommitter {
   absl::Status WriteBatch(const std::vector<Segment>& batch, size_t* written,
                           int64_t* durable, Stats* delta);
   bool MoreComingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+  bool AwaitedOutstandingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
   bool SyncBatchCompleteLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
 
   StdMutex* const mu_;
@@ -145,6 +146,12 @@ class GroupCommitter {
   int64_t last_commit_sync_ ABSL_GUARDED_BY(*mu_) = 0;
   int64_t expected_ ABSL_GUARDED_BY(*mu_) = 0;      // announced outstanding
   bool announced_ ABSL_GUARDED_BY(*mu_) = false;    // ever announced
+  // Announcements made / withdrawn so far, and while lingering, how many
+  // withdrawals end the linger: those announced when it began (a record
+  // announced later does not extend it).
+  int64_t announced_total_ ABSL_GUARDED_BY(*mu_) = 0;
+  int64_t withdrawn_total_ ABSL_GUARDED_BY(*mu_) = 0;
+  int64_t linger_until_withdrawn_ ABSL_GUARDED_BY(*mu_) = 0;
 };
 
 }  // namespace tokensign::audit

@@ -154,6 +154,33 @@ TEST(GroupCommitTest, AnnouncedRecordsDecideTheLinger) {
   EXPECT_EQ(log.stats().records, 5);
 }
 
+// The linger waits for the records announced when it began, not for ones
+// announced while it runs: under a steady stream of sign requests the commit
+// would otherwise wait until the signing queue drains, and every call in
+// flight would then wait for the same fdatasync with the signers idle.
+TEST(GroupCommitTest, RecordsAnnouncedDuringTheLingerDoNotExtendIt) {
+  TempDir dir;
+  AuditLogOptions o{.path = dir.File("audit.log")};
+  o.commit_linger = absl::Seconds(30);  // only the rule can end it in time
+  auto opened = AuditLog::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  AuditLog& log = **opened;
+  log.ExpectRecords(+1);  // token A is being signed
+  testing::Notification durable;
+  log.AppendAsync(MakeRecord("b"), [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    durable.Notify();
+  });
+  // The writer lingers for A (not durable after 100 ms of a 30 s linger).
+  EXPECT_FALSE(durable.WaitForNotificationWithTimeout(absl::Milliseconds(100)));
+  log.ExpectRecords(+1);  // token C starts while it lingers
+  log.ExpectRecords(-1);  // A is done: b is synced although C is not
+  EXPECT_TRUE(durable.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  log.ExpectRecords(-1);
+  EXPECT_EQ(log.stats().lingered, 1);
+  EXPECT_EQ(log.stats().records, 1);
+}
+
 TEST(GroupCommitTest, RefusesNegativeLingerAndEmptyBatch) {
   TempDir dir;
   AuditLogOptions o{.path = dir.File("audit.log")};
