@@ -73,7 +73,6 @@ absl::Status GroupCommitter::WaitDurableLocked(int64_t seq) {
 }
 
 void GroupCommitter::ExpectLocked(int delta) {
-  expected_ += delta;
   if (delta > 0) {
     announced_total_ += delta;
   } else {
@@ -87,14 +86,15 @@ void GroupCommitter::ExpectLocked(int delta) {
 // While lingering: records announced before the linger began are still
 // being made (a steady stream of new ones would otherwise hold every commit
 // until the signing queue drains, and then all of it waits for one sync).
+// Totals only grow, so this implies OutstandingLocked() > 0.
 bool GroupCommitter::AwaitedOutstandingLocked() const {
-  return expected_ > 0 && withdrawn_total_ < linger_until_withdrawn_;
+  return withdrawn_total_ < linger_until_withdrawn_;
 }
 
 // More records are on their way: announced ones outstanding (ExpectRecords),
 // or, for a log that never gets announcements, the last commit had several.
 bool GroupCommitter::MoreComingLocked() const {
-  return announced_ ? expected_ > 0 : last_commit_decisions_ > 1;
+  return announced_ ? OutstandingLocked() > 0 : last_commit_decisions_ > 1;
 }
 
 // Every queued decision is a blocked synchronous Append and there are as many

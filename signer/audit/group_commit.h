@@ -124,6 +124,9 @@ class GroupCommitter {
                           int64_t* durable, Stats* delta);
   bool MoreComingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
   bool AwaitedOutstandingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
+  int64_t OutstandingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_) {
+    return announced_total_ - withdrawn_total_;
+  }
   bool SyncBatchCompleteLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mu_);
 
   StdMutex* const mu_;
@@ -144,11 +147,11 @@ class GroupCommitter {
   int64_t last_commit_decisions_ ABSL_GUARDED_BY(*mu_) = 0;
   int64_t sync_queued_ ABSL_GUARDED_BY(*mu_) = 0;  // of queued_decisions_
   int64_t last_commit_sync_ ABSL_GUARDED_BY(*mu_) = 0;
-  int64_t expected_ ABSL_GUARDED_BY(*mu_) = 0;      // announced outstanding
   bool announced_ ABSL_GUARDED_BY(*mu_) = false;    // ever announced
-  // Announcements made / withdrawn so far, and while lingering, how many
-  // withdrawals end the linger: those announced when it began (a record
-  // announced later does not extend it).
+  // Announcements made / withdrawn so far (their difference: announced
+  // records outstanding), and while lingering, how many withdrawals end the
+  // linger: those announced when it began (a record announced later does not
+  // extend it).
   int64_t announced_total_ ABSL_GUARDED_BY(*mu_) = 0;
   int64_t withdrawn_total_ ABSL_GUARDED_BY(*mu_) = 0;
   int64_t linger_until_withdrawn_ ABSL_GUARDED_BY(*mu_) = 0;
